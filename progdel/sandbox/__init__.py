@@ -1,0 +1,1 @@
+"""The sandbox cluster: progdel's own local Kubernetes API server and its data plane."""

@@ -1,0 +1,1 @@
+"""Everything progdel shows: tables, JSON/YAML/NDJSON output, live views."""

@@ -1,0 +1,90 @@
+"""The one output layer: every command renders through here.
+
+``table`` is for people (rich), ``json``/``yaml`` for scripts, ``ndjson`` for
+streams (one object per line, flushed at once).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from progdel.cli.options import GlobalOptions, OutputFormat
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def to_json(data: Any, *, indent: int | None = 2) -> str:
+    return json.dumps(data, indent=indent, default=_json_default, sort_keys=False)
+
+
+def emit(opts: GlobalOptions, data: Any, human: Callable[[Any], Any]) -> None:
+    """Print ``data`` in the chosen format; ``human`` renders it for ``table``.
+
+    ``human`` may return a string or any rich renderable.
+    """
+    fmt = opts.output
+    if fmt is OutputFormat.json:
+        sys.stdout.write(to_json(data) + "\n")
+    elif fmt is OutputFormat.ndjson:
+        emit_line(data)
+    elif fmt is OutputFormat.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(json.loads(to_json(data)), sort_keys=False))
+    else:
+        rendered = human(data)
+        if isinstance(rendered, str):
+            sys.stdout.write(rendered + ("" if rendered.endswith("\n") else "\n"))
+        else:
+            console().print(rendered)
+    sys.stdout.flush()
+
+
+def emit_line(data: Any) -> None:
+    """One NDJSON record, flushed so that a reader sees it at once."""
+    sys.stdout.write(to_json(data, indent=None) + "\n")
+    sys.stdout.flush()
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
+    """A kubectl-like borderless table."""
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for col in columns:
+        t.add_column(col.upper(), no_wrap=True)
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    return t
+
+
+_console: Any = None
+_err_console: Any = None
+
+
+def console() -> Any:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False, soft_wrap=True)
+    return _console
+
+
+def err_console() -> Any:
+    """Progress and status lines go to stderr so that stdout stays parseable."""
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        _err_console = Console(stderr=True, highlight=False)
+    return _err_console

@@ -61,7 +61,8 @@ def version(ctx: typer.Context) -> None:
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
-    emit(opts, {"version": __version__, "python": sys.version.split()[0]}, lambda d: f"progdel {d['version']}")
+    data = {"version": __version__, "python": sys.version.split()[0]}
+    emit(opts, data, lambda d: f"progdel {d['version']}")
 
 
 def _register() -> None:

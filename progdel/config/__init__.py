@@ -1,0 +1,1 @@
+"""User files: progdel.yaml and Canary specs, parsed and validated with pydantic."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from progdel.kube.client import Kube
 
 
 class OutputFormat(StrEnum):
@@ -31,3 +35,10 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     if isinstance(obj, GlobalOptions):
         return obj
     return GlobalOptions()
+
+
+def connect(opts: GlobalOptions) -> Kube:
+    """A ``progdel.kube.client.Kube`` for the global flags (imports the kubernetes client lazily)."""
+    from progdel.kube.client import connect as kube_connect
+
+    return kube_connect(opts.kubeconfig, opts.context, opts.namespace)

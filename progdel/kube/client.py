@@ -1,0 +1,388 @@
+"""The one Kubernetes client wrapper.
+
+It works on plain dicts (what the API sends) for every resource, built-in or
+custom, through the official client's ``ApiClient``: its configuration, auth
+plugins and TLS handling are reused, only (de)serialisation is ours, so a
+Deployment and a VirtualService are handled the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from progdel.errors import InvalidInput
+from progdel.kube.errors import Conflict, KubeError, NotFound, from_status, unreachable
+from progdel.kube.resources import Resource
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+FIELD_MANAGER = "progdel"
+
+_IN_CLUSTER_NS = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@dataclass
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
+    object: dict[str, Any]
+
+
+class Kube:
+    """A connection to one cluster, with a default namespace."""
+
+    def __init__(self, api_client: Any, namespace: str = "default") -> None:
+        self.api = api_client
+        self.namespace = namespace
+        self.server: str = api_client.configuration.host
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        resource: Resource | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> Any:
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        headers = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type or JSON
+        method_, url, headers, body, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=params,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            resp = self.api.call_api(method_, url, header_params=headers, body=body, _request_timeout=timeout)
+        except KubeError:
+            raise
+        except Exception as err:
+            if _is_connection_error(err):
+                raise unreachable(self.server, err) from None
+            raise
+        if not 200 <= resp.status <= 299:
+            data = resp.read()
+            raise from_status(
+                resp.status,
+                data,
+                method=method,
+                resource=resource,
+                name=name,
+                namespace=namespace,
+                server=self.server,
+            )
+        if stream:
+            return resp.response
+        data = resp.read()
+        return json.loads(data) if data else {}
+
+    def _ns(self, resource: Resource, namespace: str | None) -> str | None:
+        if not resource.namespaced:
+            return None
+        return namespace or self.namespace
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        ns = self._ns(resource, namespace)
+        return self._send("GET", resource.path(ns, name), resource=resource, name=name, namespace=ns)
+
+    def get_or_none(
+        self, resource: Resource, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        try:
+            return self.get(resource, name, namespace)
+        except NotFound:
+            return None
+
+    def get_list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        all_namespaces: bool = False,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> dict[str, Any]:
+        """The list object (``items`` and ``metadata.resourceVersion``), all pages joined."""
+        ns = None if all_namespaces else self._ns(resource, namespace)
+        query: dict[str, Any] = {
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "limit": 500,
+        }
+        result: dict[str, Any] | None = None
+        while True:
+            page = self._send("GET", resource.path(ns), query=query, resource=resource, namespace=ns)
+            if result is None:
+                result = page
+            else:
+                result["items"].extend(page.get("items") or [])
+                result["metadata"] = page.get("metadata", {})
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            query["continue"] = token
+        assert result is not None
+        result.setdefault("items", [])
+        return result
+
+    def items(self, resource: Resource, namespace: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+        return self.get_list(resource, namespace, **kw)["items"]
+
+    def create(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        ns = self._ns(resource, namespace or obj.get("metadata", {}).get("namespace"))
+        body = _with_type(resource, obj)
+        name = body.get("metadata", {}).get("name")
+        return self._send(
+            "POST",
+            resource.path(ns),
+            body=body,
+            resource=resource,
+            name=name,
+            namespace=ns,
+            query={"fieldManager": FIELD_MANAGER},
+        )
+
+    def replace(
+        self, resource: Resource, obj: dict[str, Any], *, subresource: str | None = None
+    ) -> dict[str, Any]:
+        """PUT ``obj``; its ``metadata.resourceVersion`` makes this a conditional update (409 if stale)."""
+        meta = obj.get("metadata") or {}
+        ns = self._ns(resource, meta.get("namespace"))
+        name = meta["name"]
+        return self._send(
+            "PUT",
+            resource.path(ns, name, subresource),
+            body=_with_type(resource, obj),
+            resource=resource,
+            name=name,
+            namespace=ns,
+            query={"fieldManager": FIELD_MANAGER},
+        )
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: dict[str, Any] | list[dict[str, Any]],
+        namespace: str | None = None,
+        *,
+        content_type: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge patch for dicts, JSON patch for lists, unless ``content_type`` says otherwise."""
+        ns = self._ns(resource, namespace)
+        ctype = content_type or (JSON_PATCH if isinstance(patch, list) else MERGE_PATCH)
+        return self._send(
+            "PATCH",
+            resource.path(ns, name, subresource),
+            body=patch,
+            content_type=ctype,
+            resource=resource,
+            name=name,
+            namespace=ns,
+            query={"fieldManager": FIELD_MANAGER},
+        )
+
+    def apply(
+        self,
+        resource: Resource,
+        obj: dict[str, Any],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply: create or update ``obj`` with this field manager's intent."""
+        meta = obj.get("metadata") or {}
+        ns = self._ns(resource, meta.get("namespace"))
+        name = meta["name"]
+        body = _with_type(resource, obj)
+        if resource.namespaced:
+            body["metadata"] = {**body["metadata"], "namespace": ns}
+        return self._send(
+            "PATCH",
+            resource.path(ns, name),
+            body=body,
+            content_type=APPLY_PATCH,
+            query={"fieldManager": field_manager, "force": "true" if force else None},
+            resource=resource,
+            name=name,
+            namespace=ns,
+        )
+
+    def delete(
+        self, resource: Resource, name: str, namespace: str | None = None, *, missing_ok: bool = False
+    ) -> bool:
+        ns = self._ns(resource, namespace)
+        try:
+            self._send("DELETE", resource.path(ns, name), resource=resource, name=name, namespace=ns)
+        except NotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    def update(
+        self,
+        resource: Resource,
+        name: str,
+        mutate: Callable[[dict[str, Any]], dict[str, Any] | None],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+        attempts: int = 8,
+    ) -> dict[str, Any]:
+        """Read-modify-write: GET, ``mutate`` (in place, or return a new object), PUT; retry on 409.
+
+        ``mutate`` returning the object unchanged (equal to what was read) skips the write.
+        """
+        for _ in range(attempts):
+            current = self.get(resource, name, namespace)
+            before = json.dumps(current, sort_keys=True)
+            changed = mutate(current)
+            obj = current if changed is None else changed
+            if json.dumps(obj, sort_keys=True) == before:
+                return obj
+            try:
+                return self.replace(resource, obj, subresource=subresource)
+            except Conflict:
+                continue
+        raise Conflict(
+            f'{resource.kind.lower()} "{name}" kept changing under progdel\'s update ({attempts} conflicts)',
+            409,
+        )
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        name: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: int = 60,
+        label_selector: str | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Stream changes until the server closes the watch (after ``timeout_seconds``)."""
+        ns = self._ns(resource, namespace)
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": timeout_seconds,
+            "labelSelector": label_selector,
+            "fieldSelector": f"metadata.name={name}" if name else None,
+            "allowWatchBookmarks": "true",
+        }
+        raw = self._send(
+            "GET",
+            resource.path(ns),
+            query=query,
+            resource=resource,
+            namespace=ns,
+            stream=True,
+            timeout=(10, timeout_seconds + 10),
+        )
+        try:
+            buffer = b""
+            for chunk in raw.stream(amt=None, decode_content=False):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        event = json.loads(line)
+                        yield WatchEvent(event.get("type", ""), event.get("object") or {})
+        finally:
+            raw.release_conn()
+
+    def server_version(self) -> dict[str, Any]:
+        return self._send("GET", "/version")
+
+    def url(self, path: str, **query: Any) -> str:
+        q = urlencode({k: v for k, v in query.items() if v is not None})
+        return f"{self.server}{path}" + (f"?{q}" if q else "")
+
+
+def _with_type(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    body = dict(obj)
+    body.setdefault("apiVersion", resource.api_version)
+    body.setdefault("kind", resource.kind)
+    return body
+
+
+def _is_connection_error(err: BaseException) -> bool:
+    import urllib3.exceptions
+
+    return isinstance(err, urllib3.exceptions.HTTPError | ConnectionError | OSError)
+
+
+def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+) -> Kube:
+    """A ``Kube`` for the cluster named by flags, ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
+
+    The namespace is ``namespace`` if given, else the context's, else the
+    in-cluster service account's, else ``default``.
+    """
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    default_path = Path("~/.kube/config").expanduser()
+    candidates = [p for p in (path or "").split(os.pathsep) if p] if path else []
+    if kubeconfig and not Path(kubeconfig).expanduser().exists():
+        raise InvalidInput(f"kubeconfig {kubeconfig}: no such file")
+    in_cluster = not candidates and not default_path.exists() and "KUBERNETES_SERVICE_HOST" in os.environ
+    context_ns: str | None = None
+    try:
+        if in_cluster:
+            if context:
+                raise InvalidInput("--context needs a kubeconfig; none was found (running in-cluster)")
+            configuration = k8s_client.Configuration()
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            api_client = k8s_client.ApiClient(configuration)
+            if _IN_CLUSTER_NS.exists():
+                context_ns = _IN_CLUSTER_NS.read_text().strip()
+        else:
+            config_file = path or str(default_path)
+            if not candidates and not default_path.exists():
+                raise InvalidInput(
+                    "no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or start the sandbox "
+                    "with 'progdel sandbox up --detach'"
+                )
+            contexts, current = k8s_config.list_kube_config_contexts(config_file)
+            chosen = current
+            if context:
+                chosen = next((c for c in contexts if c["name"] == context), None)
+                if chosen is None:
+                    names = ", ".join(c["name"] for c in contexts) or "none"
+                    raise InvalidInput(f'context "{context}" not found in {config_file} (contexts: {names})')
+            if chosen:
+                context_ns = (chosen.get("context") or {}).get("namespace")
+            api_client = k8s_config.new_client_from_config(config_file=config_file, context=context)
+    except ConfigException as err:
+        raise InvalidInput(f"invalid kubeconfig: {err}") from None
+    return Kube(api_client, namespace or context_ns or "default")

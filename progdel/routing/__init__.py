@@ -1,0 +1,1 @@
+"""Traffic routers: how a canary's weights reach the mesh."""

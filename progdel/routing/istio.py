@@ -1,0 +1,235 @@
+"""Istio router: a VirtualService and two DestinationRules per canary.
+
+Unlike an operator that owns the whole VirtualService, progdel edits only the
+destinations of *its* route (the first HTTP route that sends traffic to the
+apex service or its ``-primary``/``-canary`` hosts) and writes with a
+conditional PUT, retried on conflict. Other routes, retries, timeouts,
+headers and fields progdel does not know are kept. A VirtualService that
+existed before progdel has its original spec saved in an annotation, so that
+``progdel canary delete --revert`` can restore it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from progdel.errors import ProgdelError
+from progdel.kube.client import Kube
+from progdel.kube.resources import DESTINATIONRULES, VIRTUALSERVICES
+from progdel.routing.base import RouteNames, Weights
+
+ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"
+CREATED_ANNOTATION = "progdel.dev/created-by"
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+
+
+class RoutingError(ProgdelError):
+    pass
+
+
+def _short(host: str) -> str:
+    return host.split(".", 1)[0]
+
+
+def find_route(spec: dict[str, Any], names: RouteNames) -> int | None:
+    """Index of progdel's route in ``spec.http``, or None."""
+    wanted = {names.primary, names.canary}
+    for i, route in enumerate(spec.get("http") or []):
+        hosts = {_short((d.get("destination") or {}).get("host", "")) for d in route.get("route") or []}
+        if hosts & wanted:
+            return i
+    for i, route in enumerate(spec.get("http") or []):
+        hosts = {_short((d.get("destination") or {}).get("host", "")) for d in route.get("route") or []}
+        if names.apex in hosts:
+            return i
+    return None
+
+
+def _destination(template: dict[str, Any] | None, host: str, weight: int, port: int | None) -> dict[str, Any]:
+    dest = copy.deepcopy(template) if template else {"destination": {}}
+    dest.setdefault("destination", {})
+    dest["destination"]["host"] = host
+    if port is not None and "port" not in dest["destination"]:
+        dest["destination"]["port"] = {"number": port}
+    dest["weight"] = weight
+    return dest
+
+
+def set_route_weights(
+    spec: dict[str, Any], names: RouteNames, weights: Weights, port: int | None
+) -> dict[str, Any]:
+    """Return ``spec`` with progdel's route split ``weights``; everything else untouched.
+
+    A route that sends to the apex service is turned into a primary/canary
+    split; destinations to other hosts in that route (foreign destinations)
+    keep their place and weight is only moved between primary and canary.
+    """
+    out = copy.deepcopy(spec)
+    index = find_route(out, names)
+    if index is None:
+        raise RoutingError(
+            f"virtualservice {names.namespace}/{names.apex} has no HTTP route to {names.apex}, "
+            f"{names.primary} or {names.canary}"
+        )
+    route = out["http"][index]
+    dests = route.get("route") or []
+    primary_t = next(
+        (d for d in dests if _short(d["destination"]["host"]) in (names.primary, names.apex)), None
+    )
+    canary_t = next((d for d in dests if _short(d["destination"]["host"]) == names.canary), None)
+    foreign = [
+        d for d in dests if _short(d["destination"]["host"]) not in (names.primary, names.canary, names.apex)
+    ]
+    new = [
+        _destination(primary_t, names.primary, weights.primary, port),
+        _destination(canary_t or primary_t, names.canary, weights.canary, port),
+    ]
+    route["route"] = new + foreign
+    if weights.mirrored:
+        route["mirror"] = {"host": names.canary}
+    else:
+        route.pop("mirror", None)
+        route.pop("mirrorPercentage", None)
+    return out
+
+
+def read_weights(spec: dict[str, Any], names: RouteNames) -> Weights:
+    index = find_route(spec, names)
+    if index is None:
+        raise RoutingError(f"virtualservice {names.namespace}/{names.apex} has no route for this canary")
+    route = spec["http"][index]
+    primary = canary = 0
+    found_canary = False
+    for d in route.get("route") or []:
+        host = _short(d["destination"]["host"])
+        weight = int(d.get("weight", 100 if len(route["route"]) == 1 else 0))
+        if host in (names.primary, names.apex):
+            primary = weight
+        elif host == names.canary:
+            canary = weight
+            found_canary = True
+    if not found_canary and primary == 0:
+        primary = 100
+    mirrored = bool((route.get("mirror") or {}).get("host"))
+    if primary == 0 and canary == 0:
+        raise RoutingError(
+            f"virtualservice {names.namespace}/{names.apex}: primary and canary weights are both 0"
+        )
+    return Weights(primary, canary, mirrored)
+
+
+class VirtualServiceRouter:
+    def __init__(
+        self, kube: Kube, names: RouteNames, service: dict[str, Any], port: int | None = None
+    ) -> None:
+        self.kube = kube
+        self.names = names
+        self.service = service  # the Canary's spec.service, as a dict
+        self.port = port
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def _destination_rule(self, host: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"host": host}
+        if self.service.get("trafficPolicy"):
+            spec["trafficPolicy"] = self.service["trafficPolicy"]
+        return {
+            "metadata": {
+                "name": host,
+                "namespace": self.names.namespace,
+                "labels": {MANAGED_LABEL: "progdel"},
+            },
+            "spec": spec,
+        }
+
+    def _new_route(self) -> dict[str, Any]:
+        route: dict[str, Any] = {}
+        for key in ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers"):
+            if self.service.get(key):
+                route[key] = self.service[key]
+        route["route"] = [
+            _destination(None, self.names.primary, 100, self.port),
+            _destination(None, self.names.canary, 0, self.port),
+        ]
+        return route
+
+    def _new_virtual_service(self) -> dict[str, Any]:
+        hosts = list(self.service.get("hosts") or [])
+        if self.names.apex not in hosts:
+            hosts.append(self.names.apex)
+        return {
+            "metadata": {
+                "name": self.names.apex,
+                "namespace": self.names.namespace,
+                "labels": {MANAGED_LABEL: "progdel"},
+                "annotations": {CREATED_ANNOTATION: "progdel"},
+            },
+            "spec": {
+                "hosts": hosts,
+                "gateways": list(self.service.get("gateways") or ["mesh"]),
+                "http": [self._new_route()],
+            },
+        }
+
+    # -- Router -----------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        for host in (self.names.primary, self.names.canary):
+            wanted = self._destination_rule(host)
+            existing = self.kube.get_or_none(DESTINATIONRULES, host, self.names.namespace)
+            if existing is None:
+                self.kube.create(DESTINATIONRULES, wanted, self.names.namespace)
+            elif existing.get("spec") != wanted["spec"]:
+
+                def put_spec(obj: dict[str, Any], spec: dict[str, Any] = wanted["spec"]) -> None:
+                    obj["spec"] = spec
+
+                self.kube.update(DESTINATIONRULES, host, put_spec, self.names.namespace)
+        vs = self.kube.get_or_none(VIRTUALSERVICES, self.names.apex, self.names.namespace)
+        if vs is None:
+            self.kube.create(VIRTUALSERVICES, self._new_virtual_service(), self.names.namespace)
+            return
+
+        def adopt(obj: dict[str, Any]) -> None:
+            annotations = obj["metadata"].setdefault("annotations", {})
+            spec = obj.setdefault("spec", {})
+            if CREATED_ANNOTATION not in annotations and ORIGINAL_ANNOTATION not in annotations:
+                annotations[ORIGINAL_ANNOTATION] = json.dumps(spec, sort_keys=True)
+            if find_route(spec, self.names) is None:
+                spec.setdefault("http", []).insert(0, self._new_route())
+                if self.names.apex not in spec.setdefault("hosts", []):
+                    spec["hosts"].append(self.names.apex)
+            else:
+                current = read_weights(spec, self.names)
+                obj["spec"] = set_route_weights(spec, self.names, current, self.port)
+
+        self.kube.update(VIRTUALSERVICES, self.names.apex, adopt, self.names.namespace)
+
+    def get_weights(self) -> Weights:
+        vs = self.kube.get(VIRTUALSERVICES, self.names.apex, self.names.namespace)
+        return read_weights(vs.get("spec") or {}, self.names)
+
+    def set_weights(self, weights: Weights) -> None:
+        def mutate(obj: dict[str, Any]) -> None:
+            obj["spec"] = set_route_weights(obj.get("spec") or {}, self.names, weights, self.port)
+
+        self.kube.update(VIRTUALSERVICES, self.names.apex, mutate, self.names.namespace)
+
+    def revert(self) -> None:
+        vs = self.kube.get_or_none(VIRTUALSERVICES, self.names.apex, self.names.namespace)
+        if vs is not None:
+            annotations = vs["metadata"].get("annotations") or {}
+            if ORIGINAL_ANNOTATION in annotations:
+                original = json.loads(annotations[ORIGINAL_ANNOTATION])
+
+                def restore(obj: dict[str, Any]) -> None:
+                    obj["spec"] = original
+                    obj["metadata"].get("annotations", {}).pop(ORIGINAL_ANNOTATION, None)
+
+                self.kube.update(VIRTUALSERVICES, self.names.apex, restore, self.names.namespace)
+            else:
+                self.kube.delete(VIRTUALSERVICES, self.names.apex, self.names.namespace, missing_ok=True)
+        for host in (self.names.primary, self.names.canary):
+            self.kube.delete(DESTINATIONRULES, host, self.names.namespace, missing_ok=True)

@@ -1,0 +1,169 @@
+"""What a person sees while a canary runs.
+
+The runner produces plain records (dicts, the same ones ``-o ndjson`` prints);
+this module turns them into a live rich view on a TTY, or into one plain line
+per event otherwise.
+
+A tick record::
+
+    {"kind": "tick", "canary": "test/podinfo", "time": "...", "phase": "Progressing",
+     "canaryWeight": 20, "primaryWeight": 80, "maxWeight": 50, "step": 2, "steps": 5,
+     "failedChecks": 0, "threshold": 2, "nextTickIn": 1.0,
+     "metrics": [{"name": "request-success-rate", "value": 99.5, "min": 99, "max": null,
+                  "verdict": "pass", "message": ""}],
+     "served": {"primary": 0.8, "canary": 0.2} | null}
+
+An event record: ``{"kind": "event", "type": "Normal", "message": "...", "time": "..."}``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from typing import Any
+
+from progdel.ui.output import emit_line
+
+_VERDICT_STYLE = {"pass": "green", "fail": "red", "no-data": "yellow", "hold": "yellow", "error": "magenta"}
+
+
+def _fmt_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _bounds(metric: dict[str, Any]) -> str:
+    lo, hi = metric.get("min"), metric.get("max")
+    if lo is not None and hi is not None:
+        return f"{lo} .. {hi}"
+    if lo is not None:
+        return f">= {lo}"
+    if hi is not None:
+        return f"<= {hi}"
+    return ""
+
+
+def _bar(weight: int, width: int = 30) -> str:
+    filled = round(width * max(0, min(100, weight)) / 100)
+    return "█" * filled + "░" * (width - filled)
+
+
+def render_tick(tick: dict[str, Any], events: list[dict[str, Any]]) -> Any:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    weight = int(tick.get("canaryWeight") or 0)
+    header = Text()
+    header.append(f"{tick.get('canary')}  ", style="bold")
+    header.append(str(tick.get("phase") or "-"), style="cyan")
+    steps = tick.get("steps")
+    if steps:
+        header.append(f"   step {tick.get('step', 0)}/{steps}")
+    header.append(f"   failed checks {tick.get('failedChecks', 0)}/{tick.get('threshold', '-')}")
+    nxt = tick.get("nextTickIn")
+    if nxt is not None:
+        header.append(f"   next step in {nxt:.0f}s")
+
+    traffic = Text()
+    traffic.append("canary  ")
+    traffic.append(_bar(weight), style="yellow")
+    traffic.append(f" {weight:3d}%   primary {int(tick.get('primaryWeight') or 0):3d}%")
+    served = tick.get("served")
+    if served:
+        traffic.append(f"   served canary {served.get('canary', 0) * 100:.0f}%", style="dim")
+
+    metrics = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT"):
+        metrics.add_column(col)
+    for m in tick.get("metrics") or []:
+        verdict = str(m.get("verdict") or "")
+        metrics.add_row(
+            str(m.get("name")),
+            _fmt_value(m.get("value")),
+            _bounds(m),
+            Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
+        )
+    recent = Text()
+    for ev in events[-6:]:
+        style = "red" if ev.get("type") == "Warning" else ""
+        recent.append(f"{str(ev.get('time', ''))[11:19]}  {ev.get('message')}\n", style=style)
+    parts: list[Any] = [header, traffic]
+    if tick.get("metrics"):
+        parts.append(metrics)
+    parts.append(recent)
+    return Panel(Group(*parts), title="progdel canary", expand=False)
+
+
+class CanaryView:
+    """Shows records: live panel on a TTY, plain lines otherwise, NDJSON when asked."""
+
+    def __init__(self, mode: str = "auto") -> None:
+        if mode == "auto":
+            mode = "live" if sys.stdout.isatty() else "plain"
+        self.mode = mode  # live | plain | ndjson | quiet
+        self.events: deque[dict[str, Any]] = deque(maxlen=50)
+        self.last_tick: dict[str, Any] | None = None
+        self._live: Any = None
+
+    def __enter__(self) -> CanaryView:
+        if self.mode == "live":
+            from rich.live import Live
+
+            from progdel.ui.output import console
+
+            self._live = Live(console=console(), refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def show(self, record: dict[str, Any]) -> None:
+        kind = record.get("kind")
+        if kind == "event":
+            self.events.append(record)
+        elif kind == "tick":
+            self.last_tick = record
+        if self.mode == "ndjson":
+            emit_line(record)
+        elif self.mode == "plain":
+            line = plain_line(record)
+            if line:
+                print(line, flush=True)
+        elif self.mode == "live" and self._live is not None and self.last_tick is not None:
+            self._live.update(render_tick(self.last_tick, list(self.events)))
+
+    def countdown(self, seconds_left: float) -> None:
+        """Refresh the time to the next step (live view only)."""
+        if self.mode == "live" and self._live is not None and self.last_tick is not None:
+            self.last_tick = {**self.last_tick, "nextTickIn": max(0.0, seconds_left)}
+            self._live.update(render_tick(self.last_tick, list(self.events)))
+
+
+def plain_line(record: dict[str, Any]) -> str | None:
+    kind = record.get("kind")
+    if kind == "event":
+        return f"{record.get('time', '')} {record.get('type', 'Normal'):7} {record.get('message')}"
+    if kind == "tick":
+        metrics = " ".join(
+            f"{m.get('name')}={_fmt_value(m.get('value'))}({m.get('verdict')})"
+            for m in record.get("metrics") or []
+        )
+        served = record.get("served")
+        extra = f" served-canary={served.get('canary', 0) * 100:.0f}%" if served else ""
+        return (
+            f"{record.get('time', '')} tick    phase={record.get('phase')} "
+            f"weight={record.get('canaryWeight')} "
+            f"failed={record.get('failedChecks')}/{record.get('threshold')}{extra}"
+            + (f" {metrics}" if metrics else "")
+        )
+    if kind == "result":
+        return f"{record.get('time', '')} result  {record.get('outcome')}: {record.get('message', '')}"
+    return None

@@ -1,0 +1,344 @@
+"""progdel.yaml: the environments a version moves through, and the applications.
+
+The file is looked up as ``./progdel.yaml`` unless ``--config`` names it. Paths
+inside it (a Canary spec, an environment repository given as a directory) are
+relative to the file, and are made absolute when it is loaded.
+
+Every mistake is reported as ``progdel.yaml:LINE: field.path: message``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from progdel.config.yamlfile import Document, PathKey, format_path, load_documents, validate
+from progdel.errors import InvalidInput
+from progdel.promote.yamledit import parse_key
+
+DEFAULT_FILE = "progdel.yaml"
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``1h``, ``30m``, ``90s`` or ``1h30m``; ``ValueError`` if malformed."""
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise ValueError(f"invalid duration {text!r} (examples: 1h, 30m, 90s, 1h30m)")
+    h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return float(h * 3600 + mi * 60 + s)
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise _invalid(
+            "must be a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def is_url(text: str) -> bool:
+    """True for ``scheme://...`` and scp-like ``user@host:path`` git remotes."""
+    return "://" in text or bool(re.match(r"^[\w.-]+@[\w.-]+:", text))
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown as is (no "Value error, " prefix)."""
+    return PydanticCustomError("progdel", message)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class PullRequestConfig(_Model):
+    """Open a pull request instead of pushing to the environment branch."""
+
+    provider: Literal["github", "gitlab"]
+    api_url: str | None = None
+    """Defaults to https://api.github.com or https://gitlab.com/api/v4."""
+    token_env: str | None = None
+    token_file: str | None = None
+
+
+class GitOpsConfig(_Model):
+    repository: str
+    """A git URL, or a directory path (relative to progdel.yaml)."""
+    branch: str = "main"
+    file: str
+    """The file to edit, relative to the repository root."""
+    key: str
+    """Where the version sits: ``apps.{app}.version``, ``releases[name={app}].version``..."""
+    pull_request: PullRequestConfig | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_parses(cls, value: str) -> str:
+        try:
+            parse_key(value)
+        except ValueError as err:
+            raise _invalid(str(err)) from None
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _relative_file(cls, value: str) -> str:
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise _invalid("must be a path inside the repository (relative, without '..')")
+        return value
+
+
+class CanaryConfig(_Model):
+    spec: str
+    """Path to a Canary YAML, relative to progdel.yaml."""
+    prometheus_url: str | None = None
+
+
+class Environment(_Model):
+    name: str
+    namespace: str
+    order: int
+    promotion_strategy: Literal["Auto", "Manual", "Never"]
+    kind: Literal["direct", "gitops"] = "direct"
+    gitops: GitOpsConfig | None = None
+    canary: CanaryConfig | None = None
+    url: str | None = None
+    """A URL template for ``get applications``: ``{app}``, ``{namespace}`` and ``{env}`` are filled in."""
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _dns(cls, value: str) -> str:
+        return _dns_label(value)
+
+
+class App(_Model):
+    name: str
+    image: str
+    """The image repository, without tag: ``registry.example.com/shop/web``."""
+    deployment: str | None = None
+    container: str | None = None
+    """The container to set the image on; default: the Deployment's first container."""
+    repository: str | None = None
+    """A git URL or directory; lets ``progdel promote`` find the app from the current directory."""
+
+    @property
+    def deployment_name(self) -> str:
+        return self.deployment or self.name
+
+    @field_validator("image")
+    @classmethod
+    def _no_tag(cls, value: str) -> str:
+        from progdel.promote.versions import split_image
+
+        repo, tag, digest = split_image(value)
+        if tag or digest:
+            raise _invalid(f"must be the image repository without tag or digest (e.g. {repo})")
+        return value
+
+
+class Defaults(_Model):
+    prometheus_url: str | None = None
+    timeout: str = "1h"
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except ValueError as err:
+            raise _invalid(str(err)) from None
+        return value
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout)
+
+
+class Project(_Model):
+    environments: list[Environment] = Field(min_length=1)
+    apps: list[App] = Field(min_length=1)
+    defaults: Defaults = Field(default_factory=Defaults)
+
+    _source: str = PrivateAttr(default=DEFAULT_FILE)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def source(self) -> str:
+        """The file this project was read from (for messages)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def ordered_environments(self) -> list[Environment]:
+        return sorted(self.environments, key=lambda e: (e.order, e.name))
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.ordered_environments())
+        raise InvalidInput(f"unknown environment {name!r} (known in {self._source}: {known})")
+
+    def app(self, name: str) -> App:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        known = ", ".join(a.name for a in self.apps)
+        raise InvalidInput(f"unknown app {name!r} (known in {self._source}: {known})")
+
+    def previous_environment(self, env: Environment | str) -> Environment | None:
+        """The environment just before ``env`` by order, or None for the first one."""
+        name = env if isinstance(env, str) else env.name
+        ordered = self.ordered_environments()
+        index = [e.name for e in ordered].index(self.environment(name).name)
+        return ordered[index - 1] if index > 0 else None
+
+    def auto_environments(self) -> list[Environment]:
+        return [e for e in self.ordered_environments() if e.promotion_strategy == "Auto"]
+
+    def canary_spec_path(self, env: Environment) -> Path | None:
+        return Path(env.canary.spec) if env.canary else None
+
+    def resolve_app(self, name: str | None, cwd: Path) -> App:
+        """The app named ``name``; else the only app; else the app whose repository is ``cwd``.
+
+        ``cwd`` matches an app when its git remote ``origin`` is the app's repository
+        URL, or when ``cwd`` lies inside the app's repository directory.
+        """
+        if name:
+            return self.app(name)
+        if len(self.apps) == 1:
+            return self.apps[0]
+        origin = _origin_url(cwd)
+        here = cwd.resolve()
+        for app in self.apps:
+            if not app.repository:
+                continue
+            if is_url(app.repository):
+                if origin and normalize_git_url(origin) == normalize_git_url(app.repository):
+                    return app
+            else:
+                repo_dir = Path(app.repository)
+                if here == repo_dir or repo_dir in here.parents:
+                    return app
+        known = ", ".join(a.name for a in self.apps)
+        raise InvalidInput(
+            f"which app? {cwd} is not the repository of any app in {self._source}; name one of: {known}"
+        )
+
+
+def normalize_git_url(url: str) -> str:
+    """``host/path`` of a git URL, so that https, ssh and scp-like forms compare equal."""
+    text = url.strip()
+    m = re.match(r"^[\w.-]+@([\w.-]+):(.*)$", text)
+    if m and "://" not in text:
+        host, path = m[1], m[2]
+    elif "://" in text:
+        rest = text.split("://", 1)[1]
+        host, _, path = rest.partition("/")
+        host = host.rsplit("@", 1)[-1].split(":")[0]
+    else:
+        return str(Path(text).resolve())
+    path = path.strip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    return f"{host.lower()}/{path}"
+
+
+def _origin_url(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(cwd), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def _fail(doc: Document, path: PathKey, message: str) -> InvalidInput:
+    line = doc.line_of(path)
+    where = f"{doc.source}:{line}" if line else doc.source
+    return InvalidInput(f"{where}: {format_path(path)}: {message}")
+
+
+def project_from_document(doc: Document, base_dir: Path) -> Project:
+    """Validate one parsed progdel.yaml document; relative paths are resolved against ``base_dir``."""
+    if not isinstance(doc.data, dict):
+        raise InvalidInput(f"{doc.source}: expected a mapping with environments and apps")
+    project = validate(Project, doc)
+    _check_unique(doc, "environments", [e.name for e in project.environments], "name")
+    _check_unique(doc, "environments", [e.namespace for e in project.environments], "namespace")
+    _check_unique(doc, "environments", [e.order for e in project.environments], "order")
+    _check_unique(doc, "apps", [a.name for a in project.apps], "name")
+    for i, env in enumerate(project.environments):
+        if env.kind == "gitops" and env.gitops is None:
+            raise _fail(doc, ("environments", i, "kind"), "kind gitops needs a gitops block")
+        if env.kind == "direct" and env.gitops is not None:
+            raise _fail(doc, ("environments", i, "gitops"), "only used with kind: gitops")
+        if env.gitops and not is_url(env.gitops.repository):
+            env.gitops.repository = str((base_dir / env.gitops.repository).resolve())
+        if env.canary:
+            env.canary.spec = str((base_dir / env.canary.spec).resolve())
+        pr = env.gitops.pull_request if env.gitops else None
+        if pr and pr.token_env and pr.token_file:
+            raise _fail(
+                doc,
+                ("environments", i, "gitops", "pullRequest", "tokenFile"),
+                "give tokenEnv or tokenFile, not both",
+            )
+        if pr and pr.token_file:
+            pr.token_file = str((base_dir / Path(pr.token_file).expanduser()).resolve())
+    for app in project.apps:
+        if app.repository and not is_url(app.repository):
+            app.repository = str((base_dir / app.repository).resolve())
+    project._source = doc.source
+    project._base_dir = base_dir
+    return project
+
+
+def _check_unique(doc: Document, section: str, values: list[object], field: str) -> None:
+    seen: dict[object, int] = {}
+    for i, value in enumerate(values):
+        if value in seen:
+            raise _fail(
+                doc,
+                (section, i, field),
+                f"duplicate {field} {value!r} (also {section}[{seen[value]}].{field})",
+            )
+        seen[value] = i
+
+
+def load_project(path: str | None, cwd: Path) -> Project:
+    """Read progdel.yaml: ``path`` if given (``--config``), else ``cwd/progdel.yaml``."""
+    file = Path(path) if path else cwd / DEFAULT_FILE
+    if not file.is_absolute():
+        file = cwd / file
+    if not file.exists():
+        if path:
+            raise InvalidInput(f"{path}: no such file")
+        raise InvalidInput(
+            f"no {DEFAULT_FILE} in {cwd}: create one (see examples/progdel.yaml) or pass --config PATH"
+        )
+    docs = load_documents(file)
+    if not docs:
+        raise InvalidInput(f"{file}: empty; expected environments and apps")
+    if len(docs) > 1:
+        raise InvalidInput(f"{file}: expected one YAML document, found {len(docs)}")
+    source = path if path else DEFAULT_FILE
+    docs[0].source = str(source)
+    return project_from_document(docs[0], file.resolve().parent)

@@ -9,12 +9,12 @@ version; Services ``<apex>`` and ``<apex>-primary`` select the primary pods,
 from __future__ import annotations
 
 import copy
-import enum
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from progdel.canary.engine import Readiness
 from progdel.errors import InvalidInput
 from progdel.kube.client import Kube
 from progdel.kube.resources import DEPLOYMENTS, SERVICES
@@ -22,12 +22,6 @@ from progdel.kube.resources import DEPLOYMENTS, SERVICES
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
 PRIMARY_REVISION_ANNOTATION = "progdel.dev/primary-revision"
-
-
-class Readiness(enum.StrEnum):
-    READY = "ready"
-    NOT_READY = "not-ready"
-    DEADLINE_EXCEEDED = "deadline-exceeded"
 
 
 @dataclass(frozen=True)

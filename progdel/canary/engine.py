@@ -1,0 +1,814 @@
+"""One tick of a canary as a pure function: ``tick(canary, status, observation) -> TickResult``.
+
+The engine never sleeps, reads the clock or touches the network: everything it knows about the
+world comes in an ``Observation`` (the time, the target's revision, readiness, the weights read
+from the router, metric results, an operator command), and everything it wants done goes out
+as a list of actions for the runner to execute, together with the new status. The same engine
+runs a ten-step canary in milliseconds under a fake clock in a test and drives the real loop.
+
+The order of a tick follows Flagger's scheduler, so the phase and weight sequences are the ones
+Flagger users know, with these deliberate differences:
+
+- the rollback happens on the tick where ``failedChecks`` reaches ``threshold`` (Flagger waits
+  one more interval);
+- a metric with no data follows its no-data policy (``fail``, Flagger's behaviour, ``skip`` or
+  ``hold``, from the ``progdel.dev/no-data`` annotation);
+- infrastructure errors (metrics server or API unreachable) are not failed checks: the canary
+  holds its weight, and rolls back after ``progdel.dev/max-infra-errors`` consecutive erroring
+  ticks; a query the server rejects is a spec error and rolls back at once;
+- an operator can ``abort`` (roll back now) or ``promote`` (skip the rest of the analysis).
+
+The runner's own duties on every tick, before calling the engine, are Flagger's steps 2 to 5:
+create the ``-primary`` workload if missing, and reconcile the Services, DestinationRules and
+VirtualService without touching weights. The engine only decides.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from progdel.config.canary import (
+    Canary,
+    CanaryAnalysis,
+    CanaryMetric,
+    NoDataPolicy,
+    StrategyKind,
+)
+from progdel.errors import ExitCode
+from progdel.metrics.builtin import check_metric
+
+# --------------------------------------------------------------------------------------------
+# Status
+# --------------------------------------------------------------------------------------------
+
+
+class Phase(enum.StrEnum):
+    NONE = ""
+    INITIALIZING = "Initializing"
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PROGRESSING = "Progressing"
+    WAITING_PROMOTION = "WaitingPromotion"
+    PROMOTING = "Promoting"
+    FINALISING = "Finalising"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+_SETTLED = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
+_RUNNING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
+_ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)
+
+
+class FailureReason(enum.StrEnum):
+    """Why the last run failed (progdel's addition to the status); it picks the exit code."""
+
+    ANALYSIS = "analysis"
+    DEADLINE = "progress-deadline"
+    ABORTED = "aborted"
+    INFRA = "infrastructure"
+    REJECTED_QUERY = "rejected-query"
+
+
+_FAILURE_EXIT = {
+    FailureReason.ANALYSIS: ExitCode.CANARY_FAILED,
+    FailureReason.DEADLINE: ExitCode.CANARY_FAILED,
+    FailureReason.ABORTED: ExitCode.ABORTED,
+    FailureReason.INFRA: ExitCode.UNREACHABLE,
+    FailureReason.REJECTED_QUERY: ExitCode.INVALID_INPUT,
+}
+
+_CONDITION_MESSAGES = {
+    Phase.INITIALIZING: "Waiting for the primary to become ready.",
+    Phase.INITIALIZED: "Initialization completed.",
+    Phase.WAITING: "Waiting for approval to start.",
+    Phase.PROGRESSING: "New revision detected, progressing canary analysis.",
+    Phase.WAITING_PROMOTION: "Waiting for approval to promote.",
+    Phase.PROMOTING: "Canary analysis completed, promoting to primary.",
+    Phase.FINALISING: "Promotion to primary done, finalising.",
+    Phase.SUCCEEDED: "Canary analysis completed successfully, promotion finished.",
+    Phase.FAILED: "Canary analysis failed, canary scaled to zero.",
+}
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as Kubernetes writes times."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@dataclass
+class Measurement:
+    """The last result of one metric: its value (if any), the verdict and a short message."""
+
+    value: float | None
+    verdict: Literal["pass", "fail", "no-data", "skipped", "hold", "error", "rejected"]
+    message: str
+    time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "verdict": self.verdict, "message": self.message, "time": self.time}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
+        return cls(d.get("value"), d.get("verdict", "pass"), d.get("message", ""), d.get("time", ""))
+
+
+_FLAGGER_FIELDS = {
+    "phase": "phase",
+    "canary_weight": "canaryWeight",
+    "failed_checks": "failedChecks",
+    "iterations": "iterations",
+    "last_applied_spec": "lastAppliedSpec",
+    "last_promoted_spec": "lastPromotedSpec",
+    "last_transition_time": "lastTransitionTime",
+    "tracked_configs": "trackedConfigs",
+    "conditions": "conditions",
+}
+_PROGDEL_FIELDS = {
+    "infra_errors": "infraErrors",
+    "failure_reason": "failureReason",
+    "progressing_since": "progressingSince",
+    "canary_not_ready_since": "canaryNotReadySince",
+    "primary_not_ready_since": "primaryNotReadySince",
+}
+
+
+@dataclass
+class CanaryStatus:
+    """The Canary's ``.status``: Flagger's fields plus progdel's bookkeeping.
+
+    ``to_dict``/``from_dict`` use Flagger's camelCase; keys progdel does not know (written by
+    Flagger or a newer progdel) are kept in ``extra`` and written back unchanged.
+    """
+
+    phase: Phase = Phase.NONE
+    canary_weight: int = 0
+    failed_checks: int = 0
+    iterations: int = 0
+    last_applied_spec: str = ""
+    last_promoted_spec: str = ""
+    last_transition_time: str | None = None
+    tracked_configs: dict[str, str] = field(default_factory=dict)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    # progdel's additions
+    infra_errors: int = 0
+    failure_reason: FailureReason | None = None
+    progressing_since: str | None = None
+    canary_not_ready_since: str | None = None
+    primary_not_ready_since: str | None = None
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        for attr, key in (_FLAGGER_FIELDS | _PROGDEL_FIELDS).items():
+            value = getattr(self, attr)
+            if value is None or (key in ("trackedConfigs",) and not value):
+                continue
+            out[key] = str(value) if isinstance(value, enum.Enum) else copy.deepcopy(value)
+        if self.measurements:
+            out["measurements"] = {k: m.to_dict() for k, m in self.measurements.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> CanaryStatus:
+        data = dict(data or {})
+        kwargs: dict[str, Any] = {}
+        for attr, key in (_FLAGGER_FIELDS | _PROGDEL_FIELDS).items():
+            if key in data:
+                kwargs[attr] = copy.deepcopy(data.pop(key))
+        if "phase" in kwargs:
+            try:
+                kwargs["phase"] = Phase(kwargs["phase"] or "")
+            except ValueError:
+                kwargs["phase"] = Phase.NONE
+        if kwargs.get("failure_reason"):
+            try:
+                kwargs["failure_reason"] = FailureReason(kwargs["failure_reason"])
+            except ValueError:
+                kwargs["failure_reason"] = FailureReason.ANALYSIS
+        for attr in ("canary_weight", "failed_checks", "iterations", "infra_errors"):
+            kwargs[attr] = int(kwargs.get(attr) or 0)
+        measurements = {
+            k: Measurement.from_dict(v) for k, v in (data.pop("measurements", None) or {}).items()
+        }
+        return cls(**kwargs, measurements=measurements, extra=data)
+
+    @property
+    def promoted_condition(self) -> dict[str, Any] | None:
+        return next((c for c in self.conditions if c.get("type") == "Promoted"), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Observations
+# --------------------------------------------------------------------------------------------
+
+
+class Readiness(enum.StrEnum):
+    READY = "ready"
+    NOT_READY = "not-ready"
+    DEADLINE_EXCEEDED = "deadline-exceeded"  # e.g. the Deployment reports ProgressDeadlineExceeded
+
+
+class Command(enum.StrEnum):
+    ABORT = "abort"
+    PROMOTE = "promote"
+
+
+class MetricOutcome(enum.StrEnum):
+    VALUE = "value"
+    NO_DATA = "no-data"
+    INFRA_ERROR = "infra-error"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """What one metric query gave this tick."""
+
+    outcome: MetricOutcome
+    value: float | None = None
+    message: str = ""
+
+    @classmethod
+    def ok(cls, value: float) -> MetricResult:
+        return cls(MetricOutcome.VALUE, value)
+
+    @classmethod
+    def no_data(cls, message: str = "no values found") -> MetricResult:
+        return cls(MetricOutcome.NO_DATA, None, message)
+
+    @classmethod
+    def infra_error(cls, message: str) -> MetricResult:
+        return cls(MetricOutcome.INFRA_ERROR, None, message)
+
+    @classmethod
+    def rejected(cls, message: str) -> MetricResult:
+        return cls(MetricOutcome.REJECTED, None, message)
+
+    @classmethod
+    def from_provider(cls, result: float | BaseException) -> MetricResult:
+        """Map a ``MetricsProvider.query_many`` result (value or error) to a ``MetricResult``."""
+        from progdel.metrics.provider import NoData, QueryRejected
+
+        if isinstance(result, NoData):
+            return cls.no_data(str(result))
+        if isinstance(result, QueryRejected):
+            return cls.rejected(str(result))
+        if isinstance(result, BaseException):
+            return cls.infra_error(str(result))
+        return cls.ok(float(result))
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weights read from the router (the first route that carries the canary)."""
+
+    primary: int
+    canary: int
+    mirrored: bool = False
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the engine learns about the world for one tick.
+
+    ``metrics`` is ``None`` when they were not queried (see ``needs_metrics``); ``infra_error``
+    carries an API failure the runner met while observing (the tick then holds).
+    """
+
+    now: datetime
+    revision: str
+    primary: Readiness = Readiness.READY
+    canary: Readiness = Readiness.READY
+    weights: Weights | None = None
+    metrics: Mapping[str, MetricResult] | None = None
+    command: Command | None = None
+    infra_error: str | None = None
+    tracked_configs: Mapping[str, str] | None = None
+    not_ready_reason: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Actions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleCanary:
+    """Scale the target (the canary) up: ``"up"`` restores its desired replicas (or the HPA's)."""
+
+    replicas: int | Literal["up"] = "up"
+
+
+@dataclass(frozen=True)
+class ScaleCanaryToZero:
+    """Scale the target to zero replicas (after init, promotion or rollback)."""
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Write the router's weights; ``mirror`` mirrors primary traffic to the canary."""
+
+    primary: int
+    canary: int
+    mirror: bool = False
+
+
+@dataclass(frozen=True)
+class PromoteTemplate:
+    """Copy the target's pod template (and its ConfigMaps/Secrets) to the ``-primary`` workload."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event on the Canary (reason ``Synced``), worded as Flagger's."""
+
+    type: Literal["Normal", "Warning"]
+    message: str
+
+
+Action = ScaleCanary | ScaleCanaryToZero | SetWeights | PromoteTemplate | Event
+
+
+@dataclass
+class TickResult:
+    """The new status, the actions to execute in order, and what the tick means for a caller.
+
+    ``exit_hint`` is ``None`` while the canary is still moving; ``settled`` is true when nothing
+    will happen until the target changes (Initialized, Succeeded, Failed).
+    """
+
+    status: CanaryStatus
+    actions: list[Action]
+    exit_hint: ExitCode | None = None
+    settled: bool = False
+    note: str = ""
+
+    @property
+    def events(self) -> list[Event]:
+        return [a for a in self.actions if isinstance(a, Event)]
+
+    @property
+    def messages(self) -> list[str]:
+        return [e.message for e in self.events]
+
+
+class MetricsRequiredError(ValueError):
+    """``tick`` was called without metric results on a tick that analyses them."""
+
+
+# --------------------------------------------------------------------------------------------
+# The tick
+# --------------------------------------------------------------------------------------------
+
+
+def tick(canary: Canary, status: CanaryStatus, obs: Observation) -> TickResult:
+    """Advance ``canary`` by one tick. ``status`` is not modified; the new one is returned.
+
+    Raises ``MetricsRequiredError`` when this tick analyses metrics and ``obs.metrics`` is
+    ``None``: call ``needs_metrics`` first and query only when it says so.
+    """
+    return _Tick(canary, status, obs).run()
+
+
+def needs_metrics(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
+    """Whether the tick for ``obs`` will judge metrics (so the runner should query them)."""
+    try:
+        _Tick(canary, status, replace(obs, metrics=None)).run()
+    except MetricsRequiredError:
+        return True
+    return False
+
+
+def ordered_metrics(analysis: CanaryAnalysis) -> list[CanaryMetric]:
+    """Metrics in the order Flagger judges them: built-in and inline queries, then templates."""
+    return [m for m in analysis.metrics if m.template_ref is None] + [
+        m for m in analysis.metrics if m.template_ref is not None
+    ]
+
+
+def revision_changed(status: CanaryStatus, revision: str) -> bool:
+    """Flagger's rule: a new revision unless it is the one applied, or the promoted one (a
+    manual revert to the promoted version does not start a run)."""
+    if not status.last_applied_spec:
+        return True
+    if revision == status.last_promoted_spec:
+        return False
+    return revision != status.last_applied_spec
+
+
+def _next_weight(analysis: CanaryAnalysis, current: int) -> int:
+    if analysis.step_weight > 0 or not analysis.step_weights:
+        return current + analysis.step_weight
+    steps = analysis.step_weights
+    if current == 0:
+        return steps[0]
+    if current in steps:
+        i = steps.index(current)
+        return steps[i + 1] if i + 1 < len(steps) else 100
+    return 100
+
+
+class _Tick:
+    def __init__(self, canary: Canary, status: CanaryStatus, obs: Observation) -> None:
+        self.c = canary
+        self.a = canary.analysis
+        self.settings = canary.settings
+        self.old = status
+        self.s = copy.deepcopy(status)
+        self.obs = obs
+        self.now = format_time(obs.now)
+        self.actions: list[Action] = []
+        self.exit_hint: ExitCode | None = None
+        self.settled = False
+        self.note = ""
+        self.name = f"{canary.name}.{canary.namespace}"
+        self.target = f"{canary.target_name}.{canary.namespace}"
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def event(self, message: str, warning: bool = False) -> None:
+        self.actions.append(Event("Warning" if warning else "Normal", message))
+
+    def set_phase(self, phase: Phase) -> None:
+        self.s.phase = phase
+
+    def reset_run(self, phase: Phase) -> None:
+        self.s.phase = phase
+        self.s.canary_weight = 0
+        self.s.failed_checks = 0
+        self.s.iterations = 0
+        self.s.infra_errors = 0
+        self.s.canary_not_ready_since = None
+
+    def rollback(self, reason_message: str | None, reason: FailureReason) -> None:
+        if reason_message:
+            self.event(reason_message, warning=True)
+        self.actions.append(SetWeights(100, 0))
+        self.event(f"Canary failed! Scaling down {self.name}", warning=True)
+        self.actions.append(ScaleCanaryToZero())
+        self.reset_run(Phase.FAILED)
+        self.s.failure_reason = reason
+        self.s.progressing_since = None
+        self.exit_hint = _FAILURE_EXIT[reason]
+        self.settled = True
+
+    def promote(self) -> None:
+        primary = f"{self.c.primary_name}.{self.c.namespace}"
+        self.event(f"Copying {self.target} template spec to {primary}")
+        self.actions.append(PromoteTemplate())
+        self.set_phase(Phase.PROMOTING)
+
+    def readiness(self, which: Literal["primary", "canary"], observed: Readiness) -> Readiness:
+        attr = f"{which}_not_ready_since"
+        if observed is Readiness.READY:
+            setattr(self.s, attr, None)
+            return Readiness.READY
+        if observed is Readiness.DEADLINE_EXCEEDED:
+            return observed
+        since = getattr(self.s, attr) or self.now
+        setattr(self.s, attr, since)
+        waited = (self.obs.now - parse_time(since)).total_seconds()
+        if waited > self.c.spec.progress_deadline_seconds:
+            return Readiness.DEADLINE_EXCEEDED
+        return Readiness.NOT_READY
+
+    def infra(self, messages: list[str]) -> None:
+        for m in messages:
+            self.event(m, warning=True)
+        self.s.infra_errors += 1
+        limit = self.settings.max_infra_errors
+        if self.s.infra_errors >= limit:
+            self.rollback(
+                f"Rolling back {self.name} infrastructure errors on {self.s.infra_errors} consecutive checks",
+                FailureReason.INFRA,
+            )
+        else:
+            self.note = f"holding: infrastructure error ({self.s.infra_errors}/{limit})"
+
+    # ---- the tick ----------------------------------------------------------------------
+
+    def run(self) -> TickResult:
+        self._run()
+        return self._result()
+
+    def _result(self) -> TickResult:
+        s = self.s
+        if s.phase != self.old.phase or not s.conditions:
+            status_word = {Phase.INITIALIZED: "True", Phase.SUCCEEDED: "True", Phase.FAILED: "False"}.get(
+                s.phase, "Unknown"
+            )
+            if s.phase is not Phase.NONE:
+                s.conditions = [
+                    {
+                        "type": "Promoted",
+                        "status": status_word,
+                        "reason": str(s.phase),
+                        "message": _CONDITION_MESSAGES.get(s.phase, ""),
+                        "lastUpdateTime": self.now,
+                        "lastTransitionTime": self.now,
+                    }
+                ]
+        if s != self.old:
+            s.last_transition_time = self.now
+        return TickResult(s, self.actions, self.exit_hint, self.settled, self.note)
+
+    def _run(self) -> None:
+        c, s, obs = self.c, self.s, self.obs
+        if c.spec.suspend:
+            self.note = "suspended"
+            return
+        phase = s.phase
+        if obs.infra_error is not None:
+            if phase in (*_RUNNING, Phase.WAITING):
+                self.infra([obs.infra_error])
+            else:
+                self.note = f"infrastructure error: {obs.infra_error}"
+            return
+
+        # Initialisation: wait for the primary, then route everything to it.
+        if phase in (Phase.NONE, Phase.INITIALIZING):
+            if not c.skip_analysis and self.readiness("primary", obs.primary) is not Readiness.READY:
+                self.set_phase(Phase.INITIALIZING)
+                self.note = "waiting for the primary to become ready"
+                return
+            self.reset_run(Phase.INITIALIZED)
+            s.primary_not_ready_since = None
+            s.last_applied_spec = s.last_promoted_spec = obs.revision
+            if obs.tracked_configs is not None:
+                s.tracked_configs = dict(obs.tracked_configs)
+            self.actions += [SetWeights(100, 0), ScaleCanaryToZero()]
+            self.event(f"Initialization done! {self.name}")
+            self.settled, self.exit_hint = True, ExitCode.OK
+            return
+
+        changed = revision_changed(s, obs.revision)
+        if phase in _SETTLED and not changed:
+            self.settled = True
+            if phase is Phase.FAILED:
+                self.exit_hint = _FAILURE_EXIT[s.failure_reason or FailureReason.ANALYSIS]
+            else:
+                self.exit_hint = ExitCode.OK
+            self.note = "no new revision"
+            return
+
+        # Primary readiness.
+        if not c.skip_analysis:
+            primary = self.readiness("primary", obs.primary)
+            if primary is Readiness.DEADLINE_EXCEEDED:
+                message = f"Rolling back {self.name} progress deadline exceeded: primary not ready"
+                if phase in (Phase.PROMOTING, Phase.FINALISING):
+                    # The primary is already rolling to the new template: send traffic to the canary.
+                    self.event(message, warning=True)
+                    self.actions.append(SetWeights(0, 100))
+                    s.canary_weight = 100
+                    self.set_phase(Phase.FAILED)
+                    s.failure_reason = FailureReason.DEADLINE
+                    self.exit_hint, self.settled = ExitCode.CANARY_FAILED, True
+                else:
+                    self.rollback(message, FailureReason.DEADLINE)
+                return
+            if primary is Readiness.NOT_READY:
+                self.note = "waiting for the primary to become ready"
+                return
+
+        weights = obs.weights or Weights(100 - s.canary_weight, s.canary_weight)
+
+        # A new run starts: scale the canary up; no analysis this tick.
+        if phase not in _RUNNING:
+            self.event(f"New revision detected! Scaling up {self.target}")
+            self.actions.append(ScaleCanary("up"))
+            self.reset_run(Phase.PROGRESSING)
+            s.failure_reason = None
+            s.last_applied_spec = obs.revision
+            s.progressing_since = self.now
+            s.measurements = {}
+            if obs.tracked_configs is not None:
+                s.tracked_configs = dict(obs.tracked_configs)
+            return
+
+        # The target changed again during the analysis: start over.
+        if phase in _ANALYSING and changed:
+            self.event(f"New revision detected! Restarting analysis for {self.target}")
+            self.actions.append(SetWeights(100, 0))
+            self.reset_run(Phase.PROGRESSING)
+            s.last_applied_spec = obs.revision
+            s.progressing_since = self.now
+            s.measurements = {}
+            if obs.tracked_configs is not None:
+                s.tracked_configs = dict(obs.tracked_configs)
+            return
+
+        if obs.command is Command.ABORT:
+            if phase in _ANALYSING:
+                self.rollback(f"Rolling back {self.name} aborted by operator", FailureReason.ABORTED)
+                return
+            self.event(f"Abort of {self.name} ignored: promotion already under way", warning=True)
+
+        # Canary readiness.
+        canary_ready = self.readiness("canary", obs.canary)
+        if canary_ready is Readiness.DEADLINE_EXCEEDED:
+            self.rollback(
+                f"Rolling back {self.name} progress deadline exceeded: canary {self.target} not ready",
+                FailureReason.DEADLINE,
+            )
+            return
+        if canary_ready is Readiness.NOT_READY:
+            if self.old.canary_not_ready_since is None:
+                reason = f": {obs.not_ready_reason}" if obs.not_ready_reason else ""
+                self.event(
+                    f"Halt advancement {self.target} waiting for rollout to finish{reason}", warning=True
+                )
+            self.note = "waiting for the canary to become ready"
+            return
+
+        if c.skip_analysis:
+            self.actions.append(SetWeights(100, 0))
+            self.promote()
+            self.actions.append(ScaleCanaryToZero())
+            self.reset_run(Phase.SUCCEEDED)
+            s.last_promoted_spec = s.last_applied_spec
+            self.event(f"Promotion completed! Canary analysis was skipped for {self.target}")
+            self.exit_hint, self.settled = ExitCode.OK, True
+            return
+
+        if obs.command is Command.PROMOTE and phase in _ANALYSING:
+            self.event(f"Promotion of {self.name} requested by operator, skipping the rest of the analysis")
+            self.promote()
+            return
+
+        if phase is Phase.PROMOTING:
+            self._promotion_traffic(weights)
+            return
+
+        if phase is Phase.FINALISING:
+            self.actions.append(ScaleCanaryToZero())
+            self.reset_run(Phase.SUCCEEDED)
+            s.last_promoted_spec = s.last_applied_spec
+            s.progressing_since = None
+            self.event(f"Promotion completed! Scaling down {self.target}")
+            self.exit_hint, self.settled = ExitCode.OK, True
+            return
+
+        # Threshold reached on an earlier tick (e.g. status written by Flagger).
+        if s.failed_checks >= self.a.threshold:
+            self.rollback(
+                f"Rolling back {self.name} failed checks threshold reached {s.failed_checks}",
+                FailureReason.ANALYSIS,
+            )
+            return
+
+        first_step = weights.canary == 0 and s.iterations == 0 and not (self.a.mirror and weights.mirrored)
+        if first_step:
+            self.event(f"Starting canary analysis for {self.target}")
+        elif not self._analyse():
+            return
+
+        strategy = c.strategy
+        if strategy is StrategyKind.AB:
+            self._step_ab()
+        elif strategy is StrategyKind.BLUEGREEN:
+            self._step_bluegreen(weights)
+        else:
+            self._step_canary(weights)
+
+    # ---- analysis ----------------------------------------------------------------------
+
+    def _provider_label(self, m: CanaryMetric) -> str:
+        if m.template_ref is None and m.query is None:
+            return self.c.spec.provider or "istio"
+        return "prometheus"
+
+    def _analyse(self) -> bool:
+        """Judge the metrics; True to advance. Records measurements and counts failures."""
+        results = self.obs.metrics
+        if results is None:
+            raise MetricsRequiredError("this tick analyses metrics; query them and pass obs.metrics")
+        failure: str | None = None
+        infra: list[str] = []
+        holds: list[str] = []
+        for m in ordered_metrics(self.a):
+            r = results.get(m.name) or MetricResult.infra_error("no result was collected")
+            if r.outcome is MetricOutcome.VALUE:
+                assert r.value is not None
+                check = check_metric(m, r.value)
+                self._measure(m.name, r.value, "pass" if check.passed else "fail", check.message)
+                if not check.passed:
+                    failure = f"Halt {self.name} advancement {check.message}"
+                    break
+            elif r.outcome is MetricOutcome.NO_DATA:
+                policy = self.settings.no_data_policy(m.name)
+                why = (
+                    f"no values found for {self._provider_label(m)} metric {m.name} "
+                    f"probably {self.target} is not receiving traffic"
+                )
+                if policy is NoDataPolicy.FAIL:
+                    self._measure(m.name, None, "no-data", why)
+                    failure = f"Halt advancement {why}"
+                    break
+                if policy is NoDataPolicy.SKIP:
+                    self._measure(m.name, None, "skipped", why)
+                    self.event(f"Skipping {m.name} check for {self.name}: {why}")
+                else:
+                    self._measure(m.name, None, "hold", why)
+                    holds.append(f"Halt {self.name} advancement holding: {why}")
+            elif r.outcome is MetricOutcome.INFRA_ERROR:
+                self._measure(m.name, None, "error", r.message)
+                infra.append(f"Metric query failed for {m.name}: {r.message}")
+            else:
+                self._measure(m.name, None, "rejected", r.message)
+                self.event(f"Metric query failed for {m.name}: {r.message}", warning=True)
+                self.rollback(
+                    f"Rolling back {self.name} query for metric {m.name} was rejected",
+                    FailureReason.REJECTED_QUERY,
+                )
+                return False
+
+        s = self.s
+        if failure is not None:
+            self.event(failure, warning=True)
+            s.failed_checks += 1
+            s.infra_errors = 0
+            if s.failed_checks >= self.a.threshold:
+                self.rollback(
+                    f"Rolling back {self.name} failed checks threshold reached {s.failed_checks}",
+                    FailureReason.ANALYSIS,
+                )
+            return False
+        if infra:
+            self.infra(infra)
+            return False
+        s.infra_errors = 0
+        if holds:
+            for h in holds:
+                self.event(h, warning=True)
+            self.note = "holding: no data"
+            return False
+        return True
+
+    def _measure(self, name: str, value: float | None, verdict: Any, message: str) -> None:
+        self.s.measurements[name] = Measurement(value, verdict, message, self.now)
+
+    # ---- strategies --------------------------------------------------------------------
+
+    def _step_canary(self, weights: Weights) -> None:
+        max_weight = self.a.effective_max_weight
+        if weights.canary < max_weight:
+            canary_weight = min(100, _next_weight(self.a, weights.canary))
+            self.actions.append(SetWeights(100 - canary_weight, canary_weight))
+            self.s.canary_weight = canary_weight
+            self.event(f"Advance {self.name} canary weight {canary_weight}")
+            return
+        self.promote()
+
+    def _step_ab(self) -> None:
+        if self.a.iterations > self.s.iterations:
+            self.actions.append(SetWeights(0, 100))
+            self.s.iterations += 1
+            self.event(f"Advance {self.name} canary iteration {self.s.iterations}/{self.a.iterations}")
+            return
+        self.promote()
+
+    def _step_bluegreen(self, weights: Weights) -> None:
+        if self.a.iterations > self.s.iterations:
+            if self.a.mirror and not weights.mirrored:
+                self.actions.append(SetWeights(100, 0, mirror=True))
+            self.s.iterations += 1
+            self.event(f"Advance {self.name} canary iteration {self.s.iterations}/{self.a.iterations}")
+            return
+        if weights.canary < 100:
+            self.event("Routing all traffic to canary")
+            self.actions.append(SetWeights(0, 100))
+            self.s.canary_weight = 100
+            return
+        self.promote()
+
+    def _promotion_traffic(self, weights: Weights) -> None:
+        step = self.a.step_weight_promotion
+        if step <= 0 or weights.canary <= 0:
+            if step <= 0:
+                self.event("Routing all traffic to primary")
+                self.actions.append(SetWeights(100, 0))
+            self.s.canary_weight = 0
+            self.set_phase(Phase.FINALISING)
+            return
+        primary = min(100, weights.primary + step)
+        canary = max(0, weights.canary - step)
+        self.actions.append(SetWeights(primary, canary))
+        self.s.canary_weight = canary
+        self.event(f"Advance {self.name} primary weight {primary}")
+        if primary >= 100:
+            self.set_phase(Phase.FINALISING)

@@ -1,0 +1,425 @@
+"""The canary loop: observe the cluster, ask the engine, act, store the state, sleep.
+
+Each tick does Flagger's housekeeping (the ``-primary`` Deployment, the
+Services, the routing objects), observes the target's revision, readiness and
+weights, queries the metrics only when the engine will judge them (all of
+them at once, evaluated at the tick's time), then executes the engine's
+actions and writes the new status to the Canary object.
+
+Actions run before the status is written: they are idempotent (absolute
+weights, absolute replica counts, a template copy), so a crash between the two
+only repeats them, while a failed check is counted only once the status that
+holds it is stored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from progdel.canary import engine, store
+from progdel.canary.engine import Command, MetricResult, Observation, Readiness
+from progdel.canary.revision import referenced_configs, revision_hash, tracked_configs
+from progdel.canary.workloads import Workloads
+from progdel.config.canary import Canary, MetricTemplate, parse_metric_template
+from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
+from progdel.kube.client import Kube
+from progdel.kube.errors import KubeError, NotFound, ServerError
+from progdel.kube.events import EventRecorder
+from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
+from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
+from progdel.metrics.provider import MetricsError, QueryRejected
+from progdel.metrics.templates import MetricQuery, metric_queries
+from progdel.routing.base import RouteNames, Weights
+from progdel.routing.istio import VirtualServiceRouter
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+@dataclass
+class RunOptions:
+    once: bool = False
+    follow: bool = False
+    timeout: float | None = None  # seconds; exit 7 when a run is still going after it
+    prometheus_url: str | None = None  # --prometheus-url
+    project_prometheus_url: str | None = None  # progdel.yaml
+    templates: list[MetricTemplate] = field(default_factory=list)  # from files, beside the cluster's
+    until_initialized: bool = False  # `canary init`: stop once Initialized
+
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def _stamp(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def steps_of(canary: Canary) -> int:
+    a = canary.analysis
+    if a.iterations:
+        return a.iterations
+    if a.step_weights:
+        return len(a.step_weights)
+    if a.step_weight:
+        return math.ceil(a.effective_max_weight / a.step_weight)
+    return 0
+
+
+def step_index(canary: Canary, weight: int, iterations: int) -> int:
+    a = canary.analysis
+    if a.iterations:
+        return iterations
+    if a.step_weights:
+        return sum(1 for w in a.step_weights if w <= weight)
+    if a.step_weight:
+        return math.ceil(weight / a.step_weight)
+    return 0
+
+
+class CanaryRunner:
+    def __init__(
+        self,
+        kube: Kube,
+        name: str,
+        namespace: str,
+        sink: Sink,
+        options: RunOptions | None = None,
+        clock: Clock | None = None,
+        identity: str | None = None,
+    ) -> None:
+        self.kube = kube
+        self.name = name
+        self.namespace = namespace
+        self.sink = sink
+        self.opts = options or RunOptions()
+        self.clock = clock or SystemClock()
+        self.recorder = EventRecorder(kube)
+        self.identity = identity
+        self._providers: dict[str, PrometheusProvider] = {}
+        self._last_status: engine.CanaryStatus | None = None
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def _provider(self, url: str) -> PrometheusProvider:
+        if url not in self._providers:
+            self._providers[url] = PrometheusProvider.from_env(url)
+        return self._providers[url]
+
+    def close(self) -> None:
+        for p in self._providers.values():
+            p.close()
+
+    def _templates(self, canary: Canary) -> list[MetricTemplate]:
+        refs = {
+            (m.template_ref.namespace or canary.namespace, m.template_ref.name)
+            for m in canary.analysis.metrics
+            if m.template_ref is not None
+        }
+        found = {(t.namespace, t.metadata.name): t for t in self.opts.templates}
+        for ns, tname in refs - set(found):
+            obj = self.kube.get_or_none(METRICTEMPLATES, tname, ns)
+            if obj is not None:
+                found[(ns, tname)] = parse_metric_template(obj, f"metrictemplate {ns}/{tname}")
+        return list(found.values())
+
+    def queries(self, canary: Canary) -> list[MetricQuery]:
+        return metric_queries(canary, self._templates(canary))
+
+    def metrics_url(self, canary: Canary) -> str:
+        return resolve_prometheus_url(
+            self.opts.prometheus_url,
+            metrics_server=canary.spec.metrics_server,
+            project_default=self.opts.project_prometheus_url,
+        )
+
+    def preflight(self, canary: Canary) -> None:
+        """Render every query and run it once: a query Prometheus rejects is a spec error (exit 2),
+        reported before any traffic moves. No data or an unreachable server are not errors here."""
+        default = self.metrics_url(canary)
+        for q in self.queries(canary):
+            try:
+                self._provider(q.address or default).query(q.query, self.clock.now())
+            except QueryRejected as err:
+                raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {q.name}: {err}") from None
+            except MetricsError:
+                pass
+
+    # -- one tick -------------------------------------------------------------------------
+
+    def observe(self, canary: Canary, obj: dict[str, Any], status: engine.CanaryStatus) -> Observation:
+        now = self.clock.now()
+        request = store.pending_request(obj)
+        command = Command(request.action) if request and request.action in ("abort", "promote") else None
+        svc = canary.spec.service
+        work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
+        router = self.router(canary)
+        try:
+            target = work.get_target()
+            work.ensure_primary(target)
+            work.ensure_services(target, svc.port, svc.port_name, svc.target_port or svc.port)
+            router.reconcile()
+            template = (target.get("spec") or {}).get("template") or {}
+            configs: dict[Any, Any] = {}
+            for ref in referenced_configs(template):
+                res = CONFIGMAPS if ref.kind == "ConfigMap" else SECRETS
+                configs[ref] = self.kube.get_or_none(res, ref.name, canary.namespace)
+            a = canary.analysis
+            primary = work.health(work.primary, a.primary_ready_threshold)
+            canary_h = work.health(work.target, a.canary_ready_threshold)
+            w = router.get_weights()
+        except (Unreachable, ServerError) as err:
+            return Observation(
+                now=now, revision=status.last_applied_spec, command=command, infra_error=str(err)
+            )
+        return Observation(
+            now=now,
+            revision=revision_hash(template, configs),
+            primary=primary.readiness,
+            canary=canary_h.readiness,
+            weights=engine.Weights(w.primary, w.canary, w.mirrored),
+            command=command,
+            tracked_configs=tracked_configs(configs),
+            not_ready_reason=canary_h.message if canary_h.readiness is not Readiness.READY else "",
+        )
+
+    def router(self, canary: Canary) -> VirtualServiceRouter:
+        svc = canary.spec.service
+        return VirtualServiceRouter(
+            self.kube,
+            RouteNames(canary.apex_name, canary.namespace),
+            svc.model_dump(by_alias=True, exclude_none=True),
+            svc.port,
+        )
+
+    def measure(self, canary: Canary, at: datetime) -> dict[str, MetricResult]:
+        default = self.metrics_url(canary)
+        by_server: dict[str, list[tuple[str, str]]] = {}
+        for q in self.queries(canary):
+            by_server.setdefault(q.address or default, []).append((q.name, q.query))
+        results: dict[str, MetricResult] = {}
+        for url, batch in by_server.items():
+            for mname, value in self._provider(url).query_many(batch, at).items():
+                results[mname] = MetricResult.from_provider(value)
+        return results
+
+    def execute(self, canary: Canary, obj: dict[str, Any], actions: list[engine.Action]) -> None:
+        work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
+        router = self.router(canary)
+        for action in actions:
+            if isinstance(action, engine.SetWeights):
+                router.set_weights(Weights(action.primary, action.canary, action.mirror))
+            elif isinstance(action, engine.ScaleCanary):
+                if action.replicas == "up":
+                    work.scale_target_up()
+                else:
+                    work.scale_target(int(action.replicas))
+            elif isinstance(action, engine.ScaleCanaryToZero):
+                work.scale_target(0)
+            elif isinstance(action, engine.PromoteTemplate):
+                work.promote()
+            elif isinstance(action, engine.Event):
+                self.recorder.record(obj, action.type, "Synced", action.message)
+                self.sink(
+                    {
+                        "kind": "event",
+                        "type": action.type,
+                        "message": action.message,
+                        "time": _stamp(self.clock.now()),
+                    }
+                )
+
+    def tick(self) -> engine.TickResult:
+        obj, spec = store.read(self.kube, self.name, self.namespace)
+        canary = spec.model
+        status = engine.CanaryStatus.from_dict(obj.get("status"))
+        obs = self.observe(canary, obj, status)
+        if obs.infra_error is None and engine.needs_metrics(canary, status, obs):
+            obs = Observation(**{**obs.__dict__, "metrics": self.measure(canary, obs.now)})
+        result = engine.tick(canary, status, obs)
+        self.execute(canary, obj, result.actions)
+        if result.status.to_dict() != status.to_dict():
+            store.write_status(self.kube, self.name, self.namespace, result.status.to_dict())
+        if obs.command is not None:
+            store.clear_request(self.kube, self.name, self.namespace)
+        self._last_status = result.status
+        self.sink(self.tick_record(canary, result, obs))
+        return result
+
+    def tick_record(self, canary: Canary, result: engine.TickResult, obs: Observation) -> dict[str, Any]:
+        s = result.status
+        weights = next((a for a in reversed(result.actions) if isinstance(a, engine.SetWeights)), None)
+        canary_w = weights.canary if weights else (obs.weights.canary if obs.weights else s.canary_weight)
+        primary_w = weights.primary if weights else (obs.weights.primary if obs.weights else 100 - canary_w)
+        metrics = []
+        for m in canary.analysis.metrics:
+            meas = s.measurements.get(m.name)
+            rng = m.threshold_range
+            metrics.append(
+                {
+                    "name": m.name,
+                    "value": meas.value if meas else None,
+                    "min": rng.min if rng else None,
+                    "max": rng.max if rng else None,
+                    "verdict": meas.verdict if meas else None,
+                    "message": meas.message if meas else "",
+                }
+            )
+        return {
+            "kind": "tick",
+            "canary": f"{canary.namespace}/{canary.name}",
+            "time": _stamp(obs.now),
+            "phase": str(s.phase) or "",
+            "canaryWeight": canary_w,
+            "primaryWeight": primary_w,
+            "maxWeight": canary.analysis.effective_max_weight,
+            "step": step_index(canary, s.canary_weight, s.iterations),
+            "steps": steps_of(canary),
+            "failedChecks": s.failed_checks,
+            "threshold": canary.analysis.threshold,
+            "iterations": s.iterations,
+            "metrics": metrics,
+            "note": result.note,
+        }
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> ExitCode:
+        """Drive the canary until its run ends; the exit code says how it ended."""
+        _, spec = store.read(self.kube, self.name, self.namespace)
+        canary = spec.model
+        interval = canary.analysis.interval_seconds
+        lease = store.lease_for(
+            self.kube, self.name, self.namespace, max(10, math.ceil(3 * interval)), self.identity
+        )
+        lease.acquire()
+        try:
+            self.preflight(canary)
+            return self._loop(interval, lease)
+        finally:
+            lease.release()
+            self.close()
+
+    def _loop(self, interval: float, lease: Any) -> ExitCode:
+        started = self.clock.now()
+        saw_run = False
+        while True:
+            try:
+                result = self.tick()
+            except (Unreachable, ServerError) as err:
+                # the API server itself failed between observation and write: hold and retry
+                self.sink(
+                    {
+                        "kind": "event",
+                        "type": "Warning",
+                        "message": str(err),
+                        "time": _stamp(self.clock.now()),
+                    }
+                )
+                result = None
+            if result is not None:
+                phase = result.status.phase
+                if phase not in (engine.Phase.INITIALIZED, engine.Phase.SUCCEEDED, engine.Phase.FAILED):
+                    saw_run = saw_run or phase is not engine.Phase.INITIALIZING
+                finished = result.settled and result.exit_hint is not None
+                if self.opts.until_initialized and finished:
+                    return result.exit_hint or ExitCode.OK
+                if finished and (saw_run or result.note != "no new revision"):
+                    if not self.opts.follow:
+                        self._result_record(result)
+                        return result.exit_hint or ExitCode.OK
+                    saw_run = False
+                if self.opts.once:
+                    if finished:
+                        return result.exit_hint or ExitCode.OK
+                    return ExitCode.WAITING
+            elif self.opts.once:
+                return ExitCode.UNREACHABLE
+            elapsed = (self.clock.now() - started).total_seconds()
+            if self.opts.timeout is not None and elapsed >= self.opts.timeout:
+                raise ProgdelError(
+                    f"canary {self.namespace}/{self.name}: still running after {self.opts.timeout:.0f}s",
+                    ExitCode.TIMEOUT,
+                )
+            self._wait(interval, lease)
+
+    def _result_record(self, result: engine.TickResult) -> None:
+        s = result.status
+        outcome = {
+            engine.Phase.SUCCEEDED: "promoted",
+            engine.Phase.FAILED: "aborted" if result.exit_hint is ExitCode.ABORTED else "rolled back",
+            engine.Phase.INITIALIZED: "initialized",
+        }.get(s.phase, str(s.phase))
+        self.sink(
+            {
+                "kind": "result",
+                "canary": f"{self.namespace}/{self.name}",
+                "time": _stamp(self.clock.now()),
+                "phase": str(s.phase),
+                "outcome": outcome,
+                "exitCode": int(result.exit_hint or 0),
+                "message": s.failure_reason or "",
+            }
+        )
+
+    def _wait(self, interval: float, lease: Any) -> None:
+        """Sleep until the next tick, renewing the lease and waking early for operator requests.
+
+        Only ``self.clock`` measures time here, so a replay clock can run a whole canary over
+        recorded history in moments.
+        """
+        start = self.clock.now()
+        renew_every = max(1.0, lease.duration_seconds / 3)
+        last_renew = start
+        while True:
+            now = self.clock.now()
+            left = interval - (now - start).total_seconds()
+            if left <= 0:
+                break
+            self.clock.sleep(min(left, 0.5))
+            if (self.clock.now() - last_renew).total_seconds() >= renew_every:
+                lease.renew()
+                last_renew = self.clock.now()
+            try:
+                obj = self.kube.get(CANARIES, self.name, self.namespace)
+            except (KubeError, Unreachable):
+                continue
+            if store.pending_request(obj) is not None:
+                break
+        lease.renew()
+
+
+def initialize(kube: Kube, name: str, namespace: str, sink: Sink, timeout: float = 300) -> ExitCode:
+    """``canary init``: create the primary, Services and routing, wait for the primary, scale the
+    target to 0."""
+    runner = CanaryRunner(kube, name, namespace, sink, RunOptions(until_initialized=True, timeout=timeout))
+    obj, spec = store.read(kube, name, namespace)
+    status = engine.CanaryStatus.from_dict(obj.get("status"))
+    if status.phase not in (engine.Phase.NONE, engine.Phase.INITIALIZING):
+        # already initialized: reconcile the objects, keep the state
+        runner.observe(spec.model, obj, status)
+        return ExitCode.OK
+    lease = store.lease_for(kube, name, namespace, 30)
+    lease.acquire()
+    try:
+        return runner._loop(1.0, lease)
+    finally:
+        lease.release()
+
+
+__all__ = ["CanaryRunner", "Clock", "NotFound", "RunOptions", "SystemClock", "initialize"]

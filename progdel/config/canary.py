@@ -1,0 +1,633 @@
+"""Flagger's ``flagger.app/v1beta1`` ``Canary`` and ``MetricTemplate``, as pydantic models.
+
+A Canary file written for Flagger is accepted unchanged, field for field, so the same file can be
+applied to a cluster that runs Flagger. Unknown fields are errors naming the field (a typo such as
+``stepWieght`` must not silently fall back to a default), except inside the free-form Istio blocks
+(``trafficPolicy``, ``match``, ``retries``...) which are kept as opaque dicts and passed through.
+
+What progdel adds lives in annotations, which Flagger ignores:
+
+- ``progdel.dev/no-data``: what a metric with no data (or NaN) means: ``fail`` (Flagger's
+  behaviour), ``skip`` (the check passes with a note) or ``hold`` (no advance, no failure).
+  Either one word for all metrics or ``name=policy,name=policy``.
+- ``progdel.dev/max-infra-errors``: consecutive ticks with infrastructure errors (metrics server
+  or API unreachable) before the canary is rolled back; default 5.
+
+Defaults follow Flagger, with one deliberate difference: analysis intervals under 10s are
+honoured rather than raised to 10s, so demos and tests can run fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from progdel.config.yamlfile import Document, format_path, load_documents, validate
+from progdel.errors import InvalidInput
+
+API_VERSION = "flagger.app/v1beta1"
+BUILTIN_METRICS = ("request-success-rate", "request-duration")
+ANNOTATION_NO_DATA = "progdel.dev/no-data"
+ANNOTATION_MAX_INFRA_ERRORS = "progdel.dev/max-infra-errors"
+DEFAULT_MAX_INFRA_ERRORS = 5
+
+# --------------------------------------------------------------------------------------------
+# Go durations
+# --------------------------------------------------------------------------------------------
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration string (``1m``, ``30s``, ``1m30s``, ``500ms``, ``1.5h``).
+
+    Raises ``ValueError`` naming the text when it is not a duration. As in Go, a bare ``0`` is
+    allowed and other numbers need a unit.
+    """
+    s = text.strip()
+    if s in ("0", "+0", "-0"):
+        return 0.0
+    sign = 1.0
+    if s[:1] in "+-" and s:
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if not s:
+        raise ValueError(f"invalid duration {text!r}")
+    pos, total = 0, 0.0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if m is None:
+            raise ValueError(f"invalid duration {text!r} (expected e.g. 30s, 1m, 1m30s, 500ms)")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+def format_go_duration(seconds: float) -> str:
+    """Format like Go's ``time.Duration.String()`` (``500ms``, ``1.2s``, ``1m30s``, ``0s``)."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    neg = ns < 0
+    ns = abs(ns)
+    sign = "-" if neg else ""
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_trim(ns / 1_000)}µs"
+    if ns < 1_000_000_000:
+        return f"{sign}{_trim(ns / 1_000_000)}ms"
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    secs = _trim(rest / 1e9)
+    out = ""
+    if hours:
+        out += f"{hours}h"
+    if hours or minutes:
+        out += f"{minutes}m"
+    return f"{sign}{out}{secs}s"
+
+
+def _trim(x: float) -> str:
+    text = f"{x:.9f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def format_go_number(x: float) -> str:
+    """Format a float as Go's ``%v`` does for the thresholds in events (``99``, ``99.5``)."""
+    if x == int(x) and abs(x) < 1e21:
+        return str(int(x))
+    return repr(float(x))
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    """camelCase fields, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class _OpenModel(BaseModel):
+    """Kubernetes-owned structures (metadata): unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+
+OpaqueDict = dict[str, Any]
+IntOrString = int | str
+
+
+class ObjectMeta(_OpenModel):
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+
+class LocalObjectReference(_Model):
+    api_version: str | None = None
+    kind: str | None = None
+    name: str
+
+
+class TargetReference(_Model):
+    api_version: str = "apps/v1"
+    kind: Literal["Deployment", "DaemonSet", "Service", "Service.serving.knative.dev"] | str = "Deployment"
+    name: str
+
+
+class ScalerReplicas(_Model):
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+
+
+class AutoscalerReference(_Model):
+    api_version: str | None = None
+    kind: str | None = None
+    name: str
+    primary_scaler_queries: dict[str, str] | None = None
+    primary_scaler_replicas: ScalerReplicas | None = None
+
+
+class CustomMetadata(_Model):
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class CanaryService(_Model):
+    """``spec.service``: ports, apex name, and the Istio passthrough blocks (kept opaque)."""
+
+    port: int
+    port_name: str = "http"
+    target_port: IntOrString | None = None
+    port_discovery: bool = False
+    app_protocol: str | None = None
+    name: str | None = None
+    hosts: list[str] = Field(default_factory=list)
+    gateways: list[str] = Field(default_factory=list)
+    gateway_refs: list[OpaqueDict] | None = None
+    delegation: bool = False
+    traffic_policy: OpaqueDict | None = None
+    match: list[OpaqueDict] | None = None
+    rewrite: OpaqueDict | None = None
+    retries: OpaqueDict | None = None
+    timeout: str | None = None
+    headers: OpaqueDict | None = None
+    cors_policy: OpaqueDict | None = None
+    mirror: OpaqueDict | None = None
+    apex: CustomMetadata | None = None
+    primary: CustomMetadata | None = None
+    canary: CustomMetadata | None = None
+    backends: list[str] | None = None
+    session_affinity: OpaqueDict | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+
+class ThresholdRange(_Model):
+    min: float | None = None
+    max: float | None = None
+
+
+class TemplateRef(_Model):
+    name: str
+    namespace: str | None = None
+
+
+class CanaryMetric(_Model):
+    """One entry of ``analysis.metrics``."""
+
+    name: str
+    interval: str = "1m"
+    threshold: float | None = None  # deprecated by Flagger: min for success rate, max otherwise
+    threshold_range: ThresholdRange | None = None
+    query: str | None = None  # deprecated by Flagger in favour of templateRef
+    template_ref: TemplateRef | None = None
+    template_variables: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.template_ref is None and self.query is None and self.name in BUILTIN_METRICS
+
+
+class CanaryWebhook(_Model):
+    type: (
+        Literal[
+            "",
+            "confirm-rollout",
+            "pre-rollout",
+            "rollout",
+            "confirm-traffic-increase",
+            "confirm-promotion",
+            "post-rollout",
+            "rollback",
+            "event",
+        ]
+        | None
+    ) = None
+    name: str
+    url: str
+    mute_alert: bool = False
+    timeout: str = "10s"
+    retries: int = 0
+    metadata: dict[str, str] | None = None
+    disable_tls: bool = Field(default=False, alias="disableTLS")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class AlertProviderRef(_Model):
+    name: str
+    namespace: str | None = None
+
+
+class CanaryAlert(_Model):
+    name: str
+    severity: Literal["info", "warn", "error"] = "info"
+    provider_ref: AlertProviderRef
+
+
+class SessionAffinity(_Model):
+    cookie_name: str | None = None
+    max_age: int | None = None
+    primary_cookie_name: str | None = None
+
+
+class CanaryAnalysis(_Model):
+    """``spec.analysis`` with Flagger's defaults (``maxWeight`` is filled in when absent)."""
+
+    interval: str = "60s"
+    threshold: int = 1
+    max_weight: int | None = None
+    step_weight: int = 0
+    step_weights: list[int] = Field(default_factory=list)
+    step_weight_promotion: int = 0
+    iterations: int = 0
+    match: list[OpaqueDict] = Field(default_factory=list)
+    mirror: bool = False
+    mirror_weight: int = 0
+    primary_ready_threshold: int = 100
+    canary_ready_threshold: int = 100
+    session_affinity: SessionAffinity | None = None
+    alerts: list[CanaryAlert] = Field(default_factory=list)
+    metrics: list[CanaryMetric] = Field(default_factory=list)
+    webhooks: list[CanaryWebhook] = Field(default_factory=list)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        if parse_duration(v) < 1:
+            raise ValueError(f"interval {v!r} is under 1s")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("step_weights")
+    @classmethod
+    def _step_weights(cls, v: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("must be strictly increasing")
+        if any(w <= 0 for w in v):
+            raise ValueError("weights must be positive")
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> CanaryAnalysis:
+        if self.step_weights:
+            self.max_weight = min(100, self.step_weights[-1])
+        elif not self.max_weight:
+            self.max_weight = 100
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        """The tick interval; progdel honours values down to 1s (Flagger raises them to 10s)."""
+        return parse_duration(self.interval)
+
+    @property
+    def effective_max_weight(self) -> int:
+        return self.max_weight or 100
+
+
+class CanarySpecBody(_Model):
+    """``spec`` of a Canary."""
+
+    provider: str | None = None
+    metrics_server: str | None = None
+    target_ref: TargetReference
+    autoscaler_ref: AutoscalerReference | None = None
+    ingress_ref: LocalObjectReference | None = None
+    route_ref: LocalObjectReference | None = None
+    upstream_ref: LocalObjectReference | None = None
+    service: CanaryService
+    analysis: CanaryAnalysis | None = None
+    canary_analysis: CanaryAnalysis | None = None  # Flagger's deprecated spelling
+    skip_analysis: bool = False
+    progress_deadline_seconds: int = 600
+    revert_on_deletion: bool = False
+    suspend: bool = False
+
+    @model_validator(mode="after")
+    def _service_defaults(self) -> CanarySpecBody:
+        if self.service.name is None:
+            self.service.name = self.target_ref.name
+        if self.service.target_port is None:
+            self.service.target_port = self.service.port
+        if self.analysis is None and self.canary_analysis is not None:
+            self.analysis = self.canary_analysis
+        return self
+
+    def get_analysis(self) -> CanaryAnalysis:
+        return self.analysis or CanaryAnalysis()
+
+
+class Canary(_Model):
+    """A ``flagger.app/v1beta1`` Canary (``status`` from the cluster is kept as a plain dict)."""
+
+    api_version: Literal["flagger.app/v1beta1"]
+    kind: Literal["Canary"]
+    metadata: ObjectMeta
+    spec: CanarySpecBody
+    status: OpaqueDict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    @property
+    def target_name(self) -> str:
+        return self.spec.target_ref.name
+
+    @property
+    def apex_name(self) -> str:
+        return self.spec.service.name or self.spec.target_ref.name
+
+    @property
+    def primary_name(self) -> str:
+        return f"{self.spec.target_ref.name}-primary"
+
+    @property
+    def analysis(self) -> CanaryAnalysis:
+        return self.spec.get_analysis()
+
+    @property
+    def skip_analysis(self) -> bool:
+        """``skipAnalysis``, also true when there is no analysis block at all (as in Flagger)."""
+        return self.spec.skip_analysis or self.spec.analysis is None
+
+    @property
+    def strategy(self) -> StrategyKind:
+        return strategy_of(self)
+
+    @property
+    def settings(self) -> ProgdelSettings:
+        return parse_settings(self.metadata.annotations)
+
+
+class MetricTemplateProvider(_Model):
+    type: str = "prometheus"
+    address: str | None = None
+    secret_ref: LocalObjectReference | None = None
+    headers: dict[str, str] | None = None
+    insecure_skip_verify: bool = False
+    region: str | None = None
+
+
+class MetricTemplateSpec(_Model):
+    provider: MetricTemplateProvider = Field(default_factory=MetricTemplateProvider)
+    query: str
+
+
+class MetricTemplate(_Model):
+    api_version: Literal["flagger.app/v1beta1"]
+    kind: Literal["MetricTemplate"]
+    metadata: ObjectMeta
+    spec: MetricTemplateSpec
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+
+# --------------------------------------------------------------------------------------------
+# Strategy and progdel's settings
+# --------------------------------------------------------------------------------------------
+
+
+class StrategyKind(enum.StrEnum):
+    CANARY = "canary"
+    AB = "ab"
+    BLUEGREEN = "bluegreen"
+
+
+def strategy_of(canary: Canary) -> StrategyKind:
+    """As Flagger: match + iterations is A/B, iterations alone Blue/Green, else progressive."""
+    a = canary.analysis
+    if a.iterations > 0 and a.match:
+        return StrategyKind.AB
+    if a.iterations > 0:
+        return StrategyKind.BLUEGREEN
+    return StrategyKind.CANARY
+
+
+class NoDataPolicy(enum.StrEnum):
+    FAIL = "fail"
+    SKIP = "skip"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class ProgdelSettings:
+    """progdel's additions, read from the Canary's annotations."""
+
+    default_no_data: NoDataPolicy = NoDataPolicy.FAIL
+    no_data: dict[str, NoDataPolicy] = field(default_factory=dict)
+    max_infra_errors: int = DEFAULT_MAX_INFRA_ERRORS
+
+    def no_data_policy(self, metric: str) -> NoDataPolicy:
+        return self.no_data.get(metric, self.default_no_data)
+
+
+def _policy(word: str, what: str) -> NoDataPolicy:
+    try:
+        return NoDataPolicy(word.strip().lower())
+    except ValueError:
+        raise ValueError(f"{what}: unknown policy {word.strip()!r} (expected fail, skip or hold)") from None
+
+
+def parse_settings(annotations: dict[str, str]) -> ProgdelSettings:
+    """Parse ``progdel.dev/*`` annotations; ``ValueError`` names the annotation at fault."""
+    default = NoDataPolicy.FAIL
+    per_metric: dict[str, NoDataPolicy] = {}
+    raw = annotations.get(ANNOTATION_NO_DATA)
+    if raw is not None and raw.strip():
+        for item in raw.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if "=" in item:
+                name, _, word = item.partition("=")
+                if not name.strip():
+                    raise ValueError(f"{ANNOTATION_NO_DATA}: empty metric name in {item!r}")
+                per_metric[name.strip()] = _policy(word, ANNOTATION_NO_DATA)
+            else:
+                default = _policy(item, ANNOTATION_NO_DATA)
+    max_infra = DEFAULT_MAX_INFRA_ERRORS
+    raw = annotations.get(ANNOTATION_MAX_INFRA_ERRORS)
+    if raw is not None:
+        try:
+            max_infra = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{ANNOTATION_MAX_INFRA_ERRORS}: {raw!r} is not an integer") from None
+        if max_infra < 1:
+            raise ValueError(f"{ANNOTATION_MAX_INFRA_ERRORS}: must be at least 1")
+    return ProgdelSettings(default_no_data=default, no_data=per_metric, max_infra_errors=max_infra)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    """A validated Canary and where it came from (a file path, or ``cluster:ns/name``)."""
+
+    model: Canary
+    source: str
+
+
+def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    spec = canary.spec
+    key = "analysis" if spec.analysis is not None or spec.canary_analysis is None else "canaryAnalysis"
+    a = spec.analysis
+    if a is not None and not spec.skip_analysis:
+        if not (a.step_weight > 0 or a.step_weights or a.iterations > 0):
+            problems.append(
+                (("spec", key), "one of stepWeight, stepWeights or iterations is required (or skipAnalysis)")
+            )
+        if a.match and a.iterations <= 0:
+            problems.append((("spec", key, "iterations"), "A/B testing (match) needs iterations"))
+    if a is not None:
+        for i, m in enumerate(a.metrics):
+            where: tuple[str | int, ...] = ("spec", key, "metrics", i)
+            if not (m.name in BUILTIN_METRICS or m.template_ref is not None or m.query):
+                problems.append(
+                    (
+                        (*where, "name"),
+                        f"metric {m.name!r} is not built in ({', '.join(BUILTIN_METRICS)}) "
+                        "and has no templateRef or query",
+                    )
+                )
+            if m.threshold_range is None and m.threshold is None:
+                problems.append((where, f"metric {m.name!r} needs thresholdRange (or threshold)"))
+            if m.template_ref is not None and m.query:
+                problems.append((where, f"metric {m.name!r} has both templateRef and query"))
+    try:
+        settings = parse_settings(canary.metadata.annotations)
+    except ValueError as err:
+        problems.append((("metadata", "annotations"), str(err)))
+    else:
+        names = {m.name for m in (a.metrics if a else [])}
+        for metric in settings.no_data:
+            if metric not in names:
+                problems.append(
+                    (("metadata", "annotations"), f"{ANNOTATION_NO_DATA}: no metric named {metric!r}")
+                )
+    return problems
+
+
+def _check(canary: Canary, doc: Document) -> None:
+    problems = _cross_field_problems(canary)
+    if problems:
+        path, msg = problems[0]
+        line = doc.line_of(path)
+        where = f"{doc.source}:{line}" if line else doc.source
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInput(f"{where}: {format_path(path)}: {msg}{more}")
+
+
+def _canary_from_document(doc: Document) -> Canary:
+    if not isinstance(doc.data, dict):
+        raise InvalidInput(f"{doc.source}: expected a Canary object, got {type(doc.data).__name__}")
+    canary = validate(Canary, doc)
+    _check(canary, doc)
+    return canary
+
+
+def parse_canary(data: dict[str, Any], source: str) -> CanarySpec:
+    """Validate a Canary given as a dict (e.g. read from the cluster); errors name ``source``."""
+    doc = Document(data=data, source=source)
+    return CanarySpec(_canary_from_document(doc), source)
+
+
+def load_canary(path: str | Path) -> CanarySpec:
+    """Load the one ``Canary`` in a YAML file (other kinds in the file, such as MetricTemplates,
+    are ignored here; see ``load_metric_templates``)."""
+    docs = load_documents(path)
+    canaries = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Canary"]
+    if not canaries:
+        if len(docs) == 1:  # let validation say what is wrong with it (kind, apiVersion...)
+            return CanarySpec(_canary_from_document(docs[0]), str(path))
+        raise InvalidInput(f"{path}: no Canary (kind: Canary) in the file")
+    if len(canaries) > 1:
+        line = canaries[1].line_of(())
+        raise InvalidInput(f"{path}:{line}: more than one Canary in the file; give one per file")
+    return CanarySpec(_canary_from_document(canaries[0]), str(path))
+
+
+def load_metric_templates(path: str | Path) -> list[MetricTemplate]:
+    """Every ``MetricTemplate`` in a YAML file (other kinds are ignored)."""
+    out: list[MetricTemplate] = []
+    for doc in load_documents(path):
+        if isinstance(doc.data, dict) and doc.data.get("kind") == "MetricTemplate":
+            out.append(validate(MetricTemplate, doc))
+    return out
+
+
+def parse_metric_template(data: dict[str, Any], source: str) -> MetricTemplate:
+    return validate(MetricTemplate, Document(data=data, source=source))

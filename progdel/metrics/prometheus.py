@@ -1,0 +1,233 @@
+"""Prometheus over its HTTP API (also Thanos, Mimir, Cortex: the same ``/api/v1/query``).
+
+Every query is evaluated at an explicit ``time=`` so that a run can be replayed against recorded
+history and so that all the metrics of one tick are judged at the same instant. The queries of
+one tick run concurrently: a tick takes as long as its slowest query, not the sum.
+
+Credentials come from files or the environment only, never from flags (flags end up in shell
+history and in ``ps``), and TLS is verified unless a CA file says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from progdel.errors import InvalidInput
+from progdel.metrics.provider import MetricsError, MetricsUnreachable, NoData, QueryRejected
+
+DEFAULT_PROMETHEUS_URL = "http://prometheus.istio-system:9090"
+
+ENV_URL = "PROGDEL_PROMETHEUS_URL"
+ENV_TOKEN = "PROGDEL_PROMETHEUS_TOKEN"
+ENV_TOKEN_FILE = "PROGDEL_PROMETHEUS_TOKEN_FILE"
+ENV_USERNAME = "PROGDEL_PROMETHEUS_USERNAME"
+ENV_PASSWORD = "PROGDEL_PROMETHEUS_PASSWORD"
+ENV_PASSWORD_FILE = "PROGDEL_PROMETHEUS_PASSWORD_FILE"
+ENV_CA_FILE = "PROGDEL_PROMETHEUS_CA_FILE"
+
+
+def resolve_prometheus_url(
+    flag: str | None,
+    env: Mapping[str, str] = os.environ,
+    metrics_server: str | None = None,
+    project_default: str | None = None,
+) -> str:
+    """The Prometheus URL, first set of: ``--prometheus-url``, ``$PROGDEL_PROMETHEUS_URL``, the
+    Canary's ``spec.metricsServer``, progdel.yaml's default, ``http://prometheus.istio-system:9090``."""
+    for candidate in (flag, env.get(ENV_URL), metrics_server, project_default):
+        if candidate and candidate.strip():
+            return candidate.strip().rstrip("/")
+    return DEFAULT_PROMETHEUS_URL
+
+
+@dataclass(frozen=True)
+class PrometheusCredentials:
+    bearer_token: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    verify: bool | str = True
+
+
+def _read_secret_file(path: str, env_name: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as err:
+        raise InvalidInput(f"{env_name}={path}: cannot read: {err.strerror or err}") from None
+
+
+def resolve_prometheus_credentials(env: Mapping[str, str] = os.environ) -> PrometheusCredentials:
+    """Credentials from the environment: a bearer token (``PROGDEL_PROMETHEUS_TOKEN`` or
+    ``PROGDEL_PROMETHEUS_TOKEN_FILE``), or basic auth (``PROGDEL_PROMETHEUS_USERNAME`` with
+    ``PROGDEL_PROMETHEUS_PASSWORD_FILE`` or ``PROGDEL_PROMETHEUS_PASSWORD``); a private CA in
+    ``PROGDEL_PROMETHEUS_CA_FILE``. Setting both a token and a username is an error."""
+    token = env.get(ENV_TOKEN) or None
+    if env.get(ENV_TOKEN_FILE):
+        token = _read_secret_file(env[ENV_TOKEN_FILE], ENV_TOKEN_FILE)
+    basic: tuple[str, str] | None = None
+    if env.get(ENV_USERNAME):
+        if env.get(ENV_PASSWORD_FILE):
+            password = _read_secret_file(env[ENV_PASSWORD_FILE], ENV_PASSWORD_FILE)
+        else:
+            password = env.get(ENV_PASSWORD, "")
+        basic = (env[ENV_USERNAME], password)
+    if token and basic:
+        raise InvalidInput(f"both a Prometheus token and {ENV_USERNAME} are set; use one")
+    verify: bool | str = True
+    if env.get(ENV_CA_FILE):
+        ca = env[ENV_CA_FILE]
+        if not Path(ca).is_file():
+            raise InvalidInput(f"{ENV_CA_FILE}={ca}: no such file")
+        verify = ca
+    return PrometheusCredentials(bearer_token=token, basic_auth=basic, verify=verify)
+
+
+def _unix(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return f"{at.timestamp():.3f}"
+
+
+class PrometheusProvider:
+    """Instant queries against one Prometheus-compatible server.
+
+    ``query`` returns one float: for a vector the value of the **last** series (as Flagger),
+    for a scalar its value. A matrix is an error (the query needs an aggregation), an empty
+    result or NaN raises ``NoData``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        bearer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        verify: bool | str = True,
+        timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        max_concurrency: int = 8,
+    ) -> None:
+        self.url = url.rstrip("/")
+        all_headers = dict(headers or {})
+        if bearer_token:
+            all_headers["Authorization"] = f"Bearer {bearer_token}"
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers=all_headers,
+            auth=httpx.BasicAuth(*basic_auth) if basic_auth else None,
+            verify=verify,
+            timeout=timeout,
+        )
+        self._timeout = timeout
+        self._max_concurrency = max(1, max_concurrency)
+
+    @classmethod
+    def from_env(cls, url: str, env: Mapping[str, str] = os.environ, **kwargs: Any) -> PrometheusProvider:
+        creds = resolve_prometheus_credentials(env)
+        return cls(
+            url, bearer_token=creds.bearer_token, basic_auth=creds.basic_auth, verify=creds.verify, **kwargs
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PrometheusProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def is_online(self) -> bool:
+        """Whether the server answers a trivial query (used when a canary initialises)."""
+        try:
+            return self.query("vector(1)", datetime.now(UTC)) == 1.0
+        except MetricsError:
+            return False
+
+    def query(self, query: str, at: datetime) -> float:
+        try:
+            resp = self._client.get("/api/v1/query", params={"query": query, "time": _unix(at)})
+        except httpx.TimeoutException:
+            raise MetricsUnreachable(
+                f"Prometheus at {self.url} did not answer within {self._timeout:g}s"
+            ) from None
+        except httpx.HTTPError as err:
+            raise MetricsUnreachable(f"cannot reach Prometheus at {self.url}: {_reason(err)}") from None
+        body = _json(resp)
+        if resp.status_code in (400, 422):
+            detail = body.get("error") if isinstance(body, dict) else None
+            raise QueryRejected(
+                f"Prometheus at {self.url} rejected the query: {detail or resp.text.strip()[:200]}"
+                f" (query: {query})"
+            )
+        if resp.status_code >= 400:
+            detail = body.get("error") if isinstance(body, dict) else resp.text.strip()[:200]
+            raise MetricsUnreachable(f"Prometheus at {self.url} answered HTTP {resp.status_code}: {detail}")
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise MetricsUnreachable(f"Prometheus at {self.url} sent an unexpected answer: {resp.text[:200]}")
+        return _value(body.get("data") or {}, self.url)
+
+    def query_many(self, queries: Sequence[tuple[str, str]], at: datetime) -> dict[str, float | MetricsError]:
+        """Run the queries of one tick at once; each result is its value or its error."""
+        results: dict[str, float | MetricsError] = {}
+        if not queries:
+            return results
+
+        def one(promql: str) -> float | MetricsError:
+            try:
+                return self.query(promql, at)
+            except MetricsError as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=min(self._max_concurrency, len(queries))) as pool:
+            futures = {name: pool.submit(one, promql) for name, promql in queries}
+            for name, fut in futures.items():
+                results[name] = fut.result()
+        return results
+
+
+def _reason(err: httpx.HTTPError) -> str:
+    if isinstance(err, httpx.ConnectError):
+        return "connection refused" if "refused" in str(err).lower() else f"connection failed ({err})"
+    return str(err) or type(err).__name__
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _to_float(raw: Any, url: str) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise MetricsUnreachable(f"Prometheus at {url} returned a non-numeric value {raw!r}") from None
+    if math.isnan(value):
+        raise NoData("no values found (NaN)")
+    return value
+
+
+def _value(data: Mapping[str, Any], url: str) -> float:
+    kind = data.get("resultType")
+    result = data.get("result")
+    if kind == "scalar":
+        return _to_float(result[1] if isinstance(result, list) and len(result) == 2 else None, url)
+    if kind == "vector":
+        if not result:
+            raise NoData("no values found")
+        last = result[-1]
+        return _to_float((last.get("value") or [None, None])[1], url)
+    if kind == "matrix":
+        raise QueryRejected(
+            "the query returns a range vector (matrix); use an instant vector, e.g. wrap it in sum(rate(...))"
+        )
+    raise MetricsUnreachable(f"Prometheus at {url} returned an unsupported result type {kind!r}")

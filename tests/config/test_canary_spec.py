@@ -1,0 +1,247 @@
+"""Canary spec loading: Flagger's files unchanged, defaults, errors with file:line: field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from progdel.config.canary import (
+    NoDataPolicy,
+    StrategyKind,
+    load_canary,
+    load_metric_templates,
+    parse_canary,
+    parse_duration,
+)
+from progdel.errors import InvalidInput
+
+# Flagger's Istio tutorial Canary, as published.
+TUTORIAL = """\
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: podinfo
+  progressDeadlineSeconds: 60
+  autoscalerRef:
+    apiVersion: autoscaling/v2
+    kind: HorizontalPodAutoscaler
+    name: podinfo
+  service:
+    port: 9898
+    targetPort: 9898
+    gateways:
+    - public-gateway.istio-system.svc.cluster.local
+    hosts:
+    - app.example.com
+    trafficPolicy:
+      tls:
+        mode: DISABLE
+    retries:
+      attempts: 3
+      perTryTimeout: 1s
+      retryOn: "gateway-error,connect-failure,refused-stream"
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+    - name: request-success-rate
+      thresholdRange:
+        min: 99
+      interval: 1m
+    - name: request-duration
+      thresholdRange:
+        max: 500
+      interval: 30s
+    webhooks:
+      - name: acceptance-test
+        type: pre-rollout
+        url: http://flagger-loadtester.test/
+        timeout: 30s
+        metadata:
+          type: bash
+          cmd: "curl -sd 'test' http://podinfo-canary:9898/token | grep token"
+      - name: load-test
+        url: http://flagger-loadtester.test/
+        timeout: 5s
+        metadata:
+          cmd: "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "canary.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_tutorial_loads_unchanged_with_defaults(tmp_path: Path) -> None:
+    spec = load_canary(write(tmp_path, TUTORIAL))
+    c = spec.model
+    assert spec.source.endswith("canary.yaml")
+    assert (c.name, c.namespace, c.target_name, c.apex_name) == ("podinfo", "test", "podinfo", "podinfo")
+    assert c.spec.service.port_name == "http"
+    assert c.spec.service.retries == {
+        "attempts": 3,
+        "perTryTimeout": "1s",
+        "retryOn": "gateway-error,connect-failure,refused-stream",
+    }
+    a = c.analysis
+    assert (a.threshold, a.max_weight, a.step_weight, a.interval_seconds) == (5, 50, 10, 60.0)
+    assert a.metrics[1].interval == "30s"
+    assert a.webhooks[0].type == "pre-rollout" and a.webhooks[1].timeout == "5s"
+    assert c.strategy is StrategyKind.CANARY
+    assert c.settings.default_no_data is NoDataPolicy.FAIL and c.settings.max_infra_errors == 5
+
+
+def test_defaults_for_a_minimal_canary() -> None:
+    c = parse_canary(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "Canary",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "service": {"port": 80},
+                "analysis": {
+                    "stepWeights": [5, 20, 120],
+                    "metrics": [{"name": "request-success-rate", "threshold": 99}],
+                },
+            },
+        },
+        "cluster:prod/web",
+    ).model
+    a = c.analysis
+    assert (a.interval_seconds, a.threshold, a.max_weight, a.metrics[0].interval) == (60.0, 1, 100, "1m")
+    assert c.spec.progress_deadline_seconds == 600
+    assert (c.spec.service.target_port, c.spec.service.name, c.spec.service.port_name) == (80, "web", "http")
+
+
+def test_intervals_under_10s_are_honoured(tmp_path: Path) -> None:
+    c = load_canary(
+        write(tmp_path, TUTORIAL.replace("interval: 1m\n    threshold", "interval: 2s\n    threshold"))
+    ).model
+    assert c.analysis.interval_seconds == 2.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            "    stepWeight: 10",
+            "    stepWieght: 10",
+            "canary.yaml:34: spec.analysis.stepWieght: unknown field",
+        ),
+        (
+            "    threshold: 5",
+            "    threshold: five",
+            "canary.yaml:32: spec.analysis.threshold: Input should be a valid integer",
+        ),
+        ("    port: 9898\n", "    portt: 9898\n", "canary.yaml:16: spec.service.port: Field required"),
+        (
+            "      interval: 30s",
+            "      interval: 30 seconds",
+            "canary.yaml:43: spec.analysis.metrics[1].interval: Value error, invalid duration",
+        ),
+        (
+            "    - name: request-duration",
+            "    - name: latency",
+            "canary.yaml:40: spec.analysis.metrics[1].name: metric 'latency' is not built in",
+        ),
+        (
+            "    stepWeight: 10\n",
+            "",
+            "canary.yaml:30: spec.analysis: one of stepWeight, stepWeights or iterations",
+        ),
+        ("kind: Canary", "kind: Canery", "canary.yaml:2: kind"),
+    ],
+)
+def test_errors_name_file_line_and_field(tmp_path: Path, old: str, new: str, error: str) -> None:
+    assert old in TUTORIAL
+    with pytest.raises(InvalidInput) as err:
+        load_canary(write(tmp_path, TUTORIAL.replace(old, new, 1)))
+    assert str(err.value).startswith(str(tmp_path / error))
+    assert err.value.exit_code == 2
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    text = TUTORIAL.replace("    name: podinfo\n  progressDeadlineSeconds", "  progressDeadlineSeconds", 1)
+    with pytest.raises(InvalidInput, match=r"canary\.yaml:\d+: spec\.targetRef\.name: Field required"):
+        load_canary(write(tmp_path, text))
+
+
+def test_metric_needs_threshold(tmp_path: Path) -> None:
+    text = TUTORIAL.replace("      thresholdRange:\n        min: 99\n", "", 1)
+    with pytest.raises(
+        InvalidInput,
+        match=r"spec\.analysis\.metrics\[0\]: metric 'request-success-rate' needs thresholdRange",
+    ):
+        load_canary(write(tmp_path, text))
+
+
+def test_annotations_parsed(tmp_path: Path) -> None:
+    text = TUTORIAL.replace(
+        "  namespace: test\n",
+        '  namespace: test\n  annotations:\n    progdel.dev/no-data: "skip, request-success-rate=hold"\n'
+        '    progdel.dev/max-infra-errors: "7"\n',
+        1,
+    )
+    s = load_canary(write(tmp_path, text)).model.settings
+    assert s.no_data_policy("request-success-rate") is NoDataPolicy.HOLD
+    assert s.no_data_policy("request-duration") is NoDataPolicy.SKIP
+    assert s.max_infra_errors == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ('progdel.dev/no-data: "maybe"', "unknown policy 'maybe'"),
+        ('progdel.dev/no-data: "latency=hold"', "no metric named 'latency'"),
+        ('progdel.dev/max-infra-errors: "lots"', "is not an integer"),
+    ],
+)
+def test_bad_annotations(tmp_path: Path, value: str, error: str) -> None:
+    text = TUTORIAL.replace("  namespace: test\n", f"  namespace: test\n  annotations:\n    {value}\n", 1)
+    with pytest.raises(InvalidInput, match=rf"canary\.yaml:6: metadata\.annotations: .*{error}"):
+        load_canary(write(tmp_path, text))
+
+
+def test_strategies(tmp_path: Path) -> None:
+    bg = TUTORIAL.replace("    maxWeight: 50\n    stepWeight: 10\n", "    iterations: 10\n")
+    assert load_canary(write(tmp_path, bg)).model.strategy is StrategyKind.BLUEGREEN
+    ab = bg.replace(
+        "    iterations: 10\n",
+        "    iterations: 10\n    match:\n    - headers:\n        x-canary:\n          exact: insider\n",
+    )
+    assert load_canary(write(tmp_path, ab)).model.strategy is StrategyKind.AB
+
+
+def test_examples_load() -> None:
+    assert load_canary("examples/canary.yaml").model.settings.default_no_data is NoDataPolicy.HOLD
+    custom = load_canary("examples/canary-custom-query.yaml").model
+    assert custom.analysis.metrics[0].template_ref is not None
+    assert custom.analysis.max_weight == 50
+    templates = load_metric_templates("examples/metric-template.yaml")
+    assert [t.metadata.name for t in templates] == ["not-found-percentage"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1m", 60), ("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("1.5h", 5400), ("0", 0)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "10", "1 m", "m", "1d"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)

@@ -1,0 +1,302 @@
+"""``progdel canary``: drive Flagger-compatible canaries from the client."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
+from progdel.errors import ExitCode, InvalidInput, ProgdelError
+
+app = typer.Typer(
+    help="Drive Flagger-compatible canaries from the client: no controller in the cluster.",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(help="The Canary's name.")]
+
+
+def _namespace(opts: GlobalOptions, kube: Any) -> str:
+    return opts.namespace or kube.namespace
+
+
+def _view_mode(opts: GlobalOptions) -> str:
+    if opts.output is OutputFormat.ndjson:
+        return "ndjson"
+    if opts.output in (OutputFormat.json, OutputFormat.yaml):
+        raise InvalidInput("this command streams: use -o ndjson (or the default view)")
+    return "auto"
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("-f", "--file", help="The Canary YAML (flagger.app/v1beta1).")],
+    templates: Annotated[
+        list[Path] | None,
+        typer.Option("--templates", help="YAML files with MetricTemplates to create beside the Canary."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the primary to become ready.")] = 300,
+) -> None:
+    """Create what Flagger creates for Istio, then hand the canary to progdel.
+
+    Applies the Canary object, creates <target>-primary, the Services <apex>, <apex>-primary and
+    <apex>-canary, the DestinationRules and the VirtualService at 100/0 (an existing VirtualService
+    keeps everything progdel does not manage), waits for the primary, and scales the target to 0.
+    Afterwards every other command needs only the name and -n.
+    """
+    from progdel.canary import runner, store
+    from progdel.config.canary import load_canary, load_metric_templates
+    from progdel.config.yamlfile import load_documents
+    from progdel.kube.resources import METRICTEMPLATES
+    from progdel.ui.canary_view import CanaryView
+
+    opts = global_options(ctx)
+    spec = load_canary(file)
+    tmpl_models = [t for path in templates or [] for t in load_metric_templates(path)]
+    kube = connect(opts)
+    namespace = opts.namespace or spec.model.metadata.namespace or kube.namespace
+    for t in tmpl_models:
+        body = t.model_dump(by_alias=True, exclude_none=True)
+        body["metadata"]["namespace"] = t.metadata.namespace or namespace
+        kube.apply(METRICTEMPLATES, body)
+    # store the document as written, so that the same object stays valid for Flagger
+    doc = next(
+        d.data for d in load_documents(file) if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
+    )
+    store.apply_canary(kube, doc, namespace)
+    with CanaryView(_view_mode(opts)) as view:
+        code = runner.initialize(kube, spec.model.name, namespace, view.show, timeout=timeout)
+    if code is ExitCode.OK and opts.output is OutputFormat.table:
+        print(f"canary {namespace}/{spec.model.name} initialized: traffic 100% to {spec.model.primary_name}")
+    raise typer.Exit(int(code))
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    name: NameArg,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one tick and exit with the state's code.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep watching for the next revision after a run ends.")
+    ] = False,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            help="Prometheus base URL (else $PROGDEL_PROMETHEUS_URL, the Canary's metricsServer, "
+            "progdel.yaml, http://prometheus.istio-system:9090).",
+        ),
+    ] = None,
+    templates: Annotated[
+        list[Path] | None, typer.Option("--templates", help="YAML files with MetricTemplates to use.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Give up (exit 7) when the run takes longer, in seconds.")
+    ] = None,
+) -> None:
+    """Wait for a new revision of the target, then run the analysis loop to promotion or rollback.
+
+    Exit codes: 0 promoted, 3 rolled back, 4 aborted, 5 still waiting (--once), 6 unreachable,
+    7 timed out. Credentials for Prometheus come from $PROGDEL_PROMETHEUS_TOKEN(_FILE) or
+    $PROGDEL_PROMETHEUS_USERNAME/$PROGDEL_PROMETHEUS_PASSWORD(_FILE), never from a flag.
+    """
+    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.config.canary import load_metric_templates
+    from progdel.ui.canary_view import CanaryView
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    namespace = _namespace(opts, kube)
+    run_opts = RunOptions(
+        once=once,
+        follow=follow,
+        timeout=timeout,
+        prometheus_url=prometheus_url,
+        project_prometheus_url=_project_prometheus_url(opts),
+        templates=[t for path in templates or [] for t in load_metric_templates(path)],
+    )
+    with CanaryView(_view_mode(opts)) as view:
+        runner = CanaryRunner(kube, name, namespace, view.show, run_opts)
+        code = runner.run()
+    raise typer.Exit(int(code))
+
+
+def _project_prometheus_url(opts: GlobalOptions) -> str | None:
+    path = Path(opts.config) if opts.config else Path.cwd() / "progdel.yaml"
+    if not path.exists():
+        return None
+    from progdel.config.project import load_project
+
+    return load_project(str(path), Path.cwd()).defaults.prometheus_url
+
+
+def _status_row(obj: dict[str, Any]) -> dict[str, Any]:
+    status = obj.get("status") or {}
+    return {
+        "name": obj["metadata"]["name"],
+        "namespace": obj["metadata"].get("namespace"),
+        "phase": status.get("phase") or "",
+        "weight": status.get("canaryWeight", 0),
+        "failedChecks": status.get("failedChecks", 0),
+        "lastTransitionTime": status.get("lastTransitionTime") or "",
+    }
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    all_namespaces: Annotated[
+        bool, typer.Option("-A", "--all-namespaces", help="List in every namespace.")
+    ] = False,
+) -> None:
+    """List canaries with their phase, weight and failed checks."""
+    from progdel.kube.resources import CANARIES
+    from progdel.ui.output import emit, table
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    items = kube.items(CANARIES, _namespace(opts, kube), all_namespaces=all_namespaces)
+    rows = [_status_row(o) for o in items]
+    cols = ["namespace", "name", "phase", "weight", "failedChecks", "lastTransitionTime"]
+    emit(
+        opts, rows, lambda rs: table(cols, [[r[c] for c in cols] for r in rs]) if rs else "No canaries found."
+    )
+
+
+@app.command()
+def status(ctx: typer.Context, name: NameArg) -> None:
+    """Show a canary's state: phase, weights, checks and the last measurements."""
+    from progdel.kube.resources import CANARIES
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    obj = kube.get(CANARIES, name, _namespace(opts, kube))
+    data = {"name": name, "namespace": obj["metadata"].get("namespace"), "status": obj.get("status") or {}}
+
+    def human(d: dict[str, Any]) -> str:
+        s = d["status"]
+        lines = [
+            f"Canary:        {d['namespace']}/{d['name']}",
+            f"Phase:         {s.get('phase') or '(not initialized)'}",
+            f"Canary weight: {s.get('canaryWeight', 0)}",
+            f"Failed checks: {s.get('failedChecks', 0)}",
+            f"Iterations:    {s.get('iterations', 0)}",
+            f"Last change:   {s.get('lastTransitionTime') or '-'}",
+        ]
+        for mname, m in (s.get("measurements") or {}).items():
+            lines.append(
+                f"  {mname}: {m.get('value')} ({m.get('verdict')}) {m.get('message') or ''}".rstrip()
+            )
+        return "\n".join(lines)
+
+    emit(opts, data, human)
+
+
+@app.command()
+def events(ctx: typer.Context, name: NameArg) -> None:
+    """Show the Kubernetes Events of a canary, oldest first (Flagger's wording)."""
+    from progdel.kube.events import list_events
+    from progdel.ui.output import emit, table
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    evs = list_events(kube, "Canary", name, _namespace(opts, kube))
+    rows = [
+        {
+            "time": e.get("lastTimestamp"),
+            "type": e.get("type"),
+            "reason": e.get("reason"),
+            "count": e.get("count", 1),
+            "message": e.get("message"),
+        }
+        for e in evs
+    ]
+    cols = ["time", "type", "reason", "message"]
+    emit(opts, rows, lambda rs: table(cols, [[r[c] for c in cols] for r in rs]) if rs else "No events.")
+
+
+def _request(ctx: typer.Context, name: str, action: str) -> None:
+    from progdel.canary import store
+    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.kube.lease import LeaseHeld
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    namespace = _namespace(opts, kube)
+    store.read(kube, name, namespace)  # a clear error if it does not exist
+    req = store.post_request(kube, name, namespace, action)
+    lease = store.lease_for(kube, name, namespace, 30)
+    handled_by = "the running watcher"
+    try:
+        lease.acquire()
+    except LeaseHeld:
+        pass
+    else:
+        # nobody drives this canary right now: carry the request out with one tick
+        try:
+            CanaryRunner(kube, name, namespace, lambda _r: None, RunOptions(once=True)).tick()
+        finally:
+            lease.release()
+        handled_by = "progdel (no watcher was running)"
+    data = {"canary": f"{namespace}/{name}", "action": action, "by": req.by, "handledBy": handled_by}
+    emit(
+        opts,
+        data,
+        lambda d: f"canary {d['canary']}: {action} requested by {d['by']}, handled by {d['handledBy']}",
+    )
+
+
+@app.command()
+def abort(ctx: typer.Context, name: NameArg) -> None:
+    """Roll the canary back now; a running watcher exits with code 4."""
+    _request(ctx, name, "abort")
+
+
+@app.command()
+def promote(ctx: typer.Context, name: NameArg) -> None:
+    """Skip the rest of the analysis and promote (recorded as an event)."""
+    _request(ctx, name, "promote")
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: NameArg,
+    revert: Annotated[
+        bool,
+        typer.Option("--revert", help="Restore the VirtualService as it was and remove what init created."),
+    ] = False,
+) -> None:
+    """Delete the Canary object (and with --revert, the routing objects progdel made)."""
+    from progdel.canary import store
+    from progdel.kube.resources import CANARIES, DEPLOYMENTS, SERVICES
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    namespace = _namespace(opts, kube)
+    _, spec = store.read(kube, name, namespace)
+    canary = spec.model
+    if revert:
+        from progdel.canary.runner import CanaryRunner
+
+        CanaryRunner(kube, name, namespace, lambda _r: None).router(canary).revert()
+        # the target takes the traffic back: give it the primary's replicas before the primary goes
+        primary = kube.get_or_none(DEPLOYMENTS, canary.primary_name, namespace)
+        replicas = int(((primary or {}).get("spec") or {}).get("replicas", 1)) or 1
+        kube.patch(DEPLOYMENTS, canary.target_name, {"spec": {"replicas": replicas}}, namespace)
+        for svc in (f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
+            kube.delete(SERVICES, svc, namespace, missing_ok=True)
+        kube.delete(DEPLOYMENTS, canary.primary_name, namespace, missing_ok=True)
+    kube.delete(CANARIES, name, namespace)
+    print(f"canary {namespace}/{name} deleted" + (" and reverted" if revert else ""), file=sys.stderr)
+
+
+__all__ = ["ProgdelError", "app"]

@@ -66,9 +66,10 @@ def version(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from progdel.cli import sandbox
+    from progdel.cli import canary, sandbox
 
     app.add_typer(sandbox.app, name="sandbox")
+    app.add_typer(canary.app, name="canary")
 
 
 _register()

@@ -1,0 +1,79 @@
+"""Sandbox API server throughput: sequential keep-alive GETs, and p99 latency with 8 concurrent clients.
+
+Run: .venv/bin/python bench/bench_sandbox.py  (targets: >= 1,000 GET/s, p99 <= 20 ms)
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from progdel.sandbox.server import SandboxServer
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web"},
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+        },
+    },
+}
+PATH = "/apis/apps/v1/namespaces/default/deployments/web"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, SandboxServer(Path(tmp)) as srv:
+        with httpx.Client(base_url=srv.url) as c:
+            c.post("/apis/apps/v1/namespaces/default/deployments", json=DEPLOYMENT).raise_for_status()
+            for _ in range(200):
+                c.get(PATH)
+            n = 3000
+            t0 = time.perf_counter()
+            for _ in range(n):
+                c.get(PATH)
+            elapsed = time.perf_counter() - t0
+        print(f"sequential keep-alive GET of one Deployment: {n / elapsed:,.0f} GET/s ({n} requests)")
+
+        latencies: list[float] = []
+        lock = threading.Lock()
+        per_client = 500
+
+        def worker() -> None:
+            mine: list[float] = []
+            with httpx.Client(base_url=srv.url) as cl:
+                cl.get(PATH)
+                for _ in range(per_client):
+                    s = time.perf_counter()
+                    cl.get(PATH)
+                    mine.append(time.perf_counter() - s)
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        median = statistics.median(latencies) * 1000
+        print(
+            f"8 concurrent keep-alive clients: p99 {p99:.1f} ms, median {median:.1f} ms,"
+            f" {len(latencies) / elapsed:,.0f} GET/s total"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,546 @@
+"""The HTTP face of the sandbox: Kubernetes REST routing, Status bodies, chunked watch streams.
+
+Built on ``http.server`` with HTTP/1.1 keep-alive. Responses are written as one
+buffer (status line, headers and body together) on a socket with Nagle turned
+off, and GETs serve the object's stored JSON bytes as they are, which is what
+keeps a GET well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from progdel.sandbox import discovery
+from progdel.sandbox.objects import (
+    APPLY_PATCH,
+    ApiError,
+    Objects,
+    bad_request,
+)
+from progdel.sandbox.resources import NAMESPACE_KEY, ResourceType
+from progdel.sandbox.selectors import (
+    SelectorError,
+    fields_match,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
+from progdel.sandbox.store import ADDED, DELETED, MODIFIED, Entry, Expired, encode
+
+TABLE_ACCEPT = "as=Table;v=v1;g=meta.k8s.io"
+BOOKMARK_INTERVAL = 10.0
+
+
+def _not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def _method_not_allowed() -> ApiError:
+    return ApiError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
+    )
+
+
+class Route:
+    __slots__ = ("name", "namespace", "rt", "sub", "version")
+
+    def __init__(
+        self, rt: ResourceType, version: str, namespace: str | None, name: str | None, sub: str
+    ) -> None:
+        self.rt = rt
+        self.version = version
+        self.namespace = namespace
+        self.name = name
+        self.sub = sub
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], objects: Objects) -> None:
+        self.objects = objects
+        self.openapi = discovery.OpenAPICache(objects.registry)
+        self.stopping = False
+        super().__init__(address, ApiHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "progdel-sandbox"
+    sys_version = ""
+    server: SandboxHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    # ---- response helpers -----------------------------------------------------------------
+    def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+        reason = self.responses.get(code, ("",))[0]
+        head = (
+            f"HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-cache, private\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        self.wfile.write(head.encode() + b"\r\n" + body)
+
+    def _send_json(self, code: int, obj: Any) -> None:
+        self._send(code, encode(obj))
+
+    def _send_error(self, err: ApiError) -> None:
+        self._send_json(err.code, err.status())
+
+    # ---- dispatch -------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        body = b""
+        length = self.headers.get("Content-Length")
+        if length:
+            body = self.rfile.read(int(length))
+        try:
+            split = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+            self._route(method, split.path, query, body)
+        except ApiError as err:
+            self._send_error(err)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as err:  # a bug: answer 500 as a Status so clients show it
+            self._send_error(
+                ApiError(500, "InternalError", f"Internal error occurred: {type(err).__name__}: {err}")
+            )
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
+        parts = [p for p in path.split("/") if p]
+        objects = self.server.objects
+        reg = objects.registry
+        if not parts:
+            return self._send_json(
+                200,
+                {
+                    "paths": [
+                        "/api",
+                        "/api/v1",
+                        "/apis",
+                        "/healthz",
+                        "/livez",
+                        "/openapi/v3",
+                        "/readyz",
+                        "/version",
+                    ]
+                },
+            )
+        head = parts[0]
+        if head in ("healthz", "readyz", "livez") and len(parts) == 1:
+            return self._send(200, b"ok", "text/plain; charset=utf-8")
+        if head == "version" and len(parts) == 1:
+            return self._send_json(200, discovery.KUBE_VERSION)
+        if head == "openapi":
+            if parts[1:2] == ["v3"]:
+                if len(parts) == 2:
+                    return self._send_json(200, self.server.openapi.index())
+                doc = self.server.openapi.document("/".join(parts[2:]))
+                if doc is not None:
+                    return self._send(200, doc)
+            raise _not_found_path()
+        if head == "api":
+            if len(parts) == 1:
+                return self._send_json(
+                    200,
+                    discovery.api_versions(
+                        f"{self.server.server_address[0]!s}:{self.server.server_address[1]}"
+                    ),
+                )
+            group, version, rest = "", parts[1], parts[2:]
+        elif head == "apis":
+            if len(parts) == 1:
+                return self._send_json(200, discovery.api_group_list(reg))
+            if len(parts) == 2:
+                g = discovery.api_group(reg, parts[1])
+                if g is None:
+                    raise _not_found_path()
+                return self._send_json(200, g)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise _not_found_path()
+        if not rest:
+            if method != "GET":
+                raise _method_not_allowed()
+            rl = discovery.api_resource_list(reg, group, version)
+            if rl is None:
+                raise _not_found_path()
+            return self._send_json(200, rl)
+        route = self._parse_resource_path(group, version, rest)
+        self._handle_resource(method, route, query, body)
+        return None
+
+    def _parse_resource_path(self, group: str, version: str, rest: list[str]) -> Route:
+        reg = self.server.objects.registry
+        ns: str | None = None
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
+            ns, rest = rest[1], rest[2:]
+        if len(rest) > 3:
+            raise _not_found_path()
+        rt = reg.get(group, version, rest[0])
+        if rt is None:
+            raise _not_found_path()
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else ""
+        if ns is not None and not rt.namespaced:
+            raise _not_found_path()
+        if ns is None and rt.namespaced and name is not None:
+            raise _not_found_path()
+        if sub and not (
+            (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale_subresource)
+        ):
+            raise _not_found_path()
+        return Route(rt, version, ns, name, sub)
+
+    # ---- resources ------------------------------------------------------------------------
+    def _manager(self, query: dict[str, str]) -> str:
+        if query.get("fieldManager"):
+            return query["fieldManager"]
+        ua = self.headers.get("User-Agent") or "unknown"
+        return ua.split("/", 1)[0] or "unknown"
+
+    def _json_body(self, body: bytes) -> Any:
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        try:
+            if ctype in ("application/yaml", "application/x-yaml"):
+                import yaml
+
+                return yaml.safe_load(body.decode())
+            return json.loads(body or b"null")
+        except Exception as err:
+            raise bad_request(f"couldn't get version/kind; json parse error: {err}") from err
+
+    def _handle_resource(self, method: str, r: Route, query: dict[str, str], body: bytes) -> None:
+        objects = self.server.objects
+        rt = r.rt
+        ns = r.namespace or ""
+        dry_run = bool(query.get("dryRun"))
+        if method == "GET":
+            if r.name is None:
+                if query.get("watch") in ("1", "true", "True"):
+                    return self._watch(r, query)
+                return self._list(r, query)
+            entry = objects.get(rt, ns, r.name)
+            if r.sub == "scale":
+                return self._send_json(200, objects.scale_of(rt, entry.obj))
+            if self._wants_table():
+                return self._send_json(
+                    200,
+                    discovery.table(
+                        rt,
+                        r.version,
+                        [self._obj_at(r, entry)],
+                        {"resourceVersion": str(entry.rv)},
+                        query.get("includeObject", "Metadata"),
+                    ),
+                )
+            return self._send(200, objects.present(rt, r.version, entry))
+        if method == "POST":
+            if r.name is not None:
+                raise _method_not_allowed()
+            if rt.namespaced and r.namespace is None:
+                raise _method_not_allowed()
+            obj = objects.create(rt, r.version, ns, self._json_body(body), self._manager(query), dry_run)
+            return self._send_json(201, objects.present_obj(rt, r.version, obj))
+        if method == "PUT":
+            if r.name is None:
+                raise _method_not_allowed()
+            data = self._json_body(body)
+            if r.sub == "scale":
+                return self._send_json(
+                    200, objects.update_scale(rt, r.version, ns, r.name, data, self._manager(query))
+                )
+            obj = objects.update(rt, r.version, ns, r.name, data, self._manager(query), r.sub, dry_run)
+            return self._send_json(200, objects.present_obj(rt, r.version, obj))
+        if method == "PATCH":
+            if r.name is None:
+                raise _method_not_allowed()
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            force = query.get("force") in ("true", "1", "True")
+            manager = query.get("fieldManager") or (None if ctype == APPLY_PATCH else self._manager(query))
+            if r.sub == "scale":
+                return self._patch_scale(r, ctype, body, manager or "unknown")
+            obj, created = objects.patch(
+                rt, r.version, ns, r.name, ctype, body, manager, force, r.sub, dry_run
+            )
+            return self._send_json(201 if created else 200, objects.present_obj(rt, r.version, obj))
+        if method == "DELETE":
+            options = self._json_body(body) if body.strip() else {}
+            if not isinstance(options, dict):
+                raise bad_request("DeleteOptions must be an object")
+            if r.sub:
+                raise _method_not_allowed()
+            if r.name is None:
+                return self._delete_collection(r, query, options)
+            obj, finished = objects.delete(rt, ns, r.name, options, dry_run)
+            if finished and rt.builtin and rt.key != NAMESPACE_KEY:
+                details: dict[str, Any] = {"name": r.name}
+                if rt.group:
+                    details["group"] = rt.group
+                details["kind"] = rt.plural
+                details["uid"] = obj["metadata"].get("uid", "")
+                return self._send_json(
+                    200,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": details,
+                    },
+                )
+            return self._send_json(200, objects.present_obj(rt, r.version, obj))
+        raise _method_not_allowed()
+
+    def _patch_scale(self, r: Route, ctype: str, body: bytes, manager: str) -> None:
+        from progdel.sandbox import patch as patches
+
+        objects = self.server.objects
+        with objects.store.lock:
+            current = objects.scale_of(r.rt, objects.get(r.rt, r.namespace or "", r.name or "").obj)
+            try:
+                data = json.loads(body or b"null")
+            except ValueError as err:
+                raise bad_request(f"error decoding patch: {err}") from err
+            try:
+                if ctype == "application/json-patch+json":
+                    new = patches.json_patch(current, data)
+                elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                    new = patches.merge_patch(current, data)
+                else:
+                    raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype!r} for scale")
+            except patches.PatchError as err:
+                raise ApiError(422, "Invalid", str(err)) from err
+            if (
+                isinstance(new, dict)
+                and (new.get("metadata") or {}).get("resourceVersion")
+                == current["metadata"]["resourceVersion"]
+            ):
+                new["metadata"].pop("resourceVersion", None)
+            self._send_json(
+                200, objects.update_scale(r.rt, r.version, r.namespace or "", r.name or "", new, manager)
+            )
+
+    def _wants_table(self) -> bool:
+        return TABLE_ACCEPT in (self.headers.get("Accept") or "")
+
+    def _obj_at(self, r: Route, entry: Entry) -> dict[str, Any]:
+        return self.server.objects.present_obj(r.rt, r.version, entry.obj)
+
+    def _selectors(self, r: Route, query: dict[str, str]) -> tuple[Any, Any]:
+        try:
+            return (
+                parse_label_selector(query.get("labelSelector")),
+                parse_field_selector(query.get("fieldSelector"), r.rt.key),
+            )
+        except SelectorError as err:
+            raise bad_request(str(err)) from err
+
+    def _list(self, r: Route, query: dict[str, str]) -> None:
+        objects = self.server.objects
+        labels, fields = self._selectors(r, query)
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError as err:
+            raise bad_request(f"invalid limit: {err}") from err
+        entries, rv, cont, remaining = objects.list(
+            r.rt, r.namespace, labels, fields, limit, query.get("continue") or None
+        )
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if cont:
+            meta["continue"] = cont
+            meta["remainingItemCount"] = remaining
+        if self._wants_table():
+            return self._send_json(
+                200,
+                discovery.table(
+                    r.rt,
+                    r.version,
+                    [self._obj_at(r, e) for e in entries],
+                    meta,
+                    query.get("includeObject", "Metadata"),
+                ),
+            )
+        head = encode({"kind": r.rt.list_kind, "apiVersion": r.rt.api_version(r.version), "metadata": meta})
+        items = b",".join(objects.present(r.rt, r.version, e) for e in entries)
+        self._send(200, head[:-1] + b',"items":[' + items + b"]}")
+        return None
+
+    def _delete_collection(self, r: Route, query: dict[str, str], options: dict[str, Any]) -> None:
+        objects = self.server.objects
+        labels, fields = self._selectors(r, query)
+        if r.rt.namespaced and r.namespace is None:
+            raise _method_not_allowed()
+        entries, _, _, _ = objects.list(r.rt, r.namespace, labels, fields)
+        deleted = []
+        for e in entries:
+            try:
+                obj, _ = objects.delete(
+                    r.rt, r.namespace or "", e.obj["metadata"]["name"], options, bool(query.get("dryRun"))
+                )
+                deleted.append(objects.present_obj(r.rt, r.version, obj))
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+        self._send_json(
+            200,
+            {
+                "kind": r.rt.list_kind,
+                "apiVersion": r.rt.api_version(r.version),
+                "metadata": {"resourceVersion": str(objects.store.rv)},
+                "items": deleted,
+            },
+        )
+
+    # ---- watch ----------------------------------------------------------------------------
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def _client_gone(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if readable:
+                return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+        return False
+
+    def _watch(self, r: Route, query: dict[str, str]) -> None:
+        objects = self.server.objects
+        store = objects.store
+        labels, fields = self._selectors(r, query)
+        table = self._wants_table()
+        include = query.get("includeObject", "Metadata")
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        try:
+            timeout = float(query.get("timeoutSeconds") or 1800)
+        except ValueError as err:
+            raise bad_request(f"invalid timeoutSeconds: {err}") from err
+        rv_param = query.get("resourceVersion") or ""
+        try:
+            since = int(rv_param) if rv_param not in ("", "0") else None
+        except ValueError as err:
+            raise bad_request(f"invalid resource version: {rv_param}") from err
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            b"Cache-Control: no-cache, private\r\n\r\n"
+        )
+        first = [True]
+
+        def emit(kind: str, obj: dict[str, Any]) -> None:
+            if table:
+                out: Any = discovery.table(
+                    r.rt,
+                    r.version,
+                    [obj],
+                    {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    include,
+                    headers=first[0],
+                )
+                first[0] = False
+            else:
+                out = obj
+            self._chunk(encode({"type": kind, "object": out}) + b"\n")
+
+        def matches(entry: Entry | None) -> bool:
+            if entry is None:
+                return False
+            m = entry.obj.get("metadata") or {}
+            if r.namespace is not None and m.get("namespace", "") != r.namespace:
+                return False
+            return labels_match(labels, entry.obj) and fields_match(fields, entry.obj)
+
+        deadline = time.monotonic() + timeout
+        try:
+            if since is None:
+                with store.lock:
+                    entries, since = store.list(r.rt.key, r.namespace)
+                for e in entries:
+                    if matches(e):
+                        emit(ADDED, self._obj_at(r, e))
+            last = since
+            idle_since = time.monotonic()
+            while not store.closed and not self.server.stopping:
+                try:
+                    events = store.events_after(last)
+                except Expired:
+                    emit_err = ApiError(
+                        410, "Expired", f"too old resource version: {last} ({store.compacted_rv})"
+                    )
+                    self._chunk(encode({"type": "ERROR", "object": emit_err.status()}) + b"\n")
+                    break
+                for ev in events:
+                    last = ev.rv
+                    if ev.key != r.rt.key:
+                        continue
+                    now_match, before = matches(ev.entry), matches(ev.prev)
+                    if ev.type == MODIFIED:
+                        if now_match and not before:
+                            emit(ADDED, self._obj_at(r, ev.entry))
+                        elif now_match:
+                            emit(MODIFIED, self._obj_at(r, ev.entry))
+                        elif before:
+                            emit(DELETED, self._obj_at(r, ev.entry))
+                    elif now_match:
+                        emit(ev.type if ev.type != DELETED else DELETED, self._obj_at(r, ev.entry))
+                    idle_since = time.monotonic()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if not store.wait_newer(last, min(remaining, 1.0)):
+                    if self._client_gone():
+                        break
+                    if bookmarks and time.monotonic() - idle_since > BOOKMARK_INTERVAL:
+                        idle_since = time.monotonic()
+                        self._chunk(
+                            encode(
+                                {
+                                    "type": "BOOKMARK",
+                                    "object": {
+                                        "kind": r.rt.kind,
+                                        "apiVersion": r.rt.api_version(r.version),
+                                        "metadata": {"resourceVersion": str(last)},
+                                    },
+                                }
+                            )
+                            + b"\n"
+                        )
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        self.close_connection = True

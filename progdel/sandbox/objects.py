@@ -1,0 +1,830 @@
+"""What the API server does to objects, apart from HTTP: create, update, patch, delete, scale.
+
+Every failure is an ``ApiError`` carrying the Kubernetes ``Status`` the
+server answers with, worded as a real API server words it.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from progdel.sandbox import patch as patches
+from progdel.sandbox import schema as schemas
+from progdel.sandbox.resources import (
+    CRD_KEY,
+    DEPLOYMENT_KEY,
+    NAMESPACE_KEY,
+    ResourceRegistry,
+    ResourceType,
+    resource_from_crd,
+)
+from progdel.sandbox.selectors import (
+    FieldRequirement,
+    Requirement,
+    fields_match,
+    labels_match,
+)
+from progdel.sandbox.store import Entry, Store, encode
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+APPLY_PATCH_CBOR = "application/apply-patch+cbor"
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
+        if self.details is not None:
+            body["details"] = self.details
+        body["code"] = self.code
+        return body
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def _details(rt: ResourceType, name: str, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": name}
+    if rt.group:
+        d["group"] = rt.group
+    d["kind"] = rt.plural
+    d.update(extra)
+    return d
+
+
+def not_found(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{rt.qualified} "{name}" not found', _details(rt, name))
+
+
+def namespace_not_found(name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'namespaces "{name}" not found', {"name": name, "kind": "namespaces"})
+
+
+def conflict(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {rt.qualified} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        _details(rt, name),
+    )
+
+
+def invalid(rt: ResourceType, name: str, errors: list[schemas.FieldError]) -> ApiError:
+    kind = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    text = ", ".join(e.text() for e in errors)
+    if len(errors) > 1:
+        text = "[" + text + "]"
+    causes = [{"reason": e.reason, "message": e.message, "field": e.field} for e in errors]
+    details: dict[str, Any] = {"name": name}
+    if rt.group:
+        details["group"] = rt.group
+    details["kind"] = rt.kind
+    details["causes"] = causes
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}', details)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def now_micro() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"
+
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+LABEL_NAMED = {NAMESPACE_KEY, "/services"}
+GENERATION_TRACKED = {DEPLOYMENT_KEY, CRD_KEY}
+
+
+def validate_name(rt: ResourceType, name: str) -> list[schemas.FieldError]:
+    if not name:
+        return [
+            schemas.FieldError(
+                "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"
+            )
+        ]
+    if rt.key in LABEL_NAMED:
+        ok, msg, limit = bool(_LABEL.match(name)), LABEL_MSG, 63
+    else:
+        ok, msg, limit = bool(_SUBDOMAIN.match(name)), SUBDOMAIN_MSG, 253
+    if not ok:
+        return [schemas.FieldError("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {msg}')]
+    if len(name) > limit:
+        return [
+            schemas.FieldError(
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": must be no more than {limit} characters',
+            )
+        ]
+    return []
+
+
+def _random_suffix() -> str:
+    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+
+
+def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    meta.pop("resourceVersion", None)
+    mf = [{k: v for k, v in e.items() if k != "time"} for e in meta.pop("managedFields", None) or []]
+    meta["managedFields"] = mf
+    out["metadata"] = meta
+    return out
+
+
+def template_hash(template: Any) -> str:
+    """A stable hash of a pod template (the ``pod-template-hash`` of its ReplicaSet)."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True, separators=(",", ":")).encode()).digest()
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    n = int.from_bytes(digest[:8], "big")
+    out = ""
+    for _ in range(10):
+        n, r = divmod(n, len(alphabet))
+        out += alphabet[r]
+    return out
+
+
+class Objects:
+    """Object semantics on top of the store and the resource registry."""
+
+    def __init__(self, store: Store, registry: ResourceRegistry) -> None:
+        self.store = store
+        self.registry = registry
+        self.on_crd_change: list[Callable[[], None]] = []
+
+    # ---- presentation ---------------------------------------------------------------------
+    def present(self, rt: ResourceType, version: str, entry: Entry) -> bytes:
+        """The object's JSON at the requested version (CRD versions share one stored copy)."""
+        want = rt.api_version(version)
+        if entry.obj.get("apiVersion") == want:
+            return entry.raw
+        obj = entry.copy()
+        obj["apiVersion"] = want
+        return encode(obj)
+
+    def present_obj(self, rt: ResourceType, version: str, obj: dict[str, Any]) -> dict[str, Any]:
+        want = rt.api_version(version)
+        if obj.get("apiVersion") == want:
+            return obj
+        out = dict(obj)
+        out["apiVersion"] = want
+        return out
+
+    # ---- reads ----------------------------------------------------------------------------
+    def get(self, rt: ResourceType, ns: str, name: str) -> Entry:
+        entry = self.store.get(rt.key, ns, name)
+        if entry is None:
+            raise not_found(rt, name)
+        return entry
+
+    def list(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        labels: list[Requirement],
+        fields: list[FieldRequirement],
+        limit: int = 0,
+        cont: str | None = None,
+    ) -> tuple[list[Entry], int, str | None, int | None]:
+        entries, rv = self.store.list(rt.key, ns)
+        start: tuple[str, str] | None = None
+        if cont:
+            try:
+                token = json.loads(base64.urlsafe_b64decode(cont.encode()))
+                start = (token["start"][0], token["start"][1])
+            except (ValueError, KeyError, TypeError, IndexError) as err:
+                raise bad_request(f"invalid continue token: {err}") from err
+        selected = [
+            e
+            for e in entries
+            if (start is None or (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]) > start)
+            and labels_match(labels, e.obj)
+            and fields_match(fields, e.obj)
+        ]
+        if limit and len(selected) > limit:
+            page = selected[:limit]
+            last = page[-1].obj["metadata"]
+            token_raw = json.dumps({"rv": rv, "start": [last.get("namespace", ""), last["name"]]})
+            token_str = base64.urlsafe_b64encode(token_raw.encode()).decode()
+            return page, rv, token_str, len(selected) - limit
+        return selected, rv, None, None
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _check_namespace(self, rt: ResourceType, ns: str, creating: bool) -> None:
+        if not rt.namespaced:
+            return
+        nso = self.store.get(NAMESPACE_KEY, "", ns)
+        if nso is None:
+            raise namespace_not_found(ns)
+        if creating and (nso.obj.get("status") or {}).get("phase") == "Terminating":
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"{rt.plural} is forbidden: unable to create new content in namespace {ns} because it is "
+                "being terminated",
+                {
+                    "name": ns,
+                    "kind": "namespaces",
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {ns} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    def _body_object(self, rt: ResourceType, version: str, ns: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request(
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json, application/yaml"
+            )
+        kind = body.get("kind")
+        if kind and kind != rt.kind:
+            raise bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the expected "
+                f"API version ({rt.api_version(version)})"
+                if kind == rt.kind
+                else f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
+                f"kind {kind!r} does not match"
+            )
+        obj = copy.deepcopy(body)
+        obj["apiVersion"] = rt.api_version(version)
+        obj["kind"] = rt.kind
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        return obj
+
+    def _validate(self, rt: ResourceType, version: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"].get("name", "")
+        errors = validate_name(rt, name)
+        if not rt.builtin:
+            schema = rt.schemas.get(version) or rt.schemas.get(rt.preferred_version)
+            if schema:
+                errors += schemas.validate_custom_object(obj, schema)
+        if rt.key == CRD_KEY:
+            errors += _validate_crd(obj)
+        if errors:
+            raise invalid(rt, name, errors)
+
+    def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.key == DEPLOYMENT_KEY:
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("replicas", 1)
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+            strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                strategy.setdefault("type", "RollingUpdate")
+                strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+            pod = (spec.get("template") or {}).get("spec") or {}
+            for c in pod.get("containers") or []:
+                if isinstance(c, dict):
+                    image = str(c.get("image", ""))
+                    tag = image.rsplit("/", 1)[-1]
+                    latest = ":" not in tag or tag.endswith(":latest")
+                    c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+                    c.setdefault("terminationMessagePath", "/dev/termination-log")
+                    c.setdefault("terminationMessagePolicy", "File")
+                    for p in c.get("ports") or []:
+                        if isinstance(p, dict):
+                            p.setdefault("protocol", "TCP")
+            if pod:
+                pod.setdefault("restartPolicy", "Always")
+                pod.setdefault("dnsPolicy", "ClusterFirst")
+                pod.setdefault("terminationGracePeriodSeconds", 30)
+                pod.setdefault("schedulerName", "default-scheduler")
+                pod.setdefault("securityContext", {})
+        elif rt.key == "/services":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("sessionAffinity", "None")
+            if "clusterIP" not in spec:
+                h = hashlib.sha256(
+                    f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}".encode()
+                ).digest()
+                spec["clusterIP"] = f"10.96.{h[0]}.{max(h[1], 1)}"
+                spec["clusterIPs"] = [spec["clusterIP"]]
+            for p in spec.get("ports") or []:
+                if isinstance(p, dict):
+                    p.setdefault("protocol", "TCP")
+                    if "port" in p:
+                        p.setdefault("targetPort", p["port"])
+            obj.setdefault("status", {"loadBalancer": {}})
+        elif rt.key == NAMESPACE_KEY:
+            obj["status"] = {"phase": "Active"}
+            labels = obj["metadata"].setdefault("labels", {})
+            labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        elif rt.key == "/secrets":
+            obj.setdefault("type", "Opaque")
+            string_data = obj.pop("stringData", None)
+            if isinstance(string_data, dict):
+                data = obj.setdefault("data", {})
+                for k, v in string_data.items():
+                    data[k] = base64.b64encode(str(v).encode()).decode()
+        elif rt.key == CRD_KEY:
+            names = (obj.get("spec") or {}).get("names") or {}
+            obj["status"] = {
+                "acceptedNames": names,
+                "storedVersions": [
+                    v["name"] for v in (obj.get("spec") or {}).get("versions") or [] if v.get("storage")
+                ],
+                "conditions": [
+                    {
+                        "type": "NamesAccepted",
+                        "status": "True",
+                        "reason": "NoConflicts",
+                        "message": "no conflicts found",
+                        "lastTransitionTime": now_iso(),
+                    },
+                    {
+                        "type": "Established",
+                        "status": "True",
+                        "reason": "InitialNamesAccepted",
+                        "message": "the initial names have been accepted",
+                        "lastTransitionTime": now_iso(),
+                    },
+                ],
+            }
+
+    # ---- writes ---------------------------------------------------------------------------
+    def create(
+        self,
+        rt: ResourceType,
+        version: str,
+        ns: str,
+        body: Any,
+        manager: str,
+        dry_run: bool = False,
+        managed: bool = False,
+    ) -> dict[str, Any]:
+        obj = self._body_object(rt, version, ns, body)
+        meta = obj["metadata"]
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = str(meta["generateName"]) + _random_suffix()
+        if rt.status_subresource and rt.key not in ("/services",):
+            obj.pop("status", None)
+        self._defaults(rt, obj)
+        self._validate(rt, version, obj)
+        name = meta["name"]
+        with self.store.lock:
+            self._check_namespace(rt, ns, creating=True)
+            if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:
+                raise ApiError(
+                    409, "AlreadyExists", f'{rt.qualified} "{name}" already exists', _details(rt, name)
+                )
+            for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+                meta.pop(k, None)
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_iso()
+            if rt.key in GENERATION_TRACKED or not rt.builtin:
+                meta["generation"] = 1
+            else:
+                meta.pop("generation", None)
+            if not managed:
+                meta.pop("managedFields", None)
+                patches.record_update(None, obj, manager, rt.kind, now_iso())
+            if dry_run:
+                return obj
+            entry = self.store.put(rt.key, obj)
+            if rt.key == CRD_KEY:
+                self._serve_crd(entry.obj)
+            return entry.obj
+
+    def update(
+        self,
+        rt: ResourceType,
+        version: str,
+        ns: str,
+        name: str,
+        body: Any,
+        manager: str,
+        subresource: str = "",
+        dry_run: bool = False,
+        managed: bool = False,
+    ) -> dict[str, Any]:
+        new = self._body_object(rt, version, ns, body)
+        meta = new["metadata"]
+        if meta.get("name") and meta["name"] != name:
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        meta["name"] = name
+        key_ns = ns if rt.namespaced else ""
+        with self.store.lock:
+            cur = self.store.get(rt.key, key_ns, name)
+            if cur is None:
+                self._check_namespace(rt, ns, creating=False)
+                raise not_found(rt, name)
+            old = cur.obj
+            want_rv = meta.get("resourceVersion")
+            if want_rv and want_rv != old["metadata"]["resourceVersion"]:
+                raise conflict(rt, name)
+            if subresource == "status":
+                status = new.get("status")
+                new = copy.deepcopy(old)
+                new["apiVersion"] = rt.api_version(version)
+                if status is None:
+                    new.pop("status", None)
+                else:
+                    new["status"] = status
+                managed = False
+            else:
+                if rt.status_subresource:
+                    if "status" in old:
+                        new["status"] = copy.deepcopy(old["status"])
+                    else:
+                        new.pop("status", None)
+                if rt.key == NAMESPACE_KEY:
+                    new["status"] = copy.deepcopy(old.get("status") or {"phase": "Active"})
+                    new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+                if rt.key == "/services":
+                    spec = new.setdefault("spec", {})
+                    old_spec = old.get("spec") or {}
+                    for k in ("clusterIP", "clusterIPs"):
+                        if k not in spec and k in old_spec:
+                            spec[k] = old_spec[k]
+                    self._defaults(rt, new)
+                if rt.key == DEPLOYMENT_KEY:
+                    self._defaults(rt, new)
+                if rt.key == CRD_KEY:
+                    new["status"] = copy.deepcopy(old.get("status"))
+            om = old["metadata"]
+            for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+                if k in om:
+                    meta[k] = om[k]
+                else:
+                    meta.pop(k, None)
+            meta = new["metadata"]
+            if "generation" in om:
+                bump = _spec_part(old) != _spec_part(new)
+                meta["generation"] = om["generation"] + (1 if bump else 0)
+            self._validate(rt, version, new)
+            if not managed:
+                meta["managedFields"] = copy.deepcopy(om.get("managedFields") or [])
+                patches.record_update(old, new, manager, rt.kind, now_iso())
+            if _comparable(self.present_obj(rt, version, old)) == _comparable(new):
+                return old
+            if dry_run:
+                meta["resourceVersion"] = om["resourceVersion"]
+                return new
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+                self.store.put(rt.key, new)
+                gone = self.store.delete(rt.key, key_ns, name)
+                self._after_delete(rt, old)
+                return gone.obj if gone else new
+            entry = self.store.put(rt.key, new)
+            if rt.key == CRD_KEY:
+                self._serve_crd(entry.obj)
+            return entry.obj
+
+    def patch(
+        self,
+        rt: ResourceType,
+        version: str,
+        ns: str,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        manager: str | None,
+        force: bool,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Apply a patch; returns the object and whether it was created (apply only)."""
+        key_ns = ns if rt.namespaced else ""
+        if content_type == APPLY_PATCH_CBOR:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - "
+                f"accepted media types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}",
+            )
+        if content_type == APPLY_PATCH:
+            if not manager:
+                raise bad_request("PATCH, fieldManager: Required value: is required for apply patch")
+            import yaml
+
+            try:
+                applied = yaml.safe_load(raw.decode() or "{}")
+            except (yaml.YAMLError, UnicodeDecodeError) as err:
+                raise bad_request(f"error decoding YAML: {err}") from err
+            if not isinstance(applied, dict):
+                raise bad_request("apply patch must be an object")
+            if applied.get("kind") != rt.kind or applied.get("apiVersion") != rt.api_version(version):
+                raise bad_request(
+                    f"invalid object type: {applied.get('apiVersion')}, Kind={applied.get('kind')}; expected "
+                    f"{rt.api_version(version)}, Kind={rt.kind}"
+                )
+            with self.store.lock:
+                cur = self.store.get(rt.key, key_ns, name)
+                meta = applied.setdefault("metadata", {})
+                if meta.get("name") and meta["name"] != name:
+                    raise bad_request(
+                        f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                    )
+                meta["name"] = name
+                if rt.namespaced:
+                    meta["namespace"] = ns
+                try:
+                    merged = patches.server_side_apply(
+                        self.present_obj(rt, version, cur.obj) if cur else None,
+                        applied,
+                        manager,
+                        force,
+                        rt.kind,
+                        now_iso(),
+                    )
+                except patches.ApplyConflict as err:
+                    causes = [
+                        {
+                            "type": "FieldManagerConflict",
+                            "message": f'conflict with "{m}" using {err.api_version}',
+                            "field": f,
+                        }
+                        for m, f in err.conflicts
+                    ]
+                    raise ApiError(
+                        409, "Conflict", err.message, {**_details(rt, name), "causes": causes}
+                    ) from err
+                if cur is None:
+                    if subresource:
+                        raise not_found(rt, name)
+                    return self.create(rt, version, ns, merged, manager, dry_run, managed=True), True
+                return self.update(
+                    rt, version, ns, name, merged, manager, subresource, dry_run, managed=True
+                ), False
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError as err:
+            raise bad_request(f"error decoding patch: {err}") from err
+        with self.store.lock:
+            cur = self.store.get(rt.key, key_ns, name)
+            if cur is None:
+                self._check_namespace(rt, ns, creating=False)
+                raise not_found(rt, name)
+            current = self.present_obj(rt, version, cur.copy())
+            try:
+                if content_type == JSON_PATCH:
+                    patched = patches.json_patch(current, body)
+                elif content_type == MERGE_PATCH:
+                    if not isinstance(body, dict):
+                        raise bad_request("merge patch must be a JSON object")
+                    patched = patches.merge_patch(current, body)
+                elif content_type == STRATEGIC_PATCH:
+                    if not rt.builtin:
+                        raise ApiError(
+                            415,
+                            "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media types "
+                            f"include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}",
+                        )
+                    if not isinstance(body, dict):
+                        raise bad_request("strategic merge patch must be a JSON object")
+                    patched = patches.strategic_merge(current, body, rt.kind)
+                else:
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        f"the body of the request was in an unknown format - accepted media types include: "
+                        f"{JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}, {STRATEGIC_PATCH}",
+                    )
+            except patches.PatchError as err:
+                if err.code == 400:
+                    raise bad_request(str(err)) from err
+                raise ApiError(422, "Invalid", str(err), _details(rt, name)) from err
+            if not isinstance(patched, dict):
+                raise ApiError(422, "Invalid", "patch produced a non-object", _details(rt, name))
+            pm = patched.setdefault("metadata", {})
+            if not isinstance(pm, dict):
+                raise ApiError(422, "Invalid", "metadata must be an object", _details(rt, name))
+            if pm.get("resourceVersion") == cur.obj["metadata"]["resourceVersion"]:
+                pm.pop("resourceVersion")
+            return self.update(
+                rt, version, ns, name, patched, manager or "unknown", subresource, dry_run
+            ), False
+
+    def delete(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        options: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Delete or mark for deletion; returns (object, finished)."""
+        key_ns = ns if rt.namespaced else ""
+        options = options or {}
+        with self.store.lock:
+            cur = self.store.get(rt.key, key_ns, name)
+            if cur is None:
+                self._check_namespace(rt, ns, creating=False)
+                raise not_found(rt, name)
+            pre = options.get("preconditions") or {}
+            if pre.get("uid") and pre["uid"] != cur.obj["metadata"].get("uid"):
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {rt.qualified} "{name}": '
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                    f"{cur.obj['metadata'].get('uid')}",
+                    _details(rt, name),
+                )
+            if (
+                pre.get("resourceVersion")
+                and pre["resourceVersion"] != cur.obj["metadata"]["resourceVersion"]
+            ):
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {rt.qualified} "{name}": '
+                    f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                    f"ResourceVersion in object meta: {cur.obj['metadata']['resourceVersion']}",
+                    _details(rt, name),
+                )
+            if dry_run:
+                return cur.obj, True
+            if cur.obj["metadata"].get("finalizers"):
+                if cur.obj["metadata"].get("deletionTimestamp"):
+                    return cur.obj, False
+                obj = cur.copy()
+                obj["metadata"]["deletionTimestamp"] = now_iso()
+                obj["metadata"]["deletionGracePeriodSeconds"] = 0
+                if "generation" in obj["metadata"]:
+                    obj["metadata"]["generation"] += 1
+                return self.store.put(rt.key, obj).obj, False
+            if rt.key == NAMESPACE_KEY:
+                obj = cur.copy()
+                obj["metadata"]["deletionTimestamp"] = now_iso()
+                obj["status"] = {"phase": "Terminating"}
+                self.store.put(rt.key, obj)
+                for other in self.registry.all():
+                    if other.namespaced:
+                        for e in self.store.list(other.key, name)[0]:
+                            self.store.delete(other.key, name, e.obj["metadata"]["name"])
+            gone = self.store.delete(rt.key, key_ns, name)
+            self._after_delete(rt, cur.obj)
+            return (gone.obj if gone else cur.obj), True
+
+    def _after_delete(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.key == CRD_KEY:
+            served = resource_from_crd(obj)
+            self.registry.remove(served.key)
+            for e in self.store.list(served.key)[0]:
+                m = e.obj["metadata"]
+                self.store.delete(served.key, m.get("namespace", ""), m["name"])
+            for cb in self.on_crd_change:
+                cb()
+
+    def _serve_crd(self, crd: dict[str, Any]) -> None:
+        rt = resource_from_crd(crd)
+        if rt.plural and rt.versions:
+            self.registry.add(rt)
+            for cb in self.on_crd_change:
+                cb()
+
+    # ---- scale ----------------------------------------------------------------------------
+    def scale_of(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        spec = obj.get("spec") or {}
+        match = ((spec.get("selector") or {}).get("matchLabels")) or {}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
+            },
+            "spec": {"replicas": spec.get("replicas", 1)},
+            "status": {
+                "replicas": (obj.get("status") or {}).get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in sorted(match.items())),
+            },
+        }
+
+    def update_scale(
+        self, rt: ResourceType, version: str, ns: str, name: str, scale: Any, manager: str
+    ) -> dict[str, Any]:
+        if not isinstance(scale, dict) or not isinstance(scale.get("spec"), dict):
+            raise bad_request("the body of the request must be a Scale object")
+        replicas = scale["spec"].get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
+                f"{json.dumps(replicas)}: must be greater than or equal to 0",
+                {
+                    "name": name,
+                    "group": "autoscaling",
+                    "kind": "Scale",
+                    "causes": [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": "must be greater than or equal to 0",
+                            "field": "spec.replicas",
+                        }
+                    ],
+                },
+            )
+        with self.store.lock:
+            cur = self.get(rt, ns, name)
+            want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+            if want_rv and want_rv != cur.obj["metadata"]["resourceVersion"]:
+                raise conflict(rt, name)
+            obj = cur.copy()
+            obj.setdefault("spec", {})["replicas"] = replicas
+            obj["metadata"].pop("resourceVersion", None)
+            new = self.update(rt, version, ns, name, obj, manager)
+            return self.scale_of(rt, new)
+
+
+def _validate_crd(obj: dict[str, Any]) -> list[schemas.FieldError]:
+    spec = obj.get("spec") or {}
+    errors: list[schemas.FieldError] = []
+    names = spec.get("names") or {}
+    for f in ("group",):
+        if not spec.get(f):
+            errors.append(schemas.FieldError(f"spec.{f}", "FieldValueRequired", "Required value"))
+    for f in ("plural", "kind"):
+        if not names.get(f):
+            errors.append(schemas.FieldError(f"spec.names.{f}", "FieldValueRequired", "Required value"))
+    if not spec.get("versions"):
+        errors.append(schemas.FieldError("spec.versions", "FieldValueRequired", "Required value"))
+    elif sum(1 for v in spec["versions"] if v.get("storage")) != 1:
+        errors.append(
+            schemas.FieldError(
+                "spec.versions",
+                "FieldValueInvalid",
+                "Invalid value: must have exactly one version marked as storage version",
+            )
+        )
+    want = f"{names.get('plural')}.{spec.get('group')}"
+    if names.get("plural") and spec.get("group") and obj["metadata"].get("name") != want:
+        errors.append(
+            schemas.FieldError(
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{obj["metadata"].get("name")}": must be spec.names.plural+"."+spec.group',
+            )
+        )
+    return errors

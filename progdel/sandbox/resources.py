@@ -1,0 +1,207 @@
+"""The registry of resources the sandbox serves: built-in kinds and CRD-defined ones.
+
+A resource is identified by its group and plural name (``apps/deployments``,
+``/configmaps`` for the core group). Custom resources may be served at several
+versions; the sandbox stores one copy of each object and only rewrites its
+``apiVersion`` on the way out, which is what a CRD without conversion webhooks
+does.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+CLUSTER_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass
+class ResourceType:
+    """One served resource (all of its versions)."""
+
+    group: str
+    versions: list[str]
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    status_subresource: bool = False
+    scale_subresource: bool = False
+    builtin: bool = True
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # version -> openAPIV3Schema
+    printer_columns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    storage_version: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.plural}"
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def qualified(self) -> str:
+        """The name Kubernetes uses in messages: ``deployments.apps``, ``configmaps``."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def preferred_version(self) -> str:
+        return self.storage_version or self.versions[0]
+
+    def api_version(self, version: str | None = None) -> str:
+        v = version or self.preferred_version
+        return f"{self.group}/{v}" if self.group else v
+
+    def verbs(self) -> list[str]:
+        return ALL_VERBS if self.namespaced else [*CLUSTER_VERBS, "deletecollection"]
+
+
+def _builtin(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    namespaced: bool,
+    short: list[str] | None = None,
+    categories: list[str] | None = None,
+    status: bool = False,
+    scale: bool = False,
+) -> ResourceType:
+    return ResourceType(
+        group=group,
+        versions=[version],
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        namespaced=namespaced,
+        short_names=short or [],
+        categories=categories or [],
+        status_subresource=status,
+        scale_subresource=scale,
+        builtin=True,
+    )
+
+
+BUILTINS: list[ResourceType] = [
+    _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], status=True),
+    _builtin("", "v1", "services", "Service", True, ["svc"], ["all"], status=True),
+    _builtin("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
+    _builtin("", "v1", "secrets", "Secret", True),
+    _builtin("", "v1", "events", "Event", True, ["ev"]),
+    _builtin("apps", "v1", "deployments", "Deployment", True, ["deploy"], ["all"], status=True, scale=True),
+    _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
+    _builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        ["crd", "crds"],
+        ["api-extensions"],
+        status=True,
+    ),
+]
+
+CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
+NAMESPACE_KEY = "/namespaces"
+DEPLOYMENT_KEY = "apps/deployments"
+EVENT_KEY = "/events"
+
+
+def resource_from_crd(crd: dict[str, Any]) -> ResourceType:
+    """Build the served resource described by a CustomResourceDefinition object."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    versions = [v for v in spec.get("versions") or [] if v.get("served", True)]
+    storage = next((v["name"] for v in versions if v.get("storage")), versions[0]["name"] if versions else "")
+    rt = ResourceType(
+        group=spec.get("group", ""),
+        versions=[v["name"] for v in versions],
+        plural=names.get("plural", ""),
+        singular=names.get("singular") or str(names.get("kind", "")).lower(),
+        kind=names.get("kind", ""),
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        short_names=list(names.get("shortNames") or []),
+        categories=list(names.get("categories") or []),
+        builtin=False,
+        storage_version=storage,
+    )
+    for v in versions:
+        sub = v.get("subresources") or {}
+        if "status" in sub:
+            rt.status_subresource = True
+        if "scale" in sub:
+            rt.scale_subresource = True
+        schema = (v.get("schema") or {}).get("openAPIV3Schema")
+        if schema:
+            rt.schemas[v["name"]] = schema
+        if v.get("additionalPrinterColumns"):
+            rt.printer_columns[v["name"]] = list(v["additionalPrinterColumns"])
+    return rt
+
+
+class ResourceRegistry:
+    """Thread-safe lookup of served resources by group/version/plural and by kind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[str, ResourceType] = {}
+        for rt in BUILTINS:
+            self._by_key[rt.key] = rt
+
+    def add(self, rt: ResourceType) -> None:
+        with self._lock:
+            self._by_key = {**self._by_key, rt.key: rt}
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            new = dict(self._by_key)
+            new.pop(key, None)
+            self._by_key = new
+
+    def get(self, group: str, version: str, plural: str) -> ResourceType | None:
+        rt = self._by_key.get(f"{group}/{plural}")
+        if rt is None or version not in rt.versions:
+            return None
+        return rt
+
+    def by_key(self, key: str) -> ResourceType | None:
+        return self._by_key.get(key)
+
+    def all(self) -> list[ResourceType]:
+        return list(self._by_key.values())
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """Group name -> served versions, preferred first; core group is ``""``."""
+        out: dict[str, list[str]] = {}
+        for rt in self.all():
+            vs = out.setdefault(rt.group, [])
+            for v in [rt.preferred_version, *rt.versions]:
+                if v not in vs:
+                    vs.append(v)
+        for g, vs in out.items():
+            out[g] = sorted(vs, key=_version_priority)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return sorted(
+            (rt for rt in self.all() if rt.group == group and version in rt.versions), key=lambda r: r.plural
+        )
+
+
+def _version_priority(v: str) -> tuple[int, int, int]:
+    """Kubernetes' version ordering: GA > beta > alpha, higher numbers first."""
+    import re
+
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
+    if not m:
+        return (3, 0, 0)
+    major = int(m.group(1))
+    stage = {"": 0, "beta": 1, "alpha": 2}[m.group(2) or ""]
+    minor = int(m.group(3) or 0)
+    return (stage, -major, -minor)

@@ -1,0 +1,81 @@
+"""Bad input gets Kubernetes Status bodies with the real server's codes and wording."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from progdel.sandbox.server import SandboxServer
+
+
+def test_malformed_json_is_400(sandbox: SandboxServer, namespace: str) -> None:
+    r = httpx.post(
+        f"{sandbox.url}/api/v1/namespaces/{namespace}/configmaps",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    body = r.json()
+    assert body["kind"] == "Status" and body["reason"] == "BadRequest" and body["code"] == 400
+
+
+def test_unknown_resource_is_404(sandbox: SandboxServer) -> None:
+    r = httpx.get(f"{sandbox.url}/apis/apps/v1/namespaces/default/widgets")
+    assert r.status_code == 404 and r.json()["reason"] == "NotFound"
+
+
+def test_method_not_allowed(sandbox: SandboxServer) -> None:
+    r = httpx.post(f"{sandbox.url}/api/v1/namespaces/default/configmaps/x", json={})
+    assert r.status_code == 405 and r.json()["reason"] == "MethodNotAllowed"
+
+
+def test_missing_namespace_is_404_naming_it(api_client: Any) -> None:
+    core = client.CoreV1Api(api_client)
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map("nope", {"metadata": {"name": "x"}})
+    assert err.value.status == 404
+    assert json.loads(err.value.body)["message"] == 'namespaces "nope" not found'
+
+
+def test_already_exists_is_409(api_client: Any, namespace: str) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}})
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}})
+    assert err.value.status == 409
+    assert json.loads(err.value.body)["reason"] == "AlreadyExists"
+
+
+def test_invalid_name_is_422(api_client: Any, namespace: str) -> None:
+    core = client.CoreV1Api(api_client)
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "Bad_Name"}})
+    status = json.loads(err.value.body)
+    assert err.value.status == 422 and status["reason"] == "Invalid"
+    assert status["details"]["causes"][0]["field"] == "metadata.name"
+
+
+def test_canary_missing_required_field_is_422(api_client: Any, namespace: str) -> None:
+    co = client.CustomObjectsApi(api_client)
+    canary = {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo"},
+        "spec": {"service": {"port": 9898}},
+    }
+    with pytest.raises(ApiException) as err:
+        co.create_namespaced_custom_object("flagger.app", "v1beta1", namespace, "canaries", canary)
+    status = json.loads(err.value.body)
+    assert err.value.status == 422
+    assert [c["field"] for c in status["details"]["causes"]] == ["spec.targetRef"]
+    assert status["message"] == 'Canary.flagger.app "podinfo" is invalid: spec.targetRef: Required value'
+
+
+def test_health_endpoints(sandbox: SandboxServer) -> None:
+    for path in ("/healthz", "/readyz", "/livez"):
+        assert httpx.get(sandbox.url + path).text == "ok"

@@ -1,0 +1,124 @@
+"""The real kubectl against the sandbox: apply (default validation), get, patch, get -w, delete."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from progdel.sandbox.server import SandboxServer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def kubectl(sandbox: SandboxServer, namespace: str):  # type: ignore[no-untyped-def]
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.skip("kubectl is not on PATH")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [exe, "--kubeconfig", str(sandbox.kubeconfig), "-n", namespace, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if check:
+            assert proc.returncode == 0, f"{' '.join(args)}: {proc.stderr}"
+        return proc
+
+    run.exe = exe  # type: ignore[attr-defined]
+    return run
+
+
+def test_kubectl_end_to_end(kubectl, sandbox: SandboxServer, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = kubectl(
+        "apply", "-f", str(EXAMPLES / "deployment.yaml"), "-f", str(EXAMPLES / "virtualservice.yaml")
+    )
+    assert "deployment.apps/podinfo created" in out.stdout
+    assert "virtualservice.networking.istio.io/podinfo created" in out.stdout
+    table = kubectl("get", "deploy,vs").stdout
+    assert "deployment.apps/podinfo" in table and "virtualservice.networking.istio.io/podinfo" in table
+    assert "READY" in table and "AGE" in table
+
+    watcher = subprocess.Popen(
+        [
+            kubectl.exe,
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "-n",
+            namespace,
+            "get",
+            "vs",
+            "podinfo",
+            "-w",
+            "-o",
+            'jsonpath={.spec.http[0].route[1].weight}{"\\n"}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        kubectl(
+            "patch",
+            "vs",
+            "podinfo",
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(
+                {
+                    "spec": {
+                        "http": [
+                            {
+                                "route": [
+                                    {"destination": {"host": "podinfo-primary"}, "weight": 70},
+                                    {"destination": {"host": "podinfo-canary"}, "weight": 30},
+                                ]
+                            }
+                        ]
+                    }
+                }
+            ),
+        )
+        time.sleep(1.0)
+    finally:
+        watcher.terminate()
+        watched, _ = watcher.communicate(timeout=10)
+    assert watched.split() == ["0", "30"]
+
+    changed = tmp_path / "deployment.yaml"
+    changed.write_text(
+        (EXAMPLES / "deployment.yaml")
+        .read_text()
+        .replace("replicas: 2", "replicas: 3")
+        .replace("podinfo:6.7.0", "podinfo:6.7.1")
+    )
+    out = kubectl("apply", "-f", str(changed))
+    assert "deployment.apps/podinfo configured" in out.stdout and "service/podinfo unchanged" in out.stdout
+    dep = json.loads(kubectl("get", "deploy", "podinfo", "-o", "json").stdout)
+    assert dep["spec"]["replicas"] == 3 and dep["metadata"]["generation"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":6.7.1")
+    vs_changed = tmp_path / "vs.yaml"
+    vs_changed.write_text(
+        (EXAMPLES / "virtualservice.yaml")
+        .read_text()
+        .replace("weight: 100", "weight: 60")
+        .replace("weight: 0", "weight: 40")
+    )
+    assert "configured" in kubectl("apply", "-f", str(vs_changed)).stdout
+    vs = json.loads(kubectl("get", "vs", "podinfo", "-o", "json").stdout)
+    assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [60, 40]
+
+    out = kubectl(
+        "delete", "-f", str(EXAMPLES / "virtualservice.yaml"), "-f", str(EXAMPLES / "deployment.yaml")
+    )
+    assert 'virtualservice.networking.istio.io "podinfo" deleted' in out.stdout
+    assert "No resources found" in kubectl("get", "deploy,vs").stderr
+
+    resources = kubectl("api-resources").stdout
+    assert any(line.split()[:2] == ["deployments", "deploy"] for line in resources.splitlines())
+    assert any(line.split()[:2] == ["virtualservices", "vs"] for line in resources.splitlines())

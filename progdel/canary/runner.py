@@ -65,6 +65,14 @@ class RunOptions:
 
 Sink = Callable[[dict[str, Any]], None]
 
+_RUN_PHASES = (
+    engine.Phase.WAITING,
+    engine.Phase.PROGRESSING,
+    engine.Phase.WAITING_PROMOTION,
+    engine.Phase.PROMOTING,
+    engine.Phase.FINALISING,
+)
+
 
 def _stamp(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -112,7 +120,7 @@ class CanaryRunner:
         self.recorder = EventRecorder(kube)
         self.identity = identity
         self._providers: dict[str, PrometheusProvider] = {}
-        self._last_status: engine.CanaryStatus | None = None
+        self.phase_before = engine.Phase.NONE  # the phase before the last tick
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -252,12 +260,12 @@ class CanaryRunner:
         if obs.infra_error is None and engine.needs_metrics(canary, status, obs):
             obs = Observation(**{**obs.__dict__, "metrics": self.measure(canary, obs.now)})
         result = engine.tick(canary, status, obs)
+        self.phase_before = status.phase
         self.execute(canary, obj, result.actions)
         if result.status.to_dict() != status.to_dict():
             store.write_status(self.kube, self.name, self.namespace, result.status.to_dict())
         if obs.command is not None:
             store.clear_request(self.kube, self.name, self.namespace)
-        self._last_status = result.status
         self.sink(self.tick_record(canary, result, obs))
         return result
 
@@ -317,7 +325,6 @@ class CanaryRunner:
 
     def _loop(self, interval: float, lease: Any) -> ExitCode:
         started = self.clock.now()
-        saw_run = False
         while True:
             try:
                 result = self.tick()
@@ -333,21 +340,17 @@ class CanaryRunner:
                 )
                 result = None
             if result is not None:
-                phase = result.status.phase
-                if phase not in (engine.Phase.INITIALIZED, engine.Phase.SUCCEEDED, engine.Phase.FAILED):
-                    saw_run = saw_run or phase is not engine.Phase.INITIALIZING
-                finished = result.settled and result.exit_hint is not None
-                if self.opts.until_initialized and finished:
+                final = result.settled and result.exit_hint is not None
+                # a run ends on the tick that leaves a running phase for a final one
+                run_ended = final and self.phase_before in _RUN_PHASES
+                if self.opts.until_initialized and final:
                     return result.exit_hint or ExitCode.OK
-                if finished and (saw_run or result.note != "no new revision"):
+                if run_ended:
+                    self._result_record(result)
                     if not self.opts.follow:
-                        self._result_record(result)
                         return result.exit_hint or ExitCode.OK
-                    saw_run = False
                 if self.opts.once:
-                    if finished:
-                        return result.exit_hint or ExitCode.OK
-                    return ExitCode.WAITING
+                    return (result.exit_hint or ExitCode.OK) if final else ExitCode.WAITING
             elif self.opts.once:
                 return ExitCode.UNREACHABLE
             elapsed = (self.clock.now() - started).total_seconds()

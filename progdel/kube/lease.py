@@ -99,12 +99,14 @@ class Lease:
                     continue
             spec = obj.get("spec") or {}
             holder, expires = _holder_of(spec)
-            if holder and holder != self.identity and expires and expires > datetime.now(UTC):
-                left = int((expires - datetime.now(UTC)).total_seconds()) + 1
+            now = datetime.now(UTC)
+            held_by_other = holder is not None and holder != self.identity and not _holder_is_dead(holder)
+            if held_by_other and expires is not None and expires > now:
+                left = int((expires - now).total_seconds()) + 1
                 raise LeaseHeld(
                     f'lease {self.namespace}/{self.name} is held by "{holder}"; it expires in {left}s '
                     "unless renewed",
-                    holder,
+                    holder or "",
                     expires,
                 )
             obj["spec"] = self._spec(spec, taking_over=holder != self.identity)
@@ -146,6 +148,24 @@ class Lease:
 
         with contextlib.suppress(NotFound, Conflict):
             self.kube.update(LEASES, self.name, mutate, self.namespace)
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer exists.
+
+    Identities are ``user@host/pid``: a driver killed on this machine need not be waited for.
+    """
+    _, _, rest = holder.partition("@")
+    host, _, pid = rest.rpartition("/")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _holder_of(spec: dict[str, Any]) -> tuple[str | None, datetime | None]:

@@ -1,0 +1,93 @@
+"""Envoy weighted routing that follows VirtualService weights, changed hot without dropping requests."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from progdel.sandbox.loadgen import LoadGenerator, wait_for_split
+from progdel.sandbox.mesh import Envoy, MeshInputs, render
+from progdel.sandbox.processes import ProcessReplicaBackend
+
+from .conftest import CanaryWorld, demo_template, deployment, service, virtualservice, wait_ready
+
+
+def test_hot_weight_changes_are_served_within_a_second(backend: ProcessReplicaBackend, envoy: Envoy) -> None:
+    world = CanaryWorld(backend, envoy)
+    world.route(100, 0)
+    gen = LoadGenerator(world.url, "podinfo.test:9898", rate=200, duration=20).start()
+    try:
+        time.sleep(0.5)
+        assert set(gen.served_since()) == {"1.0.0", "errors"}
+
+        changed = time.monotonic()
+        world.route(50, 50)
+        lag = wait_for_split(
+            gen, lambda c: c.get("1.1.0", 0) >= 0.3 * (c.get("1.0.0", 0) + c.get("1.1.0", 0)), since=changed
+        )
+        assert lag is not None and lag < 1.0
+        time.sleep(1.2)
+        window = gen.served_since(changed + 0.2, changed + 1.2)
+        assert 0.35 < window["1.1.0"] / (window["1.0.0"] + window["1.1.0"]) < 0.65
+
+        changed = time.monotonic()
+        world.route(0, 100)
+        lag = wait_for_split(gen, lambda c: c.get("1.0.0", 0) == 0, since=changed)
+        assert lag is not None and lag < 1.0
+        time.sleep(0.5)
+    finally:
+        gen.stop()
+    statuses = gen.statuses_since()
+    assert set(statuses) == {200}, statuses  # not one request failed across the changes
+    assert sum(statuses.values()) > 300
+
+
+def test_hosts_short_forms_and_unknown_host(backend: ProcessReplicaBackend, envoy: Envoy) -> None:
+    world = CanaryWorld(backend, envoy)
+    world.route(0, 100)
+    with httpx.Client(base_url=world.url) as client:
+        for host in ("podinfo", "podinfo:80", "podinfo.test", "podinfo.test.svc.cluster.local:9898"):
+            resp = client.get("/", headers={"host": host})
+            assert resp.headers.get("x-demo-version") == "1.1.0", host
+        assert client.get("/", headers={"host": "nothing.test"}).status_code == 404
+
+
+def test_render_one_cluster_per_workload() -> None:
+    """``podinfo`` and ``podinfo-primary`` select the same Deployment: one cluster, named for it."""
+    inputs = MeshInputs(
+        virtualservices=[virtualservice("podinfo", [("podinfo-primary", 80), ("podinfo-canary", 20)]),
+                         virtualservice("direct", [("podinfo", 100)])],
+        services=[service("podinfo", "podinfo-primary"), service("podinfo-primary", "podinfo-primary"),
+                  service("podinfo-canary", "podinfo")],
+        deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
+    )
+    clusters, routes = render(inputs)
+    assert [c["name"] for c in clusters] == ["test_podinfo", "test_podinfo-primary"]
+    by_name = {vh["name"]: vh for vh in routes["virtual_hosts"]}
+    weighted = by_name["test/podinfo"]["routes"][0]["route"]["weighted_clusters"]["clusters"]
+    weights = {c["name"]: c["weight"] for c in weighted}
+    assert weights == {"test_podinfo-primary": 80000, "test_podinfo": 20000}
+    assert by_name["test/direct"]["routes"][0]["route"]["cluster"] == "test_podinfo-primary"
+    assert "podinfo.test.svc.cluster.local" in by_name["test/podinfo"]["domains"]
+
+
+def test_new_replicas_join_without_resetting_counters(backend: ProcessReplicaBackend, envoy: Envoy) -> None:
+    """Endpoints change in place: the workload's counters (its metrics) keep counting."""
+    world = CanaryWorld(backend, envoy)
+    world.route(0, 100)
+
+    def canary_requests(client: httpx.Client) -> int:
+        pattern = r"^cluster\.test_podinfo\.upstream_rq_200$"
+        text = client.get(f"{envoy.admin_url}/stats", params={"filter": pattern})
+        return int(text.text.split(":")[1]) if ":" in text.text else 0
+
+    with httpx.Client() as client:
+        for _ in range(30):
+            assert client.get(world.url, headers={"host": "podinfo"}).status_code == 200
+        assert canary_requests(client) == 30
+        wait_ready(backend, {world.canary: (demo_template("podinfo", "1.1.0"), 3)})
+        world.route(0, 100)
+        pods = {client.get(world.url, headers={"host": "podinfo"}).json()["pod"] for _ in range(30)}
+        assert len(pods) == 3  # the new replicas get traffic
+        assert canary_requests(client) == 60

@@ -66,10 +66,11 @@ def version(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from progdel.cli import canary, sandbox
+    from progdel.cli import canary, demo, sandbox
 
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(canary.app, name="canary")
+    app.command(name="demo")(demo.demo)
 
 
 _register()

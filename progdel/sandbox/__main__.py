@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from progdel.cli.sandbox import serve_main
+from progdel.sandbox.daemon import serve_main
 
 if __name__ == "__main__":
     sys.exit(serve_main(sys.argv[1:]))

@@ -46,6 +46,17 @@ def _bounds(metric: dict[str, Any]) -> str:
     return ""
 
 
+def _served(served: dict[str, Any]) -> str:
+    """``23% (set 20%, 412 requests)``: what the mesh served beside the weight set for that time."""
+    text = f"{served.get('canary', 0) * 100:.0f}%"
+    details = []
+    if served.get("weight") is not None:
+        details.append(f"set {served['weight']}%")
+    if served.get("requests") is not None:
+        details.append(f"{served['requests']} requests")
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
 def _bar(weight: int, width: int = 30) -> str:
     filled = round(width * max(0, min(100, weight)) / 100)
     return "█" * filled + "░" * (width - filled)
@@ -75,7 +86,7 @@ def render_tick(tick: dict[str, Any], events: list[dict[str, Any]]) -> Any:
     traffic.append(f" {weight:3d}%   primary {int(tick.get('primaryWeight') or 0):3d}%")
     served = tick.get("served")
     if served:
-        traffic.append(f"   served canary {served.get('canary', 0) * 100:.0f}%", style="dim")
+        traffic.append(f"   served canary {_served(served)}", style="dim")
 
     metrics = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT"):
@@ -157,7 +168,7 @@ def plain_line(record: dict[str, Any]) -> str | None:
             for m in record.get("metrics") or []
         )
         served = record.get("served")
-        extra = f" served-canary={served.get('canary', 0) * 100:.0f}%" if served else ""
+        extra = f" served-canary={_served(served)}" if served else ""
         return (
             f"{record.get('time', '')} tick    phase={record.get('phase')} "
             f"weight={record.get('canaryWeight')} "

@@ -1,0 +1,54 @@
+"""`progdel demo` run as a user runs it: both outcomes, the served split, nothing left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.promfixture import require_prometheus
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.e2e
+def test_demo_promotes_one_release_and_rolls_back_the_other(tmp_path: Path) -> None:
+    require_prometheus()
+    data_dir = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "progdel", "-o", "ndjson", "demo", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    runs = {r["version"]: r for r in records if r["kind"] == "run"}
+    assert runs["1.1.0"]["outcome"] == "promoted"
+    assert runs["1.2.0"]["outcome"] == "rolled back"
+
+    served = [r["served"] for r in records if r["kind"] == "tick" and r.get("served")]
+    judged = [s for s in served if s["requests"] >= 60]
+    assert len(judged) >= 4, served
+    assert any(s["weight"] > 0 and s["canary"] > 0 for s in judged), "the canary really got traffic"
+    for s in judged:
+        assert abs(s["canary"] * 100 - s["weight"]) <= 15, f"served {s} far from the weight set"
+
+    assert processes_mentioning(str(data_dir)) == [], "a process outlived the demo"

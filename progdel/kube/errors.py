@@ -86,7 +86,8 @@ def from_status(
             details = data.get("details") or {}
             if details.get("kind") == "namespaces" or message.startswith("namespaces "):
                 return NotFound(f'namespace "{details.get("name") or namespace}" not found', status, reason)
-            return NotFound(f"{describe_object(resource, name, namespace)} not found", status, reason)
+            where = f' in namespace "{namespace}"' if resource.namespaced and namespace else ""
+            return NotFound(f'{resource.kind.lower()} "{name}" not found{where}', status, reason)
         if resource is not None and not message:
             return NotFound(
                 f"the server does not serve {resource.qualified}/{resource.version}: is its CRD installed?",

@@ -44,6 +44,7 @@ class Kube:
         self.api = api_client
         self.namespace = namespace
         self.server: str = api_client.configuration.host
+        self.requests = 0  # API calls made, for -v and the benchmarks
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ class Kube:
         headers = {"Accept": JSON}
         if body is not None:
             headers["Content-Type"] = content_type or JSON
+        self.requests += 1
         method_, url, headers, body, _ = self.api.param_serialize(
             method=method,
             resource_path=path,

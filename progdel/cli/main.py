@@ -66,10 +66,13 @@ def version(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from progdel.cli import canary, demo, sandbox
+    from progdel.cli import canary, demo, env, get, promote, sandbox
 
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(canary.app, name="canary")
+    app.add_typer(promote.app, name="promote")
+    app.add_typer(env.app, name="env")
+    app.add_typer(get.app, name="get")
     app.command(name="demo")(demo.demo)
 
 

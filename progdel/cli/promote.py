@@ -1,0 +1,239 @@
+"""``progdel promote``: move a version along the environments of progdel.yaml.
+
+``progdel promote [APP] ...`` promotes; ``progdel promote history [APP]`` lists
+what was promoted. The first argument ``history`` always means the
+subcommand, so an app cannot be named ``history`` for this command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
+from progdel.errors import ExitCode, InvalidInput
+
+_DEFAULT = "promote"
+_SUBCOMMANDS = ("history",)
+
+
+class _PromoteGroup(TyperGroup):
+    """A group whose default command is the promotion itself (kubectl-like: ``promote APP``)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or args[0] not in _SUBCOMMANDS:
+            args = [_DEFAULT, *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, "[APP] [OPTIONS] | history [APP]")
+
+
+class _PromoteCommand(TyperCommand):
+    """The default command: its usage reads ``progdel promote [APP] [OPTIONS]``."""
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        path = ctx.parent.command_path if ctx.parent is not None else ctx.command_path
+        formatter.write_usage(path, "[APP] [OPTIONS]   (or: history [APP] [-e ENV])")
+
+
+app = typer.Typer(
+    cls=_PromoteGroup,
+    help="Promote a version into an environment (or list past promotions: promote history).",
+)
+
+
+class TerminalReporter:
+    """Progress on stderr: a spinner with the latest step on a TTY, plain lines otherwise."""
+
+    def __init__(self, opts: GlobalOptions) -> None:
+        from progdel.ui.output import err_console
+
+        self.opts = opts
+        self.console = err_console()
+        self.tty = sys.stderr.isatty()
+        self._spinner: Any = None
+
+    def status(self, text: str) -> None:
+        if self.tty:
+            self.console.print(f"[dim]·[/dim] {text}", highlight=False, markup=True)
+            if self._spinner is None:
+                self._spinner = self.console.status(text)
+                self._spinner.start()
+            else:
+                self._spinner.update(text)
+        else:
+            print(f"progdel: {text}", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        if self._spinner is not None:
+            self._spinner.stop()
+            self._spinner = None
+
+    @contextlib.contextmanager
+    def canary(self) -> Iterator[Any]:
+        from progdel.ui.canary_view import CanaryView
+
+        self.stop()
+        fmt = self.opts.output
+        mode = {OutputFormat.ndjson: "ndjson", OutputFormat.table: "auto"}.get(fmt, "quiet")
+        with CanaryView(mode) as view:
+            yield view.show
+
+
+def _timeout_seconds(text: str | None, default: float) -> float:
+    from progdel.config.project import parse_duration
+
+    if text is None:
+        return default
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise InvalidInput(f"--timeout: {err}") from None
+
+
+def _confirm(plan: Any) -> None:
+    manual = [s.environment.name for s in plan.steps if s.needs_confirmation]
+    question = f"Promote {plan.app.name} {plan.version} to {', '.join(manual)} (promotionStrategy Manual)?"
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            f"{', '.join(manual)} is Manual and there is no terminal to confirm on: "
+            "pass -b/--batch-mode to promote without asking"
+        )
+    if not typer.confirm(question, default=False, err=True):
+        from progdel.errors import ProgdelError
+
+        raise ProgdelError("promotion cancelled", ExitCode.ABORTED)
+
+
+@app.command(_DEFAULT, hidden=True, cls=_PromoteCommand)
+def promote(
+    ctx: typer.Context,
+    app_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="APP",
+            help="The app (default: the only app, or the one whose repository is the current directory).",
+        ),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="The version to promote (default: the newest in the previous environment)."
+        ),
+    ] = None,
+    env: Annotated[str | None, typer.Option("-e", "--env", help="The target environment.")] = None,
+    batch: Annotated[
+        bool,
+        typer.Option("-b", "--batch-mode", help="Do not ask before promoting into a Manual env."),
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            help="How long each environment may take: merge + rollout (default: defaults.timeout).",
+        ),
+    ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="GitOps: stop once the commit is pushed or the PR opened."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Promote even if the version does not run healthy in the previous env."),
+    ] = False,
+    all_auto: Annotated[
+        bool, typer.Option("--all-auto", help="Promote into every Auto environment, in order.")
+    ] = False,
+    poll_interval: Annotated[
+        str, typer.Option("--poll-interval", help="How often to look at a pull request (GitOps).")
+    ] = "20s",
+) -> None:
+    """Promote APP's version into an environment: directly, through git, or progressively.
+
+    Exit codes: 0 promoted (or already there); 2 refused (Never, order gate, unknown app or
+    environment, Manual without -b and no terminal); 3 a canary rolled back; 4 cancelled, or the
+    pull request was closed unmerged; 5 the version is not healthy yet in the previous environment;
+    6 cluster or git provider unreachable; 7 not ready in time, or the rollout failed (a direct
+    environment is then set back to its previous image). Past promotions: progdel promote history.
+    """
+    from progdel.config.project import load_project
+    from progdel.promote.inventory import inventory
+    from progdel.promote.orchestrate import PromoteOptions, PromotionFailed, run_plan
+    from progdel.promote.plan import plan_promotion
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    project = load_project(opts.config, Path.cwd())
+    the_app = project.resolve_app(app_name, Path.cwd())
+    seconds = _timeout_seconds(timeout, project.defaults.timeout_seconds)
+    poll = _timeout_seconds(poll_interval, 20.0)
+    if env:
+        project.environment(env)  # unknown environment: exit 2 before connecting
+    kube = connect(opts)
+    inv = inventory(kube, project, the_app)
+    plan = plan_promotion(
+        project,
+        the_app,
+        env,
+        version,
+        force=force,
+        batch=batch,
+        all_auto=all_auto,
+        versions_by_env=inv.versions_by_env,
+        healthy_by_env=inv.healthy_by_env,
+    )
+    reporter = TerminalReporter(opts)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if plan.needs_confirmation:
+        _confirm(plan)
+    options = PromoteOptions(timeout=seconds, wait=not no_wait, poll_interval=poll)
+    try:
+        outcomes = run_plan(kube, project, plan, options, reporter)
+    except PromotionFailed as err:
+        reporter.stop()
+        if opts.output in (OutputFormat.json, OutputFormat.yaml):
+            emit(opts, [o.to_dict() for o in err.outcomes], lambda _d: "")
+        raise
+    finally:
+        reporter.stop()
+    emit(opts, [o.to_dict() for o in outcomes], lambda rows: "\n".join(r["message"] for r in rows))
+
+
+@app.command("history")
+def history_(
+    ctx: typer.Context,
+    app_name: Annotated[str | None, typer.Argument(metavar="APP", help="Only this app.")] = None,
+    env: Annotated[str | None, typer.Option("-e", "--env", help="Only this environment.")] = None,
+) -> None:
+    """List recorded promotions, newest first (one ConfigMap each, in the environment's namespace)."""
+    from progdel.config.project import load_project
+    from progdel.promote.history import list_records
+    from progdel.ui.output import emit, table
+
+    opts = global_options(ctx)
+    project = load_project(opts.config, Path.cwd())
+    if app_name:
+        project.app(app_name)
+    if env:
+        project.environment(env)
+    kube = connect(opts)
+    records = [r.to_dict() for r in list_records(kube, project, app_name, env)]
+    cols = ["startedAt", "app", "environment", "from", "to", "result", "canary", "by", "pullRequest"]
+
+    def human(rows: list[dict[str, Any]]) -> Any:
+        if not rows:
+            return "No promotions recorded."
+        return table(
+            ["time", "app", "env", "from", "to", "result", "canary", "by", "pull request"],
+            [[r["startedAt"][:19].replace("T", " "), *(r[c] or "" for c in cols[1:])] for r in rows],
+        )
+
+    emit(opts, records, human)

@@ -1,0 +1,175 @@
+"""Promotion records: one ConfigMap per promotion, in the target environment's namespace.
+
+Why a ConfigMap there: the record lives with what it describes (deleting an
+environment's namespace deletes its history), anyone who may read the
+namespace can read it with plain ``kubectl``, and no CRD has to be installed.
+
+A record is created as ``pending`` before progdel acts, then updated with the
+result, so a promotion that crashed half-way still shows up (as ``pending``).
+Labels select records without reading them::
+
+    app.kubernetes.io/managed-by=progdel
+    progdel.dev/promotion=true
+    progdel.dev/app=<app>
+    progdel.dev/environment=<environment>
+
+``data`` holds the fields (strings, as ConfigMaps require): ``app``,
+``environment``, ``namespace``, ``kind`` (direct/gitops), ``from``, ``to``,
+``by`` (user@host), ``startedAt``, ``finishedAt``, ``result`` (pending /
+succeeded / failed / rolled-back), ``canary`` (the canary's outcome, if one
+ran), ``pullRequest``, ``commit``, ``message``, ``exitCode``.
+
+Results: ``succeeded`` the environment runs the new version; ``rolled-back``
+the version was tried and the environment is back on the previous one (a canary
+rolled back, or a direct rollout that failed and was undone); ``failed``
+nothing changed or the change could not be confirmed (push rejected, pull
+request closed, cluster never converged); ``pending`` still going, or left
+waiting on purpose (``--no-wait``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import socket
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from progdel.config.project import Project
+from progdel.kube.client import Kube
+from progdel.kube.errors import NotFound
+from progdel.kube.resources import CONFIGMAPS
+
+Result = Literal["pending", "succeeded", "failed", "rolled-back"]
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+PROMOTION_LABEL = "progdel.dev/promotion"
+APP_LABEL = "progdel.dev/app"
+ENV_LABEL = "progdel.dev/environment"
+
+
+def who() -> str:
+    """``user@host`` of the person (or CI job) promoting."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _now() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class PromotionRecord:
+    app: str
+    environment: str
+    namespace: str
+    kind: str
+    from_version: str
+    to_version: str
+    by: str = field(default_factory=who)
+    started_at: str = field(default_factory=_now)
+    finished_at: str = ""
+    result: Result = "pending"
+    canary: str = ""
+    pull_request: str = ""
+    commit: str = ""
+    message: str = ""
+    exit_code: str = ""
+    name: str = ""
+    """The ConfigMap's name (set once it is stored)."""
+
+    _KEYS: ClassVar[dict[str, str]] = {
+        "from_version": "from",
+        "to_version": "to",
+        "started_at": "startedAt",
+        "finished_at": "finishedAt",
+        "pull_request": "pullRequest",
+        "exit_code": "exitCode",
+    }
+
+    def to_data(self) -> dict[str, str]:
+        return {
+            self._KEYS.get(f.name, f.name): str(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "name"
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, **self.to_data()}
+        data["exitCode"] = int(self.exit_code) if self.exit_code.isdigit() else None
+        return data
+
+    @classmethod
+    def from_configmap(cls, obj: dict[str, Any]) -> PromotionRecord:
+        data = obj.get("data") or {}
+        reverse = {v: k for k, v in cls._KEYS.items()}
+        values = {reverse.get(k, k): str(v) for k, v in data.items()}
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
+        record.name = obj.get("metadata", {}).get("name", "")
+        return record
+
+    def labels(self) -> dict[str, str]:
+        return {
+            MANAGED_BY: "progdel",
+            PROMOTION_LABEL: "true",
+            APP_LABEL: self.app,
+            ENV_LABEL: self.environment,
+        }
+
+
+def _name_for(record: PromotionRecord) -> str:
+    stamp = "".join(ch for ch in record.started_at if ch.isdigit())
+    base = f"progdel-promotion-{record.app}-{record.environment}"[: 253 - 22]
+    return f"{base}-{stamp}-{secrets.token_hex(2)}"
+
+
+def start(kube: Kube, record: PromotionRecord) -> PromotionRecord:
+    """Store ``record`` (as ``pending``) in its environment's namespace."""
+    body = {
+        "metadata": {"name": _name_for(record), "namespace": record.namespace, "labels": record.labels()},
+        "data": record.to_data(),
+    }
+    created = kube.create(CONFIGMAPS, body, record.namespace)
+    record.name = created["metadata"]["name"]
+    return record
+
+
+def finish(
+    kube: Kube, record: PromotionRecord, result: Result, message: str = "", exit_code: int = 0
+) -> None:
+    """Write the result of a stored record."""
+    record.result = result
+    record.message = message
+    record.exit_code = str(exit_code)
+    record.finished_at = _now() if result != "pending" else ""
+    if not record.name:
+        return
+
+    def put(obj: dict[str, Any]) -> None:
+        obj["data"] = record.to_data()
+
+    kube.update(CONFIGMAPS, record.name, put, record.namespace)
+
+
+def list_records(
+    kube: Kube, project: Project, app: str | None = None, env: str | None = None
+) -> list[PromotionRecord]:
+    """The promotions recorded in the project's environments, newest first."""
+    envs = [project.environment(env)] if env else project.ordered_environments()
+    selector = f"{PROMOTION_LABEL}=true,{MANAGED_BY}=progdel"
+    if app:
+        selector += f",{APP_LABEL}={app}"
+    records: list[PromotionRecord] = []
+    for e in envs:
+        try:
+            items = kube.items(CONFIGMAPS, e.namespace, label_selector=f"{selector},{ENV_LABEL}={e.name}")
+        except NotFound:
+            continue
+        records.extend(PromotionRecord.from_configmap(o) for o in items)
+    return sorted(records, key=lambda r: (r.started_at, r.name), reverse=True)

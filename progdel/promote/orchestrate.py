@@ -1,0 +1,450 @@
+"""One promotion, start to end: for each step of a plan, record → act → wait → record.
+
+The plan (``plan.py``) has already decided which environments and which
+version; this module carries each step out by the environment's kind:
+
+- ``direct``: patch the app's image in the environment's namespace and wait
+  for the rollout (``direct.py``); with a ``canary:`` block, patch the canary
+  target instead and run the canary loop inline until it promotes or rolls back;
+- ``gitops``: commit the version to the environment repository (pushed, or as a
+  pull request that is followed until merged), then wait until the cluster runs
+  it, unless told not to wait.
+
+Every step that acts is recorded (``history.py``) as pending first, then with
+its result, and the steps stop at the first one that does not succeed. What a
+person sees goes through a ``Reporter``; the canary loop's clock is a
+parameter so tests can replay recorded metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from progdel.canary.runner import Clock, Sink
+from progdel.config.project import App, Environment, Project
+from progdel.errors import ExitCode, InvalidInput, ProgdelError
+from progdel.kube.client import Kube
+from progdel.kube.errors import NotFound
+from progdel.promote import history
+from progdel.promote.direct import (
+    ROLLOUT_FAILED,
+    RolloutFailed,
+    format_duration,
+    promote_direct,
+    wait_for_version,
+)
+from progdel.promote.inventory import serving_deployment_name
+from progdel.promote.plan import Plan, PromotionStep
+from progdel.promote.pullrequest import PullRequestClient
+
+
+class Reporter(Protocol):
+    """Where progress goes: a line of status, and a sink for a canary run's records."""
+
+    def status(self, text: str) -> None: ...
+
+    def canary(self) -> contextlib.AbstractContextManager[Sink]: ...
+
+
+class QuietReporter:
+    """Keeps every status line and canary record (for callers that render afterwards)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.records: list[dict[str, Any]] = []
+
+    def status(self, text: str) -> None:
+        self.lines.append(text)
+
+    @contextlib.contextmanager
+    def canary(self) -> Iterator[Sink]:
+        yield self.records.append
+
+
+@dataclass
+class PromoteOptions:
+    timeout: float
+    """Seconds each step may wait in all (pull request merge + rollout)."""
+    wait: bool = True
+    """False (``--no-wait``): a GitOps step ends once the commit is pushed or the PR opened."""
+    poll_interval: float = 20.0
+    """How often a pull request is looked at."""
+    cache_dir: Path | None = None
+    """Where environment repositories are cloned (default: the user's cache directory)."""
+    canary_clock: Clock | None = None
+    """The canary loop's clock (None: the system clock)."""
+    pr_client: PullRequestClient | None = None
+
+
+@dataclass
+class StepOutcome:
+    app: str
+    environment: str
+    namespace: str
+    version: str
+    previous: str | None
+    result: str
+    """succeeded, rolled-back, failed, pending, or up-to-date (nothing done)."""
+    message: str
+    exit_code: int = 0
+    canary: str = ""
+    pull_request: str = ""
+    record: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "environment": self.environment,
+            "namespace": self.namespace,
+            "version": self.version,
+            "previous": self.previous,
+            "result": self.result,
+            "message": self.message,
+            "exitCode": self.exit_code,
+            "canary": self.canary or None,
+            "pullRequest": self.pull_request or None,
+            "record": self.record or None,
+        }
+
+
+class PromotionFailed(ProgdelError):
+    """A step did not succeed; ``outcomes`` holds every step run so far, this one last."""
+
+    def __init__(self, message: str, exit_code: ExitCode | int, outcomes: list[StepOutcome]) -> None:
+        super().__init__(message, ExitCode(int(exit_code)))
+        self.outcomes = outcomes
+
+
+def env_repo_cache(repository: str, branch: str, base: Path | None = None) -> Path:
+    """``$XDG_CACHE_HOME/progdel/env-repos/<hash>`` (or ``~/.cache/...``): progdel's clone."""
+    root = base or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "progdel" / "env-repos"
+    return root / hashlib.sha256(f"{repository}#{branch}".encode()).hexdigest()[:16]
+
+
+def run_plan(
+    kube: Kube, project: Project, plan: Plan, options: PromoteOptions, reporter: Reporter
+) -> list[StepOutcome]:
+    """Carry out ``plan``'s steps in order; raises ``PromotionFailed`` at the first failure."""
+    outcomes: list[StepOutcome] = []
+    for step in plan.steps:
+        outcome = _run_step(kube, project, plan.app, step, options, reporter, outcomes)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _previous(step: PromotionStep) -> str | None:
+    return ", ".join(step.current) if step.current else None
+
+
+def _run_step(
+    kube: Kube,
+    project: Project,
+    app: App,
+    step: PromotionStep,
+    options: PromoteOptions,
+    reporter: Reporter,
+    done: list[StepOutcome],
+) -> StepOutcome:
+    env = step.environment
+    outcome = StepOutcome(app.name, env.name, env.namespace, step.version, _previous(step), "pending", "")
+    if step.up_to_date:
+        outcome.result = "up-to-date"
+        outcome.message = f"{app.name} {step.version} already runs in {env.name}: nothing to do"
+        reporter.status(outcome.message)
+        return outcome
+    record = history.PromotionRecord(
+        app=app.name,
+        environment=env.name,
+        namespace=env.namespace,
+        kind=env.kind + ("+canary" if env.canary else ""),
+        from_version=outcome.previous or "",
+        to_version=step.version,
+    )
+    try:
+        history.start(kube, record)
+        outcome.record = f"{env.namespace}/{record.name}"
+    except NotFound:
+        if env.kind == "direct":
+            raise InvalidInput(
+                f"namespace {env.namespace} (environment {env.name}) does not exist: "
+                f"deploy {app.name} there first"
+            ) from None
+        reporter.status(f"namespace {env.namespace} does not exist yet: this promotion is not recorded")
+    reporter.status(f"promoting {app.name} {step.version} to {env.name} ({env.namespace})")
+    try:
+        if env.kind == "gitops":
+            _gitops(kube, project, app, step, options, reporter, outcome, record)
+        elif env.canary:
+            _canary(kube, project, app, env, step.version, options, reporter, outcome, patch=True)
+        else:
+            promote_direct(
+                kube, env.namespace, app, step.version, timeout=options.timeout, notify=reporter.status
+            )
+            outcome.result = "succeeded"
+            outcome.message = f"{app.name} {step.version} runs in {env.name} ({env.namespace}), ready"
+    except RolloutFailed as err:
+        _fail(kube, record, outcome, "rolled-back", err.message, err.exit_code, done)
+    except ProgdelError as err:
+        undone = err.exit_code in (ExitCode.CANARY_FAILED, ExitCode.ABORTED) and env.canary is not None
+        result: history.Result = "rolled-back" if undone else "failed"
+        _fail(kube, record, outcome, result, err.message, err.exit_code, done)
+    except KeyboardInterrupt:
+        _finish_quietly(kube, record, "failed", "interrupted", 130)
+        raise
+    except Exception as err:
+        _finish_quietly(kube, record, "failed", f"{type(err).__name__}: {err}", int(ExitCode.INTERNAL))
+        raise
+    record.canary = outcome.canary
+    record.pull_request = outcome.pull_request
+    history.finish(kube, record, outcome.result, outcome.message, 0)  # type: ignore[arg-type]
+    return outcome
+
+
+def _finish_quietly(
+    kube: Kube, record: history.PromotionRecord, result: history.Result, message: str, code: int
+) -> None:
+    with contextlib.suppress(Exception):
+        history.finish(kube, record, result, message, code)
+
+
+def _fail(
+    kube: Kube,
+    record: history.PromotionRecord,
+    outcome: StepOutcome,
+    result: history.Result,
+    message: str,
+    code: ExitCode | int,
+    done: list[StepOutcome],
+) -> None:
+    outcome.result, outcome.message, outcome.exit_code = result, message, int(code)
+    record.canary = outcome.canary
+    record.pull_request = outcome.pull_request
+    _finish_quietly(kube, record, result, message, int(code))
+    raise PromotionFailed(message, code, [*done, outcome])
+
+
+# -- canary ------------------------------------------------------------------------------
+
+
+def _canary(
+    kube: Kube,
+    project: Project,
+    app: App,
+    env: Environment,
+    version: str,
+    options: PromoteOptions,
+    reporter: Reporter,
+    outcome: StepOutcome,
+    *,
+    patch: bool,
+) -> None:
+    from progdel.canary import store
+    from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+    from progdel.config.canary import load_canary
+    from progdel.config.yamlfile import load_documents
+    from progdel.kube.resources import CANARIES
+    from progdel.promote.direct import get_deployment, set_image
+    from progdel.promote.versions import with_tag
+
+    assert env.canary is not None
+    spec = load_canary(env.canary.spec)
+    canary = spec.model
+    if canary.target_name != app.deployment_name:
+        raise InvalidInput(
+            f"{env.canary.spec}: spec.targetRef.name is {canary.target_name}, but app {app.name}'s "
+            f"Deployment is {app.deployment_name}"
+        )
+    get_deployment(kube, env.namespace, app.deployment_name)
+    doc = next(
+        d.data
+        for d in load_documents(env.canary.spec)
+        if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
+    )
+    store.apply_canary(kube, doc, env.namespace)
+    phase = ((kube.get(CANARIES, canary.name, env.namespace).get("status") or {}).get("phase")) or ""
+    records: list[dict[str, Any]] = []
+    with reporter.canary() as view:
+
+        def sink(record: dict[str, Any]) -> None:
+            records.append(record)
+            view(record)
+
+        if not phase or phase == "Initializing":
+            reporter.status(f"initializing canary {env.namespace}/{canary.name}")
+            code = initialize(kube, canary.name, env.namespace, sink, timeout=min(options.timeout, 300))
+            if code is not ExitCode.OK:
+                raise ProgdelError(f"canary {env.namespace}/{canary.name} did not initialize", code)
+        if patch:
+            change = set_image(
+                kube, env.namespace, app.deployment_name, app.container, with_tag(app.image, version)
+            )
+            reporter.status(
+                f"set canary target {env.namespace}/{app.deployment_name} image to {change.image}; "
+                f"analysing with canary {canary.name}"
+            )
+        run_opts = RunOptions(
+            timeout=options.timeout,
+            prometheus_url=env.canary.prometheus_url,
+            project_prometheus_url=project.defaults.prometheus_url,
+        )
+        runner = CanaryRunner(kube, canary.name, env.namespace, sink, run_opts, clock=options.canary_clock)
+        code = runner.run()
+    result: dict[str, Any] = next((r for r in reversed(records) if r.get("kind") == "result"), {})
+    outcome.canary = str(result.get("outcome") or ("promoted" if code is ExitCode.OK else ""))
+    where = f"{env.namespace}/{canary.primary_name}"
+    if code is ExitCode.OK:
+        outcome.result = "succeeded"
+        outcome.message = f"{app.name} {version} promoted by canary {canary.name}: {where} runs it"
+        return
+    reason = result.get("message") or ""
+    previous = outcome.previous or "the previous version"
+    raise ProgdelError(
+        f"canary {env.namespace}/{canary.name} {outcome.canary or 'failed'}"
+        + (f" ({reason})" if reason else "")
+        + f": {app.name} {version} not promoted; {where} still runs {previous}; "
+        f"see progdel -n {env.namespace} canary events {canary.name}",
+        code,
+    )
+
+
+# -- gitops ------------------------------------------------------------------------------
+
+
+def _gitops(
+    kube: Kube,
+    project: Project,
+    app: App,
+    step: PromotionStep,
+    options: PromoteOptions,
+    reporter: Reporter,
+    outcome: StepOutcome,
+    record: history.PromotionRecord,
+) -> None:
+    from progdel.promote.gitops import promote_via_git, wait_for_merge
+    from progdel.promote.pullrequest import client_for
+
+    env = step.environment
+    assert env.gitops is not None
+    started = time.monotonic()
+    cfg = env.gitops
+    client = options.pr_client
+    if cfg.pull_request is not None and client is None:
+        client = client_for(cfg.pull_request)
+    workdir = env_repo_cache(cfg.repository, cfg.branch, options.cache_dir)
+    result = promote_via_git(env, app, step.version, workdir=workdir, pr_client=client)
+    reporter.status(result.message)
+    record.commit = result.commit or ""
+    if result.pull_request is not None:
+        outcome.pull_request = result.pull_request.url
+        record.pull_request = outcome.pull_request
+        with contextlib.suppress(Exception):
+            history.finish(kube, record, "pending", result.message, 0)
+    if not options.wait:
+        outcome.result = "pending"
+        outcome.message = result.message + " (not waiting: --no-wait)"
+        return
+    if result.pull_request is not None and client is not None:
+        reporter.status(f"waiting for {result.pull_request.url} to merge")
+        wait_for_merge(
+            client,
+            cfg.repository,
+            result.pull_request,
+            timeout=options.timeout,
+            poll_interval=options.poll_interval,
+        )
+        reporter.status(f"{result.pull_request.url} merged")
+    remaining = max(0.0, options.timeout - (time.monotonic() - started))
+    target = app.deployment_name
+    if env.canary:
+        reporter.status(
+            f"waiting for the cluster to apply {app.name} {step.version} to {env.namespace}/{target}"
+        )
+        _wait_synced(kube, env, app, target, step.version, remaining, result.message, reporter)
+        left = max(1.0, options.timeout - (time.monotonic() - started))
+        _canary(
+            kube,
+            project,
+            app,
+            env,
+            step.version,
+            PromoteOptions(**{**options.__dict__, "timeout": left}),
+            reporter,
+            outcome,
+            patch=False,
+        )
+        return
+    serving = serving_deployment_name(env, app)
+    reporter.status(f"waiting for the cluster to run {app.name} {step.version} in {env.namespace}")
+    _wait_synced(kube, env, app, serving, step.version, remaining, result.message, reporter, ready=True)
+    outcome.result = "succeeded"
+    outcome.message = f"{app.name} {step.version} runs in {env.name} ({env.namespace}), ready"
+
+
+def _wait_synced(
+    kube: Kube,
+    env: Environment,
+    app: App,
+    deployment: str,
+    version: str,
+    timeout: float,
+    pushed: str,
+    reporter: Reporter,
+    *,
+    ready: bool = False,
+) -> None:
+    try:
+        if ready:
+            wait_for_version(
+                kube,
+                env.namespace,
+                deployment,
+                app.container,
+                version,
+                timeout=timeout,
+                label=app.name,
+                notify=reporter.status,
+            )
+        else:
+            _wait_image(kube, env, app, deployment, version, timeout)
+    except RolloutFailed as err:
+        # git already says this version: undoing it is a new promotion of the previous one
+        raise ProgdelError(
+            f"{err.message} (after: {pushed}); promote the previous version to undo it", ROLLOUT_FAILED
+        ) from None
+    except ProgdelError as err:
+        if err.exit_code is not ExitCode.TIMEOUT:
+            raise
+        raise ProgdelError(
+            f"{pushed}, but the cluster did not converge within {format_duration(timeout)}: {err.message}; "
+            f"is the GitOps controller syncing namespace {env.namespace}?",
+            ExitCode.TIMEOUT,
+        ) from None
+
+
+def _wait_image(
+    kube: Kube, env: Environment, app: App, deployment: str, version: str, timeout: float
+) -> None:
+    from progdel.kube.resources import DEPLOYMENTS
+    from progdel.promote.inventory import deployment_version
+    from progdel.promote.versions import same_version
+
+    deadline = time.monotonic() + timeout
+    while True:
+        dep = kube.get_or_none(DEPLOYMENTS, deployment, env.namespace)
+        running = deployment_version(dep, app.container) if dep else None
+        if running and same_version(running, version):
+            return
+        if time.monotonic() >= deadline:
+            raise ProgdelError(
+                f"deployment {env.namespace}/{deployment} runs {running or 'nothing'}, not {version}; "
+                f"see kubectl -n {env.namespace} describe deploy {deployment}",
+                ExitCode.TIMEOUT,
+            )
+        time.sleep(0.25)

@@ -1,0 +1,118 @@
+"""Promotion into an environment with a canary: the canary loop runs inline, judged by a real
+Prometheus loaded with known histories and replayed with a clock that starts in that history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from progdel.canary.runner import Clock
+from progdel.config.project import load_project
+from progdel.errors import ExitCode
+from progdel.kube.resources import DEPLOYMENTS
+from progdel.promote import history
+from progdel.promote.inventory import inventory
+from progdel.promote.orchestrate import PromoteOptions, PromotionFailed, QuietReporter, run_plan
+from progdel.promote.plan import plan_promotion
+from tests.canary.test_runner_integration import T0, ReplayClock
+from tests.promfixture import TrafficPhase, istio_openmetrics, require_prometheus, run_prometheus
+
+from .test_direct import IMAGE, Shop, kube_fixture, shop_fixture, write_config  # noqa: F401  (fixtures)
+
+
+def canary_doc() -> dict[str, Any]:
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "web"},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "service": {"port": 9898},
+            "analysis": {
+                "interval": "10s",
+                "threshold": 2,
+                "maxWeight": 50,
+                "stepWeight": 20,
+                "metrics": [
+                    {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "30s"},
+                    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "30s"},
+                ],
+            },
+        },
+    }
+
+
+def canary_project(s: Shop, tmp_path: Path, prometheus_url: str) -> Any:
+    (tmp_path / "canary.yaml").write_text(yaml.safe_dump(canary_doc()))
+    canary = {"canary": {"spec": "canary.yaml", "prometheusUrl": prometheus_url}}
+    config = write_config(tmp_path / "canary-env.yaml", s.namespaces, production=canary)
+    return load_project(str(config), tmp_path)
+
+
+def metrics(ns: str, candidate: list[TrafficPhase]) -> str:
+    return istio_openmetrics(
+        T0, 1800, 5, {f"{ns}/web-primary": [TrafficPhase(0, 20, 0.0, 40)], f"{ns}/web": candidate}
+    )
+
+
+def promote_with_canary(s: Shop, project: Any, clock: Clock) -> Any:
+    app = project.app("web")
+    inv = inventory(s.kube, project, app)
+    plan = plan_promotion(
+        project,
+        app,
+        "production",
+        None,
+        batch=True,
+        versions_by_env=inv.versions_by_env,
+        healthy_by_env=inv.healthy_by_env,
+    )
+    reporter = QuietReporter()
+    options = PromoteOptions(timeout=600, canary_clock=clock)
+    return run_plan(s.kube, project, plan, options, reporter), reporter
+
+
+def primary_image(s: Shop) -> str:
+    dep = s.kube.get(DEPLOYMENTS, "web-primary", s.namespaces["production"])
+    return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+@pytest.fixture(autouse=True)
+def _prometheus_installed() -> None:
+    require_prometheus()
+
+
+def test_canary_environment_promotes(shop: Shop, tmp_path: Path) -> None:
+    ns = shop.namespaces["production"]
+    with run_prometheus(metrics(ns, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        project = canary_project(shop, tmp_path, prom.url)
+        (outcomes, reporter) = promote_with_canary(shop, project, ReplayClock(T0 + timedelta(seconds=300)))
+    assert [(o.result, o.canary, o.version) for o in outcomes] == [("succeeded", "promoted", "1.2.0")]
+    assert primary_image(shop) == f"{IMAGE}:1.2.0"
+    assert shop.kube.get(DEPLOYMENTS, "web", ns)["spec"]["replicas"] == 0
+    weights = {r["canaryWeight"] for r in reporter.records if r.get("kind") == "tick"}
+    assert {20, 40} <= weights, "traffic moved step by step"
+    [record] = history.list_records(shop.kube, project, "web", "production")
+    assert (record.result, record.canary, record.kind) == ("succeeded", "promoted", "direct+canary")
+    served = inventory(shop.kube, project, project.app("web")).placement("production")
+    assert (served.deployment, served.version) == ("web-primary", "1.2.0")
+
+
+def test_canary_environment_rolls_back_and_keeps_the_old_primary(shop: Shop, tmp_path: Path) -> None:
+    ns = shop.namespaces["production"]
+    bad = [TrafficPhase(0, 10, 0.0, 40), TrafficPhase(200, 10, 0.3, 40)]
+    with run_prometheus(metrics(ns, bad), tmp_path) as prom:
+        project = canary_project(shop, tmp_path, prom.url)
+        with pytest.raises(PromotionFailed) as err:
+            promote_with_canary(shop, project, ReplayClock(T0 + timedelta(seconds=300)))
+    assert err.value.exit_code == ExitCode.CANARY_FAILED
+    assert "rolled back" in err.value.message and f"{ns}/web-primary still runs 1.1.0" in err.value.message
+    assert primary_image(shop) == f"{IMAGE}:1.1.0"
+    [record] = history.list_records(shop.kube, project, "web", "production")
+    assert (record.result, record.canary, record.exit_code) == ("rolled-back", "rolled back", "3")
+    served = inventory(shop.kube, project, project.app("web")).placement("production")
+    assert served.version == "1.1.0"

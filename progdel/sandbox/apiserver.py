@@ -236,6 +236,20 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _json_body(self, body: bytes) -> Any:
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf":
+            from progdel.sandbox import protobuf
+
+            try:
+                return protobuf.decode(body)
+            except protobuf.Unsupported as err:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the sandbox cannot decode {err} from protobuf; send it as JSON "
+                    "(e.g. kubectl create ... --dry-run=client -o yaml | kubectl apply -f -)",
+                ) from err
+            except (ValueError, IndexError, UnicodeDecodeError) as err:
+                raise bad_request(f"invalid protobuf body: {err}") from err
         try:
             if ctype in ("application/yaml", "application/x-yaml"):
                 import yaml

@@ -122,3 +122,19 @@ def test_kubectl_end_to_end(kubectl, sandbox: SandboxServer, namespace: str, tmp
     resources = kubectl("api-resources").stdout
     assert any(line.split()[:2] == ["deployments", "deploy"] for line in resources.splitlines())
     assert any(line.split()[:2] == ["virtualservices", "vs"] for line in resources.splitlines())
+
+
+def test_kubectl_create_sends_protobuf_and_works_for_common_kinds(kubectl, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """kubectl's imperative create commands send protobuf bodies, with no fallback to JSON."""
+    ns = f"{namespace}-pb"
+    kubectl("create", "namespace", ns)
+    kubectl("-n", ns, "create", "configmap", "settings", "--from-literal=color=blue")
+    kubectl("-n", ns, "create", "secret", "generic", "creds", "--from-literal=password=hunter2")
+    cm = json.loads(kubectl("-n", ns, "get", "configmap", "settings", "-o", "json").stdout)
+    assert cm["data"] == {"color": "blue"}
+    secret = json.loads(kubectl("-n", ns, "get", "secret", "creds", "-o", "json").stdout)
+    assert secret["data"] == {"password": "aHVudGVyMg=="}
+    failed = kubectl("-n", ns, "create", "deployment", "d", "--image=x", check=False)
+    assert failed.returncode != 0
+    assert "cannot decode apps/v1 Deployment from protobuf; send it as JSON" in failed.stderr
+    kubectl("delete", "namespace", ns)

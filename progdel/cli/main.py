@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -66,13 +67,17 @@ def version(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from progdel.cli import canary, demo, env, get, promote, sandbox
+    from progdel.cli import canary, sandbox
 
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(canary.app, name="canary")
-    app.add_typer(promote.app, name="promote")
+    from progdel.cli import env, get, promote
+
     app.add_typer(env.app, name="env")
     app.add_typer(get.app, name="get")
+    app.add_typer(promote.app, name="promote")
+    from progdel.cli import demo
+
     app.command(name="demo")(demo.demo)
 
 
@@ -85,9 +90,12 @@ def run() -> None:
     Usage errors are reported by typer itself (exit 2); everything else a user
     can cause arrives here as a ``ProgdelError``.
     """
-    verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in sys.argv[1:])
+    from progdel.cli.options import hoist_global_flags
+
+    args = hoist_global_flags(sys.argv[1:])
+    verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
     try:
-        app()
+        app(args=args, prog_name="progdel")
     except ProgdelError as err:
         if verbose:
             import traceback

@@ -42,3 +42,38 @@ def connect(opts: GlobalOptions) -> Kube:
     from progdel.kube.client import connect as kube_connect
 
     return kube_connect(opts.kubeconfig, opts.context, opts.namespace)
+
+
+_GLOBAL_WITH_VALUE = {"-n", "--namespace", "-o", "--output", "--context", "--kubeconfig", "--config"}
+_GLOBAL_FLAGS = {"-v", "--verbose"}
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Move global flags given after the command to the front, as kubectl accepts them anywhere.
+
+    ``progdel canary list -n test -o json`` becomes ``progdel -n test -o json canary list``.
+    Everything after ``--`` is left alone; no command defines these flags itself.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_WITH_VALUE:
+            if "=" in arg or i + 1 >= len(args):
+                front.append(arg)
+            else:
+                front.extend(args[i : i + 2])
+                i += 1
+        elif len(arg) > 2 and arg[:2] in ("-n", "-o") and not arg.startswith("--"):
+            front.append(arg)  # -njson style: value attached
+        elif arg in _GLOBAL_FLAGS or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest

@@ -16,7 +16,18 @@ Flagger users know, with these deliberate differences:
 - infrastructure errors (metrics server or API unreachable) are not failed checks: the canary
   holds its weight, and rolls back after ``progdel.dev/max-infra-errors`` consecutive erroring
   ticks; a query the server rejects is a spec error and rolls back at once;
-- an operator can ``abort`` (roll back now) or ``promote`` (skip the rest of the analysis).
+- an operator can ``abort`` (roll back now) or ``promote`` (skip the rest of the analysis),
+  ``pause`` a run (no advancement, no checks) and ``approve`` a closed confirm gate;
+- a confirm gate (``confirm-rollout``, ``confirm-traffic-increase``, ``confirm-promotion``) can
+  also be declared without any webhook in the ``progdel.dev/manual-gates`` annotation, and then
+  opens only on an approval;
+- a webhook succeeds on any 2xx status (Flagger accepts only up to 202), and a ``rollback`` hook
+  that answers 2xx rolls back as an operator abort (exit 4).
+
+Webhooks are never called here: the tick raises ``HooksRequiredError`` naming the hook type (and
+the phase to send) the first time it needs results it was not given; the runner calls them,
+adds the results to ``obs.webhooks`` and asks again. Calls whose outcome changes nothing
+(``post-rollout``, ``event``) are actions.
 
 The runner's own duties on every tick, before calling the engine, are Flagger's steps 2 to 5:
 create the ``-primary`` workload if missing, and reconcile the Services, DestinationRules and
@@ -27,7 +38,8 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +48,7 @@ from progdel.config.canary import (
     Canary,
     CanaryAnalysis,
     CanaryMetric,
+    CanaryWebhook,
     NoDataPolicy,
     StrategyKind,
 )
@@ -135,6 +148,8 @@ _FLAGGER_FIELDS = {
     "last_transition_time": "lastTransitionTime",
     "tracked_configs": "trackedConfigs",
     "conditions": "conditions",
+    "session_affinity_cookie": "sessionAffinityCookie",
+    "previous_session_affinity_cookie": "previousSessionAffinityCookie",
 }
 _PROGDEL_FIELDS = {
     "infra_errors": "infraErrors",
@@ -142,6 +157,7 @@ _PROGDEL_FIELDS = {
     "progressing_since": "progressingSince",
     "canary_not_ready_since": "canaryNotReadySince",
     "primary_not_ready_since": "primaryNotReadySince",
+    "pending_gate": "pendingGate",
 }
 
 
@@ -162,12 +178,15 @@ class CanaryStatus:
     last_transition_time: str | None = None
     tracked_configs: dict[str, str] = field(default_factory=dict)
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    session_affinity_cookie: str | None = None
+    previous_session_affinity_cookie: str | None = None
     # progdel's additions
     infra_errors: int = 0
     failure_reason: FailureReason | None = None
     progressing_since: str | None = None
     canary_not_ready_since: str | None = None
     primary_not_ready_since: str | None = None
+    pending_gate: str | None = None  # the confirm gate the run waits at (for `canary approve`)
     measurements: dict[str, Measurement] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -281,6 +300,46 @@ class Weights:
     mirrored: bool = False
 
 
+class HookType(enum.StrEnum):
+    """Flagger's webhook types (an empty or missing type means ``rollout``)."""
+
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    PRE_ROLLOUT = "pre-rollout"
+    ROLLOUT = "rollout"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+    EVENT = "event"
+
+
+CONFIRM_GATES = (HookType.CONFIRM_ROLLOUT, HookType.CONFIRM_TRAFFIC_INCREASE, HookType.CONFIRM_PROMOTION)
+
+
+def hook_type_of(webhook: CanaryWebhook) -> HookType:
+    return HookType(webhook.type) if webhook.type else HookType.ROLLOUT
+
+
+def webhooks_of(canary: Canary, hook_type: HookType) -> list[CanaryWebhook]:
+    return [w for w in canary.analysis.webhooks if hook_type_of(w) is hook_type]
+
+
+def manual_gates(canary: Canary) -> set[HookType]:
+    """Confirm gates declared in ``progdel.dev/manual-gates``; they open only on
+    ``progdel canary approve`` (the spec loader rejects words that name no confirm gate)."""
+    return {HookType(word) for word in canary.settings.manual_gates}
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """The outcome of one webhook call: ``ok`` on a 2xx answer; ``message`` says why not."""
+
+    name: str
+    ok: bool
+    message: str = ""
+    status_code: int | None = None
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything the engine learns about the world for one tick.
@@ -299,11 +358,20 @@ class Observation:
     infra_error: str | None = None
     tracked_configs: Mapping[str, str] | None = None
     not_ready_reason: str = ""
+    # webhook results by type, for the types the runner has called (see HooksRequiredError)
+    webhooks: Mapping[HookType, Sequence[HookResult]] | None = None
+    approval: HookType | None = None  # a confirm gate an operator has approved
+    approved_by: str = ""
+    paused: bool = False  # `progdel canary pause`: hold at the current weight
+    paused_by: str = ""
 
 
 # --------------------------------------------------------------------------------------------
 # Actions
 # --------------------------------------------------------------------------------------------
+
+
+Severity = Literal["info", "warn", "error"]
 
 
 @dataclass(frozen=True)
@@ -328,6 +396,22 @@ class SetWeights:
 
 
 @dataclass(frozen=True)
+class ConsumeApproval:
+    """The approval of ``gate`` opened it: remove the approval so it is used once."""
+
+    gate: HookType
+
+
+@dataclass(frozen=True)
+class CallWebhooks:
+    """Call the webhooks of ``hook_type`` with ``phase`` (``post-rollout``); failures are only
+    logged."""
+
+    hook_type: HookType
+    phase: str
+
+
+@dataclass(frozen=True)
 class PromoteTemplate:
     """Copy the target's pod template (and its ConfigMaps/Secrets) to the ``-primary`` workload."""
 
@@ -338,9 +422,12 @@ class Event:
 
     type: Literal["Normal", "Warning"]
     message: str
+    alert: Severity | None = None  # also send to the canary's alert providers at this severity
 
 
-Action = ScaleCanary | ScaleCanaryToZero | SetWeights | PromoteTemplate | Event
+Action = (
+    ScaleCanary | ScaleCanaryToZero | SetWeights | PromoteTemplate | Event | ConsumeApproval | CallWebhooks
+)
 
 
 @dataclass
@@ -370,6 +457,16 @@ class MetricsRequiredError(ValueError):
     """``tick`` was called without metric results on a tick that analyses them."""
 
 
+class HooksRequiredError(ValueError):
+    """The tick needs the results of the ``hook_type`` webhooks, called with ``phase``: call them,
+    put the results in ``obs.webhooks[hook_type]`` and tick again."""
+
+    def __init__(self, hook_type: HookType, phase: str) -> None:
+        super().__init__(f"this tick calls the {hook_type} webhooks; call them and pass obs.webhooks")
+        self.hook_type = hook_type
+        self.phase = phase
+
+
 # --------------------------------------------------------------------------------------------
 # The tick
 # --------------------------------------------------------------------------------------------
@@ -385,12 +482,26 @@ def tick(canary: Canary, status: CanaryStatus, obs: Observation) -> TickResult:
 
 
 def needs_metrics(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
-    """Whether the tick for ``obs`` will judge metrics (so the runner should query them)."""
+    """Whether the tick for ``obs`` will judge metrics (so the runner should query them).
+
+    Webhooks whose results ``obs`` lacks are assumed to pass."""
     try:
-        _Tick(canary, status, replace(obs, metrics=None)).run()
+        _Tick(canary, status, replace(obs, metrics=None), assume_hooks_pass=True).run()
     except MetricsRequiredError:
         return True
     return False
+
+
+def session_cookie(canary: Canary, revision: str, since: str) -> str | None:
+    """The session-affinity cookie of a run (``name=token``), or None without sessionAffinity.
+
+    The token is derived from the run (revision and start), so a new run gets a new cookie and
+    clients stuck to an old canary are not sent to the next one."""
+    affinity = canary.analysis.session_affinity
+    if affinity is None:
+        return None
+    token = hashlib.sha256(f"{canary.namespace}/{canary.name}/{revision}/{since}".encode()).hexdigest()[:20]
+    return f"{affinity.cookie_name or 'progdel-cookie'}={token}"
 
 
 def ordered_metrics(analysis: CanaryAnalysis) -> list[CanaryMetric]:
@@ -423,7 +534,10 @@ def _next_weight(analysis: CanaryAnalysis, current: int) -> int:
 
 
 class _Tick:
-    def __init__(self, canary: Canary, status: CanaryStatus, obs: Observation) -> None:
+    def __init__(
+        self, canary: Canary, status: CanaryStatus, obs: Observation, assume_hooks_pass: bool = False
+    ) -> None:
+        self.assume_hooks_pass = assume_hooks_pass
         self.c = canary
         self.a = canary.analysis
         self.settings = canary.settings
@@ -440,8 +554,8 @@ class _Tick:
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def event(self, message: str, warning: bool = False) -> None:
-        self.actions.append(Event("Warning" if warning else "Normal", message))
+    def event(self, message: str, warning: bool = False, alert: Severity | None = None) -> None:
+        self.actions.append(Event("Warning" if warning else "Normal", message, alert))
 
     def set_phase(self, phase: Phase) -> None:
         self.s.phase = phase
@@ -453,18 +567,108 @@ class _Tick:
         self.s.iterations = 0
         self.s.infra_errors = 0
         self.s.canary_not_ready_since = None
+        self.s.pending_gate = None
+
+    def end_run(self, phase: Phase) -> None:
+        """Succeeded or Failed: reset the counters, retire the session cookie, post-rollout."""
+        self.reset_run(phase)
+        self.s.progressing_since = None
+        if self.s.session_affinity_cookie:
+            self.s.previous_session_affinity_cookie = self.s.session_affinity_cookie
+            self.s.session_affinity_cookie = None
+        if webhooks_of(self.c, HookType.POST_ROLLOUT):
+            self.actions.append(CallWebhooks(HookType.POST_ROLLOUT, str(phase)))
 
     def rollback(self, reason_message: str | None, reason: FailureReason) -> None:
         if reason_message:
-            self.event(reason_message, warning=True)
+            self.event(reason_message, warning=True, alert="error")
         self.actions.append(SetWeights(100, 0))
-        self.event(f"Canary failed! Scaling down {self.name}", warning=True)
+        self.event(
+            f"Canary failed! Scaling down {self.name}",
+            warning=True,
+            alert=None if reason_message else "error",
+        )
         self.actions.append(ScaleCanaryToZero())
-        self.reset_run(Phase.FAILED)
+        self.end_run(Phase.FAILED)
         self.s.failure_reason = reason
-        self.s.progressing_since = None
         self.exit_hint = _FAILURE_EXIT[reason]
         self.settled = True
+
+    # ---- webhooks and gates ------------------------------------------------------------
+
+    def hook_results(self, hook_type: HookType, phase: Phase | str) -> list[HookResult]:
+        """Results of the ``hook_type`` webhooks ([] when there are none); raises
+        ``HooksRequiredError`` when the runner has not called them yet."""
+        hooks = webhooks_of(self.c, hook_type)
+        if not hooks:
+            return []
+        got = (self.obs.webhooks or {}).get(hook_type)
+        if got is None:
+            if self.assume_hooks_pass:
+                return [HookResult(h.name, True) for h in hooks]
+            raise HooksRequiredError(hook_type, str(phase))
+        return list(got)
+
+    def _muted(self, hook_name: str) -> bool:
+        return any(w.name == hook_name and w.mute_alert for w in self.a.webhooks)
+
+    def check_hooks(self, hook_type: HookType, label: str) -> bool:
+        """Run pre-rollout or rollout hooks: a failure is a failed check (and maybe a rollback)."""
+        for r in self.hook_results(hook_type, Phase.PROGRESSING):
+            if not r.ok:
+                self.event(
+                    f"Halt {self.name} advancement {label} {r.name} failed {r.message}",
+                    warning=True,
+                    alert=None if self._muted(r.name) else "error",
+                )
+                self.s.failed_checks += 1
+                if self.s.failed_checks >= self.a.threshold:
+                    self.rollback(
+                        f"Rolling back {self.name} failed checks threshold reached {self.s.failed_checks}",
+                        FailureReason.ANALYSIS,
+                    )
+                return False
+            if hook_type is HookType.PRE_ROLLOUT:
+                self.event(f"Pre-rollout check {r.name} passed")
+        return True
+
+    def gate(self, gate: HookType, phase: Phase | str, waiting: str) -> bool:
+        """Whether the confirm gate ``gate`` is open. With no webhook of its type and no manual
+        declaration there is no gate. An approval for the gate opens it (once); a manual gate
+        opens only so; otherwise every webhook of the type must pass. A closed gate emits
+        ``waiting`` (Flagger's "Halt ... waiting for ... approval NAME") and records the gate."""
+        manual = gate in manual_gates(self.c)
+        if not manual and not webhooks_of(self.c, gate):
+            return True
+        if self.obs.approval is gate:
+            self.actions.append(ConsumeApproval(gate))
+            by = f" by {self.obs.approved_by}" if self.obs.approved_by else ""
+            self.event(f"Gate {gate} of {self.name} opened: approved{by}")
+            self.s.pending_gate = None
+            return True
+        blocker = "(progdel canary approve)"
+        if not manual:
+            results = self.hook_results(gate, phase)
+            failed = next((r for r in results if not r.ok), None)
+            if failed is None:
+                if gate is not HookType.CONFIRM_TRAFFIC_INCREASE:
+                    for r in results:
+                        self.event(f"{str(gate).capitalize()} check {r.name} passed")
+                self.s.pending_gate = None
+                return True
+            blocker = failed.name
+        first = self.old.pending_gate != str(gate)
+        self.s.pending_gate = str(gate)
+        self.event(f"Halt {self.name} advancement {waiting} {blocker}", alert="warn" if first else None)
+        self.note = f"waiting at gate {gate}"
+        return False
+
+    def promote_gated(self) -> None:
+        """The analysis is complete: pass the confirm-promotion gate, then promote."""
+        if not self.gate(HookType.CONFIRM_PROMOTION, Phase.PROGRESSING, "waiting for promotion approval"):
+            self.set_phase(Phase.WAITING_PROMOTION)
+            return
+        self.promote()
 
     def promote(self) -> None:
         primary = f"{self.c.primary_name}.{self.c.namespace}"
@@ -551,7 +755,7 @@ class _Tick:
             if obs.tracked_configs is not None:
                 s.tracked_configs = dict(obs.tracked_configs)
             self.actions += [SetWeights(100, 0), ScaleCanaryToZero()]
-            self.event(f"Initialization done! {self.name}")
+            self.event(f"Initialization done! {self.name}", alert="info")
             self.settled, self.exit_hint = True, ExitCode.OK
             return
 
@@ -563,6 +767,12 @@ class _Tick:
             else:
                 self.exit_hint = ExitCode.OK
             self.note = "no new revision"
+            return
+
+        # Paused by an operator: hold everything (an abort still rolls back).
+        if obs.paused and not (obs.command is Command.ABORT and phase in _ANALYSING):
+            by = f" by {obs.paused_by}" if obs.paused_by else ""
+            self.note = f"paused{by}"
             return
 
         # Primary readiness.
@@ -589,12 +799,16 @@ class _Tick:
 
         # A new run starts: scale the canary up; no analysis this tick.
         if phase not in _RUNNING:
-            self.event(f"New revision detected! Scaling up {self.target}")
+            if not self.gate(HookType.CONFIRM_ROLLOUT, phase, "waiting for approval"):
+                self.set_phase(Phase.WAITING)
+                return
+            self.event(f"New revision detected! Scaling up {self.target}", alert="info")
             self.actions.append(ScaleCanary("up"))
             self.reset_run(Phase.PROGRESSING)
             s.failure_reason = None
             s.last_applied_spec = obs.revision
             s.progressing_since = self.now
+            s.session_affinity_cookie = self._cookie()
             s.measurements = {}
             if obs.tracked_configs is not None:
                 s.tracked_configs = dict(obs.tracked_configs)
@@ -607,6 +821,7 @@ class _Tick:
             self.reset_run(Phase.PROGRESSING)
             s.last_applied_spec = obs.revision
             s.progressing_since = self.now
+            s.session_affinity_cookie = self._cookie()
             s.measurements = {}
             if obs.tracked_configs is not None:
                 s.tracked_configs = dict(obs.tracked_configs)
@@ -639,11 +854,18 @@ class _Tick:
             self.actions.append(SetWeights(100, 0))
             self.promote()
             self.actions.append(ScaleCanaryToZero())
-            self.reset_run(Phase.SUCCEEDED)
+            self.end_run(Phase.SUCCEEDED)
             s.last_promoted_spec = s.last_applied_spec
-            self.event(f"Promotion completed! Canary analysis was skipped for {self.target}")
+            self.event(f"Promotion completed! Canary analysis was skipped for {self.target}", alert="info")
             self.exit_hint, self.settled = ExitCode.OK, True
             return
+
+        # Rollback hooks: any that answers 2xx rolls the canary back.
+        if phase in _ANALYSING:
+            for r in self.hook_results(HookType.ROLLBACK, phase):
+                if r.ok:
+                    self.rollback(f"Rolling back {self.name} manual webhook invoked", FailureReason.ABORTED)
+                    return
 
         if obs.command is Command.PROMOTE and phase in _ANALYSING:
             self.event(f"Promotion of {self.name} requested by operator, skipping the rest of the analysis")
@@ -656,10 +878,9 @@ class _Tick:
 
         if phase is Phase.FINALISING:
             self.actions.append(ScaleCanaryToZero())
-            self.reset_run(Phase.SUCCEEDED)
+            self.end_run(Phase.SUCCEEDED)
             s.last_promoted_spec = s.last_applied_spec
-            s.progressing_since = None
-            self.event(f"Promotion completed! Scaling down {self.target}")
+            self.event(f"Promotion completed! Scaling down {self.target}", alert="info")
             self.exit_hint, self.settled = ExitCode.OK, True
             return
 
@@ -674,7 +895,9 @@ class _Tick:
         first_step = weights.canary == 0 and s.iterations == 0 and not (self.a.mirror and weights.mirrored)
         if first_step:
             self.event(f"Starting canary analysis for {self.target}")
-        elif not self._analyse():
+            if not self.check_hooks(HookType.PRE_ROLLOUT, "pre-rollout check"):
+                return
+        elif not self.check_hooks(HookType.ROLLOUT, "external check") or not self._analyse():
             return
 
         strategy = c.strategy
@@ -764,15 +987,29 @@ class _Tick:
 
     # ---- strategies --------------------------------------------------------------------
 
+    def _cookie(self) -> str | None:
+        if self.c.strategy is not StrategyKind.CANARY:
+            return None
+        return session_cookie(self.c, self.obs.revision, self.now)
+
     def _step_canary(self, weights: Weights) -> None:
         max_weight = self.a.effective_max_weight
         if weights.canary < max_weight:
+            if self.a.mirror and weights.canary == 0 and not weights.mirrored:
+                # one tick of mirrored traffic before the first weighted step (no gate)
+                self.actions.append(SetWeights(100, 0, mirror=True))
+                self.event(f"Advance {self.name} canary weight 0 with traffic mirroring")
+                return
+            if not self.gate(
+                HookType.CONFIRM_TRAFFIC_INCREASE, Phase.PROGRESSING, "waiting for traffic increase approval"
+            ):
+                return
             canary_weight = min(100, _next_weight(self.a, weights.canary))
             self.actions.append(SetWeights(100 - canary_weight, canary_weight))
             self.s.canary_weight = canary_weight
             self.event(f"Advance {self.name} canary weight {canary_weight}")
             return
-        self.promote()
+        self.promote_gated()
 
     def _step_ab(self) -> None:
         if self.a.iterations > self.s.iterations:
@@ -780,7 +1017,7 @@ class _Tick:
             self.s.iterations += 1
             self.event(f"Advance {self.name} canary iteration {self.s.iterations}/{self.a.iterations}")
             return
-        self.promote()
+        self.promote_gated()
 
     def _step_bluegreen(self, weights: Weights) -> None:
         if self.a.iterations > self.s.iterations:
@@ -790,6 +1027,9 @@ class _Tick:
             self.event(f"Advance {self.name} canary iteration {self.s.iterations}/{self.a.iterations}")
             return
         if weights.canary < 100:
+            if not self.gate(HookType.CONFIRM_PROMOTION, Phase.PROGRESSING, "waiting for promotion approval"):
+                self.set_phase(Phase.WAITING_PROMOTION)
+                return
             self.event("Routing all traffic to canary")
             self.actions.append(SetWeights(0, 100))
             self.s.canary_weight = 100

@@ -6,6 +6,12 @@ weights, queries the metrics only when the engine will judge them (all of
 them at once, evaluated at the tick's time), then executes the engine's
 actions and writes the new status to the Canary object.
 
+Webhooks are called here, never in the engine: when the engine needs the results of a hook
+type it says so (``HooksRequiredError``), the runner calls them and asks again, so hooks are
+called lazily and in Flagger's order (a failing rollout hook means no metric queries). The same
+loop queries the metrics. ``post-rollout`` hooks are actions; ``event`` hooks and alerts follow
+every event the engine emits.
+
 Actions run before the status is written: they are idempotent (absolute
 weights, absolute replica counts, a template copy), so a crash between the two
 only repeats them, while a failed check is counted only once the status that
@@ -14,18 +20,27 @@ holds it is stored.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from progdel.canary import engine, store
-from progdel.canary.engine import Command, MetricResult, Observation, Readiness
+from progdel.canary import engine, store, traffic
+from progdel.canary.alerts import AlertMessage, AlertSender, AlertTarget, resolve_targets
+from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
 from progdel.canary.revision import referenced_configs, revision_hash, tracked_configs
+from progdel.canary.webhooks import WebhookCaller
 from progdel.canary.workloads import Workloads
-from progdel.config.canary import Canary, MetricTemplate, parse_metric_template
+from progdel.config.canary import (
+    Canary,
+    MetricTemplate,
+    StrategyKind,
+    format_go_duration,
+    parse_metric_template,
+)
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
 from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, NotFound, ServerError
@@ -34,8 +49,10 @@ from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRET
 from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
 from progdel.metrics.templates import MetricQuery, metric_queries
-from progdel.routing.base import RouteNames, Weights
-from progdel.routing.istio import VirtualServiceRouter
+from progdel.routing import router_for
+from progdel.routing.base import Router, TrafficPlan, Weights
+
+log = logging.getLogger("progdel.canary")
 
 
 class Clock(Protocol):
@@ -61,9 +78,12 @@ class RunOptions:
     project_prometheus_url: str | None = None  # progdel.yaml
     templates: list[MetricTemplate] = field(default_factory=list)  # from files, beside the cluster's
     until_initialized: bool = False  # `canary init`: stop once Initialized
+    alert_targets: list[AlertTarget] = field(default_factory=list)  # from progdel.yaml, beside the Canary's
 
 
 Sink = Callable[[dict[str, Any]], None]
+
+_ANALYSING_PHASES = (engine.Phase.PROGRESSING, engine.Phase.WAITING_PROMOTION)
 
 _RUN_PHASES = (
     engine.Phase.WAITING,
@@ -87,6 +107,24 @@ def steps_of(canary: Canary) -> int:
     if a.step_weight:
         return math.ceil(a.effective_max_weight / a.step_weight)
     return 0
+
+
+def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.CanaryStatus) -> TrafficPlan:
+    """The routes the canary's strategy needs around the split ``action`` asks for."""
+    a = canary.analysis
+    weights = Weights(action.primary, action.canary, action.mirror)
+    plan = TrafficPlan(weights, mirror_percentage=(a.mirror_weight or None) if action.mirror else None)
+    if canary.strategy is StrategyKind.AB:
+        return replace(plan, ab_match=tuple(a.match))
+    affinity = a.session_affinity
+    cookie = status.session_affinity_cookie
+    if affinity is not None and cookie and canary.strategy is StrategyKind.CANARY:
+        token = cookie.partition("=")[2]
+        primary = f"{affinity.primary_cookie_name}={token}" if affinity.primary_cookie_name else None
+        return replace(
+            plan, canary_cookie=cookie, primary_cookie=primary, cookie_max_age=affinity.max_age or 86400
+        )
+    return plan
 
 
 def step_index(canary: Canary, weight: int, iterations: int) -> int:
@@ -121,6 +159,9 @@ class CanaryRunner:
         self.identity = identity
         self._providers: dict[str, PrometheusProvider] = {}
         self.phase_before = engine.Phase.NONE  # the phase before the last tick
+        self.hooks = WebhookCaller()
+        self._alerts: AlertSender | None = None
+        self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -132,6 +173,9 @@ class CanaryRunner:
     def close(self) -> None:
         for p in self._providers.values():
             p.close()
+        self.hooks.close()
+        if self._alerts is not None:
+            self._alerts.close()
 
     def _templates(self, canary: Canary) -> list[MetricTemplate]:
         refs = {
@@ -174,6 +218,18 @@ class CanaryRunner:
         now = self.clock.now()
         request = store.pending_request(obj)
         command = Command(request.action) if request and request.action in ("abort", "promote") else None
+        approval = store.pending_approval(obj)
+        gate = HookType(approval.gate) if approval and approval.gate in engine.CONFIRM_GATES else None
+        pause = store.paused_state(obj)
+        operator = Observation(
+            now=now,
+            revision=status.last_applied_spec,
+            command=command,
+            approval=gate,
+            approved_by=approval.by if approval and gate else "",
+            paused=pause is not None,
+            paused_by=pause.by if pause else "",
+        )
         svc = canary.spec.service
         work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
         router = self.router(canary)
@@ -192,28 +248,20 @@ class CanaryRunner:
             canary_h = work.health(work.target, a.canary_ready_threshold)
             w = router.get_weights()
         except (Unreachable, ServerError) as err:
-            return Observation(
-                now=now, revision=status.last_applied_spec, command=command, infra_error=str(err)
-            )
-        return Observation(
-            now=now,
+            return replace(operator, infra_error=str(err))
+        return replace(
+            operator,
             revision=revision_hash(template, configs),
             primary=primary.readiness,
             canary=canary_h.readiness,
             weights=engine.Weights(w.primary, w.canary, w.mirrored),
-            command=command,
             tracked_configs=tracked_configs(configs),
             not_ready_reason=canary_h.message if canary_h.readiness is not Readiness.READY else "",
         )
 
-    def router(self, canary: Canary) -> VirtualServiceRouter:
-        svc = canary.spec.service
-        return VirtualServiceRouter(
-            self.kube,
-            RouteNames(canary.apex_name, canary.namespace),
-            svc.model_dump(by_alias=True, exclude_none=True),
-            svc.port,
-        )
+    def router(self, canary: Canary) -> Router:
+        """The one place a router is built: chosen by ``spec.provider`` (``router_for``)."""
+        return router_for(self.kube, canary)
 
     def measure(self, canary: Canary, at: datetime) -> dict[str, MetricResult]:
         default = self.metrics_url(canary)
@@ -226,12 +274,78 @@ class CanaryRunner:
                 results[mname] = MetricResult.from_provider(value)
         return results
 
-    def execute(self, canary: Canary, obj: dict[str, Any], actions: list[engine.Action]) -> None:
+    def decide(
+        self, canary: Canary, status: engine.CanaryStatus, obs: Observation
+    ) -> tuple[engine.TickResult, Observation]:
+        """Tick the engine, calling the webhooks and querying the metrics it asks for."""
+        for _ in range(len(HookType) + 2):
+            try:
+                return engine.tick(canary, status, obs), obs
+            except engine.HooksRequiredError as need:
+                results = self.hooks.call_type(canary, need.hook_type, need.phase, status)
+                obs = replace(obs, webhooks={**(obs.webhooks or {}), need.hook_type: results})
+            except engine.MetricsRequiredError:
+                obs = replace(obs, metrics=self.measure(canary, obs.now))
+        raise RuntimeError("the engine kept asking for observations")  # pragma: no cover
+
+    def _alert(self, canary: Canary, status: engine.CanaryStatus, event: engine.Event) -> None:
+        if event.alert is None:
+            return
+        targets, problems = resolve_targets(self.kube, canary)
+        targets += self.opts.alert_targets
+        if not targets:
+            problems = problems if canary.analysis.alerts else []
+        if targets and self._alerts is None:
+            self._alerts = AlertSender()
+        a = canary.analysis
+        message = AlertMessage(
+            canary.name,
+            canary.namespace,
+            event.message,
+            event.alert,
+            str(status.phase),
+            {
+                "Target": f"{canary.spec.target_ref.kind}/{canary.target_name}.{canary.namespace}",
+                "Phase": str(status.phase),
+                "Canary weight": str(status.canary_weight),
+                "Failed checks": f"{status.failed_checks}/{a.threshold}",
+            },
+        )
+        errors = problems + (self._alerts.send(targets, message) if self._alerts and targets else [])
+        for e in errors:
+            self._warn(e)
+
+    def _warn(self, message: str) -> None:
+        log.warning(message)
+        self.sink({"kind": "event", "type": "Warning", "message": message, "time": _stamp(self.clock.now())})
+
+    def execute(
+        self,
+        canary: Canary,
+        obj: dict[str, Any],
+        actions: list[engine.Action],
+        status: engine.CanaryStatus | None = None,
+    ) -> None:
         work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
         router = self.router(canary)
+        status = status or engine.CanaryStatus.from_dict(obj.get("status"))
+        event_hooks = bool(engine.webhooks_of(canary, HookType.EVENT))
         for action in actions:
             if isinstance(action, engine.SetWeights):
-                router.set_weights(Weights(action.primary, action.canary, action.mirror))
+                plan = traffic_plan(canary, action, status)
+                set_traffic = getattr(router, "set_traffic", None)
+                if set_traffic is not None:
+                    set_traffic(plan)
+                else:  # a router without strategy routes
+                    router.set_weights(plan.weights)
+            elif isinstance(action, engine.ConsumeApproval):
+                store.clear_approval(self.kube, self.name, self.namespace, str(action.gate))
+            elif isinstance(action, engine.CallWebhooks):
+                for r in self.hooks.call_type(canary, action.hook_type, action.phase, status):
+                    if not r.ok:
+                        message = f"{str(action.hook_type).capitalize()} hook {r.name} failed {r.message}"
+                        self.recorder.record(obj, "Warning", "Synced", message)
+                        self._warn(message)
             elif isinstance(action, engine.ScaleCanary):
                 if action.replicas == "up":
                     work.scale_target_up()
@@ -251,23 +365,67 @@ class CanaryRunner:
                         "time": _stamp(self.clock.now()),
                     }
                 )
+                if event_hooks:
+                    ms = int(self.clock.now().timestamp() * 1000)
+                    phase = str(self.phase_before)
+                    for r in self.hooks.call_type(
+                        canary, HookType.EVENT, phase, status, (action.message, action.type, ms)
+                    ):
+                        if not r.ok:
+                            log.warning("event hook %s failed %s", r.name, r.message)
+                self._alert(canary, status, action)
 
     def tick(self) -> engine.TickResult:
         obj, spec = store.read(self.kube, self.name, self.namespace)
         canary = spec.model
         status = engine.CanaryStatus.from_dict(obj.get("status"))
+        self._marks = store.operator_marks(obj)
         obs = self.observe(canary, obj, status)
-        if obs.infra_error is None and engine.needs_metrics(canary, status, obs):
-            obs = Observation(**{**obs.__dict__, "metrics": self.measure(canary, obs.now)})
-        result = engine.tick(canary, status, obs)
         self.phase_before = status.phase
-        self.execute(canary, obj, result.actions)
+        result, obs = self.decide(canary, status, obs)
+        self.execute(canary, obj, result.actions, result.status)
         if result.status.to_dict() != status.to_dict():
             store.write_status(self.kube, self.name, self.namespace, result.status.to_dict())
         if obs.command is not None:
             store.clear_request(self.kube, self.name, self.namespace)
-        self.sink(self.tick_record(canary, result, obs))
+        record = self.tick_record(canary, result, obs)
+        served = self.verify_traffic(canary, obj, status, obs)
+        if served is not None:
+            record["served"] = served
+        self.sink(record)
         return result
+
+    def verify_traffic(
+        self, canary: Canary, obj: dict[str, Any], status: engine.CanaryStatus, obs: Observation
+    ) -> dict[str, Any] | None:
+        """The split Istio served during the last interval, beside the weight set for it; a split
+        far from that weight becomes a Warning event. Only while a weighted run is under way."""
+        if obs.weights is None or obs.infra_error is not None or status.phase not in _ANALYSING_PHASES:
+            return None
+        window = format_go_duration(canary.analysis.interval_seconds)
+        try:
+            served = traffic.served_split(
+                self._provider(self.metrics_url(canary)),
+                canary.namespace,
+                canary.target_name,
+                window,
+                obs.now,
+            )
+        except MetricsError:
+            return None
+        if served is None:
+            return None
+        warning = traffic.split_warning(
+            obs.weights.canary,
+            served,
+            canary.settings.split_tolerance,
+            served.get("rps"),
+            name=f"{canary.name}.{canary.namespace}",
+        )
+        if warning:
+            self.recorder.record(obj, "Warning", "Synced", warning)
+            self.sink({"kind": "event", "type": "Warning", "message": warning, "time": _stamp(obs.now)})
+        return {**served, "weight": obs.weights.canary}
 
     def tick_record(self, canary: Canary, result: engine.TickResult, obs: Observation) -> dict[str, Any]:
         s = result.status
@@ -402,7 +560,7 @@ class CanaryRunner:
                 obj = self.kube.get(CANARIES, self.name, self.namespace)
             except (KubeError, Unreachable):
                 continue
-            if store.pending_request(obj) is not None:
+            if store.pending_request(obj) is not None or store.operator_marks(obj) != self._marks:
                 break
         lease.renew()
 

@@ -3,8 +3,16 @@
 The run's state is the object's ``.status`` (Flagger's fields plus progdel's
 measurements), written through the status subresource after every
 transition, so a crash, a closed lid or a second terminal never loses it.
-Operator requests (abort, promote) are an annotation on the object that the
-driver consumes; who drives is decided by a Lease named after the canary.
+Operator requests are annotations on the object, so they work from any process:
+
+- ``progdel.dev/request``: a one-shot command (abort, promote) the next tick consumes;
+- ``progdel.dev/approval``: the approval of one confirm gate; it stays until the run reaches
+  that gate, which consumes it (so an approval can be given in advance);
+- ``progdel.dev/paused``: present while the run is paused (``pause`` sets it, ``resume``
+  removes it).
+
+Each holds a small JSON object saying who (``user@host/pid``) and when. Who drives is decided
+by a Lease named after the canary.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from progdel.kube.lease import Lease, default_identity
 from progdel.kube.resources import CANARIES
 
 REQUEST_ANNOTATION = "progdel.dev/request"
+APPROVAL_ANNOTATION = "progdel.dev/approval"
+PAUSED_ANNOTATION = "progdel.dev/paused"
+OPERATOR_ANNOTATIONS = (REQUEST_ANNOTATION, APPROVAL_ANNOTATION, PAUSED_ANNOTATION)
 LEASE_PREFIX = "progdel-canary-"
 
 
@@ -54,9 +65,7 @@ def apply_canary(kube: Kube, document: dict[str, Any], namespace: str) -> dict[s
         obj["spec"] = body.get("spec") or {}
         obj["metadata"]["labels"] = meta.get("labels") or {}
         kept = {
-            k: v
-            for k, v in (obj["metadata"].get("annotations") or {}).items()
-            if k.startswith("progdel.dev/request")
+            k: v for k, v in (obj["metadata"].get("annotations") or {}).items() if k in OPERATOR_ANNOTATIONS
         }
         obj["metadata"]["annotations"] = {**(meta.get("annotations") or {}), **kept}
 
@@ -92,6 +101,81 @@ def pending_request(obj: dict[str, Any]) -> OperatorRequest | None:
 
 def clear_request(kube: Kube, name: str, namespace: str) -> None:
     kube.patch(CANARIES, name, {"metadata": {"annotations": {REQUEST_ANNOTATION: None}}}, namespace)
+
+
+@dataclass(frozen=True)
+class Approval:
+    gate: str  # a confirm gate: confirm-rollout, confirm-traffic-increase, confirm-promotion
+    by: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    by: str
+    at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _annotation(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def post_approval(kube: Kube, name: str, namespace: str, gate: str, by: str | None = None) -> Approval:
+    approval = Approval(gate, by or default_identity(), _now())
+    payload = json.dumps({"gate": approval.gate, "by": approval.by, "at": approval.at})
+    kube.patch(CANARIES, name, {"metadata": {"annotations": {APPROVAL_ANNOTATION: payload}}}, namespace)
+    return approval
+
+
+def pending_approval(obj: dict[str, Any]) -> Approval | None:
+    data = _annotation(obj, APPROVAL_ANNOTATION)
+    if data is None or not data.get("gate"):
+        return None
+    return Approval(str(data["gate"]), str(data.get("by", "")), str(data.get("at", "")))
+
+
+def clear_approval(kube: Kube, name: str, namespace: str, gate: str) -> None:
+    """Remove the approval if it is still the one for ``gate`` (a newer one for another gate,
+    given meanwhile, stays)."""
+
+    def drop(obj: dict[str, Any]) -> None:
+        current = pending_approval(obj)
+        if current is not None and current.gate == gate:
+            obj["metadata"].get("annotations", {}).pop(APPROVAL_ANNOTATION, None)
+
+    kube.update(CANARIES, name, drop, namespace)
+
+
+def set_paused(kube: Kube, name: str, namespace: str, paused: bool, by: str | None = None) -> Pause:
+    pause = Pause(by or default_identity(), _now())
+    value = json.dumps({"by": pause.by, "at": pause.at}) if paused else None
+    kube.patch(CANARIES, name, {"metadata": {"annotations": {PAUSED_ANNOTATION: value}}}, namespace)
+    return pause
+
+
+def paused_state(obj: dict[str, Any]) -> Pause | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if PAUSED_ANNOTATION not in annotations:
+        return None
+    data = _annotation(obj, PAUSED_ANNOTATION) or {}
+    return Pause(str(data.get("by", "")), str(data.get("at", "")))
+
+
+def operator_marks(obj: dict[str, Any]) -> tuple[str | None, ...]:
+    """The raw operator annotations: a change in them wakes a sleeping watcher."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return tuple(annotations.get(k) for k in OPERATOR_ANNOTATIONS)
 
 
 def lease_for(

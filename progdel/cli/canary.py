@@ -16,7 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameArg = Annotated[str, typer.Argument(help="The Canary's name.")]
+NameArg = Annotated[str, typer.Argument(help="The Canary's name.", metavar="NAME")]
 
 
 def _namespace(opts: GlobalOptions, kube: Any) -> str:
@@ -99,20 +99,43 @@ def watch(
     timeout: Annotated[
         float | None, typer.Option(help="Give up (exit 7) when the run takes longer, in seconds.")
     ] = None,
+    observe: Annotated[
+        bool,
+        typer.Option("--observe", help="Only show a canary another driver (Flagger) runs; never drive it."),
+    ] = False,
 ) -> None:
     """Wait for a new revision of the target, then run the analysis loop to promotion or rollback.
 
+    A canary that Flagger drives (annotation progdel.dev/driver: flagger, or a status written by
+    another field manager) is only observed: the same view, read only, the same exit codes.
     Exit codes: 0 promoted, 3 rolled back, 4 aborted, 5 still waiting (--once), 6 unreachable,
     7 timed out. Credentials for Prometheus come from $PROGDEL_PROMETHEUS_TOKEN(_FILE) or
     $PROGDEL_PROMETHEUS_USERNAME/$PROGDEL_PROMETHEUS_PASSWORD(_FILE), never from a flag.
     """
+    from progdel.canary.observe import FlaggerObserver, detect_driver
     from progdel.canary.runner import CanaryRunner, RunOptions
     from progdel.config.canary import load_metric_templates
+    from progdel.kube.resources import CANARIES
     from progdel.ui.canary_view import CanaryView
 
     opts = global_options(ctx)
     kube = connect(opts)
     namespace = _namespace(opts, kube)
+    decision = detect_driver(kube.get(CANARIES, name, namespace))
+    if observe or decision.observe:
+        with CanaryView(_view_mode(opts)) as view:
+            observer = FlaggerObserver(
+                kube,
+                name,
+                namespace,
+                view.show,
+                once=once,
+                follow=follow,
+                timeout=timeout,
+                decision=decision if decision.observe else None,
+            )
+            code = observer.run()
+        raise typer.Exit(int(code))
     run_opts = RunOptions(
         once=once,
         follow=follow,
@@ -222,6 +245,22 @@ def events(ctx: typer.Context, name: NameArg) -> None:
     emit(opts, rows, lambda rs: table(cols, [[r[c] for c in cols] for r in rs]) if rs else "No events.")
 
 
+def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:
+    """The Canary object, after making sure progdel drives it: an operator command never acts on
+    a canary that Flagger drives."""
+    from progdel.canary import store
+    from progdel.canary.observe import detect_driver
+
+    obj, _ = store.read(kube, name, namespace)
+    decision = detect_driver(obj)
+    if decision.observe:
+        raise InvalidInput(
+            f"canary {namespace}/{name} is driven by {decision.driver} ({decision.reason}); "
+            "progdel only observes it"
+        )
+    return obj
+
+
 def _request(ctx: typer.Context, name: str, action: str) -> None:
     from progdel.canary import store
     from progdel.canary.runner import CanaryRunner, RunOptions
@@ -231,7 +270,7 @@ def _request(ctx: typer.Context, name: str, action: str) -> None:
     opts = global_options(ctx)
     kube = connect(opts)
     namespace = _namespace(opts, kube)
-    store.read(kube, name, namespace)  # a clear error if it does not exist
+    _driven_by_progdel(kube, name, namespace)
     req = store.post_request(kube, name, namespace, action)
     lease = store.lease_for(kube, name, namespace, 30)
     handled_by = "the running watcher"
@@ -264,6 +303,90 @@ def abort(ctx: typer.Context, name: NameArg) -> None:
 def promote(ctx: typer.Context, name: NameArg) -> None:
     """Skip the rest of the analysis and promote (recorded as an event)."""
     _request(ctx, name, "promote")
+
+
+def _gate_of(obj: dict[str, Any]) -> str | None:
+    """The confirm gate a canary waits at, from its status."""
+    status = obj.get("status") or {}
+    if status.get("pendingGate"):
+        return str(status["pendingGate"])
+    return {"Waiting": "confirm-rollout", "WaitingPromotion": "confirm-promotion"}.get(
+        status.get("phase", "")
+    )
+
+
+def _record(kube: Any, obj: dict[str, Any], reason: str, message: str) -> None:
+    from progdel.kube.events import EventRecorder
+
+    EventRecorder(kube).record(obj, "Normal", reason, message)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    name: NameArg,
+    gate: Annotated[
+        str | None,
+        typer.Option(
+            "--gate",
+            help="The gate to approve (confirm-rollout, confirm-traffic-increase, confirm-promotion); "
+            "default: the one the canary waits at. Naming one approves it in advance.",
+        ),
+    ] = None,
+) -> None:
+    """Open the confirm gate the canary waits at (recorded as an Event with who approved)."""
+    from progdel.canary import store
+    from progdel.canary.engine import CONFIRM_GATES
+    from progdel.kube.lease import default_identity
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    namespace = _namespace(opts, kube)
+    obj = _driven_by_progdel(kube, name, namespace)
+    chosen = gate or _gate_of(obj)
+    if chosen is None:
+        raise InvalidInput(
+            f"canary {namespace}/{name} is not waiting at a gate; "
+            "name one with --gate to approve it in advance"
+        )
+    if chosen not in {str(g) for g in CONFIRM_GATES}:
+        raise InvalidInput(f"--gate {chosen!r}: expected one of {', '.join(str(g) for g in CONFIRM_GATES)}")
+    who = default_identity()
+    store.post_approval(kube, name, namespace, chosen, who)
+    _record(kube, obj, "Approved", f"Gate {chosen} of {name}.{namespace} approved by {who}")
+    data = {"canary": f"{namespace}/{name}", "gate": chosen, "by": who}
+    emit(opts, data, lambda d: f"canary {d['canary']}: {d['gate']} approved by {d['by']}")
+
+
+def _pause(ctx: typer.Context, name: str, paused: bool) -> None:
+    from progdel.canary import store
+    from progdel.kube.lease import default_identity
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    namespace = _namespace(opts, kube)
+    obj = _driven_by_progdel(kube, name, namespace)
+    who = default_identity()
+    store.set_paused(kube, name, namespace, paused, who)
+    weight = (obj.get("status") or {}).get("canaryWeight", 0)
+    word = "Paused" if paused else "Resumed"
+    _record(kube, obj, word, f"{word} {name}.{namespace} at canary weight {weight} by {who}")
+    data = {"canary": f"{namespace}/{name}", "paused": paused, "canaryWeight": weight, "by": who}
+    emit(opts, data, lambda d: f"canary {d['canary']}: {word.lower()} at weight {weight} by {d['by']}")
+
+
+@app.command()
+def pause(ctx: typer.Context, name: NameArg) -> None:
+    """Hold the run at its current weight: no advancement, no checks, until resume."""
+    _pause(ctx, name, True)
+
+
+@app.command()
+def resume(ctx: typer.Context, name: NameArg) -> None:
+    """Release a paused run."""
+    _pause(ctx, name, False)
 
 
 @app.command()
@@ -300,3 +423,12 @@ def delete(
 
 
 __all__ = ["ProgdelError", "app"]
+
+
+def _register_check() -> None:
+    from progdel.cli.canary_check import check
+
+    app.command("check")(check)
+
+
+_register_check()

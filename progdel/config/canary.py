@@ -36,6 +36,10 @@ API_VERSION = "flagger.app/v1beta1"
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 ANNOTATION_NO_DATA = "progdel.dev/no-data"
 ANNOTATION_MAX_INFRA_ERRORS = "progdel.dev/max-infra-errors"
+ANNOTATION_MANUAL_GATES = "progdel.dev/manual-gates"
+ANNOTATION_SPLIT_TOLERANCE = "progdel.dev/split-tolerance"
+CONFIRM_GATE_NAMES = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
+DEFAULT_SPLIT_TOLERANCE = 10.0  # percentage points
 DEFAULT_MAX_INFRA_ERRORS = 5
 
 # --------------------------------------------------------------------------------------------
@@ -486,6 +490,8 @@ class ProgdelSettings:
     default_no_data: NoDataPolicy = NoDataPolicy.FAIL
     no_data: dict[str, NoDataPolicy] = field(default_factory=dict)
     max_infra_errors: int = DEFAULT_MAX_INFRA_ERRORS
+    manual_gates: frozenset[str] = frozenset()
+    split_tolerance: float | None = DEFAULT_SPLIT_TOLERANCE  # None: the served split is not checked
 
     def no_data_policy(self, metric: str) -> NoDataPolicy:
         return self.no_data.get(metric, self.default_no_data)
@@ -524,7 +530,38 @@ def parse_settings(annotations: dict[str, str]) -> ProgdelSettings:
             raise ValueError(f"{ANNOTATION_MAX_INFRA_ERRORS}: {raw!r} is not an integer") from None
         if max_infra < 1:
             raise ValueError(f"{ANNOTATION_MAX_INFRA_ERRORS}: must be at least 1")
-    return ProgdelSettings(default_no_data=default, no_data=per_metric, max_infra_errors=max_infra)
+    gates = frozenset(w.strip() for w in annotations.get(ANNOTATION_MANUAL_GATES, "").split(",") if w.strip())
+    unknown = sorted(gates - set(CONFIRM_GATE_NAMES))
+    if unknown:
+        raise ValueError(
+            f"{ANNOTATION_MANUAL_GATES}: {', '.join(unknown)} is not a confirm gate "
+            f"(one of {', '.join(CONFIRM_GATE_NAMES)})"
+        )
+    return ProgdelSettings(
+        default_no_data=default,
+        no_data=per_metric,
+        max_infra_errors=max_infra,
+        manual_gates=gates,
+        split_tolerance=_split_tolerance(annotations.get(ANNOTATION_SPLIT_TOLERANCE)),
+    )
+
+
+def _split_tolerance(raw: str | None) -> float | None:
+    """Percentage points from ``progdel.dev/split-tolerance``; ``None`` for ``off``."""
+    if raw is None or not raw.strip():
+        return DEFAULT_SPLIT_TOLERANCE
+    text = raw.strip().lower().removesuffix("%")
+    if text in ("off", "false", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"{ANNOTATION_SPLIT_TOLERANCE}: {raw!r} is not a number of percentage points (or 'off')"
+        ) from None
+    if not 0 <= value <= 100:
+        raise ValueError(f"{ANNOTATION_SPLIT_TOLERANCE}: {raw!r} must be between 0 and 100")
+    return value
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,22 +7,39 @@ conditional PUT, retried on conflict. Other routes, retries, timeouts,
 headers and fields progdel does not know are kept. A VirtualService that
 existed before progdel has its original spec saved in an annotation, so that
 ``progdel canary delete --revert`` can restore it.
+
+Strategies add routes of progdel's own, named so that progdel recognises (and rewrites) them
+and nothing else, always placed just before progdel's main route:
+
+- A/B testing: ``progdel-ab`` carries the A/B match conditions (combined with the route's own)
+  and the primary/canary split; the main route then sends everything else to the primary alone;
+- session affinity: ``progdel-canary-cookie`` (``progdel-primary-cookie``) sends requests that
+  carry the run's canary (primary) cookie to the canary (primary), and the destinations of the
+  main route set those cookies on their responses (``headers.response.add.Set-Cookie``);
+- mirroring: ``mirror`` and ``mirrorPercentage`` on the split route.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from progdel.errors import ProgdelError
 from progdel.kube.client import Kube
 from progdel.kube.resources import DESTINATIONRULES, VIRTUALSERVICES
-from progdel.routing.base import RouteNames, Weights
+from progdel.routing.base import RouteNames, TrafficPlan, Weights
 
 ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"
 CREATED_ANNOTATION = "progdel.dev/created-by"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
+AB_ROUTE = "progdel-ab"
+CANARY_COOKIE_ROUTE = "progdel-canary-cookie"
+PRIMARY_COOKIE_ROUTE = "progdel-primary-cookie"
+AUX_ROUTES = (AB_ROUTE, CANARY_COOKIE_ROUTE, PRIMARY_COOKIE_ROUTE)
+_COOKIE_ROUTES = (CANARY_COOKIE_ROUTE, PRIMARY_COOKIE_ROUTE)
+_ROUTE_FIELDS_NOT_COPIED = ("name", "match", "route", "mirror", "mirrorPercentage")
 
 
 class RoutingError(ProgdelError):
@@ -37,6 +54,8 @@ def find_route(spec: dict[str, Any], names: RouteNames) -> int | None:
     """Index of progdel's route in ``spec.http``, or None."""
     wanted = {names.primary, names.canary}
     for i, route in enumerate(spec.get("http") or []):
+        if route.get("name") in _COOKIE_ROUTES:
+            continue
         hosts = {_short((d.get("destination") or {}).get("host", "")) for d in route.get("route") or []}
         if hosts & wanted:
             return i
@@ -65,8 +84,63 @@ def set_route_weights(
     A route that sends to the apex service is turned into a primary/canary
     split; destinations to other hosts in that route (foreign destinations)
     keep their place and weight is only moved between primary and canary.
+    Strategy routes progdel added earlier are removed (see ``set_routes``).
     """
+    return set_routes(spec, names, TrafficPlan(weights), port)
+
+
+def _merge_match(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(b)
+    for key, value in a.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **copy.deepcopy(value)}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def merge_matches(
+    extra: list[dict[str, Any]] | tuple[dict[str, Any], ...], base: Any
+) -> list[dict[str, Any]]:
+    """Every condition of ``extra`` combined (AND) with every condition of ``base`` (OR lists)."""
+    if not base:
+        return [copy.deepcopy(m) for m in extra]
+    return [_merge_match(a, b) for a in extra for b in base]
+
+
+def _set_cookie(dest: dict[str, Any], cookie: str | None, max_age: int) -> None:
+    headers = dest.get("headers") or {}
+    add = (headers.get("response") or {}).get("add") or {}
+    add.pop("Set-Cookie", None)
+    if cookie:
+        add["Set-Cookie"] = f"{cookie}; Max-Age={max_age}"
+    if add:
+        headers.setdefault("response", {})["add"] = add
+    elif "response" in headers:
+        headers["response"].pop("add", None)
+        if not headers["response"]:
+            headers.pop("response")
+    if headers:
+        dest["headers"] = headers
+    else:
+        dest.pop("headers", None)
+
+
+def _side_route(
+    name: str, main: dict[str, Any], match: list[dict[str, Any]], dests: list[dict[str, Any]]
+) -> dict[str, Any]:
+    route: dict[str, Any] = {"name": name, "match": match}
+    route.update({k: copy.deepcopy(v) for k, v in main.items() if k not in _ROUTE_FIELDS_NOT_COPIED})
+    route["route"] = dests
+    return route
+
+
+def set_routes(
+    spec: dict[str, Any], names: RouteNames, plan: TrafficPlan, port: int | None
+) -> dict[str, Any]:
+    """Return ``spec`` with progdel's routes written for ``plan``; everything else untouched."""
     out = copy.deepcopy(spec)
+    out["http"] = [r for r in out.get("http") or [] if r.get("name") not in AUX_ROUTES]
     index = find_route(out, names)
     if index is None:
         raise RoutingError(
@@ -82,16 +156,47 @@ def set_route_weights(
     foreign = [
         d for d in dests if _short(d["destination"]["host"]) not in (names.primary, names.canary, names.apex)
     ]
-    new = [
-        _destination(primary_t, names.primary, weights.primary, port),
-        _destination(canary_t or primary_t, names.canary, weights.canary, port),
-    ]
-    route["route"] = new + foreign
-    if weights.mirrored:
-        route["mirror"] = {"host": names.canary}
-    else:
+    weights = plan.weights
+    primary_d = _destination(primary_t, names.primary, weights.primary, port)
+    canary_d = _destination(canary_t or primary_t, names.canary, weights.canary, port)
+    side: list[dict[str, Any]] = []
+    split = route
+    if plan.ab_match:
+        for d in (primary_d, canary_d):
+            _set_cookie(d, None, plan.cookie_max_age)
+        split = _side_route(
+            AB_ROUTE, route, merge_matches(plan.ab_match, route.get("match")), [primary_d, canary_d]
+        )
+        side.append(split)
+        route["route"] = [_destination(primary_t, names.primary, 100, port), *foreign]
         route.pop("mirror", None)
         route.pop("mirrorPercentage", None)
+    else:
+        weighted = 0 < weights.canary < 100
+        canary_cookie = plan.canary_cookie if weighted else None
+        primary_cookie = plan.primary_cookie if weighted else None
+        _set_cookie(canary_d, canary_cookie, plan.cookie_max_age)
+        _set_cookie(primary_d, primary_cookie, plan.cookie_max_age)
+        for cookie, route_name, dest in (
+            (canary_cookie, CANARY_COOKIE_ROUTE, canary_d),
+            (primary_cookie, PRIMARY_COOKIE_ROUTE, primary_d),
+        ):
+            if cookie:
+                match = [{"headers": {"cookie": {"regex": f".*{re.escape(cookie)}.*"}}}]
+                only = {**copy.deepcopy(dest), "weight": 100}
+                only.pop("headers", None)
+                side.append(_side_route(route_name, route, merge_matches(match, route.get("match")), [only]))
+        route["route"] = [primary_d, canary_d, *foreign]
+    if weights.mirrored:
+        split["mirror"] = {"host": names.canary}
+        if plan.mirror_percentage:
+            split["mirrorPercentage"] = {"value": float(plan.mirror_percentage)}
+        else:
+            split.pop("mirrorPercentage", None)
+    else:
+        split.pop("mirror", None)
+        split.pop("mirrorPercentage", None)
+    out["http"][index:index] = side
     return out
 
 
@@ -197,13 +302,20 @@ class VirtualServiceRouter:
             spec = obj.setdefault("spec", {})
             if CREATED_ANNOTATION not in annotations and ORIGINAL_ANNOTATION not in annotations:
                 annotations[ORIGINAL_ANNOTATION] = json.dumps(spec, sort_keys=True)
-            if find_route(spec, self.names) is None:
+            index = find_route(spec, self.names)
+            if index is None:
                 spec.setdefault("http", []).insert(0, self._new_route())
                 if self.names.apex not in spec.setdefault("hosts", []):
                     spec["hosts"].append(self.names.apex)
             else:
-                current = read_weights(spec, self.names)
-                obj["spec"] = set_route_weights(spec, self.names, current, self.port)
+                hosts = {
+                    _short((d.get("destination") or {}).get("host", ""))
+                    for d in spec["http"][index].get("route") or []
+                }
+                if self.names.canary not in hosts and self.names.primary not in hosts:
+                    # a route to the apex service: make it a split, keeping the current weights
+                    current = read_weights(spec, self.names)
+                    obj["spec"] = set_route_weights(spec, self.names, current, self.port)
 
         self.kube.update(VIRTUALSERVICES, self.names.apex, adopt, self.names.namespace)
 
@@ -212,8 +324,11 @@ class VirtualServiceRouter:
         return read_weights(vs.get("spec") or {}, self.names)
 
     def set_weights(self, weights: Weights) -> None:
+        self.set_traffic(TrafficPlan(weights))
+
+    def set_traffic(self, plan: TrafficPlan) -> None:
         def mutate(obj: dict[str, Any]) -> None:
-            obj["spec"] = set_route_weights(obj.get("spec") or {}, self.names, weights, self.port)
+            obj["spec"] = set_routes(obj.get("spec") or {}, self.names, plan, self.port)
 
         self.kube.update(VIRTUALSERVICES, self.names.apex, mutate, self.names.namespace)
 

@@ -561,3 +561,37 @@ def test_status_round_trips_in_camel_case() -> None:
     back = CanaryStatus.from_dict(d)
     assert back.to_dict() == d
     assert back.phase is Phase.PROGRESSING
+
+
+# ---- mirroring, session affinity, post-rollout -----------------------------------------------------
+
+
+def test_canary_with_mirror_mirrors_one_tick_before_the_first_weight() -> None:
+    sim = Sim(make_canary({"mirror": True, "maxWeight": 20}))
+    sim.init_and_change()
+    run_until_settled(sim)
+    mirrored = [a for r in sim.history for a in r.actions if isinstance(a, SetWeights) and a.mirror]
+    assert mirrored == [SetWeights(100, 0, mirror=True)]
+    # scale up, first step (mirror on), then the mirrored tick is analysed and advances to 10
+    assert [w for p, w in sim.trace() if p == "Progressing"] == [0, 0, 10, 20]
+
+
+def test_session_affinity_cookie_is_set_for_the_run_and_retired_after() -> None:
+    sim = Sim(make_canary({"sessionAffinity": {"cookieName": "c"}}))
+    sim.init_and_change()
+    sim.step()
+    cookie = sim.status.session_affinity_cookie
+    assert cookie is not None and cookie.startswith("c=")
+    run_until_settled(sim)
+    assert sim.status.session_affinity_cookie is None
+    assert sim.status.previous_session_affinity_cookie == cookie
+
+
+def test_post_rollout_hooks_run_after_success() -> None:
+    from progdel.canary.engine import CallWebhooks, HookType
+
+    hook = {"name": "n", "type": "post-rollout", "url": "http://127.0.0.1:1/"}
+    sim = Sim(make_canary({"webhooks": [hook]}))
+    sim.init_and_change()
+    run_until_settled(sim)
+    assert CallWebhooks(HookType.POST_ROLLOUT, "Succeeded") in sim.history[-1].actions

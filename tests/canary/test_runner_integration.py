@@ -110,7 +110,9 @@ def history(namespace: str, canary_phases: list[TrafficPhase]) -> str:
     )
 
 
-def run(kube: Kube, namespace: str, prom_url: str, start: datetime, **opts: Any) -> tuple[ExitCode, list[dict]]:
+def run(
+    kube: Kube, namespace: str, prom_url: str, start: datetime, **opts: Any
+) -> tuple[ExitCode, list[dict]]:
     records: list[dict[str, Any]] = []
     runner = CanaryRunner(
         kube,
@@ -145,7 +147,9 @@ def test_init_creates_flaggers_objects_and_scales_target_to_zero(kube: Kube, nam
     assert status["conditions"][0]["type"] == "Promoted"
 
 
-def test_healthy_canary_promotes_with_the_expected_weights(kube: Kube, namespace: str, tmp_path: Path) -> None:
+def test_healthy_canary_promotes_with_the_expected_weights(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
     setup_canary(kube, namespace)
     new_revision(kube)
     with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
@@ -155,17 +159,21 @@ def test_healthy_canary_promotes_with_the_expected_weights(kube: Kube, namespace
     weights = [w for p, w in ticks if p == "Progressing"]
     assert [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]] == [0, 20, 40, 60]
     assert ticks[-1][0] == "Succeeded"
-    primary_image = kube.get(DEPLOYMENTS, "podinfo-primary")["spec"]["template"]["spec"]["containers"][0]["image"]
+    primary_image = kube.get(DEPLOYMENTS, "podinfo-primary")["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
     assert primary_image.endswith(":6.0.1")
     assert kube.get(DEPLOYMENTS, "podinfo")["spec"]["replicas"] == 0
     assert vs_weights(kube) == (100, 0)
     messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
-    assert "Advance podinfo.%s canary weight 20" % namespace in messages
-    assert "Promotion completed! Scaling down podinfo.%s" % namespace in messages
+    assert f"Advance podinfo.{namespace} canary weight 20" in messages
+    assert f"Promotion completed! Scaling down podinfo.{namespace}" in messages
     assert records[-1]["kind"] == "result" and records[-1]["outcome"] == "promoted"
 
 
-def test_error_rate_regression_rolls_back_at_the_threshold(kube: Kube, namespace: str, tmp_path: Path) -> None:
+def test_error_rate_regression_rolls_back_at_the_threshold(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
     setup_canary(kube, namespace)
     new_revision(kube)
     text = history(namespace, [TrafficPhase(0, 10, 0.0, 40), TrafficPhase(200, 10, 0.3, 40)])
@@ -178,10 +186,14 @@ def test_error_rate_regression_rolls_back_at_the_threshold(kube: Kube, namespace
     assert ticks[-1]["phase"] == "Failed"
     assert vs_weights(kube) == (100, 0)
     assert kube.get(DEPLOYMENTS, "podinfo")["spec"]["replicas"] == 0
-    primary_image = kube.get(DEPLOYMENTS, "podinfo-primary")["spec"]["template"]["spec"]["containers"][0]["image"]
+    primary_image = kube.get(DEPLOYMENTS, "podinfo-primary")["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
     assert primary_image.endswith(":6.0.0"), "the primary is never touched by a rollback"
     messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
-    assert any(m.startswith(f"Halt podinfo.{namespace} advancement success rate 70.00% < 99%") for m in messages), messages
+    assert any(
+        m.startswith(f"Halt podinfo.{namespace} advancement success rate 70.00% < 99%") for m in messages
+    ), messages
     assert f"Rolling back podinfo.{namespace} failed checks threshold reached 2" in messages
 
 
@@ -225,7 +237,9 @@ def test_prometheus_down_holds_then_rolls_back_after_the_limit(
     with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
         records: list[dict[str, Any]] = []
         clock = ReplayClock(T0 + timedelta(seconds=300))
-        runner = CanaryRunner(kube, "podinfo", namespace, records.append, RunOptions(prometheus_url=prom.url), clock)
+        runner = CanaryRunner(
+            kube, "podinfo", namespace, records.append, RunOptions(prometheus_url=prom.url), clock
+        )
         original_tick = runner.tick
 
         def tick_then_outage() -> engine.TickResult:
@@ -264,3 +278,18 @@ def test_an_expired_lease_is_taken_over(kube: Kube, namespace: str) -> None:
     alive = store.lease_for(kube, "podinfo", namespace, 30, identity="new@host/1")
     alive.acquire()
     assert alive.holder()[0] == "new@host/1"
+
+
+def test_a_split_far_from_the_weight_is_reported(kube: Kube, namespace: str, tmp_path: Path) -> None:
+    setup_canary(kube, namespace)
+    new_revision(kube)
+    # healthy, but the canary gets 1 request in 41 whatever its weight: the mesh is not following
+    with run_prometheus(history(namespace, [TrafficPhase(0, 0.5, 0.0, 40)]), tmp_path) as prom:
+        code, records = run(kube, namespace, prom.url, T0 + timedelta(seconds=300))
+    assert code is ExitCode.OK
+    served = [r["served"] for r in records if r["kind"] == "tick" and r.get("served")]
+    assert served and all(s["canary"] < 0.05 for s in served)
+    assert any(s["weight"] == 20 for s in served)
+    messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
+    expected = f"Traffic split for podinfo.{namespace}: canary served 2%"
+    assert any(m.startswith(expected) for m in messages), messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -123,7 +124,7 @@ def test_kill_9_then_watch_again_continues_without_counting_twice(
         assert second.returncode == 3, err
     after = [json.loads(line) for line in out.splitlines() if line.strip()]
     counts = [r["failedChecks"] for r in before + after if r.get("kind") == "tick" and r["phase"] != "Failed"]
-    steps = [b - a for a, b in zip(counts, counts[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(counts)]
     assert all(step in (0, 1) for step in steps), f"a check was counted twice: {counts}"
     assert counts[-1] == 4 and after[-1]["kind"] == "result" and after[-1]["outcome"] == "rolled back"
     resumed = [r for r in after if r.get("kind") == "tick"]
@@ -180,7 +181,46 @@ def test_abort_from_a_second_process_makes_the_watcher_exit_4(
             timeout=60,
         )
         assert abort.returncode == 0, abort.stderr
-        out, _ = first.communicate(timeout=30)
+        _out, _ = first.communicate(timeout=30)
         assert first.returncode == 4
     assert kube.get(CANARIES, "podinfo")["status"]["phase"] == "Failed"
     assert vs_weights(kube) == (100, 0)
+
+
+def test_a_canary_flagger_drives_is_only_observed(sandbox: Any, kube: Kube, namespace: str) -> None:
+    doc = always_failing_canary(namespace, threshold=5)
+    doc["metadata"]["annotations"] = {"progdel.dev/driver": "flagger"}
+    store.apply_canary(kube, doc, namespace)
+
+    def flagger_writes(obj: dict[str, Any]) -> None:
+        obj["status"] = {"phase": "Progressing", "canaryWeight": 30, "failedChecks": 1, "iterations": 0}
+
+    kube.update(CANARIES, "podinfo", flagger_writes, namespace, subresource="status")
+    watch = subprocess.run(
+        progdel(
+            "-n",
+            namespace,
+            "-o",
+            "ndjson",
+            "canary",
+            "watch",
+            "podinfo",
+            "--once",
+            kubeconfig=sandbox.kubeconfig,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert watch.returncode == 5, watch.stderr  # still running, seen read only
+    ticks = [json.loads(line) for line in watch.stdout.splitlines() if '"tick"' in line]
+    assert ticks and ticks[-1]["canaryWeight"] == 30 and ticks[-1].get("observed") is True
+    abort = subprocess.run(
+        progdel("-n", namespace, "canary", "abort", "podinfo", kubeconfig=sandbox.kubeconfig),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert abort.returncode == 2
+    assert "is driven by flagger" in abort.stderr and "progdel only observes it" in abort.stderr
+    assert kube.get_or_none(DEPLOYMENTS, "podinfo-primary") is None, "observing never creates anything"

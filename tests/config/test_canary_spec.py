@@ -191,13 +191,27 @@ def test_annotations_parsed(tmp_path: Path) -> None:
     text = TUTORIAL.replace(
         "  namespace: test\n",
         '  namespace: test\n  annotations:\n    progdel.dev/no-data: "skip, request-success-rate=hold"\n'
-        '    progdel.dev/max-infra-errors: "7"\n',
+        '    progdel.dev/max-infra-errors: "7"\n'
+        '    progdel.dev/manual-gates: "confirm-promotion"\n'
+        '    progdel.dev/split-tolerance: "2.5%"\n',
         1,
     )
     s = load_canary(write(tmp_path, text)).model.settings
     assert s.no_data_policy("request-success-rate") is NoDataPolicy.HOLD
     assert s.no_data_policy("request-duration") is NoDataPolicy.SKIP
     assert s.max_infra_errors == 7
+    assert s.manual_gates == {"confirm-promotion"}
+    assert s.split_tolerance == 2.5
+
+
+def test_split_tolerance_defaults_and_off(tmp_path: Path) -> None:
+    assert load_canary(write(tmp_path, TUTORIAL)).model.settings.split_tolerance == 10.0
+    text = TUTORIAL.replace(
+        "  namespace: test\n",
+        '  namespace: test\n  annotations:\n    progdel.dev/split-tolerance: "off"\n',
+        1,
+    )
+    assert load_canary(write(tmp_path, text)).model.settings.split_tolerance is None
 
 
 @pytest.mark.parametrize(
@@ -206,6 +220,9 @@ def test_annotations_parsed(tmp_path: Path) -> None:
         ('progdel.dev/no-data: "maybe"', "unknown policy 'maybe'"),
         ('progdel.dev/no-data: "latency=hold"', "no metric named 'latency'"),
         ('progdel.dev/max-infra-errors: "lots"', "is not an integer"),
+        ('progdel.dev/manual-gates: "confirm-promotoin"', "confirm-promotoin is not a confirm gate"),
+        ('progdel.dev/split-tolerance: "lots"', "'lots' is not a number of percentage points"),
+        ('progdel.dev/split-tolerance: "150"', "must be between 0 and 100"),
     ],
 )
 def test_bad_annotations(tmp_path: Path, value: str, error: str) -> None:

@@ -69,12 +69,17 @@ def test_fully_qualified_hosts_are_recognised() -> None:
     }
     assert read_weights(spec, NAMES) == Weights(70, 30)
     out = set_route_weights(spec, NAMES, Weights(50, 50), None)
-    assert [d["destination"]["host"] for d in out["http"][0]["route"]] == ["podinfo-primary", "podinfo-canary"]
+    assert [d["destination"]["host"] for d in out["http"][0]["route"]] == [
+        "podinfo-primary",
+        "podinfo-canary",
+    ]
 
 
 def test_no_route_for_the_canary_is_an_error() -> None:
     with pytest.raises(RoutingError, match="no HTTP route"):
-        set_route_weights({"http": [{"route": [{"destination": {"host": "other"}}]}]}, NAMES, Weights(1, 99), None)
+        set_route_weights(
+            {"http": [{"route": [{"destination": {"host": "other"}}]}]}, NAMES, Weights(1, 99), None
+        )
 
 
 def test_both_weights_zero_is_an_error() -> None:
@@ -90,3 +95,22 @@ def test_both_weights_zero_is_an_error() -> None:
     }
     with pytest.raises(RoutingError, match="both 0"):
         read_weights(spec, NAMES)
+
+
+def test_mirror_percentage_and_ab_route_shape() -> None:
+    from progdel.routing.base import TrafficPlan
+    from progdel.routing.istio import set_routes
+
+    out = set_routes(user_vs(), NAMES, TrafficPlan(Weights(100, 0, True), mirror_percentage=25), 9898)
+    main = out["http"][1]
+    assert main["mirror"] == {"host": "podinfo-canary"} and main["mirrorPercentage"] == {"value": 25.0}
+    ab = set_routes(
+        user_vs(), NAMES, TrafficPlan(Weights(0, 100), ab_match=({"headers": {"x": {"exact": "1"}}},)), 9898
+    )
+    assert [r.get("name") for r in ab["http"]] == ["admin", "progdel-ab", "main"]
+    assert ab["http"][1]["retries"] == {"attempts": 3, "perTryTimeout": "2s"}, (
+        "the A/B route keeps the route's fields"
+    )
+    assert [d["destination"]["host"] for d in ab["http"][2]["route"]] == ["podinfo-primary", "legacy-podinfo"]
+    assert ab["http"][2]["route"][0]["weight"] == 100
+    assert read_weights(ab, NAMES) == Weights(0, 100)

@@ -1,0 +1,636 @@
+"""Preflight: run every query once and show what ``init`` would write, without writing anything.
+
+``progdel canary check -f canary.yaml`` answers two questions before any traffic moves:
+
+- **Would the analysis pass right now?** Every metric's query is rendered exactly as the runner
+  renders it (built-in Istio queries, inline queries, MetricTemplates from ``--templates`` files or
+  the cluster), sent to its Prometheus once, and judged with the runner's own rules (thresholds,
+  the no-data policy). ``at`` evaluates the queries at another time, to rehearse on past data.
+- **What would ``init`` create or change?** ``plan_init`` runs init's own steps (the runner's
+  housekeeping, then the 100/0 weights and the scale to zero) against ``PlannedKube``: a view of
+  the cluster that reads through to it and keeps every write in memory. Nothing is duplicated: the
+  objects are the ones ``Workloads``, the router and ``store`` would write, and a write that
+  reached the cluster would be a bug (``PlannedKube`` refuses any request but GET).
+
+Exit codes of a check (the worst wins): 2 a spec error or a query Prometheus rejects (or init
+would fail on the cluster's objects, e.g. a missing target), 6 a Prometheus (or, for a
+MetricTemplate only the cluster holds, the cluster) that cannot be reached, 3 a metric that would
+fail (no data counts as failing under the ``fail`` policy), 5 a metric that would hold (no data
+under ``hold``), 0 otherwise. An unreachable cluster does not fail the check: the metrics are
+still checked and the cluster part is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from progdel.canary import engine, store
+from progdel.config.canary import Canary, MetricTemplate, NoDataPolicy
+from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
+from progdel.kube.client import Kube
+from progdel.kube.errors import AlreadyExists, NotFound, ServerError, describe_object
+from progdel.kube.resources import METRICTEMPLATES, Resource
+from progdel.metrics.builtin import check_metric, threshold_bounds
+from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
+from progdel.metrics.templates import MetricQuery, metric_queries
+
+# --------------------------------------------------------------------------------------------
+# A read-through, write-in-memory view of the cluster
+# --------------------------------------------------------------------------------------------
+
+_Key = tuple[str, str, str, str]  # group, plural, namespace, name
+_SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink")
+#: the kinds a plan reports (reads of ConfigMaps, Secrets, Leases... are not objects init writes)
+SHOWN_KINDS = (
+    "Canary",
+    "MetricTemplate",
+    "Deployment",
+    "Service",
+    "DestinationRule",
+    "VirtualService",
+    "HTTPRoute",
+)
+
+
+def _with_type(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": resource.api_version, "kind": resource.kind, **obj}
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = _merge_patch(out.get(k), v)
+    return out
+
+
+@dataclass
+class PlannedObject:
+    resource: Resource
+    namespace: str | None
+    name: str
+    live: dict[str, Any] | None
+    planned: dict[str, Any] | None = None
+    written: bool = False
+
+
+class PlannedKube(Kube):
+    """A ``Kube`` whose reads go to the cluster and whose writes stay in memory.
+
+    Later reads see the planned writes, so a sequence of steps (create the primary, then read it
+    back, update the VirtualService twice...) plans exactly what it would do. Only GET requests
+    ever reach the API server; anything else raises. Label and field selectors of list calls are
+    applied by the server to live objects only (planned objects are added unfiltered).
+    """
+
+    def __init__(self, kube: Kube) -> None:
+        super().__init__(kube.api, kube.namespace)
+        self.objects: dict[_Key, PlannedObject] = {}
+
+    def _send(self, method: str, path: str, **kw: Any) -> Any:
+        if method.upper() != "GET":
+            raise RuntimeError(f"PlannedKube never writes: refused {method} {path}")
+        return super()._send(method, path, **kw)
+
+    def _key(self, resource: Resource, name: str, namespace: str | None) -> _Key:
+        return (resource.group, resource.plural, self._ns(resource, namespace) or "", name)
+
+    def _entry(self, resource: Resource, name: str, namespace: str | None) -> PlannedObject:
+        key = self._key(resource, name, namespace)
+        if key not in self.objects:
+            try:
+                live: dict[str, Any] | None = super().get(resource, name, namespace)
+            except NotFound:
+                live = None
+            self.objects[key] = PlannedObject(resource, self._ns(resource, namespace), name, live, live)
+        return self.objects[key]
+
+    def _not_found(self, resource: Resource, name: str, namespace: str | None) -> NotFound:
+        return NotFound(f"{describe_object(resource, name, self._ns(resource, namespace))} not found", 404)
+
+    def _store(self, entry: PlannedObject, obj: dict[str, Any] | None) -> dict[str, Any]:
+        entry.planned = copy.deepcopy(obj)
+        entry.written = True
+        return copy.deepcopy(obj) if obj is not None else {}
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        entry = self._entry(resource, name, namespace)
+        if entry.planned is None:
+            raise self._not_found(resource, name, namespace)
+        return copy.deepcopy(entry.planned)
+
+    def get_list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        all_namespaces: bool = False,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> dict[str, Any]:
+        result = super().get_list(
+            resource,
+            namespace,
+            all_namespaces=all_namespaces,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
+        ns = None if all_namespaces else (self._ns(resource, namespace) or "")
+        items: list[dict[str, Any]] = []
+        seen: set[_Key] = set()
+        for item in result["items"]:
+            meta = item.get("metadata") or {}
+            key = (resource.group, resource.plural, meta.get("namespace") or "", meta.get("name", ""))
+            seen.add(key)
+            entry = self.objects.get(key)
+            if entry is None or not entry.written:
+                items.append(item)
+            elif entry.planned is not None:
+                items.append(copy.deepcopy(entry.planned))
+        for key, entry in self.objects.items():
+            same_kind = key[:2] == (resource.group, resource.plural)
+            if same_kind and key not in seen and entry.planned is not None and (ns is None or key[2] == ns):
+                items.append(copy.deepcopy(entry.planned))
+        result["items"] = items
+        return result
+
+    def create(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        ns = self._ns(resource, namespace or meta.get("namespace"))
+        entry = self._entry(resource, meta["name"], ns)
+        if entry.planned is not None:
+            raise AlreadyExists(f"{describe_object(resource, meta['name'], ns)} already exists", 409)
+        body = _with_type(resource, copy.deepcopy(obj))
+        if ns is not None:
+            body["metadata"] = {**body["metadata"], "namespace": ns}
+        return self._store(entry, body)
+
+    def replace(
+        self, resource: Resource, obj: dict[str, Any], *, subresource: str | None = None
+    ) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        entry = self._entry(resource, meta["name"], meta.get("namespace"))
+        if entry.planned is None:
+            raise self._not_found(resource, meta["name"], meta.get("namespace"))
+        if subresource == "status":
+            new = {**entry.planned, "status": copy.deepcopy(obj.get("status"))}
+        else:
+            new = _with_type(resource, copy.deepcopy(obj))
+            if "status" in entry.planned:
+                new["status"] = entry.planned["status"]
+        return self._store(entry, new)
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: dict[str, Any] | list[dict[str, Any]],
+        namespace: str | None = None,
+        *,
+        content_type: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        entry = self._entry(resource, name, namespace)
+        if entry.planned is None:
+            raise self._not_found(resource, name, namespace)
+        if isinstance(patch, list):
+            raise InvalidInput("a plan cannot follow a JSON patch; this is a bug in progdel")
+        # a merge patch; a strategic merge patch is planned as a merge patch (lists replaced)
+        return self._store(entry, _merge_patch(entry.planned, patch))
+
+    def apply(
+        self,
+        resource: Resource,
+        obj: dict[str, Any],
+        *,
+        field_manager: str = "progdel",
+        force: bool = False,
+    ) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        entry = self._entry(resource, meta["name"], meta.get("namespace"))
+        body = _with_type(resource, copy.deepcopy(obj))
+        return self._store(entry, _merge_patch(entry.planned or {}, body))
+
+    def delete(
+        self, resource: Resource, name: str, namespace: str | None = None, *, missing_ok: bool = False
+    ) -> bool:
+        entry = self._entry(resource, name, namespace)
+        if entry.planned is None:
+            if missing_ok:
+                return False
+            raise self._not_found(resource, name, namespace)
+        self._store(entry, None)
+        return True
+
+    def watch(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("PlannedKube does not watch")
+
+
+# --------------------------------------------------------------------------------------------
+# The plan of `init`
+# --------------------------------------------------------------------------------------------
+
+
+def _comparable(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for k in _SERVER_FIELDS:
+        meta.pop(k, None)
+    for k in ("labels", "annotations"):  # the API server drops empty maps (omitempty)
+        if k in meta and not meta[k]:
+            meta.pop(k)
+    return out
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _yaml(obj: dict[str, Any] | None) -> list[str]:
+    """YAML with a stable key order (apiVersion, kind, metadata, spec first; then sorted), so a
+    diff shows what changed, not the order a server or progdel happened to write keys in."""
+    if obj is None:
+        return []
+    first = [k for k in ("apiVersion", "kind", "metadata", "spec") if k in obj]
+    ordered = {k: _sorted(obj[k]) for k in [*first, *sorted(k for k in obj if k not in first)]}
+    return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False).splitlines(keepends=True)
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One object ``init`` would touch: ``create``, ``change``, ``delete`` or ``unchanged``."""
+
+    action: str
+    kind: str
+    namespace: str | None
+    name: str
+    object: dict[str, Any] | None  # what progdel would write (None for delete)
+    diff: str  # unified diff of YAML, live -> progdel ("" when unchanged)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": self.action,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+        }
+        if self.action == "create":
+            out["object"] = self.object
+        if self.action in ("change", "delete"):
+            out["diff"] = self.diff
+        return out
+
+
+def changes_of(planned: PlannedKube, kinds: Iterable[str] = SHOWN_KINDS) -> list[PlannedChange]:
+    """What the plan would do to each object of ``kinds`` it touched, in the order it touched them."""
+    out: list[PlannedChange] = []
+    shown = set(kinds)
+    for entry in planned.objects.values():
+        kind = entry.resource.kind
+        if kind not in shown or (entry.live is None and entry.planned is None):
+            continue
+        before, after = _comparable(entry.live), _comparable(entry.planned)
+        if before == after:
+            action = "unchanged"
+        elif before is None:
+            action = "create"
+        elif after is None:
+            action = "delete"
+        else:
+            action = "change"
+        label = f"{kind.lower()} {entry.namespace + '/' if entry.namespace else ''}{entry.name}"
+        diff = (
+            ""
+            if action == "unchanged"
+            else "".join(
+                difflib.unified_diff(
+                    _yaml(before),
+                    _yaml(after),
+                    fromfile=f"{label} (live)" if before is not None else "/dev/null",
+                    tofile=f"{label} (progdel)" if after is not None else "/dev/null",
+                )
+            )
+        )
+        out.append(PlannedChange(action, kind, entry.namespace, entry.name, after, diff))
+    return out
+
+
+def plan_init(
+    kube: Kube,
+    document: dict[str, Any],
+    namespace: str,
+    templates: Iterable[MetricTemplate] = (),
+) -> list[PlannedChange]:
+    """What ``progdel canary init`` would write for ``document`` (a Canary as written in its file).
+
+    Runs init's own steps against a ``PlannedKube``: apply the MetricTemplates and the Canary, the
+    runner's housekeeping (``-primary`` Deployment, Services, routing objects), and, for a canary
+    not yet initialized, the 100/0 weights and the target scaled to zero. Raises ``Unreachable``
+    when the cluster cannot be reached, ``InvalidInput`` when init would fail on the cluster's
+    objects (a missing target, a Deployment without a selector label, a route without progdel's
+    destinations...).
+    """
+    from progdel.canary.runner import CanaryRunner
+
+    planned = PlannedKube(kube)
+    for t in templates:
+        body = t.model_dump(by_alias=True, exclude_none=True)
+        body["metadata"]["namespace"] = t.metadata.namespace or namespace
+        planned.apply(METRICTEMPLATES, body)
+    name = str((document.get("metadata") or {}).get("name"))
+    store.apply_canary(planned, document, namespace)
+    obj, spec = store.read(planned, name, namespace)
+    status = engine.CanaryStatus.from_dict(obj.get("status"))
+    runner = CanaryRunner(planned, name, namespace, lambda _record: None)
+    try:
+        obs = runner.observe(spec.model, obj, status)
+        if obs.infra_error is not None:
+            raise Unreachable(obs.infra_error)
+        if status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING):
+            runner.execute(spec.model, obj, [engine.SetWeights(100, 0), engine.ScaleCanaryToZero()])
+    except ServerError as err:
+        raise Unreachable(str(err)) from None
+    except (Unreachable, InvalidInput):
+        raise
+    except ProgdelError as err:  # e.g. a RoutingError: init would stop on it
+        raise InvalidInput(str(err)) from None
+    return changes_of(planned)
+
+
+# --------------------------------------------------------------------------------------------
+# The metrics
+# --------------------------------------------------------------------------------------------
+
+#: verdicts and the exit code each one leads to (the worst of a check wins)
+VERDICT_EXIT = {
+    "pass": ExitCode.OK,
+    "skipped": ExitCode.OK,
+    "hold": ExitCode.WAITING,
+    "fail": ExitCode.CANARY_FAILED,
+    "no-data": ExitCode.CANARY_FAILED,
+    "unreachable": ExitCode.UNREACHABLE,
+    "rejected": ExitCode.INVALID_INPUT,
+    "invalid": ExitCode.INVALID_INPUT,
+}
+_SEVERITY = [
+    ExitCode.OK,
+    ExitCode.WAITING,
+    ExitCode.CANARY_FAILED,
+    ExitCode.UNREACHABLE,
+    ExitCode.INVALID_INPUT,
+]
+
+
+@dataclass
+class MetricCheck:
+    """One metric of a check: the query as sent, where, its value and the verdict."""
+
+    name: str
+    query: str | None
+    server: str | None
+    min: float | None
+    max: float | None
+    value: float | None = None
+    verdict: str = "pass"
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "query": self.query,
+            "server": self.server,
+            "value": self.value,
+            "min": self.min,
+            "max": self.max,
+            "verdict": self.verdict,
+            "message": self.message,
+        }
+
+
+def _single(canary: Canary, index: int) -> Canary:
+    one = canary.model_copy(deep=True)
+    analysis = one.spec.analysis or one.spec.canary_analysis
+    assert analysis is not None
+    analysis.metrics = [analysis.metrics[index]]
+    return one
+
+
+def check_metrics(
+    canary: Canary,
+    render: Callable[[Canary], list[MetricQuery]],
+    default_url: str,
+    at: datetime,
+    unavailable_templates: Callable[[Canary], str | None] = lambda _c: None,
+) -> list[MetricCheck]:
+    """Render each metric with ``render`` (the runner's ``queries``, or ``metric_queries`` over the
+    given templates), run it once at ``at`` and judge it as the engine would."""
+    checks: list[MetricCheck] = []
+    to_send: dict[str, list[tuple[MetricCheck, str]]] = {}
+    settings = canary.settings
+    for i, metric in enumerate(canary.analysis.metrics):
+        lo, hi = threshold_bounds(metric)
+        check = MetricCheck(metric.name, None, None, lo, hi)
+        checks.append(check)
+        one = _single(canary, i)
+        missing = unavailable_templates(one)
+        if missing:
+            check.verdict, check.message = "unreachable", missing
+            continue
+        try:
+            (query,) = render(one)
+        except (Unreachable, ServerError) as err:
+            check.verdict, check.message = "unreachable", str(err)
+            continue
+        except ProgdelError as err:
+            check.verdict, check.message = "invalid", str(err)
+            continue
+        check.query, check.server = query.query, query.address or default_url
+        to_send.setdefault(check.server, []).append((check, query.query))
+    for url, batch in to_send.items():
+        with PrometheusProvider.from_env(url) as provider:
+            values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
+        for i, (check, _q) in enumerate(batch):
+            result = engine.MetricResult.from_provider(values[str(i)])
+            metric = next(m for m in canary.analysis.metrics if m.name == check.name)
+            _judge(check, result, metric, settings.no_data_policy(check.name))
+    order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
+    return sorted(checks, key=lambda c: order.get(c.name, 0))
+
+
+def _judge(check: MetricCheck, result: engine.MetricResult, metric: Any, policy: NoDataPolicy) -> None:
+    outcome = result.outcome
+    if outcome is engine.MetricOutcome.VALUE:
+        assert result.value is not None
+        verdict = check_metric(metric, result.value)
+        check.value = result.value
+        check.verdict = "pass" if verdict.passed else "fail"
+        check.message = verdict.message
+    elif outcome is engine.MetricOutcome.NO_DATA:
+        check.verdict = {NoDataPolicy.FAIL: "no-data", NoDataPolicy.SKIP: "skipped"}.get(policy, "hold")
+        check.message = f"{result.message} (no-data policy: {policy})"
+    elif outcome is engine.MetricOutcome.INFRA_ERROR:
+        check.verdict, check.message = "unreachable", result.message
+    else:
+        check.verdict, check.message = "rejected", result.message
+
+
+# --------------------------------------------------------------------------------------------
+# A whole check
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckReport:
+    canary: str
+    at: datetime
+    prometheus: str
+    metrics: list[MetricCheck]
+    cluster_checked: bool
+    cluster_note: str
+    changes: list[PlannedChange] = field(default_factory=list)
+    cluster_error: ExitCode | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        codes = [VERDICT_EXIT.get(m.verdict, ExitCode.INTERNAL) for m in self.metrics]
+        if self.cluster_error is not None:
+            codes.append(self.cluster_error)
+        return max(codes, key=_SEVERITY.index, default=ExitCode.OK)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "canary": self.canary,
+            "at": self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "prometheus": self.prometheus,
+            "metrics": [m.to_dict() for m in self.metrics],
+            "cluster": {
+                "checked": self.cluster_checked,
+                "note": self.cluster_note,
+                "objects": [c.to_dict() for c in self.changes],
+            },
+            "exitCode": int(self.exit_code),
+        }
+
+
+def run_check(
+    canary: Canary,
+    document: dict[str, Any],
+    kube: Kube | None,
+    *,
+    file_templates: list[MetricTemplate],
+    prometheus_url: str | None,
+    project_prometheus_url: str | None,
+    at: datetime,
+    cluster_note: str = "",
+) -> CheckReport:
+    """The whole preflight: the plan of ``init`` (when ``kube`` is given and answers) and every
+    metric checked once. ``canary`` must carry the namespace it will run in."""
+    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.routing import provider_of
+
+    provider_of(canary)  # an unsupported provider is a spec error before anything else
+    namespace = canary.namespace
+    changes: list[PlannedChange] = []
+    cluster_error: ExitCode | None = None
+    checked = False
+    if kube is not None:
+        try:
+            changes = plan_init(kube, document, namespace, file_templates)
+            checked = True
+            cluster_note = "read only: nothing was written"
+        except Unreachable as err:
+            kube, cluster_note = None, f"skipped: {err}"
+        except InvalidInput as err:
+            cluster_error, cluster_note = ExitCode.INVALID_INPUT, f"init would fail: {err}"
+    default_url = resolve_prometheus_url(
+        prometheus_url, metrics_server=canary.spec.metrics_server, project_default=project_prometheus_url
+    )
+    if kube is not None:
+        runner = CanaryRunner(
+            PlannedKube(kube), canary.name, namespace, lambda _r: None, RunOptions(templates=file_templates)
+        )
+        render: Callable[[Canary], list[MetricQuery]] = runner.queries
+        missing: Callable[[Canary], str | None] = lambda _c: None  # noqa: E731
+    else:
+        known = {(t.namespace, t.metadata.name) for t in file_templates}
+
+        def render(c: Canary) -> list[MetricQuery]:
+            return metric_queries(c, file_templates)
+
+        def missing(c: Canary) -> str | None:
+            ref = c.analysis.metrics[0].template_ref
+            if ref is None or (ref.namespace or namespace, ref.name) in known:
+                return None
+            return (
+                f"MetricTemplate {ref.namespace or namespace}/{ref.name} is not in --templates "
+                "and the cluster was not reached"
+            )
+
+    metrics = check_metrics(canary, render, default_url, at, missing)
+    return CheckReport(
+        canary=f"{namespace}/{canary.name}",
+        at=at,
+        prometheus=default_url,
+        metrics=metrics,
+        cluster_checked=checked,
+        cluster_note=cluster_note,
+        changes=changes,
+        cluster_error=cluster_error,
+    )
+
+
+def parse_at(text: str | None) -> datetime:
+    """``--at``: RFC 3339 (``2024-01-01T00:05:00Z``) or Unix seconds; now when not given."""
+    if text is None or not text.strip():
+        return datetime.now(UTC)
+    raw = text.strip()
+    try:
+        return datetime.fromtimestamp(float(raw), UTC)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"--at {raw!r}: expected an RFC 3339 time (2024-01-01T00:05:00Z) or Unix seconds"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def to_json(report: CheckReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)
+
+
+__all__ = [
+    "CheckReport",
+    "MetricCheck",
+    "PlannedChange",
+    "PlannedKube",
+    "changes_of",
+    "check_metrics",
+    "parse_at",
+    "plan_init",
+    "run_check",
+]

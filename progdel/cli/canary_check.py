@@ -1,0 +1,168 @@
+"""``progdel canary check``: preflight a Canary file without touching the cluster.
+
+Registered on the ``canary`` group by ``progdel/cli/canary.py``::
+
+    from progdel.cli.canary_check import check
+    app.command("check")(check)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from progdel.cli.options import OutputFormat, connect, global_options
+from progdel.errors import InvalidInput, Unreachable
+
+if TYPE_CHECKING:
+    from progdel.canary.preflight import CheckReport
+
+_VERDICT_STYLE = {
+    "pass": "green",
+    "skipped": "yellow",
+    "hold": "yellow",
+    "fail": "red",
+    "no-data": "red",
+    "unreachable": "magenta",
+    "rejected": "red",
+    "invalid": "red",
+}
+_ACTION_STYLE = {"create": "green", "change": "yellow", "delete": "red", "unchanged": "dim"}
+
+
+def check(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("-f", "--file", help="The Canary YAML (flagger.app/v1beta1).")],
+    templates: Annotated[
+        list[Path] | None,
+        typer.Option("--templates", help="YAML files with MetricTemplates (else the cluster's are used)."),
+    ] = None,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            help="Prometheus base URL (else $PROGDEL_PROMETHEUS_URL, the Canary's metricsServer, "
+            "progdel.yaml, http://prometheus.istio-system:9090).",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="Evaluate the queries at this time (RFC 3339 or Unix seconds) instead of now."
+        ),
+    ] = None,
+    no_cluster: Annotated[
+        bool, typer.Option("--no-cluster", help="Check the metrics only; do not read the cluster.")
+    ] = False,
+) -> None:
+    """Run every metric query once and show what `canary init` would create or change.
+
+    Nothing is written to the cluster (only GET requests); if the cluster cannot be reached the
+    metrics are still checked and the cluster part is reported as skipped. Exit codes: 0 every
+    metric would pass, 3 some would fail, 5 some would hold (no data under the hold policy),
+    2 a spec error or a query Prometheus rejects, 6 Prometheus unreachable.
+    """
+    from progdel.canary.preflight import parse_at, run_check
+    from progdel.cli.canary import _project_prometheus_url
+    from progdel.config.canary import load_canary, load_metric_templates
+    from progdel.config.yamlfile import load_documents
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    when = parse_at(at)
+    spec = load_canary(file)
+    file_templates = [t for path in templates or [] for t in load_metric_templates(path)]
+    doc = next(
+        d.data for d in load_documents(file) if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
+    )
+    kube: Any = None
+    note = "skipped: --no-cluster"
+    if not no_cluster:
+        try:
+            kube = connect(opts)
+        except (InvalidInput, Unreachable) as err:
+            if opts.kubeconfig:
+                raise
+            note = f"skipped: {err}"
+    canary = spec.model
+    canary.metadata.namespace = (
+        opts.namespace or canary.metadata.namespace or (kube.namespace if kube is not None else "default")
+    )
+    report = run_check(
+        canary,
+        doc,
+        kube,
+        file_templates=file_templates,
+        prometheus_url=prometheus_url,
+        project_prometheus_url=_project_prometheus_url(opts),
+        at=when,
+        cluster_note=note,
+    )
+    if opts.output is OutputFormat.ndjson:
+        from progdel.ui.output import emit_line
+
+        emit_line(report.to_dict())
+    else:
+        emit(opts, report.to_dict(), lambda _d: render_report(report))
+    raise typer.Exit(int(report.exit_code))
+
+
+def render_report(report: CheckReport) -> Any:
+    """The human view: a metrics table, the objects init would touch, and their diffs."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from progdel.ui.canary_view import _bounds, _fmt_value
+
+    parts: list[Any] = [
+        Text.assemble(
+            ("Canary ", "bold"),
+            report.canary,
+            "   Prometheus ",
+            report.prometheus,
+            "   at ",
+            report.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    ]
+    metrics = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT", "MESSAGE"):
+        metrics.add_column(col)
+    for m in report.metrics:
+        metrics.add_row(
+            m.name,
+            _fmt_value(m.value),
+            _bounds({"min": m.min, "max": m.max}),
+            Text(m.verdict, style=_VERDICT_STYLE.get(m.verdict, "")),
+            m.message,
+        )
+    parts.append(metrics if report.metrics else Text("No metrics to check."))
+    parts.append(Text(""))
+    parts.append(Text.assemble(("Cluster ", "bold"), f"(what `canary init` would do): {report.cluster_note}"))
+    if report.changes:
+        objects = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for col in ("ACTION", "KIND", "NAME"):
+            objects.add_column(col)
+        for c in report.changes:
+            objects.add_row(Text(c.action, style=_ACTION_STYLE.get(c.action, "")), c.kind, c.name)
+        parts.append(objects)
+        for c in report.changes:
+            if c.diff:
+                diff = Text()
+                for line in c.diff.splitlines():
+                    style = ""
+                    if line.startswith("+") and not line.startswith("+++"):
+                        style = "green"
+                    elif line.startswith("-") and not line.startswith("---"):
+                        style = "red"
+                    elif line.startswith("@@"):
+                        style = "cyan"
+                    diff.append(line + "\n", style=style)
+                parts.append(diff)
+    parts.append(Text(f"exit code {int(report.exit_code)}", style="bold"))
+    return Group(*parts)
+
+
+__all__ = ["check", "render_report"]

@@ -1,0 +1,253 @@
+"""Observing a canary Flagger drives: a thread plays Flagger (status subresource + Events)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from progdel.canary.observe import DRIVER_ANNOTATION, FlaggerObserver, detect_driver
+from progdel.errors import ExitCode
+from progdel.kube.client import Kube, connect
+from progdel.kube.resources import CANARIES, EVENTS, LEASES, VIRTUALSERVICES
+
+FLAGGER = "flagger"
+
+
+@pytest.fixture
+def kube(sandbox: Any, namespace: str) -> Kube:
+    return connect(str(sandbox.kubeconfig), None, namespace)
+
+
+def flagger_canary(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": namespace},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {
+                "interval": "10s",
+                "threshold": 2,
+                "maxWeight": 30,
+                "stepWeight": 10,
+                "metrics": [
+                    {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}
+                ],
+            },
+        },
+    }
+
+
+class FlaggerPlayer:
+    """Writes status the way Flagger does: PUT on the status subresource, field manager
+    ``flagger``, Flagger's fields only; and Events from component ``flagger``."""
+
+    def __init__(self, api_client: Any, kube: Kube, namespace: str) -> None:
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(api_client)
+        self.kube = kube
+        self.namespace = namespace
+
+    def status(self, phase: str, weight: int = 0, failed: int = 0) -> None:
+        obj = self.kube.get(CANARIES, "podinfo")
+        obj["status"] = {
+            "phase": phase,
+            "canaryWeight": weight,
+            "failedChecks": failed,
+            "iterations": 0,
+            "lastAppliedSpec": "5f8d9c",
+            "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "conditions": [{"type": "Promoted", "status": "Unknown", "reason": phase}],
+        }
+        self.custom.replace_namespaced_custom_object_status(
+            "flagger.app", "v1beta1", self.namespace, "canaries", "podinfo", obj, field_manager=FLAGGER
+        )
+
+    def event(self, message: str, warning: bool = False) -> None:
+        canary = self.kube.get(CANARIES, "podinfo")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.kube.create(
+            EVENTS,
+            {
+                "metadata": {"generateName": "podinfo.", "namespace": self.namespace},
+                "involvedObject": {
+                    "apiVersion": "flagger.app/v1beta1",
+                    "kind": "Canary",
+                    "name": "podinfo",
+                    "namespace": self.namespace,
+                    "uid": canary["metadata"]["uid"],
+                },
+                "reason": "Synced",
+                "message": message,
+                "type": "Warning" if warning else "Normal",
+                "source": {"component": FLAGGER},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            },
+        )
+
+    def play(self, steps: list[tuple[str, int, int, str, bool]], pause: float = 0.15) -> threading.Thread:
+        def run() -> None:
+            for phase, weight, failed, message, warning in steps:
+                time.sleep(pause)
+                if message:
+                    self.event(message, warning)
+                self.status(phase, weight, failed)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+def user_virtualservice(namespace: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "podinfo", "namespace": namespace},
+        "spec": {
+            "hosts": ["podinfo"],
+            "http": [
+                {
+                    "route": [
+                        {"destination": {"host": "podinfo-primary"}, "weight": 100},
+                        {"destination": {"host": "podinfo-canary"}, "weight": 0},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def observe(kube: Kube, namespace: str, steps: list[Any], api_client: Any) -> tuple[ExitCode, list[dict]]:
+    kube.create(CANARIES, flagger_canary(namespace))
+    vs = kube.create(VIRTUALSERVICES, user_virtualservice(namespace))
+    player = FlaggerPlayer(api_client, kube, namespace)
+    player.status("Succeeded")  # a previous run: observing waits for the next one to end
+    assert detect_driver(kube.get(CANARIES, "podinfo")).driver == "flagger"
+    records: list[dict[str, Any]] = []
+    thread = player.play(steps)
+    code = FlaggerObserver(kube, "podinfo", namespace, records.append, poll_interval=0.03, timeout=20).run()
+    thread.join(timeout=10)
+    # read only: no Lease, the VirtualService untouched, no Event from progdel
+    assert kube.get_or_none(LEASES, "progdel-canary-podinfo") is None
+    assert (
+        kube.get(VIRTUALSERVICES, "podinfo")["metadata"]["resourceVersion"]
+        == vs["metadata"]["resourceVersion"]
+    )
+    sources = {(e.get("source") or {}).get("component") for e in kube.items(EVENTS)}
+    assert sources <= {FLAGGER}, sources
+    status = kube.get(CANARIES, "podinfo")["status"]
+    assert "infraErrors" not in status, "the observer never wrote a status"
+    return code, records
+
+
+def test_observing_a_promotion_exits_0_with_the_runners_records(
+    kube: Kube, namespace: str, api_client: Any
+) -> None:
+    ns = namespace
+    steps = [
+        ("Progressing", 0, 0, f"New revision detected! Scaling up podinfo.{ns}", False),
+        ("Progressing", 0, 0, f"Starting canary analysis for podinfo.{ns}", False),
+        ("Progressing", 10, 0, f"Advance podinfo.{ns} canary weight 10", False),
+        ("Progressing", 20, 0, f"Advance podinfo.{ns} canary weight 20", False),
+        ("Progressing", 30, 0, f"Advance podinfo.{ns} canary weight 30", False),
+        ("Promoting", 30, 0, f"Copying podinfo.{ns} template spec to podinfo-primary.{ns}", False),
+        ("Finalising", 0, 0, "Routing all traffic to primary", False),
+        ("Succeeded", 0, 0, f"Promotion completed! Scaling down podinfo.{ns}", False),
+    ]
+    code, records = observe(kube, namespace, steps, api_client)
+    assert code is ExitCode.OK
+    ticks = [r for r in records if r["kind"] == "tick"]
+    weights = [t["canaryWeight"] for t in ticks if t["phase"] == "Progressing"]
+    assert [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]] == [0, 10, 20, 30]
+    assert [t["phase"] for t in ticks][-1] == "Succeeded"
+    progressing = next(t for t in ticks if t["canaryWeight"] == 20)
+    assert progressing["primaryWeight"] == 80 and progressing["steps"] == 3 and progressing["step"] == 2
+    assert progressing["metrics"][0]["name"] == "request-success-rate" and progressing["threshold"] == 2
+    assert progressing["note"] == "observing: driven by flagger"
+    messages = [r["message"] for r in records if r["kind"] == "event"]
+    assert messages.index(f"Advance podinfo.{ns} canary weight 20") < messages.index(
+        f"Promotion completed! Scaling down podinfo.{ns}"
+    )
+    assert records[-1]["kind"] == "result" and records[-1]["outcome"] == "promoted"
+    assert records[-1]["exitCode"] == 0
+
+
+def test_observing_a_rollback_exits_3(kube: Kube, namespace: str, api_client: Any) -> None:
+    ns = namespace
+    halt = f"Halt podinfo.{ns} advancement success rate 69.17% < 99%"
+    steps = [
+        ("Progressing", 0, 0, f"New revision detected! Scaling up podinfo.{ns}", False),
+        ("Progressing", 10, 0, f"Advance podinfo.{ns} canary weight 10", False),
+        ("Progressing", 10, 1, halt, True),
+        ("Progressing", 10, 2, halt, True),
+        ("Failed", 0, 0, f"Rolling back podinfo.{ns} failed checks threshold reached 2", True),
+    ]
+    code, records = observe(kube, namespace, steps, api_client)
+    assert code is ExitCode.CANARY_FAILED
+    assert [t["failedChecks"] for t in records if t["kind"] == "tick"][-2] == 2
+    warnings = [r["message"] for r in records if r["kind"] == "event" and r["type"] == "Warning"]
+    assert halt in warnings
+    assert records[-1]["outcome"] == "rolled back" and records[-1]["exitCode"] == 3
+
+
+def test_the_driver_rule() -> None:
+    progdel_status = {"phase": "Progressing", "canaryWeight": 10, "infraErrors": 0}
+    flagger_status = {"phase": "Progressing", "canaryWeight": 10, "failedChecks": 0}
+    assert not detect_driver({"metadata": {}, "status": progdel_status}).observe
+    assert not detect_driver({"metadata": {}}).observe, "nobody has driven it yet: progdel may"
+    assert detect_driver({"metadata": {}, "status": flagger_status}).driver == "flagger"
+    pinned = {"metadata": {"annotations": {DRIVER_ANNOTATION: "flagger"}}, "status": progdel_status}
+    assert detect_driver(pinned).observe
+    mine = {"metadata": {"annotations": {DRIVER_ANNOTATION: "progdel"}}, "status": flagger_status}
+    assert not detect_driver(mine).observe
+    written_by_flagger = {
+        "metadata": {
+            "managedFields": [
+                {"manager": "progdel", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+                {
+                    "manager": "flagger",
+                    "operation": "Update",
+                    "subresource": "status",
+                    "fieldsV1": {"f:status": {"f:phase": {}, "f:canaryWeight": {}}},
+                },
+            ]
+        },
+        "status": progdel_status,
+    }
+    decision = detect_driver(written_by_flagger)
+    assert decision.driver == "flagger" and "field manager 'flagger'" in decision.reason
+
+
+def test_the_driver_rule_on_a_live_object(kube: Kube, namespace: str, api_client: Any) -> None:
+    """The sandbox records managedFields as a cluster does: Flagger's status write is seen."""
+    from progdel.canary import store
+
+    kube.create(CANARIES, flagger_canary(namespace))
+    store.write_status(kube, "podinfo", namespace, {"phase": "Initialized", "infraErrors": 0})
+    assert not detect_driver(kube.get(CANARIES, "podinfo")).observe
+    obj = kube.get(CANARIES, "podinfo")
+    obj["status"] = {**obj["status"], "phase": "Progressing"}
+    from kubernetes import client
+
+    client.CustomObjectsApi(api_client).replace_namespaced_custom_object_status(
+        "flagger.app", "v1beta1", namespace, "canaries", "podinfo", obj, field_manager=FLAGGER
+    )
+    assert detect_driver(kube.get(CANARIES, "podinfo")).driver == "flagger"
+
+
+def test_once_reports_the_current_state(kube: Kube, namespace: str, api_client: Any) -> None:
+    kube.create(CANARIES, flagger_canary(namespace))
+    player = FlaggerPlayer(api_client, kube, namespace)
+    player.status("Progressing", 20)
+    records: list[dict[str, Any]] = []
+    assert FlaggerObserver(kube, "podinfo", namespace, records.append, once=True).run() is ExitCode.WAITING
+    assert records[-1]["canaryWeight"] == 20
+    player.status("Failed")
+    assert (
+        FlaggerObserver(kube, "podinfo", namespace, records.append, once=True).run() is ExitCode.CANARY_FAILED
+    )

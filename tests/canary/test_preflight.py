@@ -1,0 +1,331 @@
+"""`progdel canary check` as a user runs it: a subprocess against the sandbox and a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from progdel.kube.client import Kube, connect
+from progdel.kube.resources import (
+    CANARIES,
+    DEPLOYMENTS,
+    DESTINATIONRULES,
+    EVENTS,
+    LEASES,
+    SERVICES,
+    VIRTUALSERVICES,
+)
+from tests.canary.test_runner_integration import T0, deployment
+from tests.promfixture import (
+    PrometheusInstance,
+    TrafficPhase,
+    free_port,
+    istio_openmetrics,
+    require_prometheus,
+    run_prometheus,
+)
+
+AT = (T0 + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+# Until `check` is registered on the canary group, register it the way the lead will.
+SHIM = (
+    "from progdel.cli import canary, main\n"
+    "from progdel.cli.canary_check import check\n"
+    "if not any(c.name == 'check' for c in canary.app.registered_commands):\n"
+    "    canary.app.command('check')(check)\n"
+    "main.run()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusInstance]:
+    require_prometheus()
+    text = istio_openmetrics(
+        T0,
+        1200,
+        5,
+        {
+            "good/podinfo": [TrafficPhase(0, 10, 0.0, 40)],
+            "bad/podinfo": [TrafficPhase(0, 10, 0.3, 40)],
+        },
+    )
+    with run_prometheus(text, tmp_path_factory.mktemp("preflight")) as instance:
+        yield instance
+
+
+def canary_file(tmp_path: Path, namespace: str, **spec_extra: Any) -> Path:
+    doc = {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": namespace},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {
+                "interval": "10s",
+                "threshold": 2,
+                "stepWeight": 20,
+                "metrics": [
+                    {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+                    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"},
+                    {"name": "ninety-nine", "query": "vector(99)", "thresholdRange": {"min": 95}},
+                ],
+            },
+            **spec_extra,
+        },
+    }
+    path = tmp_path / f"canary-{namespace}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def check(
+    kubeconfig: Path, *args: str, namespace: str | None = None
+) -> tuple[int, dict[str, Any] | None, str]:
+    ns = ["-n", namespace] if namespace else []
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SHIM,
+            "--kubeconfig",
+            str(kubeconfig),
+            *ns,
+            "-o",
+            "json",
+            "canary",
+            "check",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    data = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
+    return proc.returncode, data, proc.stderr
+
+
+def dead_kubeconfig(sandbox: Any, tmp_path: Path) -> Path:
+    config = yaml.safe_load(Path(sandbox.kubeconfig).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"http://127.0.0.1:{free_port()}"
+    path = tmp_path / "dead-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def verdicts(data: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    return {m["name"]: (m["value"], m["verdict"]) for m in data["metrics"]}
+
+
+def test_good_spec_passes_with_values_and_plans_init(
+    sandbox: Any, prom: PrometheusInstance, tmp_path: Path
+) -> None:
+    code, data, err = check(
+        sandbox.kubeconfig,
+        "-f",
+        str(canary_file(tmp_path, "good")),
+        "--prometheus-url",
+        prom.url,
+        "--at",
+        AT,
+        "--no-cluster",
+    )
+    assert code == 0, err
+    assert data is not None
+    got = verdicts(data)
+    assert got["request-success-rate"] == (pytest.approx(100.0), "pass")
+    assert got["request-duration"] == (pytest.approx(40.0), "pass")
+    assert got["ninety-nine"] == (99.0, "pass")
+    assert 'destination_workload_namespace="good"' in data["metrics"][0]["query"]
+    assert data["cluster"]["checked"] is False and "skipped" in data["cluster"]["note"]
+
+
+def test_failing_spec_exits_3(sandbox: Any, prom: PrometheusInstance, tmp_path: Path) -> None:
+    code, data, err = check(
+        sandbox.kubeconfig,
+        "-f",
+        str(canary_file(tmp_path, "bad")),
+        "--prometheus-url",
+        prom.url,
+        "--at",
+        AT,
+        "--no-cluster",
+    )
+    assert code == 3, err
+    assert data is not None
+    value, verdict = verdicts(data)["request-success-rate"]
+    assert verdict == "fail" and value == pytest.approx(70.0)
+    assert data["metrics"][0]["message"] == "success rate 70.00% < 99%"
+
+
+def test_spec_errors_exit_2(sandbox: Any, prom: PrometheusInstance, tmp_path: Path) -> None:
+    path = canary_file(tmp_path, "good")
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["analysis"]["stepWieght"] = 10
+    path.write_text(yaml.safe_dump(doc))
+    code, _, err = check(sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--no-cluster")
+    assert code == 2 and "stepWieght" in err and "Traceback" not in err
+
+    doc["spec"]["analysis"].pop("stepWieght")
+    doc["spec"]["analysis"]["metrics"].append(
+        {"name": "broken", "query": "sum(rate(foo[1m]", "thresholdRange": {"max": 1}}
+    )
+    path.write_text(yaml.safe_dump(doc))
+    code, data, err = check(
+        sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--at", AT, "--no-cluster"
+    )
+    assert code == 2, err
+    assert data is not None and verdicts(data)["broken"] == (None, "rejected")
+    assert verdicts(data)["ninety-nine"] == (99.0, "pass"), "the other metrics are still checked"
+
+
+def test_prometheus_unreachable_exits_6(sandbox: Any, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, data, err = check(
+        sandbox.kubeconfig, "-f", str(canary_file(tmp_path, "good")), "--prometheus-url", url, "--no-cluster"
+    )
+    assert code == 6, err
+    assert data is not None and all(m["verdict"] == "unreachable" for m in data["metrics"])
+    assert url in data["metrics"][0]["message"]
+
+
+def snapshot(kube: Kube) -> dict[tuple[str, str], str]:
+    out = {}
+    for res in (CANARIES, DEPLOYMENTS, SERVICES, DESTINATIONRULES, VIRTUALSERVICES, LEASES, EVENTS):
+        for item in kube.items(res):
+            out[(res.kind, item["metadata"]["name"])] = item["metadata"]["resourceVersion"]
+    return out
+
+
+def test_diff_for_an_existing_virtualservice_and_nothing_written(
+    sandbox: Any, prom: PrometheusInstance, namespace: str, tmp_path: Path
+) -> None:
+    kube = connect(str(sandbox.kubeconfig), None, namespace)
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    kube.create(
+        VIRTUALSERVICES,
+        {
+            "metadata": {"name": "podinfo"},
+            "spec": {
+                "hosts": ["podinfo", "app.example.com"],
+                "http": [
+                    {
+                        "retries": {"attempts": 3},
+                        "route": [{"destination": {"host": "podinfo", "port": {"number": 9898}}}],
+                    }
+                ],
+            },
+        },
+    )
+    before = snapshot(kube)
+    code, data, err = check(
+        sandbox.kubeconfig,
+        "-f",
+        str(canary_file(tmp_path, namespace)),
+        "--prometheus-url",
+        prom.url,
+        "--at",
+        AT,
+    )
+    assert snapshot(kube) == before, "check must not change anything in the cluster"
+    assert code == 3, err  # this namespace has no traffic in the history: no data fails
+    assert data is not None and data["cluster"]["checked"] is True
+    actions = {(o["kind"], o["name"]): o["action"] for o in data["cluster"]["objects"]}
+    assert actions[("Deployment", "podinfo-primary")] == "create"
+    assert actions[("Deployment", "podinfo")] == "change"  # scaled to zero
+    for svc in ("podinfo", "podinfo-primary", "podinfo-canary"):
+        assert actions[("Service", svc)] == "create"
+    assert actions[("DestinationRule", "podinfo-canary")] == "create"
+    assert actions[("VirtualService", "podinfo")] == "change"
+    assert actions[("Canary", "podinfo")] == "create"
+    vs = next(o for o in data["cluster"]["objects"] if o["kind"] == "VirtualService")
+    diff = vs["diff"]
+    assert "-        host: podinfo\n" in diff
+    assert "+        host: podinfo-primary\n" in diff and "+        host: podinfo-canary\n" in diff
+    assert "+      weight: 100\n" in diff and "+      weight: 0\n" in diff
+    assert "+    progdel.dev/original-configuration:" in diff
+    assert not any(line.startswith("-") and "retries" in line for line in diff.splitlines())
+    primary = next(
+        o for o in data["cluster"]["objects"] if o["name"] == "podinfo-primary" and o["kind"] == "Deployment"
+    )
+    assert primary["object"]["spec"]["selector"] == {"matchLabels": {"app": "podinfo-primary"}}
+
+    assert "create" not in {o["action"] for o in data["cluster"]["objects"] if o["kind"] == "VirtualService"}
+
+
+def test_objects_already_as_init_writes_them_are_unchanged(
+    sandbox: Any, prom: PrometheusInstance, namespace: str, tmp_path: Path
+) -> None:
+    from progdel.canary import store
+    from progdel.canary.runner import initialize
+
+    kube = connect(str(sandbox.kubeconfig), None, namespace)
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    path = canary_file(tmp_path, namespace)
+    store.apply_canary(kube, yaml.safe_load(path.read_text()), namespace)
+    initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)
+    before = snapshot(kube)
+    _, data, err = check(sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--at", AT)
+    assert snapshot(kube) == before
+    assert data is not None, err
+    actions = {(o["kind"], o["name"]): o["action"] for o in data["cluster"]["objects"]}
+    assert set(actions.values()) == {"unchanged"}, actions
+    assert ("VirtualService", "podinfo") in actions and ("Deployment", "podinfo-primary") in actions
+
+
+def test_unreachable_cluster_still_checks_the_metrics(
+    sandbox: Any, prom: PrometheusInstance, tmp_path: Path
+) -> None:
+    code, data, err = check(
+        dead_kubeconfig(sandbox, tmp_path),
+        "-f",
+        str(canary_file(tmp_path, "good")),
+        "--prometheus-url",
+        prom.url,
+        "--at",
+        AT,
+    )
+    assert code == 0, err
+    assert data is not None and data["cluster"]["checked"] is False
+    assert data["cluster"]["note"].startswith("skipped: cannot reach the Kubernetes API")
+    assert verdicts(data)["ninety-nine"] == (99.0, "pass")
+
+
+def test_human_output_shows_the_table_and_the_diff(
+    sandbox: Any, prom: PrometheusInstance, namespace: str, tmp_path: Path
+) -> None:
+    kube = connect(str(sandbox.kubeconfig), None, namespace)
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SHIM,
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "canary",
+            "check",
+            "-f",
+            str(canary_file(tmp_path, namespace)),
+            "--prometheus-url",
+            prom.url,
+            "--at",
+            AT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = proc.stdout
+    assert "ninety-nine" in out and "99.00" in out and ">= 95" in out
+    assert "create" in out and "podinfo-primary" in out
+    assert f"+++ virtualservice {namespace}/podinfo (progdel)" in out

@@ -67,18 +67,16 @@ def version(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from progdel.cli import canary, sandbox
-
-    app.add_typer(sandbox.app, name="sandbox")
-    app.add_typer(canary.app, name="canary")
-    from progdel.cli import env, get, promote
-
-    app.add_typer(env.app, name="env")
-    app.add_typer(get.app, name="get")
-    app.add_typer(promote.app, name="promote")
-    from progdel.cli import demo
+    """Every command group; each module imports its heavy dependencies inside its commands."""
+    from progdel.cli import addon, canary, demo, env, get, promote, sandbox
 
     app.command(name="demo")(demo.demo)
+    app.add_typer(canary.app, name="canary")
+    app.add_typer(promote.app, name="promote")
+    app.add_typer(env.app, name="env")
+    app.add_typer(get.app, name="get")
+    app.add_typer(addon.app, name="addon")
+    app.add_typer(sandbox.app, name="sandbox")
 
 
 _register()

@@ -317,6 +317,11 @@ class Kube:
         finally:
             raw.release_conn()
 
+    def discover(self, api_version: str) -> dict[str, Any]:
+        """The APIResourceList of a group version (``v1``, ``apps/v1``): which kinds it serves."""
+        path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        return self._send("GET", path)
+
     def server_version(self) -> dict[str, Any]:
         return self._send("GET", "/version")
 

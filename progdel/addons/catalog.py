@@ -1,0 +1,163 @@
+"""The addon catalog: which charts, at which pinned versions, with which values.
+
+Versions are pinned so that an install is reproducible; ``--version`` moves an
+addon to another version (every chart of the addon shares the version, as
+Istio's and Flagger's charts do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from progdel.errors import InvalidInput
+
+ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts"
+PROMETHEUS_REPO = "https://prometheus-community.github.io/helm-charts"
+FLAGGER_REPO = "https://flagger.app"
+
+DEFAULT_NAMESPACE = "istio-system"
+PROMETHEUS_PORT = 9090
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One Helm chart of an addon, rendered as one release."""
+
+    chart: str
+    release: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Addon:
+    name: str
+    description: str
+    version: str
+    repo: str
+    charts: tuple[ChartSpec, ...]
+    namespace: str = DEFAULT_NAMESPACE
+    requires: tuple[str, ...] = ()
+    #: the Service whose load balancer address is the public entry point
+    ingress_service: str | None = None
+    #: create ``public-gateway`` (an Istio Gateway for port 80, all hosts) with this addon
+    public_gateway: bool = False
+
+
+def prometheus_url(namespace: str) -> str:
+    """Where Flagger finds the Prometheus addon: its Service ``prometheus`` on port 9090."""
+    return f"http://prometheus.{namespace}:{PROMETHEUS_PORT}"
+
+
+CATALOG: dict[str, Addon] = {
+    "istio": Addon(
+        name="istio",
+        description="Istio service mesh: CRDs (base), control plane (istiod), ingress gateway",
+        version="1.27.1",
+        repo=ISTIO_REPO,
+        charts=(
+            ChartSpec("base", "istio-base", {"defaultRevision": "default"}),
+            ChartSpec("istiod", "istiod", {}),
+            # the release name gives the gateway the label istio: ingressgateway
+            ChartSpec("gateway", "istio-ingressgateway", {}),
+        ),
+        ingress_service="istio-ingressgateway",
+        public_gateway=True,
+    ),
+    "prometheus": Addon(
+        name="prometheus",
+        description="Prometheus scraping Istio's metrics, served as prometheus.istio-system:9090",
+        version="27.37.0",
+        repo=PROMETHEUS_REPO,
+        charts=(
+            ChartSpec(
+                "prometheus",
+                "prometheus",
+                {
+                    "alertmanager": {"enabled": False},
+                    "kube-state-metrics": {"enabled": False},
+                    "prometheus-node-exporter": {"enabled": False},
+                    "prometheus-pushgateway": {"enabled": False},
+                    "server": {
+                        "fullnameOverride": "prometheus",
+                        "service": {"servicePort": PROMETHEUS_PORT},
+                        "persistentVolume": {"enabled": False},
+                    },
+                },
+            ),
+        ),
+    ),
+    "flagger": Addon(
+        name="flagger",
+        description="Flagger progressive delivery operator for Istio, reading the prometheus addon",
+        version="1.44.0",
+        repo=FLAGGER_REPO,
+        charts=(
+            ChartSpec(
+                "flagger",
+                "flagger",
+                {"meshProvider": "istio", "crd": {"create": True}},
+            ),
+        ),
+        requires=("istio", "prometheus"),
+    ),
+}
+
+
+def get_addon(name: str) -> Addon:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        known = ", ".join(CATALOG)
+        raise InvalidInput(f'unknown addon "{name}" (known addons: {known})') from None
+
+
+def chart_values(addon: Addon, spec: ChartSpec, namespaces: dict[str, str]) -> dict[str, Any]:
+    """The catalog's values for one chart; ``namespaces`` maps addon name -> its namespace.
+
+    Flagger's ``metricsServer`` is always set explicitly to the prometheus addon's
+    Service, never left to a chart default that may name another Prometheus.
+    """
+    values: dict[str, Any] = _deep_copy(spec.values)
+    if addon.name == "flagger":
+        values["metricsServer"] = prometheus_url(namespaces.get("prometheus", DEFAULT_NAMESPACE))
+    return values
+
+
+def resolve_order(names: list[str], with_deps: bool, installed: set[str]) -> list[str]:
+    """The addons to install, dependencies first.
+
+    A dependency that is neither named, nor installed, nor pulled in by
+    ``with_deps`` is an error that names the command to run.
+    """
+    wanted: list[str] = []
+    for n in names:
+        get_addon(n)
+        if n not in wanted:
+            wanted.append(n)
+    order: list[str] = []
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in order:
+            return
+        addon = get_addon(name)
+        for dep in addon.requires:
+            if dep in wanted or with_deps:
+                visit(dep, (*chain, name))
+            elif dep not in installed:
+                missing = [d for d in addon.requires if d not in wanted and d not in installed]
+                raise InvalidInput(
+                    f"addon {name} needs {', '.join(missing)}, not installed: run "
+                    f"'progdel addon install {' '.join([*missing, *wanted])}' or add --with-deps"
+                )
+        order.append(name)
+
+    for n in wanted:
+        visit(n, ())
+    return order
+
+
+def _deep_copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)

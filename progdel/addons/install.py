@@ -1,0 +1,391 @@
+"""Installing an addon: render its charts, order the objects, apply them, prune, wait.
+
+Everything goes through server-side apply with the field manager ``progdel``.
+CRDs are applied first and waited for (``Established``, or served by discovery),
+then namespaces, then the rest in dependency order. The inventory is written
+before the first object is applied and again at the end, so a failure midway
+leaves a record that ``progdel addon remove`` or a re-run can act on.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from progdel.addons import inventory as inv_store
+from progdel.addons.catalog import Addon, chart_values
+from progdel.addons.charts import ChartRepository
+from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef, object_hash
+from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
+from progdel.errors import InvalidInput, ProgdelError, TimedOut
+from progdel.kube.client import Kube
+from progdel.kube.resources import CRDS, DEPLOYMENTS, NAMESPACES, Resource
+
+Report = Callable[[str], None]
+INJECTION_LABEL = "istio-injection"
+
+
+@dataclass
+class InstallOptions:
+    version: str | None = None
+    repo: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # for every chart of the addon
+    chart_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # chart name -> values
+    inject: list[str] = field(default_factory=list)
+    wait: bool = True
+    timeout: float = 300.0
+
+
+@dataclass
+class PlannedObject:
+    ref: ObjectRef
+    obj: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    addon: Addon
+    namespace: str
+    version: str
+    repo: str
+    charts: dict[str, str]
+    objects: list[PlannedObject]
+    labels: list[tuple[str, str, str]]  # (namespace, key, value)
+
+    def manifest(self) -> list[dict[str, Any]]:
+        return [p.obj for p in self.objects]
+
+
+@dataclass
+class InstallResult:
+    addon: str
+    namespace: str
+    version: str
+    outcome: str  # installed | upgraded | unchanged | updated
+    applied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    ingress: str | None = None
+
+
+class ApplyFailed(ProgdelError):
+    """Applying stopped midway; the message says what was applied and how to continue."""
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def public_gateway(namespace: str) -> dict[str, Any]:
+    """The public Gateway canaries route through: port 80, HTTP, all hosts, on the ingress gateway."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "public-gateway", "namespace": namespace},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+        },
+    }
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def plan(
+    kube: Kube,
+    addon: Addon,
+    namespace: str,
+    opts: InstallOptions,
+    namespaces: dict[str, str],
+    discovery: ApiDiscovery | None = None,
+) -> Plan:
+    """Fetch and render the addon's charts; resolve, namespace and order every object."""
+    from progdel.addons.render import render
+
+    version = opts.version or addon.version
+    repo = ChartRepository(opts.repo or addon.repo)
+    rendered: list[tuple[str, dict[str, Any]]] = []
+    charts: dict[str, str] = {}
+    for spec in addon.charts:
+        archive: Path = repo.fetch(spec.chart, version)
+        values = deep_merge(chart_values(addon, spec, namespaces), opts.values)
+        values = deep_merge(values, opts.chart_values.get(spec.chart, {}))
+        for obj in render(archive, values, release=spec.release, namespace=namespace):
+            rendered.append((spec.chart, obj))
+        charts[spec.chart] = version
+    if addon.public_gateway:
+        rendered.append(("progdel", public_gateway(namespace)))
+
+    discovery = discovery or ApiDiscovery(kube)
+    from_crds: dict[tuple[str, str], Resource] = {}
+    for _, obj in rendered:
+        if obj.get("kind") == "CustomResourceDefinition":
+            for api_version, kind, plural, namespaced in crd_serves(obj):
+                group, _, ver = api_version.rpartition("/")
+                from_crds[(api_version, kind)] = Resource(group, ver, plural, kind, namespaced)
+
+    planned: list[PlannedObject] = []
+    seen: set[str] = set()
+    for chart, raw in rendered:
+        obj = copy.deepcopy(raw)
+        api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            raise InvalidInput(f"chart {chart} rendered a {kind} without metadata.name")
+        res = from_crds.get((api_version, kind)) or discovery.require(
+            api_version, kind, f"the {addon.name} addon (chart {chart}, {kind} {meta['name']})"
+        )
+        if res.namespaced:
+            meta["namespace"] = meta.get("namespace") or namespace
+        else:
+            meta.pop("namespace", None)
+        meta.setdefault("labels", {})[ADDON_LABEL] = addon.name
+        ref = ObjectRef(
+            api_version=api_version,
+            kind=kind,
+            plural=res.plural,
+            namespaced=res.namespaced,
+            namespace=meta.get("namespace", ""),
+            name=str(meta["name"]),
+            hash=object_hash(obj),
+            chart=chart,
+        )
+        if ref.key in seen:
+            raise InvalidInput(f"the {addon.name} addon renders {ref.describe()} twice")
+        seen.add(ref.key)
+        planned.append(PlannedObject(ref, obj))
+    planned.sort(key=lambda p: kind_rank(p.ref.kind))  # stable: chart order within a kind
+    labels = [(ns, INJECTION_LABEL, "enabled") for ns in opts.inject]
+    return Plan(addon, namespace, version, repo.url, charts, planned, labels)
+
+
+# -- drift ----------------------------------------------------------------------------------
+
+
+def drifted_fields(applied: Any, live: Any, path: str = "") -> list[str]:
+    """Paths of fields set in ``applied`` whose live value differs.
+
+    Fields only the server set (defaults, status) are not drift.
+    """
+    if isinstance(applied, dict):
+        if not isinstance(live, dict):
+            return [path or "."]
+        out: list[str] = []
+        for k, v in applied.items():
+            if path == "" and k == "status":
+                continue
+            sub = f"{path}.{k}" if path else k
+            if k not in live:
+                if v in (None, {}, [], ""):
+                    continue
+                out.append(sub)
+            else:
+                out.extend(drifted_fields(v, live[k], sub))
+        return out
+    if isinstance(applied, list):
+        if not isinstance(live, list) or len(live) != len(applied):
+            return [path]
+        out = []
+        for i, (a, b) in enumerate(zip(applied, live, strict=True)):
+            out.extend(drifted_fields(a, b, f"{path}[{i}]"))
+        return out
+    if applied != live and str(applied) != str(live):
+        return [path]
+    return []
+
+
+# -- applying -------------------------------------------------------------------------------
+
+
+def _ensure_namespace(kube: Kube, name: str) -> None:
+    if kube.get_or_none(NAMESPACES, name) is None:
+        kube.create(NAMESPACES, {"metadata": {"name": name}})
+
+
+def _unchanged(kube: Kube, old: Inventory | None, p: Plan) -> bool:
+    if old is None or old.state != "installed" or old.version != p.version:
+        return False
+    if {o.key: o.hash for o in old.objects} != {q.ref.key: q.ref.hash for q in p.objects}:
+        return False
+    have = {(lb.namespace, lb.key, lb.value) for lb in old.labels}
+    if not set(p.labels) <= have:
+        return False
+    for q in p.objects:
+        live = kube.get_or_none(q.ref.resource, q.ref.name, q.ref.namespace or None)
+        if live is None or drifted_fields(q.obj, live):
+            return False
+    return True
+
+
+def _wait_crd(kube: Kube, discovery: ApiDiscovery, obj: dict[str, Any], deadline: float) -> None:
+    name = obj["metadata"]["name"]
+    serves = crd_serves(obj)
+    while True:
+        crd = kube.get_or_none(CRDS, name)
+        conds = ((crd or {}).get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
+            return
+        for api_version, _, _, _ in serves:
+            discovery.forget(api_version)
+        if serves and all(discovery.resource(av, kind) for av, kind, _, _ in serves):
+            return  # served: established for every purpose progdel has
+        if time.monotonic() > deadline:
+            raise TimedOut(f"CustomResourceDefinition {name} did not become Established")
+        time.sleep(0.2)
+
+
+def install(
+    kube: Kube,
+    p: Plan,
+    opts: InstallOptions,
+    report: Report,
+    on_wait: Callable[[list[str]], None] | None = None,
+) -> InstallResult:
+    """Apply a plan: idempotent, pruning what the new render no longer has."""
+    addon = p.addon
+    old = inv_store.find(kube, addon.name, p.namespace)
+    result = InstallResult(addon.name, p.namespace, p.version, "installed")
+    if _unchanged(kube, old, p):
+        result.outcome = "unchanged"
+        result.unchanged = [q.ref.describe() for q in p.objects]
+        report(f"{addon.name} {p.version}: unchanged ({len(p.objects)} objects)")
+        _finish_wait(kube, p, opts, result, on_wait)
+        return result
+    if old is not None:
+        result.outcome = "upgraded" if old.version != p.version else "updated"
+
+    _ensure_namespace(kube, p.namespace)
+    new_keys = {q.ref.key for q in p.objects}
+    old_refs = {o.key: o for o in (old.objects if old else [])}
+    stale = [o for o in (old.objects if old else []) if o.key not in new_keys]
+    labels = list(old.labels) if old else []
+
+    inv = Inventory(
+        addon=addon.name,
+        namespace=p.namespace,
+        version=p.version,
+        repo=p.repo,
+        charts=p.charts,
+        state="applying",
+        objects=[*(q.ref for q in p.objects), *stale],
+        labels=labels,
+        applied={
+            **({k: v for k, v in old.applied.items() if k not in new_keys} if old else {}),
+            **{q.ref.key: q.obj for q in p.objects},
+        },
+    )
+    inv_store.write(kube, inv)  # before anything is applied: a failure can always be cleaned up
+
+    done: list[str] = []
+    discovery = ApiDiscovery(kube)
+    deadline = time.monotonic() + max(opts.timeout, 30.0)
+    try:
+        for q in p.objects:
+            prev = old_refs.get(q.ref.key)
+            if prev is not None and prev.hash == q.ref.hash:
+                live = kube.get_or_none(q.ref.resource, q.ref.name, q.ref.namespace or None)
+                if live is not None and not drifted_fields(q.obj, live):
+                    result.unchanged.append(q.ref.describe())
+                    continue
+            kube.apply(q.ref.resource, q.obj, force=True)
+            done.append(q.ref.describe())
+            if q.ref.kind == "CustomResourceDefinition":
+                _wait_crd(kube, discovery, q.obj, deadline)
+        for ns, key, value in p.labels:
+            live_ns = kube.get_or_none(NAMESPACES, ns)
+            if live_ns is None:
+                raise InvalidInput(f'--inject {ns}: namespace "{ns}" not found')
+            current = (live_ns["metadata"].get("labels") or {}).get(key)
+            if not any((lb.namespace, lb.key) == (ns, key) for lb in labels):
+                labels.append(LabelRef(ns, key, value, current))
+                inv.labels = labels
+                inv_store.write(kube, inv)  # recorded before it is set, so remove can take it away
+            if current != value:
+                kube.patch(NAMESPACES, ns, {"metadata": {"labels": {key: value}}})
+                done.append(f"label {key}={value} on namespace {ns}")
+                result.labels.append(f"{ns}: {key}={value}")
+        for o in sorted(stale, key=lambda r: kind_rank(r.kind), reverse=True):
+            if o.kind == "CustomResourceDefinition":
+                continue
+            if kube.delete(o.resource, o.name, o.namespace or None, missing_ok=True):
+                result.pruned.append(o.describe())
+        for o in stale:
+            if o.kind == "CustomResourceDefinition" and kube.delete(o.resource, o.name, missing_ok=True):
+                result.pruned.append(o.describe())
+    except ProgdelError as err:
+        applied = ", ".join(done) if done else "nothing"
+        raise ApplyFailed(
+            f"installing {addon.name} {p.version} failed: {err}. Applied before the failure: {applied}. "
+            f"The inventory records them: re-run the install to continue, or run "
+            f"'progdel addon remove {addon.name}' to clean up",
+            err.exit_code,
+        ) from err
+
+    inv.objects = [q.ref for q in p.objects]
+    inv.applied = {q.ref.key: q.obj for q in p.objects}
+    inv.state = "installed"
+    inv_store.write(kube, inv)
+    result.applied = done
+    if not done and not result.pruned:
+        result.outcome = "unchanged"
+    report(
+        f"{addon.name} {p.version}: {result.outcome} ({len(done)} applied, "
+        f"{len(result.unchanged)} unchanged, {len(result.pruned)} pruned)"
+    )
+    _finish_wait(kube, p, opts, result, on_wait)
+    return result
+
+
+def _finish_wait(
+    kube: Kube,
+    p: Plan,
+    opts: InstallOptions,
+    result: InstallResult,
+    on_wait: Callable[[list[str]], None] | None,
+) -> None:
+    if opts.wait:
+        wait_available(kube, p, opts.timeout, on_wait)
+
+
+def deployment_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    gen = (obj.get("metadata") or {}).get("generation")
+    if gen is not None and status.get("observedGeneration", 0) < gen:
+        return False
+    conds = status.get("conditions") or []
+    return any(c.get("type") == "Available" and c.get("status") == "True" for c in conds)
+
+
+def wait_available(
+    kube: Kube, p: Plan, timeout: float, on_wait: Callable[[list[str]], None] | None = None
+) -> None:
+    """Wait until every Deployment of the plan is Available; exit 7 names those that are not."""
+    deployments = [q.ref for q in p.objects if q.ref.kind == "Deployment"]
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = []
+        for ref in deployments:
+            live = kube.get_or_none(DEPLOYMENTS, ref.name, ref.namespace)
+            if live is None or not deployment_ready(live):
+                pending.append(f"{ref.namespace}/{ref.name}")
+        if on_wait is not None:
+            on_wait(pending)
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise TimedOut(
+                f"{p.addon.name}: not Available after {timeout:g}s: deployment {', '.join(pending)}"
+            )
+        time.sleep(0.25)

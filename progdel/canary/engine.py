@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from progdel.config.canary import (
+    CONFIRM_GATE_NAMES,
     Canary,
     CanaryAnalysis,
     CanaryMetric,
@@ -75,7 +76,7 @@ class Phase(enum.StrEnum):
 
 _SETTLED = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
 _RUNNING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
-_ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)
+ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)  # the phases whose ticks judge metrics
 
 
 class FailureReason(enum.StrEnum):
@@ -313,7 +314,7 @@ class HookType(enum.StrEnum):
     EVENT = "event"
 
 
-CONFIRM_GATES = (HookType.CONFIRM_ROLLOUT, HookType.CONFIRM_TRAFFIC_INCREASE, HookType.CONFIRM_PROMOTION)
+CONFIRM_GATES = tuple(HookType(name) for name in CONFIRM_GATE_NAMES)
 
 
 def hook_type_of(webhook: CanaryWebhook) -> HookType:
@@ -770,7 +771,7 @@ class _Tick:
             return
 
         # Paused by an operator: hold everything (an abort still rolls back).
-        if obs.paused and not (obs.command is Command.ABORT and phase in _ANALYSING):
+        if obs.paused and not (obs.command is Command.ABORT and phase in ANALYSING):
             by = f" by {obs.paused_by}" if obs.paused_by else ""
             self.note = f"paused{by}"
             return
@@ -815,7 +816,7 @@ class _Tick:
             return
 
         # The target changed again during the analysis: start over.
-        if phase in _ANALYSING and changed:
+        if phase in ANALYSING and changed:
             self.event(f"New revision detected! Restarting analysis for {self.target}")
             self.actions.append(SetWeights(100, 0))
             self.reset_run(Phase.PROGRESSING)
@@ -828,7 +829,7 @@ class _Tick:
             return
 
         if obs.command is Command.ABORT:
-            if phase in _ANALYSING:
+            if phase in ANALYSING:
                 self.rollback(f"Rolling back {self.name} aborted by operator", FailureReason.ABORTED)
                 return
             self.event(f"Abort of {self.name} ignored: promotion already under way", warning=True)
@@ -861,13 +862,13 @@ class _Tick:
             return
 
         # Rollback hooks: any that answers 2xx rolls the canary back.
-        if phase in _ANALYSING:
+        if phase in ANALYSING:
             for r in self.hook_results(HookType.ROLLBACK, phase):
                 if r.ok:
                     self.rollback(f"Rolling back {self.name} manual webhook invoked", FailureReason.ABORTED)
                     return
 
-        if obs.command is Command.PROMOTE and phase in _ANALYSING:
+        if obs.command is Command.PROMOTE and phase in ANALYSING:
             self.event(f"Promotion of {self.name} requested by operator, skipping the rest of the analysis")
             self.promote()
             return

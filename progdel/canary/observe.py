@@ -29,12 +29,12 @@ watch bookkeeping.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Phase
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode, ProgdelError, Unreachable
@@ -65,20 +65,6 @@ _RUN_PHASES = {
 BACKLOG_EVENTS = 10
 
 Sink = Callable[[dict[str, Any]], None]
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class _SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
 
 
 @dataclass(frozen=True)
@@ -148,7 +134,7 @@ class FlaggerObserver:
         self.follow = follow
         self.timeout = timeout
         self.poll_interval = poll_interval
-        self.clock = clock or _SystemClock()
+        self.clock = clock or SystemClock()
         self.decision = decision
         self._seen_events: dict[str, int] = {}
         self._last_view: Any = None

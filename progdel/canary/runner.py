@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from progdel.canary import engine, store, traffic
 from progdel.canary.alerts import AlertMessage, AlertSender, AlertTarget, resolve_targets
+from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
 from progdel.canary.revision import referenced_configs, revision_hash, tracked_configs
 from progdel.canary.webhooks import WebhookCaller
@@ -43,7 +43,7 @@ from progdel.config.canary import (
 )
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
 from progdel.kube.client import Kube
-from progdel.kube.errors import KubeError, NotFound, ServerError
+from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
 from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
@@ -53,20 +53,6 @@ from progdel.routing import router_for
 from progdel.routing.base import Router, TrafficPlan, Weights
 
 log = logging.getLogger("progdel.canary")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
 
 
 @dataclass
@@ -82,8 +68,6 @@ class RunOptions:
 
 
 Sink = Callable[[dict[str, Any]], None]
-
-_ANALYSING_PHASES = (engine.Phase.PROGRESSING, engine.Phase.WAITING_PROMOTION)
 
 _RUN_PHASES = (
     engine.Phase.WAITING,
@@ -400,7 +384,7 @@ class CanaryRunner:
     ) -> dict[str, Any] | None:
         """The split Istio served during the last interval, beside the weight set for it; a split
         far from that weight becomes a Warning event. Only while a weighted run is under way."""
-        if obs.weights is None or obs.infra_error is not None or status.phase not in _ANALYSING_PHASES:
+        if obs.weights is None or obs.infra_error is not None or status.phase not in engine.ANALYSING:
             return None
         window = format_go_duration(canary.analysis.interval_seconds)
         try:
@@ -583,4 +567,4 @@ def initialize(kube: Kube, name: str, namespace: str, sink: Sink, timeout: float
         lease.release()
 
 
-__all__ = ["CanaryRunner", "Clock", "NotFound", "RunOptions", "SystemClock", "initialize"]
+__all__ = ["CanaryRunner", "Clock", "RunOptions", "SystemClock", "initialize"]

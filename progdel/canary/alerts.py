@@ -148,6 +148,22 @@ def target_from_config(
     return AlertTarget(name, _kind(type_, where), address, severity, channel)
 
 
+def targets_from_project(alerts: Sequence[Any], env: Mapping[str, str] = os.environ) -> list[AlertTarget]:
+    """Targets for progdel.yaml's ``defaults.alerts`` (``progdel.config.project.AlertConfig``)."""
+    return [
+        target_from_config(
+            a.name,
+            a.type,
+            a.severity,
+            address_file=a.address_file,
+            address_env=a.address_env,
+            channel=a.channel,
+            env=env,
+        )
+        for a in alerts
+    ]
+
+
 def resolve_targets(kube: Kube, canary: Canary) -> tuple[list[AlertTarget], list[str]]:
     """The targets of ``spec.analysis.alerts`` (reading AlertProviders and Secrets), and the
     problems met (a missing provider or secret); problems never name an address."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
+
+if TYPE_CHECKING:
+    from progdel.config.project import Defaults
 
 app = typer.Typer(
     help="Drive Flagger-compatible canaries from the client: no controller in the cluster.",
@@ -112,6 +115,7 @@ def watch(
     7 timed out. Credentials for Prometheus come from $PROGDEL_PROMETHEUS_TOKEN(_FILE) or
     $PROGDEL_PROMETHEUS_USERNAME/$PROGDEL_PROMETHEUS_PASSWORD(_FILE), never from a flag.
     """
+    from progdel.canary.alerts import targets_from_project
     from progdel.canary.observe import FlaggerObserver, detect_driver
     from progdel.canary.runner import CanaryRunner, RunOptions
     from progdel.config.canary import load_metric_templates
@@ -119,6 +123,7 @@ def watch(
     from progdel.ui.canary_view import CanaryView
 
     opts = global_options(ctx)
+    defaults = project_defaults(opts)
     kube = connect(opts)
     namespace = _namespace(opts, kube)
     decision = detect_driver(kube.get(CANARIES, name, namespace))
@@ -141,8 +146,9 @@ def watch(
         follow=follow,
         timeout=timeout,
         prometheus_url=prometheus_url,
-        project_prometheus_url=_project_prometheus_url(opts),
+        project_prometheus_url=defaults.prometheus_url if defaults else None,
         templates=[t for path in templates or [] for t in load_metric_templates(path)],
+        alert_targets=targets_from_project(defaults.alerts) if defaults else [],
     )
     with CanaryView(_view_mode(opts)) as view:
         runner = CanaryRunner(kube, name, namespace, view.show, run_opts)
@@ -150,13 +156,14 @@ def watch(
     raise typer.Exit(int(code))
 
 
-def _project_prometheus_url(opts: GlobalOptions) -> str | None:
+def project_defaults(opts: GlobalOptions) -> Defaults | None:
+    """progdel.yaml's defaults (Prometheus URL, alerts), when there is a progdel.yaml."""
     path = Path(opts.config) if opts.config else Path.cwd() / "progdel.yaml"
     if not path.exists():
         return None
     from progdel.config.project import load_project
 
-    return load_project(str(path), Path.cwd()).defaults.prometheus_url
+    return load_project(str(path), Path.cwd()).defaults
 
 
 def _status_row(obj: dict[str, Any]) -> dict[str, Any]:

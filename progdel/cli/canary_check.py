@@ -65,8 +65,9 @@ def check(
     2 a spec error or a query Prometheus rejects, 6 Prometheus unreachable.
     """
     from progdel.canary.preflight import parse_at, run_check
-    from progdel.cli.canary import _project_prometheus_url
+    from progdel.cli.canary import project_defaults
     from progdel.config.canary import load_canary, load_metric_templates
+    from progdel.config.project import Defaults
     from progdel.config.yamlfile import load_documents
     from progdel.ui.output import emit
 
@@ -96,7 +97,7 @@ def check(
         kube,
         file_templates=file_templates,
         prometheus_url=prometheus_url,
-        project_prometheus_url=_project_prometheus_url(opts),
+        project_prometheus_url=(project_defaults(opts) or Defaults()).prometheus_url,
         at=when,
         cluster_note=note,
     )

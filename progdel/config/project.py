@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -145,9 +145,31 @@ class App(_Model):
         return value
 
 
+class AlertConfig(_Model):
+    """A notification channel for every canary progdel drives (beside the Canary's own alerts).
+
+    The webhook URL is a secret: it comes from a file or an environment variable, never from
+    progdel.yaml itself.
+    """
+
+    name: str
+    type: Literal["slack", "discord", "rocket", "msteams", "gchat", "generic"]
+    severity: Literal["info", "warn", "error"] = "info"
+    address_file: str | None = None
+    address_env: str | None = None
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> AlertConfig:
+        if bool(self.address_file) == bool(self.address_env):
+            raise _invalid("give exactly one of addressFile or addressEnv")
+        return self
+
+
 class Defaults(_Model):
     prometheus_url: str | None = None
     timeout: str = "1h"
+    alerts: list[AlertConfig] = Field(default_factory=list)
 
     @field_validator("timeout")
     @classmethod

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from progdel.canary.alerts import targets_from_project
 from progdel.canary.runner import Clock, Sink
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
@@ -293,6 +294,7 @@ def _canary(
             timeout=options.timeout,
             prometheus_url=env.canary.prometheus_url,
             project_prometheus_url=project.defaults.prometheus_url,
+            alert_targets=targets_from_project(project.defaults.alerts),
         )
         runner = CanaryRunner(kube, canary.name, env.namespace, sink, run_opts, clock=options.canary_clock)
         code = runner.run()

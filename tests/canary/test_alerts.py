@@ -4,6 +4,7 @@ secret URLs that never show."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,57 @@ def test_canary_alerts_from_alert_providers_and_secrets(
     printed = repr(records)
     assert "TOPSECRET" not in printed and "HIDDEN" not in printed
     assert "alert oncall to http://127.0.0.1:9/*** failed" in printed, "the error alert went to teams (down)"
+
+
+MINIMAL_PROJECT = (
+    "environments:\n  - {name: dev, namespace: dev, order: 1, promotionStrategy: Auto, kind: direct}\n"
+    "apps:\n  - {name: web, image: registry.example.com/web}\n"
+)
+
+
+def test_alerts_from_progdel_yaml_reach_their_webhook(
+    sandbox: Any, kube: Kube, namespace: str, hook_server: HookServer, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    from tests.canary.test_watch_cli import always_failing_canary, progdel
+
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    store.apply_canary(kube, always_failing_canary(namespace, threshold=5), namespace)
+    config = tmp_path / "progdel.yaml"
+    config.write_text(
+        MINIMAL_PROJECT
+        + "defaults:\n  alerts:\n    - {name: ops, type: generic, severity: info, addressEnv: OPS_WEBHOOK}\n"
+    )
+    proc = subprocess.run(
+        progdel(
+            "--config",
+            str(config),
+            "-n",
+            namespace,
+            "canary",
+            "watch",
+            "podinfo",
+            "--once",
+            kubeconfig=sandbox.kubeconfig,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPS_WEBHOOK": hook_server.url("/ops")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    sent = hook_server.calls("/ops")
+    assert sent, "the alert configured in progdel.yaml was not sent"
+    assert f"Initialization done! podinfo.{namespace}" in json.dumps(sent[0])
+    assert hook_server.url("/ops") not in proc.stdout + proc.stderr, "the secret URL is never printed"
+
+
+def test_an_alert_in_progdel_yaml_needs_exactly_one_address(tmp_path: Path) -> None:
+    from progdel.config.project import load_project
+
+    config = tmp_path / "progdel.yaml"
+    config.write_text(MINIMAL_PROJECT + "defaults:\n  alerts:\n    - {name: ops, type: generic}\n")
+    with pytest.raises(InvalidInput, match=r"progdel\.yaml:7: defaults\.alerts\[0\]: give exactly one of"):
+        load_project(str(config), tmp_path)

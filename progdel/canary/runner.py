@@ -438,7 +438,9 @@ class CanaryRunner:
             "canaryWeight": canary_w,
             "primaryWeight": primary_w,
             "maxWeight": canary.analysis.effective_max_weight,
-            "step": step_index(canary, s.canary_weight, s.iterations),
+            "step": steps_of(canary)
+            if s.phase in (engine.Phase.PROMOTING, engine.Phase.FINALISING, engine.Phase.SUCCEEDED)
+            else step_index(canary, s.canary_weight, s.iterations),
             "steps": steps_of(canary),
             "failedChecks": s.failed_checks,
             "threshold": canary.analysis.threshold,
@@ -536,6 +538,7 @@ class CanaryRunner:
             left = interval - (now - start).total_seconds()
             if left <= 0:
                 break
+            self.sink({"kind": "countdown", "seconds": round(left, 1)})
             self.clock.sleep(min(left, 0.5))
             if (self.clock.now() - last_renew).total_seconds() >= renew_every:
                 lease.renew()

@@ -14,6 +14,8 @@ A tick record::
      "served": {"primary": 0.8, "canary": 0.2} | null}
 
 An event record: ``{"kind": "event", "type": "Normal", "message": "...", "time": "..."}``.
+A countdown record (``{"kind": "countdown", "seconds": 2.5}``) refreshes the time to the next
+step in the live view; it is not printed as a line or as NDJSON.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class CanaryView:
 
     def show(self, record: dict[str, Any]) -> None:
         kind = record.get("kind")
+        if kind == "countdown":  # only the live view shows the time to the next step
+            self.countdown(float(record.get("seconds") or 0))
+            return
         if kind == "event":
             self.events.append(record)
         elif kind == "tick":

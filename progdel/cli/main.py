@@ -1,21 +1,92 @@
 """The ``progdel`` entry point: global flags, command groups, error handling.
 
-Heavy modules (the ``kubernetes`` client above all) are imported inside the
-commands that need them so that ``progdel --help`` stays fast.
+``progdel --help`` must stay fast: a command group's module is imported only
+when that group is used (the top-level help lists the groups from ``GROUPS``),
+and heavy modules (the ``kubernetes`` client above all) only inside the
+commands that need them.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from progdel import __version__
 from progdel.cli.options import GlobalOptions, OutputFormat
 from progdel.errors import ExitCode, ProgdelError
 
+#: name -> (module, attribute: a Typer app or a command function, the one line `progdel --help` shows)
+GROUPS: dict[str, tuple[str, str, str]] = {
+    "demo": (
+        "progdel.cli.demo",
+        "demo",
+        "Run progdel's main job on this machine: real traffic through a real Envoy, real metrics.",
+    ),
+    "canary": (
+        "progdel.cli.canary",
+        "app",
+        "Drive Flagger-compatible canaries from the client: no controller in the cluster.",
+    ),
+    "promote": (
+        "progdel.cli.promote",
+        "app",
+        "Promote a version into an environment (or list past promotions: promote history).",
+    ),
+    "env": ("progdel.cli.env", "app", "The environments versions move through (from progdel.yaml)."),
+    "get": ("progdel.cli.get", "app", "Show what runs in the environments."),
+    "addon": (
+        "progdel.cli.addon",
+        "app",
+        "Install, inspect and remove the mesh (istio), metrics (prometheus) and flagger, idempotently.",
+    ),
+    "sandbox": (
+        "progdel.cli.sandbox",
+        "app",
+        "Run progdel's sandbox cluster: a local Kubernetes API server that kubectl and progdel can use.",
+    ),
+}
+
+
+def load_group(name: str) -> Any:
+    """The click command for ``GROUPS[name]``, importing its module now."""
+    module, attribute, _ = GROUPS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    command: Any
+    if isinstance(target, typer.Typer):
+        target.rich_markup_mode = None
+        command = typer.main.get_group(target)
+    else:  # a single command
+        single = typer.Typer(add_completion=False, rich_markup_mode=None)
+        single.command(name=name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: lists ``GROUPS`` without importing them."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *GROUPS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in GROUPS:
+            return load_group(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, self.commands[name].get_short_help_str(200)) for name in super().list_commands(ctx)]
+        rows += [(name, text) for name, (_, _, text) in GROUPS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="progdel",
     help="Progressive delivery on Kubernetes: addons, promotion and client-side canaries.",
     no_args_is_help=True,
@@ -64,22 +135,6 @@ def version(ctx: typer.Context) -> None:
     opts = global_options(ctx)
     data = {"version": __version__, "python": sys.version.split()[0]}
     emit(opts, data, lambda d: f"progdel {d['version']}")
-
-
-def _register() -> None:
-    """Every command group; each module imports its heavy dependencies inside its commands."""
-    from progdel.cli import addon, canary, demo, env, get, promote, sandbox
-
-    app.command(name="demo")(demo.demo)
-    app.add_typer(canary.app, name="canary")
-    app.add_typer(promote.app, name="promote")
-    app.add_typer(env.app, name="env")
-    app.add_typer(get.app, name="get")
-    app.add_typer(addon.app, name="addon")
-    app.add_typer(sandbox.app, name="sandbox")
-
-
-_register()
 
 
 def run() -> None:

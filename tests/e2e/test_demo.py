@@ -49,6 +49,7 @@ def test_demo_promotes_one_release_and_rolls_back_the_other(tmp_path: Path) -> N
     assert len(judged) >= 4, served
     assert any(s["weight"] > 0 and s["canary"] > 0 for s in judged), "the canary really got traffic"
     for s in judged:
-        assert abs(s["canary"] * 100 - s["weight"]) <= 15, f"served {s} far from the weight set"
+        # ~120 requests per interval: 20 points is over 4 standard deviations of a fair split
+        assert abs(s["canary"] * 100 - s["weight"]) <= 20, f"served {s} far from the weight set"
 
     assert processes_mentioning(str(data_dir)) == [], "a process outlived the demo"

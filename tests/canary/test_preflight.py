@@ -35,15 +35,6 @@ from tests.promfixture import (
 
 AT = (T0 + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-# Until `check` is registered on the canary group, register it the way the lead will.
-SHIM = (
-    "from progdel.cli import canary, main\n"
-    "from progdel.cli.canary_check import check\n"
-    "if not any(c.name == 'check' for c in canary.app.registered_commands):\n"
-    "    canary.app.command('check')(check)\n"
-    "main.run()\n"
-)
-
 
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusInstance]:
@@ -94,8 +85,8 @@ def check(
     proc = subprocess.run(
         [
             sys.executable,
-            "-c",
-            SHIM,
+            "-m",
+            "progdel",
             "--kubeconfig",
             str(kubeconfig),
             *ns,
@@ -308,8 +299,8 @@ def test_human_output_shows_the_table_and_the_diff(
     proc = subprocess.run(
         [
             sys.executable,
-            "-c",
-            SHIM,
+            "-m",
+            "progdel",
             "--kubeconfig",
             str(sandbox.kubeconfig),
             "canary",

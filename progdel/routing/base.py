@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from progdel.errors import ProgdelError
+
+
+class RoutingError(ProgdelError):
+    """progdel's route is missing from, or unusable in, a routing object."""
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,23 @@ class StrategyRouter(Router, Protocol):
     def set_traffic(self, plan: TrafficPlan) -> None:
         """Write the split and the strategy's routes (A/B, mirroring, session affinity)."""
         ...
+
+
+def split_weights(backends: Iterable[tuple[str, int]], names: RouteNames, what: str) -> tuple[int, int]:
+    """Primary and canary weights from the ``(backend name, weight)`` pairs of progdel's route.
+
+    A route that still sends to the apex (or the primary) alone is 100/0; both at 0 is an error
+    naming ``what`` (e.g. ``virtualservice test/podinfo``).
+    """
+    primary = canary = 0
+    found_canary = False
+    for name, weight in backends:
+        if name in (names.primary, names.apex):
+            primary = weight
+        elif name == names.canary:
+            canary, found_canary = weight, True
+    if not found_canary and primary == 0:
+        primary = 100
+    if primary == 0 and canary == 0:
+        raise RoutingError(f"{what}: primary and canary weights are both 0")
+    return primary, canary

@@ -23,8 +23,8 @@ from typing import Any
 
 from progdel.kube.client import Kube
 from progdel.kube.resources import HTTPROUTES, Resource
-from progdel.routing.base import RouteNames, Weights
-from progdel.routing.istio import CREATED_ANNOTATION, MANAGED_LABEL, ORIGINAL_ANNOTATION, RoutingError
+from progdel.routing.base import RouteNames, RoutingError, Weights, split_weights
+from progdel.routing.istio import CREATED_ANNOTATION, MANAGED_LABEL, ORIGINAL_ANNOTATION
 
 HTTPROUTES_V1BETA1 = Resource("gateway.networking.k8s.io", "v1beta1", "httproutes", "HTTPRoute")
 MIRROR_FILTER = "RequestMirror"
@@ -112,20 +112,11 @@ def read_rule_weights(spec: dict[str, Any], names: RouteNames) -> Weights:
     if index is None:
         raise RoutingError(f"httproute {names.namespace}/{names.apex} has no rule for this canary")
     rule = spec["rules"][index]
-    primary = canary = 0
-    found_canary = False
-    for ref in rule.get("backendRefs") or []:
-        name = _ref_name(ref)
-        weight = int(ref.get("weight", 1))
-        if name in (names.primary, names.apex):
-            primary = weight
-        elif name == names.canary:
-            canary = weight
-            found_canary = True
-    if not found_canary and primary == 0:
-        primary = 100
-    if primary == 0 and canary == 0:
-        raise RoutingError(f"httproute {names.namespace}/{names.apex}: primary and canary weights are both 0")
+    primary, canary = split_weights(
+        ((_ref_name(ref), int(ref.get("weight", 1))) for ref in rule.get("backendRefs") or []),
+        names,
+        f"httproute {names.namespace}/{names.apex}",
+    )
     mirrored = any(_is_our_mirror(f, names) for f in rule.get("filters") or [])
     return Weights(primary, canary, mirrored)
 

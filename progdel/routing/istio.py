@@ -26,10 +26,9 @@ import json
 import re
 from typing import Any
 
-from progdel.errors import ProgdelError
 from progdel.kube.client import Kube
 from progdel.kube.resources import DESTINATIONRULES, VIRTUALSERVICES
-from progdel.routing.base import RouteNames, TrafficPlan, Weights
+from progdel.routing.base import RouteNames, RoutingError, TrafficPlan, Weights, split_weights
 
 ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"
 CREATED_ANNOTATION = "progdel.dev/created-by"
@@ -40,10 +39,6 @@ PRIMARY_COOKIE_ROUTE = "progdel-primary-cookie"
 AUX_ROUTES = (AB_ROUTE, CANARY_COOKIE_ROUTE, PRIMARY_COOKIE_ROUTE)
 _COOKIE_ROUTES = (CANARY_COOKIE_ROUTE, PRIMARY_COOKIE_ROUTE)
 _ROUTE_FIELDS_NOT_COPIED = ("name", "match", "route", "mirror", "mirrorPercentage")
-
-
-class RoutingError(ProgdelError):
-    pass
 
 
 def _short(host: str) -> str:
@@ -205,23 +200,16 @@ def read_weights(spec: dict[str, Any], names: RouteNames) -> Weights:
     if index is None:
         raise RoutingError(f"virtualservice {names.namespace}/{names.apex} has no route for this canary")
     route = spec["http"][index]
-    primary = canary = 0
-    found_canary = False
-    for d in route.get("route") or []:
-        host = _short(d["destination"]["host"])
-        weight = int(d.get("weight", 100 if len(route["route"]) == 1 else 0))
-        if host in (names.primary, names.apex):
-            primary = weight
-        elif host == names.canary:
-            canary = weight
-            found_canary = True
-    if not found_canary and primary == 0:
-        primary = 100
+    dests = route.get("route") or []
+    primary, canary = split_weights(
+        (
+            (_short(d["destination"]["host"]), int(d.get("weight", 100 if len(dests) == 1 else 0)))
+            for d in dests
+        ),
+        names,
+        f"virtualservice {names.namespace}/{names.apex}",
+    )
     mirrored = bool((route.get("mirror") or {}).get("host"))
-    if primary == 0 and canary == 0:
-        raise RoutingError(
-            f"virtualservice {names.namespace}/{names.apex}: primary and canary weights are both 0"
-        )
     return Weights(primary, canary, mirrored)
 
 

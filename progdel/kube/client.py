@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from progdel.errors import InvalidInput
 from progdel.kube.errors import Conflict, KubeError, NotFound, from_status, unreachable
@@ -321,13 +320,6 @@ class Kube:
         """The APIResourceList of a group version (``v1``, ``apps/v1``): which kinds it serves."""
         path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
         return self._send("GET", path)
-
-    def server_version(self) -> dict[str, Any]:
-        return self._send("GET", "/version")
-
-    def url(self, path: str, **query: Any) -> str:
-        q = urlencode({k: v for k, v in query.items() if v is not None})
-        return f"{self.server}{path}" + (f"?{q}" if q else "")
 
 
 def _with_type(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:

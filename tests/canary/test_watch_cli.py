@@ -25,6 +25,11 @@ def progdel(*args: str, kubeconfig: Path) -> list[str]:
     return [sys.executable, "-m", "progdel", "--kubeconfig", str(kubeconfig), *args]
 
 
+def run_progdel(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``progdel`` to the end, as a user would, and return what it printed."""
+    return subprocess.run(progdel(*args, kubeconfig=kubeconfig), capture_output=True, text=True, timeout=60)
+
+
 def always_failing_canary(namespace: str, threshold: int) -> dict[str, Any]:
     """Every analysis tick fails one check: the count of failed checks is the count of ticks."""
     return {
@@ -91,23 +96,18 @@ def test_kill_9_then_watch_again_continues_without_counting_twice(
     kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
     store.apply_canary(kube, always_failing_canary(namespace, threshold=5), namespace)
     with run_prometheus(None, tmp_path) as prom:
-        init = subprocess.run(
-            progdel(
-                "-n",
-                namespace,
-                "-o",
-                "ndjson",
-                "canary",
-                "watch",
-                "podinfo",
-                "--once",
-                "--prometheus-url",
-                prom.url,
-                kubeconfig=sandbox.kubeconfig,
-            ),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        init = run_progdel(
+            "-n",
+            namespace,
+            "-o",
+            "ndjson",
+            "canary",
+            "watch",
+            "podinfo",
+            "--once",
+            "--prometheus-url",
+            prom.url,
+            kubeconfig=sandbox.kubeconfig,
         )
         assert init.returncode == 0, init.stderr  # the first tick initializes
         new_revision(kube)
@@ -141,20 +141,15 @@ def test_second_watch_is_refused_while_the_first_holds_the_lease(
         first = start_watch(sandbox, namespace, prom.url)
         try:
             read_until(first, lambda r: r.get("kind") == "tick")
-            second = subprocess.run(
-                progdel(
-                    "-n",
-                    namespace,
-                    "canary",
-                    "watch",
-                    "podinfo",
-                    "--prometheus-url",
-                    prom.url,
-                    kubeconfig=sandbox.kubeconfig,
-                ),
-                capture_output=True,
-                text=True,
-                timeout=60,
+            second = run_progdel(
+                "-n",
+                namespace,
+                "canary",
+                "watch",
+                "podinfo",
+                "--prometheus-url",
+                prom.url,
+                kubeconfig=sandbox.kubeconfig,
             )
             assert second.returncode == 5
             assert "is held by" in second.stderr and f"{os.uname().nodename}" in second.stderr
@@ -174,12 +169,7 @@ def test_abort_from_a_second_process_makes_the_watcher_exit_4(
         read_until(first, lambda r: r.get("kind") == "tick" and r.get("phase") == "Initialized")
         new_revision(kube)
         read_until(first, lambda r: r.get("kind") == "tick" and r.get("canaryWeight") == 10)
-        abort = subprocess.run(
-            progdel("-n", namespace, "canary", "abort", "podinfo", kubeconfig=sandbox.kubeconfig),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        abort = run_progdel("-n", namespace, "canary", "abort", "podinfo", kubeconfig=sandbox.kubeconfig)
         assert abort.returncode == 0, abort.stderr
         _out, _ = first.communicate(timeout=30)
         assert first.returncode == 4
@@ -196,31 +186,21 @@ def test_a_canary_flagger_drives_is_only_observed(sandbox: Any, kube: Kube, name
         obj["status"] = {"phase": "Progressing", "canaryWeight": 30, "failedChecks": 1, "iterations": 0}
 
     kube.update(CANARIES, "podinfo", flagger_writes, namespace, subresource="status")
-    watch = subprocess.run(
-        progdel(
-            "-n",
-            namespace,
-            "-o",
-            "ndjson",
-            "canary",
-            "watch",
-            "podinfo",
-            "--once",
-            kubeconfig=sandbox.kubeconfig,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    watch = run_progdel(
+        "-n",
+        namespace,
+        "-o",
+        "ndjson",
+        "canary",
+        "watch",
+        "podinfo",
+        "--once",
+        kubeconfig=sandbox.kubeconfig,
     )
     assert watch.returncode == 5, watch.stderr  # still running, seen read only
     ticks = [json.loads(line) for line in watch.stdout.splitlines() if '"tick"' in line]
     assert ticks and ticks[-1]["canaryWeight"] == 30 and ticks[-1].get("observed") is True
-    abort = subprocess.run(
-        progdel("-n", namespace, "canary", "abort", "podinfo", kubeconfig=sandbox.kubeconfig),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    abort = run_progdel("-n", namespace, "canary", "abort", "podinfo", kubeconfig=sandbox.kubeconfig)
     assert abort.returncode == 2
     assert "is driven by flagger" in abort.stderr and "progdel only observes it" in abort.stderr
     assert kube.get_or_none(DEPLOYMENTS, "podinfo-primary") is None, "observing never creates anything"

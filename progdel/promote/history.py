@@ -59,8 +59,9 @@ def who() -> str:
 
 
 def _now() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    # Microseconds (Kubernetes' MicroTime format): records are ordered by this
+    # stamp, and two promotions started within one millisecond are common in CI.
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -125,7 +126,7 @@ class PromotionRecord:
 
 def _name_for(record: PromotionRecord) -> str:
     stamp = "".join(ch for ch in record.started_at if ch.isdigit())
-    base = f"progdel-promotion-{record.app}-{record.environment}"[: 253 - 22]
+    base = f"progdel-promotion-{record.app}-{record.environment}"[: 253 - len("-YYYYMMDDhhmmssffffff-xxxx")]
     return f"{base}-{stamp}-{secrets.token_hex(2)}"
 
 

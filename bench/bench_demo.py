@@ -1,6 +1,6 @@
 """The demo's total time, and each release's canary run, as a user runs it.
 
-    .venv/bin/python bench/bench_demo.py
+.venv/bin/python bench/bench_demo.py
 """
 
 from __future__ import annotations

@@ -32,17 +32,33 @@ VS = f"/apis/networking.istio.io/v1beta1/namespaces/{NS}/virtualservices"
 
 
 def deployment(name: str, version: str) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": NS},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "app",
-                                                           "image": f"progdel/demo-app:{version}"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": f"progdel/demo-app:{version}"}]},
+            },
+        },
+    }
 
 
 def spec(primary: int, canary: int) -> dict[str, Any]:
-    return {"hosts": ["app"], "http": [{"route": [
-        {"destination": {"host": "app-primary"}, "weight": primary},
-        {"destination": {"host": "app-canary"}, "weight": canary}]}]}
+    return {
+        "hosts": ["app"],
+        "http": [
+            {
+                "route": [
+                    {"destination": {"host": "app-primary"}, "weight": primary},
+                    {"destination": {"host": "app-canary"}, "weight": canary},
+                ]
+            }
+        ],
+    }
 
 
 def main() -> None:
@@ -61,11 +77,21 @@ def main() -> None:
         plane.start(server.url)
         for name, version in (("app-primary", "1.0.0"), ("app-canary", "2.0.0")):
             api.post(f"/apis/apps/v1/namespaces/{NS}/deployments", json=deployment(name, version))
-            api.post(f"/api/v1/namespaces/{NS}/services", json={
-                "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
-                "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}).raise_for_status()
-        vs = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
-              "metadata": {"name": "app", "namespace": NS}, "spec": spec(100, 0)}
+            api.post(
+                f"/api/v1/namespaces/{NS}/services",
+                json={
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": NS},
+                    "spec": {"selector": {"app": name}, "ports": [{"port": 80}]},
+                },
+            ).raise_for_status()
+        vs = {
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "VirtualService",
+            "metadata": {"name": "app", "namespace": NS},
+            "spec": spec(100, 0),
+        }
         api.post(VS, json=vs).raise_for_status()
         deadline = time.monotonic() + 15
         while plane.served_split("app", 0.1, 100).get("1.0.0", 0) < 5:
@@ -85,6 +111,7 @@ def main() -> None:
             api.put(f"{VS}/app", json=vs).raise_for_status()
             plane.sync.wait_generation(generation, timeout=5)
             applied.append(time.monotonic() - changed)
+
             def only_new(counts: dict[str, int], new: str = new, old: str = old) -> bool:
                 return counts.get(old, 0) == 0 and counts.get(new, 0) > 0
 
@@ -95,10 +122,14 @@ def main() -> None:
         ms = [f"{x * 1000:.0f}" for x in served]
         print(f"changes: {args.changes}, load {gen.achieved_rate():.0f} req/s, answers by status {statuses}")
         median_applied = statistics.median(applied) * 1000
-        print(f"VirtualService PUT -> Envoy routes applied: median {median_applied:.0f} ms, "
-              f"max {max(applied) * 1000:.0f} ms (includes the {plane.debounce * 1000:.0f} ms debounce)")
-        print(f"VirtualService PUT -> new split served: median {statistics.median(served) * 1000:.0f} ms, "
-              f"max {max(served) * 1000:.0f} ms  (per change, ms: {' '.join(ms)})")
+        print(
+            f"VirtualService PUT -> Envoy routes applied: median {median_applied:.0f} ms, "
+            f"max {max(applied) * 1000:.0f} ms (includes the {plane.debounce * 1000:.0f} ms debounce)"
+        )
+        print(
+            f"VirtualService PUT -> new split served: median {statistics.median(served) * 1000:.0f} ms, "
+            f"max {max(served) * 1000:.0f} ms  (per change, ms: {' '.join(ms)})"
+        )
     finally:
         plane.stop()
         server.stop()

@@ -94,8 +94,7 @@ class ApiDiscovery:
         res = self.resource(api_version, kind)
         if res is None:
             raise InvalidInput(
-                f"the cluster does not serve {kind} ({api_version}), which {where} needs; "
-                "nothing was applied"
+                f"the cluster does not serve {kind} ({api_version}), which {where} needs; nothing was applied"
             )
         return res
 

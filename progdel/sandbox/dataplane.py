@@ -90,13 +90,15 @@ class DataPlane:
         try:
             self.envoy = Envoy(self.data_dir / "mesh", ports["mesh"], ports["envoy admin"])
             self.envoy.start()
-            self.sync = MeshSync(self.envoy, api_url, self.backend.endpoints, debounce=self.debounce,
-                                 headers=headers)
+            self.sync = MeshSync(
+                self.envoy, api_url, self.backend.endpoints, debounce=self.debounce, headers=headers
+            )
             self.backend.add_listener(self.sync.poke)
             self.sync.start()
             if self.with_prometheus:
-                self.prometheus = PrometheusServer(self.data_dir / "prometheus", ports["prometheus"],
-                                                   f"127.0.0.1:{ports['envoy admin']}")
+                self.prometheus = PrometheusServer(
+                    self.data_dir / "prometheus", ports["prometheus"], f"127.0.0.1:{ports['envoy admin']}"
+                )
                 self.prometheus.start()
         except BaseException:
             self.stop()
@@ -121,8 +123,9 @@ class DataPlane:
     def __enter__(self) -> DataPlane:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # Addresses ----------------------------------------------------------------------------

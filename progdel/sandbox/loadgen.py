@@ -61,8 +61,9 @@ class LoadGenerator:
     # Control ------------------------------------------------------------------------------
 
     def start(self) -> LoadGenerator:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.run()), name="progdel-loadgen",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.run()), name="progdel-loadgen", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -127,8 +128,11 @@ class LoadGenerator:
 
     def samples_between(self, since: float | None = None, until: float | None = None) -> list[Sample]:
         with self._lock:
-            return [s for s in self.samples
-                    if (since is None or s.sent >= since) and (until is None or s.sent < until)]
+            return [
+                s
+                for s in self.samples
+                if (since is None or s.sent >= since) and (until is None or s.sent < until)
+            ]
 
     def served_since(self, since: float | None = None, until: float | None = None) -> dict[str, int]:
         """``{version: answers, ..., "errors": 5xx answers + failed requests}`` sent in [since, until)."""

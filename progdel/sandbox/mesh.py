@@ -183,8 +183,9 @@ class MeshModel:
         return {self.cluster(ns, w): n / total for w, n in counts.items() if n}
 
     def weighted(self, destinations: Iterable[Any], namespace: str) -> dict[str, int]:
-        dests = [d for d in destinations
-                 if isinstance(d, Mapping) and isinstance(d.get("destination"), Mapping)]
+        dests = [
+            d for d in destinations if isinstance(d, Mapping) and isinstance(d.get("destination"), Mapping)
+        ]
         given = [d.get("weight") for d in dests]
         if all(w is None for w in given):
             weights = [100 / len(dests)] * len(dests) if dests else []
@@ -233,11 +234,15 @@ def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 "retry_policy": {
                     "retry_on": "connect-failure,refused-stream,reset",
                     "num_retries": 2,
-                    "retry_host_predicate": [{
-                        "name": "envoy.retry_host_predicates.previous_hosts",
-                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host."
-                                         "previous_hosts.v3.PreviousHostsPredicate"},
-                    }],
+                    "retry_host_predicate": [
+                        {
+                            "name": "envoy.retry_host_predicates.previous_hosts",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.retry.host."
+                                "previous_hosts.v3.PreviousHostsPredicate"
+                            },
+                        }
+                    ],
                 },
             }
             if len(clusters) == 1:
@@ -250,11 +255,14 @@ def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             if isinstance(mirror, Mapping) and mirror.get("host"):
                 split = model.service_split(str(mirror["host"]), ns)
                 pct = float(((http.get("mirrorPercentage") or {}).get("value")) or 100.0)
-                action["request_mirror_policies"] = [{
-                    "cluster": max(split, key=lambda c: split[c]),
-                    "runtime_fraction": {"default_value": {"numerator": round(pct * 10000),
-                                                           "denominator": "MILLION"}},
-                }]
+                action["request_mirror_policies"] = [
+                    {
+                        "cluster": max(split, key=lambda c: split[c]),
+                        "runtime_fraction": {
+                            "default_value": {"numerator": round(pct * 10000), "denominator": "MILLION"}
+                        },
+                    }
+                ]
             routes.extend({"match": m, "route": action} for m in _route_matches(http.get("match")))
         vhosts.append({"name": f"{ns}/{name}", "domains": domains, "routes": routes})
     envoy_clusters = [_envoy_cluster(name, eps) for name, eps in sorted(model.clusters.items())]
@@ -279,10 +287,20 @@ def _envoy_cluster(name: str, endpoints: list[Endpoint]) -> dict[str, Any]:
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": e.host, "port_value": e.port}}}}
-                for e in endpoints
-            ]}] if endpoints else [],
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": e.host, "port_value": e.port}}
+                            }
+                        }
+                        for e in endpoints
+                    ]
+                }
+            ]
+            if endpoints
+            else [],
         },
     }
 
@@ -339,12 +357,18 @@ class Envoy:
 
         hcm = {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-                     "HttpConnectionManager",
+            "HttpConnectionManager",
             "stat_prefix": STAT_PREFIX,
             "strip_any_host_port": True,
             "rds": {"route_config_name": ROUTE_CONFIG_NAME, "config_source": source(self.rds_path)},
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                    },
+                }
+            ],
         }
         return {
             "node": {"id": "progdel-sandbox", "cluster": "progdel"},
@@ -352,12 +376,24 @@ class Envoy:
             # Histograms reach /stats/prometheus at each flush: keep it close to the scrape interval.
             "stats_flush_interval": "1s",
             "dynamic_resources": {"cds_config": source(self.cds_path)},
-            "static_resources": {"listeners": [{
-                "name": "mesh",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.mesh_port}},
-                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                "typed_config": hcm}]}],
-            }]},
+            "static_resources": {
+                "listeners": [
+                    {
+                        "name": "mesh",
+                        "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.mesh_port}},
+                        "filter_chains": [
+                            {
+                                "filters": [
+                                    {
+                                        "name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": hcm,
+                                    }
+                                ]
+                            }
+                        ],
+                    }
+                ]
+            },
         }
 
     def start(self, timeout: float = 15.0) -> None:
@@ -370,9 +406,18 @@ class Envoy:
         log = open(self.config_dir / "envoy.log", "ab")  # noqa: SIM115 - kept open for the child
         try:
             self.proc = spawn(
-                [envoy_binary(), "-c", str(boot), "--concurrency", "1", "--disable-hot-restart",
-                 "--log-level", "warning"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    envoy_binary(),
+                    "-c",
+                    str(boot),
+                    "--concurrency",
+                    "1",
+                    "--disable-hot-restart",
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         finally:
             log.close()
@@ -420,8 +465,10 @@ class Envoy:
             definitions.append(definition)
         if definitions != self._cds or not self._versions["cds"]:
             self._versions["cds"] += 1
-            write_atomically(self.cds_path, json.dumps({"version_info": str(self._versions["cds"]),
-                                                        "resources": definitions}))
+            write_atomically(
+                self.cds_path,
+                json.dumps({"version_info": str(self._versions["cds"]), "resources": definitions}),
+            )
             self._cds = definitions
         return str(self._versions["cds"])
 
@@ -445,8 +492,9 @@ class Envoy:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                stats = self.stats(client, "^(" + re.escape(prefix) + "version_text|"
-                                   "cluster_manager.warming_clusters)$")
+                stats = self.stats(
+                    client, "^(" + re.escape(prefix) + "version_text|cluster_manager.warming_clusters)$"
+                )
                 warming = kind == "cds" and stats.get("cluster_manager.warming_clusters", "0") != "0"
                 if stats.get(prefix + "version_text") == version and not warming:
                     return True
@@ -590,8 +638,9 @@ class MeshSync:
         deadline = time.monotonic() + timeout
         for watch in self.watches.values():
             if not watch.listed.wait(max(deadline - time.monotonic(), 0.0)):
-                raise ProgdelError(f"mesh: cannot list {watch.url}: {watch.error or 'no answer'}",
-                                   ExitCode.UNREACHABLE)
+                raise ProgdelError(
+                    f"mesh: cannot list {watch.url}: {watch.error or 'no answer'}", ExitCode.UNREACHABLE
+                )
         self._thread.start()
         self.poke()
 

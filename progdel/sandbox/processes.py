@@ -241,7 +241,9 @@ class ProcessReplicaBackend:
             if not rs.demo or self._closed:  # the default backend's rule: ready unless unpullable
                 return ReplicaCounts(current=rs.desired, ready=rs.desired if pullable(template) else 0)
             while len(rs.replicas) < rs.desired:
-                rs.replicas.append(_Replica(pod=f"{key.deployment}-{key.template_hash}-{secrets.token_hex(3)[:5]}"))
+                rs.replicas.append(
+                    _Replica(pod=f"{key.deployment}-{key.template_hash}-{secrets.token_hex(3)[:5]}")
+                )
             if len(rs.replicas) > rs.desired:
                 surplus = rs.replicas[rs.desired :]
                 del rs.replicas[rs.desired :]
@@ -370,8 +372,17 @@ class ProcessReplicaBackend:
         rep.port = free_port()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **rs.env}
         env.update({"DEMO_POD_NAME": rep.pod, "HOSTNAME": rep.pod, "DEMO_IMAGE": rs.image})
-        argv = [self.python, "-I", str(Path(__file__).with_name("demoapp.py")), "--port", str(rep.port),
-                "--image", rs.image, "--pod", rep.pod]
+        argv = [
+            self.python,
+            "-I",
+            str(Path(__file__).with_name("demoapp.py")),
+            "--port",
+            str(rep.port),
+            "--image",
+            rs.image,
+            "--pod",
+            rep.pod,
+        ]
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_dir / f"{rs.key.namespace}_{rep.pod}.log", "ab") as log:

@@ -44,23 +44,50 @@ _CLUSTER_RE = "([a-z0-9]([-a-z0-9]*[a-z0-9])?)_(.+)"
 def istio_relabeling() -> list[dict[str, Any]]:
     """``metric_relabel_configs`` turning Envoy cluster stats into Istio's destination metrics."""
     return [
-        {"source_labels": ["__name__"], "action": "keep",
-         "regex": "envoy_cluster_upstream_rq|envoy_cluster_upstream_rq_time_(bucket|sum|count)"},
+        {
+            "source_labels": ["__name__"],
+            "action": "keep",
+            "regex": "envoy_cluster_upstream_rq|envoy_cluster_upstream_rq_time_(bucket|sum|count)",
+        },
         {"source_labels": ["envoy_cluster_name"], "action": "keep", "regex": _CLUSTER_RE},
-        {"source_labels": ["envoy_cluster_name"], "regex": _CLUSTER_RE,
-         "target_label": "destination_workload_namespace", "replacement": "$1"},
-        {"source_labels": ["envoy_cluster_name"], "regex": _CLUSTER_RE,
-         "target_label": "destination_workload", "replacement": "$3"},
-        {"source_labels": ["envoy_cluster_name"], "regex": _CLUSTER_RE,
-         "target_label": "destination_canonical_service", "replacement": "$3"},
-        {"source_labels": ["envoy_response_code"], "regex": "(.+)", "target_label": "response_code",
-         "replacement": "$1"},
+        {
+            "source_labels": ["envoy_cluster_name"],
+            "regex": _CLUSTER_RE,
+            "target_label": "destination_workload_namespace",
+            "replacement": "$1",
+        },
+        {
+            "source_labels": ["envoy_cluster_name"],
+            "regex": _CLUSTER_RE,
+            "target_label": "destination_workload",
+            "replacement": "$3",
+        },
+        {
+            "source_labels": ["envoy_cluster_name"],
+            "regex": _CLUSTER_RE,
+            "target_label": "destination_canonical_service",
+            "replacement": "$3",
+        },
+        {
+            "source_labels": ["envoy_response_code"],
+            "regex": "(.+)",
+            "target_label": "response_code",
+            "replacement": "$1",
+        },
         {"target_label": "reporter", "replacement": "destination"},
         {"target_label": "request_protocol", "replacement": "http"},
-        {"source_labels": ["__name__"], "regex": "envoy_cluster_upstream_rq",
-         "target_label": "__name__", "replacement": "istio_requests_total"},
-        {"source_labels": ["__name__"], "regex": "envoy_cluster_upstream_rq_time_(bucket|sum|count)",
-         "target_label": "__name__", "replacement": "istio_request_duration_milliseconds_$1"},
+        {
+            "source_labels": ["__name__"],
+            "regex": "envoy_cluster_upstream_rq",
+            "target_label": "__name__",
+            "replacement": "istio_requests_total",
+        },
+        {
+            "source_labels": ["__name__"],
+            "regex": "envoy_cluster_upstream_rq_time_(bucket|sum|count)",
+            "target_label": "__name__",
+            "replacement": "istio_request_duration_milliseconds_$1",
+        },
         {"action": "labeldrop", "regex": "envoy_cluster_name|envoy_response_code"},
     ]
 
@@ -68,12 +95,14 @@ def istio_relabeling() -> list[dict[str, Any]]:
 def prometheus_config(envoy_admin: str) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-        "scrape_configs": [{
-            "job_name": "sandbox-mesh",
-            "metrics_path": "/stats/prometheus",
-            "static_configs": [{"targets": [envoy_admin], "labels": {"mesh": "progdel-sandbox"}}],
-            "metric_relabel_configs": istio_relabeling(),
-        }],
+        "scrape_configs": [
+            {
+                "job_name": "sandbox-mesh",
+                "metrics_path": "/stats/prometheus",
+                "static_configs": [{"targets": [envoy_admin], "labels": {"mesh": "progdel-sandbox"}}],
+                "metric_relabel_configs": istio_relabeling(),
+            }
+        ],
     }
 
 
@@ -109,10 +138,17 @@ class PrometheusServer:
         log_path = self.data_dir / "prometheus.log"
         with open(log_path, "ab") as log:
             self.proc = spawn(
-                [binary, f"--config.file={config}", f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-                 "--storage.tsdb.retention.time=100y", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-lifecycle",
+                    "--storage.tsdb.retention.time=100y",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=0.5) as client:

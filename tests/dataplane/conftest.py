@@ -19,32 +19,46 @@ NS = "test"
 def demo_template(app: str, version: str, **env: str) -> dict[str, Any]:
     return {
         "metadata": {"labels": {"app": app}},
-        "spec": {"containers": [{
-            "name": "app",
-            "image": f"progdel/demo-app:{version}",
-            "env": [{"name": k, "value": v} for k, v in env.items()],
-        }]},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": f"progdel/demo-app:{version}",
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                }
+            ]
+        },
     }
 
 
 def deployment(name: str, app: str) -> dict[str, Any]:
-    return {"metadata": {"namespace": NS, "name": name},
-            "spec": {"template": {"metadata": {"labels": {"app": app}}}}}
+    return {
+        "metadata": {"namespace": NS, "name": name},
+        "spec": {"template": {"metadata": {"labels": {"app": app}}}},
+    }
 
 
 def service(name: str, app: str) -> dict[str, Any]:
     return {"metadata": {"namespace": NS, "name": name}, "spec": {"selector": {"app": app}}}
 
 
-def virtualservice(name: str, routes: list[tuple[str, int]],
-                   hosts: list[str] | None = None) -> dict[str, Any]:
-    return {"metadata": {"namespace": NS, "name": name},
-            "spec": {"hosts": hosts or [name], "http": [{"route": [
-                {"destination": {"host": h}, "weight": w} for h, w in routes]}]}}
+def virtualservice(
+    name: str, routes: list[tuple[str, int]], hosts: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": NS, "name": name},
+        "spec": {
+            "hosts": hosts or [name],
+            "http": [{"route": [{"destination": {"host": h}, "weight": w} for h, w in routes]}],
+        },
+    }
 
 
-def wait_ready(backend: ProcessReplicaBackend, wanted: dict[ReplicaSetKey, tuple[dict[str, Any], int]],
-               timeout: float = 10.0) -> None:
+def wait_ready(
+    backend: ProcessReplicaBackend,
+    wanted: dict[ReplicaSetKey, tuple[dict[str, Any], int]],
+    timeout: float = 10.0,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = [backend.reconcile(k, t, n) for k, (t, n) in wanted.items()]
@@ -72,20 +86,40 @@ def envoy(tmp_path: Path) -> Iterator[Envoy]:
 class CanaryWorld:
     """A podinfo-like canary: ``podinfo-primary`` (1.0.0) and ``podinfo`` (1.1.0), Flagger's Services."""
 
-    def __init__(self, backend: ProcessReplicaBackend, envoy: Envoy, canary_error_rate: str = "0",
-                 canary_latency_ms: str = "0") -> None:
+    def __init__(
+        self,
+        backend: ProcessReplicaBackend,
+        envoy: Envoy,
+        canary_error_rate: str = "0",
+        canary_latency_ms: str = "0",
+    ) -> None:
         self.backend, self.envoy = backend, envoy
         self.primary = ReplicaSetKey(NS, "podinfo-primary", "p1")
         self.canary = ReplicaSetKey(NS, "podinfo", "c1")
-        wait_ready(backend, {
-            self.primary: (demo_template("podinfo-primary", "1.0.0"), 2),
-            self.canary: (demo_template("podinfo", "1.1.0", DEMO_ERROR_RATE=canary_error_rate,
-                                        DEMO_LATENCY_MS=canary_latency_ms), 1),
-        })
-        self.deployments = [deployment("podinfo-primary", "podinfo-primary"),
-                            deployment("podinfo", "podinfo")]
-        self.services = [service("podinfo", "podinfo-primary"), service("podinfo-primary", "podinfo-primary"),
-                         service("podinfo-canary", "podinfo")]
+        wait_ready(
+            backend,
+            {
+                self.primary: (demo_template("podinfo-primary", "1.0.0"), 2),
+                self.canary: (
+                    demo_template(
+                        "podinfo",
+                        "1.1.0",
+                        DEMO_ERROR_RATE=canary_error_rate,
+                        DEMO_LATENCY_MS=canary_latency_ms,
+                    ),
+                    1,
+                ),
+            },
+        )
+        self.deployments = [
+            deployment("podinfo-primary", "podinfo-primary"),
+            deployment("podinfo", "podinfo"),
+        ]
+        self.services = [
+            service("podinfo", "podinfo-primary"),
+            service("podinfo-primary", "podinfo-primary"),
+            service("podinfo-canary", "podinfo"),
+        ]
 
     def route(self, primary: int, canary: int) -> None:
         """Apply weights the way the mesh sync does: clusters first, then routes."""

@@ -31,10 +31,13 @@ def test_error_schedule_is_exact() -> None:
 def test_process_serves_version_errors_and_latency(backend: ProcessReplicaBackend) -> None:
     key = ReplicaSetKey("default", "demo", "h1")
     slow = ReplicaSetKey("default", "slow", "h2")
-    wait_ready(backend, {
-        key: (demo_template("demo", "1.1.0", DEMO_ERROR_RATE="0.25"), 1),
-        slow: (demo_template("slow", "2.0.0", DEMO_LATENCY_MS="120"), 1),
-    })
+    wait_ready(
+        backend,
+        {
+            key: (demo_template("demo", "1.1.0", DEMO_ERROR_RATE="0.25"), 1),
+            slow: (demo_template("slow", "2.0.0", DEMO_LATENCY_MS="120"), 1),
+        },
+    )
     [ep] = backend.endpoints()[key]
     assert ep.labels == {"app": "demo"} and ep.ready
     with httpx.Client(base_url=f"http://127.0.0.1:{ep.port}") as client:

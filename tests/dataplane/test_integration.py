@@ -29,53 +29,89 @@ VS_CRD = {
     "spec": {
         "group": "networking.istio.io",
         "scope": "Namespaced",
-        "names": {"plural": "virtualservices", "singular": "virtualservice", "kind": "VirtualService",
-                  "listKind": "VirtualServiceList", "shortNames": ["vs"]},
-        "versions": [{"name": v, "served": True, "storage": v == "v1beta1",
-                      "schema": {"openAPIV3Schema": {"type": "object",
-                                                     "x-kubernetes-preserve-unknown-fields": True}}}
-                     for v in ("v1beta1", "v1")],
+        "names": {
+            "plural": "virtualservices",
+            "singular": "virtualservice",
+            "kind": "VirtualService",
+            "listKind": "VirtualServiceList",
+            "shortNames": ["vs"],
+        },
+        "versions": [
+            {
+                "name": v,
+                "served": True,
+                "storage": v == "v1beta1",
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+            for v in ("v1beta1", "v1")
+        ],
     },
 }
 
 
 def deployment(name: str, app: str, version: str, replicas: int, **env: str) -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "namespace": "test"},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": app}},
             "template": {
                 "metadata": {"labels": {"app": app}},
-                "spec": {"containers": [{"name": "app", "image": f"progdel/demo-app:{version}",
-                                         "env": [{"name": k, "value": v} for k, v in env.items()]}]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": f"progdel/demo-app:{version}",
+                            "env": [{"name": k, "value": v} for k, v in env.items()],
+                        }
+                    ]
+                },
             },
         },
     }
 
 
 def service(name: str, app: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "test"},
-            "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898, "targetPort": 9898}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "test"},
+        "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898, "targetPort": 9898}]},
+    }
 
 
 def vs_spec(primary: int, canary: int) -> dict[str, Any]:
-    return {"hosts": ["podinfo"], "gateways": ["mesh"], "http": [{"route": [
-        {"destination": {"host": "podinfo-primary"}, "weight": primary},
-        {"destination": {"host": "podinfo-canary"}, "weight": canary}]}]}
+    return {
+        "hosts": ["podinfo"],
+        "gateways": ["mesh"],
+        "http": [
+            {
+                "route": [
+                    {"destination": {"host": "podinfo-primary"}, "weight": primary},
+                    {"destination": {"host": "podinfo-canary"}, "weight": canary},
+                ]
+            }
+        ],
+    }
 
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[tuple[Any, DataPlane, httpx.Client]]:
     plane = DataPlane(tmp_path / "dataplane")
-    server = server_module.SandboxServer(tmp_path / "sandbox", "127.0.0.1", free_port(),
-                                         backend=plane.backend)
+    server = server_module.SandboxServer(
+        tmp_path / "sandbox", "127.0.0.1", free_port(), backend=plane.backend
+    )
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as api:
-            api.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
-                                                  "metadata": {"name": "test"}})
+            api.post(
+                "/api/v1/namespaces",
+                json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}},
+            )
             if api.get("/apis/networking.istio.io/v1beta1/virtualservices").status_code == 404:
                 api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=VS_CRD)
             plane.start(server.url)
@@ -102,12 +138,21 @@ def test_virtualservice_weights_drive_real_traffic(sandbox: tuple[Any, DataPlane
     primary_deployment = deployment("podinfo-primary", "podinfo-primary", "1.0.0", 2)
     api.post(deployments, json=primary_deployment).raise_for_status()
     api.post(deployments, json=deployment("podinfo", "podinfo", "1.1.0", 1)).raise_for_status()
-    for name, app in (("podinfo", "podinfo-primary"), ("podinfo-primary", "podinfo-primary"),
-                      ("podinfo-canary", "podinfo")):
+    for name, app in (
+        ("podinfo", "podinfo-primary"),
+        ("podinfo-primary", "podinfo-primary"),
+        ("podinfo-canary", "podinfo"),
+    ):
         api.post("/api/v1/namespaces/test/services", json=service(name, app)).raise_for_status()
-    api.post(VS_PATH, json={"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
-                            "metadata": {"name": "podinfo", "namespace": "test"},
-                            "spec": vs_spec(100, 0)}).raise_for_status()
+    api.post(
+        VS_PATH,
+        json={
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "VirtualService",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": vs_spec(100, 0),
+        },
+    ).raise_for_status()
 
     wait_available(api, "podinfo-primary", 2)
     wait_available(api, "podinfo", 1)
@@ -123,9 +168,10 @@ def test_virtualservice_weights_drive_real_traffic(sandbox: tuple[Any, DataPlane
     gen = LoadGenerator(plane.mesh_url, "podinfo.test.svc.cluster.local", rate=200, duration=15).start()
     try:
         time.sleep(0.3)
-        for primary, canary, check in ((50, 50, lambda c: c.get("1.1.0", 0) >= 0.3 * sum(
-                                            v for k, v in c.items() if k != "errors")),
-                                       (0, 100, lambda c: c.get("1.0.0", 0) == 0)):
+        for primary, canary, check in (
+            (50, 50, lambda c: c.get("1.1.0", 0) >= 0.3 * sum(v for k, v in c.items() if k != "errors")),
+            (0, 100, lambda c: c.get("1.0.0", 0) == 0),
+        ):
             vs = api.get(f"{VS_PATH}/podinfo").json()
             vs["spec"] = vs_spec(primary, canary)
             changed = time.monotonic()

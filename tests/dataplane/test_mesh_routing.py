@@ -56,10 +56,15 @@ def test_hosts_short_forms_and_unknown_host(backend: ProcessReplicaBackend, envo
 def test_render_one_cluster_per_workload() -> None:
     """``podinfo`` and ``podinfo-primary`` select the same Deployment: one cluster, named for it."""
     inputs = MeshInputs(
-        virtualservices=[virtualservice("podinfo", [("podinfo-primary", 80), ("podinfo-canary", 20)]),
-                         virtualservice("direct", [("podinfo", 100)])],
-        services=[service("podinfo", "podinfo-primary"), service("podinfo-primary", "podinfo-primary"),
-                  service("podinfo-canary", "podinfo")],
+        virtualservices=[
+            virtualservice("podinfo", [("podinfo-primary", 80), ("podinfo-canary", 20)]),
+            virtualservice("direct", [("podinfo", 100)]),
+        ],
+        services=[
+            service("podinfo", "podinfo-primary"),
+            service("podinfo-primary", "podinfo-primary"),
+            service("podinfo-canary", "podinfo"),
+        ],
         deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
     )
     clusters, routes = render(inputs)

@@ -19,7 +19,7 @@ SUCCESS_RATE = (
     'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",'
     'destination_workload=~"TARGET",response_code!~"5.*"}[1m])) / sum(rate(istio_requests_total'
     '{reporter="destination",destination_workload_namespace="test",destination_workload=~"TARGET"}'
-    '[1m])) * 100'
+    "[1m])) * 100"
 )
 DURATION = (
     'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",'
@@ -27,8 +27,9 @@ DURATION = (
 )
 
 
-def test_flagger_queries_see_the_canary_error_rate(tmp_path: Path, backend: ProcessReplicaBackend,
-                                                  envoy: Envoy) -> None:
+def test_flagger_queries_see_the_canary_error_rate(
+    tmp_path: Path, backend: ProcessReplicaBackend, envoy: Envoy
+) -> None:
     prometheus_binary()
     world = CanaryWorld(backend, envoy, canary_error_rate="0.2", canary_latency_ms="30")
     world.route(50, 50)

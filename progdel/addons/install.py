@@ -9,6 +9,7 @@ leaves a record that ``progdel addon remove`` or a re-run can act on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
 from progdel.kube.client import Kube
+from progdel.kube.errors import AlreadyExists
 from progdel.kube.resources import CRDS, DEPLOYMENTS, NAMESPACES, Resource
 
 Report = Callable[[str], None]
@@ -209,9 +211,13 @@ def drifted_fields(applied: Any, live: Any, path: str = "") -> list[str]:
 # -- applying -------------------------------------------------------------------------------
 
 
-def _ensure_namespace(kube: Kube, name: str) -> None:
-    if kube.get_or_none(NAMESPACES, name) is None:
-        kube.create(NAMESPACES, {"metadata": {"name": name}})
+def _ensure_namespace(kube: Kube, name: str, addon: str) -> None:
+    """Create namespace ``name`` unless it exists, labelled so that ``remove`` may delete it again."""
+    if kube.get_or_none(NAMESPACES, name) is not None:
+        return
+    labels = {inv_store.MANAGED_BY: "progdel", ADDON_LABEL: addon}
+    with contextlib.suppress(AlreadyExists):  # created meanwhile by someone else: theirs
+        kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
 
 
 def _unchanged(kube: Kube, old: Inventory | None, p: Plan) -> bool:
@@ -266,7 +272,7 @@ def install(
     if old is not None:
         result.outcome = "upgraded" if old.version != p.version else "updated"
 
-    _ensure_namespace(kube, p.namespace)
+    _ensure_namespace(kube, p.namespace, addon.name)
     new_keys = {q.ref.key for q in p.objects}
     old_refs = {o.key: o for o in (old.objects if old else [])}
     stale = [o for o in (old.objects if old else []) if o.key not in new_keys]

@@ -79,6 +79,17 @@ class ApiDiscovery:
                 self._docs[api_version] = list(doc.get("resources") or [])
         return self._docs[api_version]
 
+    def listable(self, api_version: str, *, namespaced: bool) -> list[Resource]:
+        """The resources at ``api_version`` that can be listed (subresources left out)."""
+        group, version = split_api_version(api_version)
+        return [
+            Resource(group, version, r["name"], r.get("kind", ""), namespaced)
+            for r in self._resources(api_version) or []
+            if "/" not in str(r.get("name", ""))
+            and bool(r.get("namespaced")) == namespaced
+            and "list" in (r.get("verbs") or [])
+        ]
+
     def forget(self, api_version: str) -> None:
         self._docs.pop(api_version, None)
 

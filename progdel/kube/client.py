@@ -316,6 +316,12 @@ class Kube:
         finally:
             raw.release_conn()
 
+    def group_versions(self) -> list[str]:
+        """The preferred version of every API group served (``v1``, ``apps/v1``, ...)."""
+        core = (self._send("GET", "/api").get("versions") or ["v1"])[:1]
+        groups = self._send("GET", "/apis").get("groups") or []
+        return core + [g["preferredVersion"]["groupVersion"] for g in groups if g.get("preferredVersion")]
+
     def discover(self, api_version: str) -> dict[str, Any]:
         """The APIResourceList of a group version (``v1``, ``apps/v1``): which kinds it serves."""
         path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"

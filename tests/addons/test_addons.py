@@ -196,6 +196,37 @@ def test_remove_deletes_exactly_the_inventory(sandbox, kube, chart_repo, namespa
     assert cli(sandbox, "-n", namespace, "addon", "remove", "istio")[0] == 0
 
 
+def test_remove_deletes_the_namespace_install_created_once_nothing_else_is_in_it(sandbox, kube, chart_repo):
+    ns = f"t-own-{uuid.uuid4().hex[:6]}"
+    try:
+        assert install_istio(sandbox, chart_repo.url, ns)[0] == 0
+        assert cli(sandbox, "-n", ns, "addon", "install", "prometheus", "--chart-repo", chart_repo.url)[0] == 0
+        labels = kube.get(NAMESPACES, ns)["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "progdel" and labels["progdel.dev/addon"] == "istio"
+
+        # prometheus still lives there: the namespace stays, and says why
+        code, _, err = cli(sandbox, "-n", ns, "addon", "remove", "istio")
+        assert code == 0, err
+        assert kube.get_or_none(NAMESPACES, ns) is not None
+        assert f"kept namespace {ns}" in err and "ConfigMap progdel-addon-prometheus" in err
+
+        # so do the user's own objects
+        kube.create(CONFIGMAPS, {"metadata": {"name": "mine", "namespace": ns}, "data": {"k": "v"}})
+        code, out, err = cli(sandbox, "-n", ns, "-o", "json", "addon", "remove", "prometheus")
+        assert code == 0, err
+        assert json.loads(out)["namespace_kept_for"] == ["ConfigMap mine"]
+        assert kube.get(CONFIGMAPS, "mine", ns)["data"] == {"k": "v"}
+
+        kube.delete(CONFIGMAPS, "mine", ns)
+        assert install_istio(sandbox, chart_repo.url, ns)[0] == 0
+        code, out, err = cli(sandbox, "-n", ns, "-o", "json", "addon", "remove", "istio")
+        assert code == 0, err
+        assert json.loads(out)["namespace_deleted"] is True
+        assert kube.get_or_none(NAMESPACES, ns) is None
+    finally:
+        kube.delete(NAMESPACES, ns, missing_ok=True)
+
+
 def test_remove_keep_crds(sandbox, kube, chart_repo, namespace):
     assert install_istio(sandbox, chart_repo.url, namespace)[0] == 0
     assert cli(sandbox, "-n", namespace, "addon", "remove", "istio", "--keep-crds")[0] == 0

@@ -200,7 +200,9 @@ def test_remove_deletes_the_namespace_install_created_once_nothing_else_is_in_it
     ns = f"t-own-{uuid.uuid4().hex[:6]}"
     try:
         assert install_istio(sandbox, chart_repo.url, ns)[0] == 0
-        assert cli(sandbox, "-n", ns, "addon", "install", "prometheus", "--chart-repo", chart_repo.url)[0] == 0
+        repo = chart_repo.url
+        code, _, err = cli(sandbox, "-n", ns, "addon", "install", "prometheus", "--chart-repo", repo)
+        assert code == 0, err
         labels = kube.get(NAMESPACES, ns)["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "progdel" and labels["progdel.dev/addon"] == "istio"
 

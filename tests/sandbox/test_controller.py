@@ -71,7 +71,7 @@ def test_unpullable_image_never_ready_and_deadline_exceeded(api_client: Any, nam
     dep = wait_for(
         lambda: apps.read_namespaced_deployment("web", namespace),
         lambda d: conditions(d)["Progressing"][1] == "ProgressDeadlineExceeded",
-        timeout=4,
+        timeout=10,
     )
     assert conditions(dep) == {
         "Available": ("False", "MinimumReplicasUnavailable"),

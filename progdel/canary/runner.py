@@ -360,6 +360,12 @@ class CanaryRunner:
                 self._alert(canary, status, action)
 
     def tick(self) -> engine.TickResult:
+        # One tick reads the same objects several times (the router, the checks, the weight
+        # update): each is fetched once, and every write still carries its resourceVersion.
+        with self.kube.reads_cached():
+            return self._tick()
+
+    def _tick(self) -> engine.TickResult:
         obj, spec = store.read(self.kube, self.name, self.namespace)
         canary = spec.model
         status = engine.CanaryStatus.from_dict(obj.get("status"))

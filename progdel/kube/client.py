@@ -8,6 +8,8 @@ Deployment and a VirtualService are handled the same way.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -44,6 +46,7 @@ class Kube:
         self.namespace = namespace
         self.server: str = api_client.configuration.host
         self.requests = 0  # API calls made, for -v and the benchmarks
+        self._reads: dict[tuple[str, str, str, str], tuple[str, dict[str, Any]]] | None = None
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -98,6 +101,36 @@ class Kube:
         data = resp.read()
         return json.loads(data) if data else {}
 
+    # -- reads within one unit of work ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def reads_cached(self) -> Iterator[None]:
+        """Within the block, an object read before is answered from memory until progdel writes it.
+
+        For a unit of work that reads the same objects several times (one canary
+        tick reads its VirtualService in the router and again for the weight
+        update) and does not poll. A write forgets the object, so the next read
+        sees the server's answer, controllers' changes included. Writes carry the
+        resourceVersion that was read, so a change made by someone else meanwhile
+        is a 409, and ``update`` then reads afresh.
+        """
+        if self._reads is not None:
+            yield
+            return
+        self._reads = {}
+        try:
+            yield
+        finally:
+            self._reads = None
+
+    @staticmethod
+    def _read_key(resource: Resource, namespace: str | None, name: str) -> tuple[str, str, str, str]:
+        return (resource.group, resource.plural, namespace or "", name)
+
+    def _forget(self, resource: Resource, namespace: str | None, name: str) -> None:
+        if self._reads is not None:
+            self._reads.pop(self._read_key(resource, namespace, name), None)
+
     def _ns(self, resource: Resource, namespace: str | None) -> str | None:
         if not resource.namespaced:
             return None
@@ -107,7 +140,14 @@ class Kube:
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         ns = self._ns(resource, namespace)
-        return self._send("GET", resource.path(ns, name), resource=resource, name=name, namespace=ns)
+        if self._reads is not None:
+            hit = self._reads.get(self._read_key(resource, ns, name))
+            if hit is not None and hit[0] == resource.version:
+                return copy.deepcopy(hit[1])
+        obj = self._send("GET", resource.path(ns, name), resource=resource, name=name, namespace=ns)
+        if self._reads is not None:
+            self._reads[self._read_key(resource, ns, name)] = (resource.version, copy.deepcopy(obj))
+        return obj
 
     def get_or_none(
         self, resource: Resource, name: str, namespace: str | None = None
@@ -173,6 +213,7 @@ class Kube:
         meta = obj.get("metadata") or {}
         ns = self._ns(resource, meta.get("namespace"))
         name = meta["name"]
+        self._forget(resource, ns, name)
         return self._send(
             "PUT",
             resource.path(ns, name, subresource),
@@ -196,6 +237,7 @@ class Kube:
         """Merge patch for dicts, JSON patch for lists, unless ``content_type`` says otherwise."""
         ns = self._ns(resource, namespace)
         ctype = content_type or (JSON_PATCH if isinstance(patch, list) else MERGE_PATCH)
+        self._forget(resource, ns, name)
         return self._send(
             "PATCH",
             resource.path(ns, name, subresource),
@@ -222,6 +264,7 @@ class Kube:
         body = _with_type(resource, obj)
         if resource.namespaced:
             body["metadata"] = {**body["metadata"], "namespace": ns}
+        self._forget(resource, ns, name)
         return self._send(
             "PATCH",
             resource.path(ns, name),
@@ -237,6 +280,7 @@ class Kube:
         self, resource: Resource, name: str, namespace: str | None = None, *, missing_ok: bool = False
     ) -> bool:
         ns = self._ns(resource, namespace)
+        self._forget(resource, ns, name)
         try:
             self._send("DELETE", resource.path(ns, name), resource=resource, name=name, namespace=ns)
         except NotFound:

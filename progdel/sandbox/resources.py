@@ -35,6 +35,7 @@ class ResourceType:
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # version -> openAPIV3Schema
     printer_columns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     storage_version: str = ""
+    served_verbs: list[str] = field(default_factory=list)  # when set, the only verbs served
 
     @property
     def key(self) -> str:
@@ -58,6 +59,8 @@ class ResourceType:
         return f"{self.group}/{v}" if self.group else v
 
     def verbs(self) -> list[str]:
+        if self.served_verbs:
+            return self.served_verbs
         return ALL_VERBS if self.namespaced else [*CLUSTER_VERBS, "deletecollection"]
 
 
@@ -71,6 +74,7 @@ def _builtin(
     categories: list[str] | None = None,
     status: bool = False,
     scale: bool = False,
+    verbs: list[str] | None = None,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -84,6 +88,7 @@ def _builtin(
         status_subresource=status,
         scale_subresource=scale,
         builtin=True,
+        served_verbs=verbs or [],
     )
 
 
@@ -93,6 +98,7 @@ BUILTINS: list[ResourceType] = [
     _builtin("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
     _builtin("", "v1", "secrets", "Secret", True),
     _builtin("", "v1", "events", "Event", True, ["ev"]),
+    _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
     _builtin("apps", "v1", "deployments", "Deployment", True, ["deploy"], ["all"], status=True, scale=True),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
     _builtin(
@@ -105,12 +111,31 @@ BUILTINS: list[ResourceType] = [
         ["api-extensions"],
         status=True,
     ),
+    _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    _builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    # Answered from the RBAC objects for the requesting user, never stored.
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        verbs=["create"],
+    ),
 ]
 
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 NAMESPACE_KEY = "/namespaces"
 DEPLOYMENT_KEY = "apps/deployments"
 EVENT_KEY = "/events"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLE_KEY = f"{RBAC_GROUP}/roles"
+ROLE_BINDING_KEY = f"{RBAC_GROUP}/rolebindings"
+CLUSTER_ROLE_KEY = f"{RBAC_GROUP}/clusterroles"
+CLUSTER_ROLE_BINDING_KEY = f"{RBAC_GROUP}/clusterrolebindings"
+SSAR_KEY = "authorization.k8s.io/selfsubjectaccessreviews"
 
 
 def resource_from_crd(crd: dict[str, Any]) -> ResourceType:

@@ -62,6 +62,38 @@ def test_update_retries_on_conflict_and_keeps_both_changes(kube: Kube) -> None:
     assert result["data"] == {"a": "1", "b": "2", "c": "3"}
 
 
+def test_reads_cached_fetches_each_object_once_until_it_is_written(
+    kube: Kube, sandbox: Any, namespace: str
+) -> None:
+    kube.create(CONFIGMAPS, configmap("cached", a="1"))
+    other = connect(str(sandbox.kubeconfig), None, namespace)
+    with kube.reads_cached():
+        before = kube.requests
+        first = kube.get(CONFIGMAPS, "cached")
+        first["data"]["a"] = "mutated by the caller"  # answers are copies
+        assert kube.get(CONFIGMAPS, "cached")["data"] == {"a": "1"}
+        assert kube.requests == before + 1
+
+        kube.patch(CONFIGMAPS, "cached", {"data": {"b": "2"}})
+        assert kube.get(CONFIGMAPS, "cached")["data"] == {"a": "1", "b": "2"}  # a write: read afresh
+        assert kube.requests == before + 3
+
+        # someone else writes: the block does not see it, but our update conflicts, re-reads, keeps both
+        other.patch(CONFIGMAPS, "cached", {"data": {"c": "3"}})
+        assert "c" not in kube.get(CONFIGMAPS, "cached")["data"]
+        updated = kube.update(CONFIGMAPS, "cached", lambda o: o["data"].update(d="4"))
+        assert updated["data"] == {"a": "1", "b": "2", "c": "3", "d": "4"}
+
+        kube.delete(CONFIGMAPS, "cached")
+        with pytest.raises(NotFound):
+            kube.get(CONFIGMAPS, "cached")
+    kube.create(CONFIGMAPS, configmap("cached", a="again"))
+    before = kube.requests
+    kube.get(CONFIGMAPS, "cached")
+    kube.get(CONFIGMAPS, "cached")
+    assert kube.requests == before + 2  # outside the block every read goes to the server
+
+
 def test_replace_with_a_stale_resource_version_conflicts(kube: Kube) -> None:
     created = kube.create(CONFIGMAPS, configmap("cm", a="1"))
     kube.replace(CONFIGMAPS, {**created, "data": {"a": "2"}})

@@ -1,0 +1,113 @@
+"""Who is asking: the sandbox's bearer-token authentication.
+
+Three kinds of caller:
+
+* A request with no ``Authorization`` header is the sandbox admin. The sandbox
+  listens on localhost and trusts unauthenticated local requests, the way an
+  API server's insecure port does; progdel's tests and benches talk to it with
+  plain HTTP clients and no credentials.
+* ``Authorization: Bearer progdel-sandbox`` (the token in the kubeconfig the
+  sandbox writes) is also the admin: user ``sandbox-admin`` in the groups
+  ``system:masters`` and ``system:authenticated``.
+* Any other bearer token is looked up in ``<data dir>/tokens.csv``, a static
+  token file in the format of kube-apiserver's ``--token-auth-file``: one
+  ``token,user,uid,"group1,group2"`` line per user (the groups column is
+  optional). The file is read again whenever it changes. Its users are also in
+  ``system:authenticated`` and are subject to RBAC (see ``rbac.py``).
+
+A token that is none of these is answered with 401 Unauthorized.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from progdel.sandbox.objects import ApiError
+
+TOKEN_FILE = "tokens.csv"
+ADMIN_TOKEN = "progdel-sandbox"  # the token of the kubeconfig that kubeconfig.py writes
+ADMIN_USER = "sandbox-admin"
+MASTERS = "system:masters"
+AUTHENTICATED = "system:authenticated"
+
+
+@dataclass(frozen=True)
+class User:
+    """An authenticated caller: name, uid and groups, as the RBAC rules see them."""
+
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        """Members of ``system:masters`` may do anything; RBAC is not consulted for them."""
+        return MASTERS in self.groups
+
+
+ADMIN = User(ADMIN_USER, "", (MASTERS, AUTHENTICATED))
+
+
+def unauthorized() -> ApiError:
+    """The 401 Status a Kubernetes API server answers for credentials it does not accept."""
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def parse_token_file(text: str) -> dict[str, User]:
+    """Token -> user for the lines of a token file; blank lines and lines with too few fields are skipped.
+
+    Every user gets ``system:authenticated`` besides the groups the line names.
+    """
+    users: dict[str, User] = {}
+    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+        if len(row) < 3 or not row[0].strip():
+            continue
+        token, name, uid = (field.strip() for field in row[:3])
+        groups = [g.strip() for g in row[3].split(",")] if len(row) > 3 else []
+        ordered = [g for g in dict.fromkeys([*groups, AUTHENTICATED]) if g]
+        users[token] = User(name, uid, tuple(ordered))
+    return users
+
+
+class TokenAuthenticator:
+    """Maps an ``Authorization`` header to a ``User``, or ``None`` when the credentials are not valid."""
+
+    def __init__(self, token_file: Path | None) -> None:
+        self.token_file = token_file
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._users: dict[str, User] = {}
+
+    def authenticate(self, authorization: str | None) -> User | None:
+        if not authorization:
+            return ADMIN
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        if token == ADMIN_TOKEN:
+            return ADMIN
+        return self._tokens().get(token)
+
+    def _tokens(self) -> dict[str, User]:
+        """The token file's users, read again when its mtime, size or inode changed."""
+        if self.token_file is None:
+            return {}
+        try:
+            st = os.stat(self.token_file)
+        except OSError:
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    text = self.token_file.read_text(encoding="utf-8")
+                except OSError:
+                    return {}
+                self._users, self._stamp = parse_token_file(text), stamp
+            return self._users

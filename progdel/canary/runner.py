@@ -316,12 +316,7 @@ class CanaryRunner:
         event_hooks = bool(engine.webhooks_of(canary, HookType.EVENT))
         for action in actions:
             if isinstance(action, engine.SetWeights):
-                plan = traffic_plan(canary, action, status)
-                set_traffic = getattr(router, "set_traffic", None)
-                if set_traffic is not None:
-                    set_traffic(plan)
-                else:  # a router without strategy routes
-                    router.set_weights(plan.weights)
+                router.set_traffic(traffic_plan(canary, action, status))
             elif isinstance(action, engine.ConsumeApproval):
                 store.clear_approval(self.kube, self.name, self.namespace, str(action.gate))
             elif isinstance(action, engine.CallWebhooks):

@@ -589,6 +589,15 @@ def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], s
             )
         if a.match and a.iterations <= 0:
             problems.append((("spec", key, "iterations"), "A/B testing (match) needs iterations"))
+        if a.match and (spec.provider or "").startswith("gatewayapi"):
+            from progdel.routing.base import RoutingError
+            from progdel.routing.gatewayapi import gateway_match
+
+            for i, match in enumerate(a.match):
+                try:
+                    gateway_match(dict(match))
+                except RoutingError as err:
+                    problems.append((("spec", key, "match", i), str(err)))
     if a is not None:
         for i, m in enumerate(a.metrics):
             where: tuple[str | int, ...] = ("spec", key, "metrics", i)

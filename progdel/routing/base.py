@@ -1,4 +1,4 @@
-"""The ``Router`` interface: one implementation per mesh (Istio today)."""
+"""The ``Router`` interface: one implementation per traffic API (Istio, Gateway API)."""
 
 from __future__ import annotations
 
@@ -68,17 +68,16 @@ class Router(Protocol):
         """Write a plain split (no strategy routes): ``set_traffic(TrafficPlan(weights))``."""
         ...
 
-    def revert(self) -> None:
-        """Put the routing objects back as they were before progdel managed them."""
+    def set_traffic(self, plan: TrafficPlan) -> None:
+        """Write the split and the strategy's routes (A/B, mirroring, session affinity).
+
+        A router must write all of ``plan`` or fail: an A/B plan written as a plain split would
+        send every user to the canary.
+        """
         ...
 
-
-class StrategyRouter(Router, Protocol):
-    """A router that also writes the strategies' routes; a router without ``set_traffic`` gets
-    plain splits only."""
-
-    def set_traffic(self, plan: TrafficPlan) -> None:
-        """Write the split and the strategy's routes (A/B, mirroring, session affinity)."""
+    def revert(self) -> None:
+        """Put the routing objects back as they were before progdel managed them."""
         ...
 
 

@@ -13,21 +13,40 @@ everything progdel does not manage (other rules, matches, filters, foreign backe
 only the two weights of progdel's rule change, with a conditional PUT retried on conflict, and the
 route's original spec is saved in an annotation so that ``canary delete --revert`` can restore it.
 Mirroring uses the standard ``RequestMirror`` filter on progdel's rule.
+
+The strategies' routes are extra rules placed directly before progdel's rule, counted in the
+annotation ``progdel.dev/strategy-rules`` (a JSON list of their kinds, so they are found again even
+after the API server has defaulted their fields):
+
+- A/B testing: one rule whose ``matches`` are the analysis' ``match`` conditions (Istio's
+  ``HTTPMatchRequest`` form, as in the Canary spec: ``headers``, ``queryParams``, ``uri``,
+  ``method``) combined with the rule's own; it carries the split (and the mirror), while progdel's
+  rule sends everyone else to the primary. Conditions an HTTPRoute cannot express are an error,
+  never dropped: dropping one would send more users to the canary than asked for.
+- Session affinity: the canary backendRef (and the primary's, with ``primaryCookieName``) gets a
+  ``ResponseHeaderModifier`` filter setting the cookie, and a rule matching the cookie sends its
+  holders to that side alone. Gateway API picks the rule with more header matches first, so these
+  rules win over progdel's rule wherever they are.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from progdel.kube.client import Kube
 from progdel.kube.resources import HTTPROUTES, Resource
-from progdel.routing.base import RouteNames, RoutingError, Weights, split_weights
+from progdel.routing.base import RouteNames, RoutingError, TrafficPlan, Weights, split_weights
 from progdel.routing.istio import CREATED_ANNOTATION, MANAGED_LABEL, ORIGINAL_ANNOTATION
 
 HTTPROUTES_V1BETA1 = Resource("gateway.networking.k8s.io", "v1beta1", "httproutes", "HTTPRoute")
 MIRROR_FILTER = "RequestMirror"
+COOKIE_FILTER = "ResponseHeaderModifier"
+STRATEGY_ANNOTATION = "progdel.dev/strategy-rules"
+AB_RULE, CANARY_COOKIE_RULE, PRIMARY_COOKIE_RULE = "ab", "canary-cookie", "primary-cookie"
+_RULE_FIELDS_NOT_COPIED = ("name", "matches", "backendRefs")
 
 
 def _is_service_ref(ref: dict[str, Any]) -> bool:
@@ -39,14 +58,28 @@ def _ref_name(ref: dict[str, Any]) -> str:
     return str(ref.get("name", "")) if _is_service_ref(ref) else ""
 
 
-def find_rule(spec: dict[str, Any], names: RouteNames) -> int | None:
-    """Index of progdel's rule in ``spec.rules``, or None."""
+def find_rule(spec: dict[str, Any], names: RouteNames, strategy: list[str] | None = None) -> int | None:
+    """Index of progdel's rule in ``spec.rules`` (after its ``strategy`` rules), or None."""
     rules = spec.get("rules") or []
     for wanted in ({names.primary, names.canary}, {names.apex}):
         for i, rule in enumerate(rules):
             if {_ref_name(r) for r in rule.get("backendRefs") or []} & wanted:
-                return i
+                main = i + len(strategy or [])
+                ours = {names.primary, names.canary}
+                if main < len(rules) and {_ref_name(r) for r in rules[main].get("backendRefs") or []} & ours:
+                    return main
+                return i  # the strategy rules were edited away: the first rule of ours is the rule
     return None
+
+
+def strategy_of(obj: dict[str, Any]) -> list[str]:
+    """The kinds of the strategy rules progdel placed before its rule (from the annotation)."""
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(STRATEGY_ANNOTATION)
+    try:
+        kinds = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return [str(k) for k in kinds] if isinstance(kinds, list) else []
 
 
 def _backend(template: dict[str, Any] | None, name: str, weight: int, port: int | None) -> dict[str, Any]:
@@ -70,47 +103,191 @@ def _is_our_mirror(f: dict[str, Any], names: RouteNames) -> bool:
     return f.get("type") == MIRROR_FILTER and _ref_name(backend) == names.canary
 
 
-def set_rule_weights(
-    spec: dict[str, Any], names: RouteNames, weights: Weights, port: int | None
-) -> dict[str, Any]:
-    """Return ``spec`` with progdel's rule split ``weights``; everything else untouched.
+def _is_cookie_setter(f: dict[str, Any]) -> bool:
+    add = (f.get("responseHeaderModifier") or {}).get("add") or []
+    return f.get("type") == COOKIE_FILTER and any(str(h.get("name", "")).lower() == "set-cookie" for h in add)
 
-    A backendRef to the apex Service becomes the primary/canary pair; backendRefs to other
-    Services (foreign backends) keep their place and weight. The input is not modified.
+
+def _set_cookie(ref: dict[str, Any], cookie: str | None, max_age: int) -> None:
+    filters = [f for f in ref.get("filters") or [] if not _is_cookie_setter(f)]
+    if cookie:
+        header = {"name": "Set-Cookie", "value": f"{cookie}; Max-Age={max_age}"}
+        filters.append({"type": COOKIE_FILTER, "responseHeaderModifier": {"add": [header]}})
+    if filters:
+        ref["filters"] = filters
+    else:
+        ref.pop("filters", None)
+
+
+# -- Istio-style match conditions (the Canary's analysis.match) as HTTPRoute matches --------------
+
+
+def _string_match(cond: Any, what: str) -> dict[str, str]:
+    if isinstance(cond, dict) and len(cond) == 1:
+        kind, value = next(iter(cond.items()))
+        if kind == "exact":
+            return {"type": "Exact", "value": str(value)}
+        if kind == "regex":
+            return {"type": "RegularExpression", "value": str(value)}
+        if kind == "prefix":
+            return {"type": "RegularExpression", "value": f"^{re.escape(str(value))}.*"}
+    raise RoutingError(f"{what}: expected one of exact, prefix or regex, got {cond!r}")
+
+
+def gateway_match(match: dict[str, Any]) -> dict[str, Any]:
+    """One Istio ``HTTPMatchRequest`` as a Gateway API ``HTTPRouteMatch``."""
+    unsupported = sorted(set(match) - {"name", "headers", "queryParams", "uri", "method"})
+    if unsupported:
+        raise RoutingError(
+            f"{', '.join(unsupported)} cannot be expressed in an HTTPRoute match "
+            "(Gateway API matches headers, queryParams, uri and method)"
+        )
+    out: dict[str, Any] = {}
+    for key in ("headers", "queryParams"):
+        conditions = match.get(key) or {}
+        if conditions:
+            out[key] = [
+                {"name": name, **_string_match(cond, f"{key}.{name}")} for name, cond in conditions.items()
+            ]
+    if match.get("uri"):
+        path = _string_match(match["uri"], "uri")
+        kind = next(iter(match["uri"]))
+        if kind == "prefix":
+            path = {"type": "PathPrefix", "value": str(match["uri"]["prefix"])}
+        out["path"] = path
+    if match.get("method"):
+        method = _string_match(match["method"], "method")
+        if method["type"] != "Exact":
+            raise RoutingError("method: an HTTPRoute matches a method exactly")
+        out["method"] = method["value"]
+    return out
+
+
+def _merge_gateway_match(extra: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key in ("headers", "queryParams"):
+        if extra.get(key):
+            # the first entry for a name wins in Gateway API: the strategy's condition comes first
+            out[key] = copy.deepcopy(extra[key]) + list(out.get(key) or [])
+    for key in ("path", "method"):
+        if key in extra:
+            if key in out and out[key] != extra[key] and out[key] != {"type": "PathPrefix", "value": "/"}:
+                raise RoutingError(
+                    f"the A/B {key} {extra[key]!r} and the route's own {out[key]!r} "
+                    "cannot both hold in one HTTPRoute match"
+                )
+            out[key] = copy.deepcopy(extra[key])
+    return out
+
+
+def merge_gateway_matches(extra: list[dict[str, Any]], base: Any) -> list[dict[str, Any]]:
+    """Every condition of ``extra`` combined (AND) with every match of the rule (OR lists)."""
+    return [_merge_gateway_match(a, b) for a in extra for b in (base or [{}])]
+
+
+def _side_rule(
+    main: dict[str, Any], matches: list[dict[str, Any]], refs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    rule = {k: copy.deepcopy(v) for k, v in main.items() if k not in _RULE_FIELDS_NOT_COPIED}
+    rule["matches"] = matches
+    rule["backendRefs"] = refs
+    return rule
+
+
+def set_route_traffic(
+    spec: dict[str, Any], strategy: list[str], names: RouteNames, plan: TrafficPlan, port: int | None
+) -> tuple[dict[str, Any], list[str]]:
+    """``spec`` with progdel's rules written for ``plan``, and the kinds of its new strategy rules.
+
+    The old strategy rules (``strategy``) are replaced; every other rule and field is kept. A
+    backendRef to the apex Service becomes the primary/canary pair; backendRefs to other Services
+    (foreign backends) keep their place and weight. The input is not modified.
     """
     out = copy.deepcopy(spec)
-    index = find_rule(out, names)
+    index = find_rule(out, names, strategy)
     if index is None:
         raise RoutingError(
             f"httproute {names.namespace}/{names.apex} has no rule with a backendRef to {names.apex}, "
             f"{names.primary} or {names.canary}"
         )
+    first = max(0, index - len(strategy))
+    del out["rules"][first:index]
+    index = first
     rule = out["rules"][index]
     refs = rule.get("backendRefs") or []
     primary_t = next((r for r in refs if _ref_name(r) in (names.primary, names.apex)), None)
     canary_t = next((r for r in refs if _ref_name(r) == names.canary), None)
     ours = (names.primary, names.canary, names.apex)
     foreign = [r for r in refs if _ref_name(r) not in ours]
-    rule["backendRefs"] = [
-        _backend(primary_t, names.primary, weights.primary, port),
-        _backend(canary_t or primary_t, names.canary, weights.canary, port),
-        *foreign,
-    ]
+    weights = plan.weights
+    primary_b = _backend(primary_t, names.primary, weights.primary, port)
+    canary_b = _backend(canary_t or primary_t, names.canary, weights.canary, port)
     filters = [f for f in rule.get("filters") or [] if not _is_our_mirror(f, names)]
-    if weights.mirrored:
-        filters.append(_mirror_filter(names, port))
     if filters:
         rule["filters"] = filters
     else:
         rule.pop("filters", None)
-    return out
+    side: list[tuple[str, dict[str, Any]]] = []
+    split = rule
+    if plan.ab_match:
+        for ref in (primary_b, canary_b):
+            _set_cookie(ref, None, plan.cookie_max_age)
+        matches = merge_gateway_matches([gateway_match(m) for m in plan.ab_match], rule.get("matches"))
+        split = _side_rule(rule, matches, [primary_b, canary_b])
+        side.append((AB_RULE, split))
+        rule["backendRefs"] = [
+            _backend(primary_t, names.primary, 100, port),
+            _backend(canary_t or primary_t, names.canary, 0, port),
+            *foreign,
+        ]
+        for ref in rule["backendRefs"]:
+            _set_cookie(ref, None, plan.cookie_max_age)
+    else:
+        weighted = 0 < weights.canary < 100
+        canary_cookie = plan.canary_cookie if weighted else None
+        primary_cookie = plan.primary_cookie if weighted else None
+        _set_cookie(canary_b, canary_cookie, plan.cookie_max_age)
+        _set_cookie(primary_b, primary_cookie, plan.cookie_max_age)
+        for cookie, kind, ref in (
+            (canary_cookie, CANARY_COOKIE_RULE, canary_b),
+            (primary_cookie, PRIMARY_COOKIE_RULE, primary_b),
+        ):
+            if cookie:
+                holder = {
+                    "headers": [
+                        {"name": "Cookie", "type": "RegularExpression", "value": f".*{re.escape(cookie)}.*"}
+                    ]
+                }
+                only = {**copy.deepcopy(ref), "weight": 100}
+                only.pop("filters", None)
+                side.append(
+                    (kind, _side_rule(rule, merge_gateway_matches([holder], rule.get("matches")), [only]))
+                )
+        rule["backendRefs"] = [primary_b, canary_b, *foreign]
+    if weights.mirrored:
+        mirror = _mirror_filter(names, port)
+        split["filters"] = [*(split.get("filters") or []), mirror]
+    out["rules"][index:index] = [r for _, r in side]
+    return out, [kind for kind, _ in side]
 
 
-def read_rule_weights(spec: dict[str, Any], names: RouteNames) -> Weights:
-    """The primary and canary weights of progdel's rule (Gateway API's default weight is 1)."""
-    index = find_rule(spec, names)
+def set_rule_weights(
+    spec: dict[str, Any], names: RouteNames, weights: Weights, port: int | None
+) -> dict[str, Any]:
+    """``spec`` with progdel's rule split ``weights``, no strategy rules, everything else untouched."""
+    return set_route_traffic(spec, [], names, TrafficPlan(weights), port)[0]
+
+
+def read_rule_weights(spec: dict[str, Any], names: RouteNames, strategy: list[str] | None = None) -> Weights:
+    """The primary and canary weights of the rule carrying the split (Gateway API's default weight is 1).
+
+    That is the A/B rule during A/B testing, else progdel's rule.
+    """
+    index = find_rule(spec, names, strategy)
     if index is None:
         raise RoutingError(f"httproute {names.namespace}/{names.apex} has no rule for this canary")
+    if strategy and strategy[0] == AB_RULE and index >= len(strategy):
+        index -= len(strategy)
     rule = spec["rules"][index]
     primary, canary = split_weights(
         ((_ref_name(ref), int(ref.get("weight", 1))) for ref in rule.get("backendRefs") or []),
@@ -184,9 +361,15 @@ class HTTPRouteRouter:
                 # progdel owns this route: parents and hostnames follow the Canary's spec
                 spec.pop("hostnames", None)
                 spec.update(self._wanted_parents())
-            if find_rule(spec, self.names) is None:
+            index = find_rule(spec, self.names, strategy_of(obj))
+            if index is None:
                 spec.setdefault("rules", []).insert(0, self._new_rule())
-            else:
+                annotations.pop(STRATEGY_ANNOTATION, None)
+            elif not {_ref_name(r) for r in spec["rules"][index].get("backendRefs") or []} & {
+                self.names.primary,
+                self.names.canary,
+            }:
+                # a rule to the apex Service: make it a split, keeping the current weights
                 current = read_rule_weights(spec, self.names)
                 obj["spec"] = set_rule_weights(spec, self.names, current, self.port)
 
@@ -194,11 +377,22 @@ class HTTPRouteRouter:
 
     def get_weights(self) -> Weights:
         route = self.kube.get(self.resource, self.names.apex, self.names.namespace)
-        return read_rule_weights(route.get("spec") or {}, self.names)
+        return read_rule_weights(route.get("spec") or {}, self.names, strategy_of(route))
 
     def set_weights(self, weights: Weights) -> None:
+        self.set_traffic(TrafficPlan(weights))
+
+    def set_traffic(self, plan: TrafficPlan) -> None:
         def mutate(obj: dict[str, Any]) -> None:
-            obj["spec"] = set_rule_weights(obj.get("spec") or {}, self.names, weights, self.port)
+            spec, kinds = set_route_traffic(
+                obj.get("spec") or {}, strategy_of(obj), self.names, plan, self.port
+            )
+            obj["spec"] = spec
+            annotations = obj["metadata"].setdefault("annotations", {})
+            if kinds:
+                annotations[STRATEGY_ANNOTATION] = json.dumps(kinds)
+            else:
+                annotations.pop(STRATEGY_ANNOTATION, None)
 
         self.kube.update(self.resource, self.names.apex, mutate, self.names.namespace)
 
@@ -212,7 +406,8 @@ class HTTPRouteRouter:
 
             def restore(obj: dict[str, Any]) -> None:
                 obj["spec"] = original
-                obj["metadata"].get("annotations", {}).pop(ORIGINAL_ANNOTATION, None)
+                for key in (ORIGINAL_ANNOTATION, STRATEGY_ANNOTATION):
+                    obj["metadata"].get("annotations", {}).pop(key, None)
 
             self.kube.update(self.resource, self.names.apex, restore, self.names.namespace)
         elif annotations.get(CREATED_ANNOTATION) == "progdel":
@@ -223,6 +418,9 @@ __all__ = [
     "HTTPROUTES_V1BETA1",
     "HTTPRouteRouter",
     "find_rule",
+    "gateway_match",
     "read_rule_weights",
+    "set_route_traffic",
     "set_rule_weights",
+    "strategy_of",
 ]

@@ -187,6 +187,20 @@ def test_metric_needs_threshold(tmp_path: Path) -> None:
         load_canary(write(tmp_path, text))
 
 
+def test_ab_match_an_httproute_cannot_hold_is_a_spec_error_on_gatewayapi(tmp_path: Path) -> None:
+    ab = TUTORIAL.replace("    maxWeight: 50\n    stepWeight: 10\n", "    iterations: 5\n    match:\n"
+        "    - headers:\n        x-canary:\n          exact: insider\n"
+        "    - sourceLabels:\n        app: frontend\n", 1)  # fmt: skip
+    assert load_canary(write(tmp_path, ab)).model.analysis.match  # Istio holds both conditions
+    on_gateway = ab.replace("spec:\n", "spec:\n  provider: gatewayapi:v1\n", 1)
+    with pytest.raises(InvalidInput) as err:
+        load_canary(write(tmp_path, on_gateway))
+    assert str(err.value).startswith(
+        f"{tmp_path / 'canary.yaml'}:39: spec.analysis.match[1]: sourceLabels "
+    )
+    assert "sourceLabels cannot be expressed in an HTTPRoute match" in str(err.value)
+
+
 def test_annotations_parsed(tmp_path: Path) -> None:
     text = TUTORIAL.replace(
         "  namespace: test\n",

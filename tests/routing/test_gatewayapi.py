@@ -16,11 +16,14 @@ from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import DEPLOYMENTS, HTTPROUTES, VIRTUALSERVICES
 from progdel.routing import router_for
-from progdel.routing.base import RouteNames, Weights
+from progdel.routing.base import RouteNames, TrafficPlan, Weights
 from progdel.routing.gatewayapi import (
     HTTPROUTES_V1BETA1,
+    STRATEGY_ANNOTATION,
     HTTPRouteRouter,
+    gateway_match,
     read_rule_weights,
+    set_route_traffic,
     set_rule_weights,
 )
 from progdel.routing.istio import ORIGINAL_ANNOTATION, RoutingError, VirtualServiceRouter
@@ -95,6 +98,129 @@ def test_rule_edits_are_pure_and_keep_everything_else() -> None:
     assert unmirrored["rules"][1]["filters"] == spec["rules"][1]["filters"]
     with pytest.raises(RoutingError, match="no rule with a backendRef"):
         set_rule_weights({"rules": [{"backendRefs": [{"name": "other"}]}]}, names, Weights(50, 50), None)
+
+
+AB_MATCH = (
+    {"headers": {"x-canary": {"exact": "insider"}}},
+    {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}, "uri": {"prefix": "/api"}},
+)
+
+
+def test_istio_style_match_conditions_become_httproute_matches() -> None:
+    assert gateway_match({"headers": {"user-agent": {"prefix": "Mozilla/5.0 (X"}}}) == {
+        "headers": [{"name": "user-agent", "type": "RegularExpression", "value": r"^Mozilla/5\.0\ \(X.*"}]
+    }
+    assert gateway_match(
+        {"queryParams": {"beta": {"exact": "1"}}, "uri": {"exact": "/v2"}, "method": {"exact": "POST"}}
+    ) == {
+        "queryParams": [{"name": "beta", "type": "Exact", "value": "1"}],
+        "path": {"type": "Exact", "value": "/v2"},
+        "method": "POST",
+    }
+    # a condition an HTTPRoute cannot hold is refused: dropping it would widen the audience
+    with pytest.raises(RoutingError, match="sourceLabels cannot be expressed in an HTTPRoute match"):
+        gateway_match({"sourceLabels": {"app": "frontend"}, "headers": {"x": {"exact": "1"}}})
+    with pytest.raises(RoutingError, match="matches a method exactly"):
+        gateway_match({"method": {"regex": "GET|HEAD"}})
+
+
+def test_ab_rule_carries_the_split_and_everyone_else_stays_on_the_primary() -> None:
+    names = RouteNames("podinfo", "test")
+    spec = users_route("test")["spec"]
+    plan = TrafficPlan(Weights(0, 100, mirrored=True), ab_match=AB_MATCH)
+    out, kinds = set_route_traffic(spec, [], names, plan, 9898)
+    assert kinds == ["ab"]
+    admin, ab, main = out["rules"]
+    assert admin == spec["rules"][0]
+    assert [(r["name"], r["weight"]) for r in ab["backendRefs"]] == [
+        ("podinfo-primary", 0),
+        ("podinfo-canary", 100),
+    ]
+    # each A/B condition ANDed with the rule's own path match; the header condition comes first
+    assert ab["matches"] == [
+        {
+            "path": {"type": "PathPrefix", "value": "/"},
+            "headers": [{"name": "x-canary", "type": "Exact", "value": "insider"}],
+        },
+        {
+            "path": {"type": "PathPrefix", "value": "/api"},
+            "headers": [
+                {"name": "cookie", "type": "RegularExpression", "value": "^(.*?;)?(canary=always)(;.*)?$"}
+            ],
+        },
+    ]
+    assert ab["timeouts"] == {"request": "10s"} and ab["filters"][0] == spec["rules"][1]["filters"][0]
+    assert ab["filters"][1]["type"] == "RequestMirror", "the mirror goes with the split"
+    refs = [(r["name"], r["weight"]) for r in main["backendRefs"]]
+    assert refs == [("podinfo-primary", 100), ("podinfo-canary", 0), ("legacy-podinfo", 5)]
+    assert main["filters"] == spec["rules"][1]["filters"], "no mirror on the rule everyone else takes"
+    assert read_rule_weights(out, names, kinds) == Weights(0, 100, mirrored=True)
+
+    # the next write replaces the strategy rules instead of piling them up
+    plain, kinds = set_route_traffic(out, kinds, names, TrafficPlan(Weights(100, 0)), 9898)
+    assert kinds == [] and len(plain["rules"]) == 2
+    assert plain["rules"][1]["filters"] == spec["rules"][1]["filters"]
+    assert read_rule_weights(plain, names) == Weights(100, 0)
+
+
+def test_session_affinity_sets_cookies_and_routes_their_holders() -> None:
+    names = RouteNames("podinfo", "test")
+    spec = {"rules": [{"backendRefs": [{"name": "podinfo", "port": 9898}]}]}
+    plan = TrafficPlan(
+        Weights(80, 20),
+        canary_cookie="flagger-cookie=abc",
+        primary_cookie="primary-cookie=abc",
+        cookie_max_age=60,
+    )
+    out, kinds = set_route_traffic(spec, [], names, plan, 9898)
+    assert kinds == ["canary-cookie", "primary-cookie"]
+    to_canary, to_primary, main = out["rules"]
+    assert to_canary["matches"] == [
+        {"headers": [{"name": "Cookie", "type": "RegularExpression", "value": ".*flagger\\-cookie=abc.*"}]}
+    ]
+    assert [(r["name"], r["weight"]) for r in to_canary["backendRefs"]] == [("podinfo-canary", 100)]
+    assert [(r["name"], r["weight"]) for r in to_primary["backendRefs"]] == [("podinfo-primary", 100)]
+    canary_ref = main["backendRefs"][1]
+    assert canary_ref["filters"] == [
+        {
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {
+                "add": [{"name": "Set-Cookie", "value": "flagger-cookie=abc; Max-Age=60"}]
+            },
+        }
+    ]
+    assert read_rule_weights(out, names, kinds) == Weights(80, 20)
+    # once the rollout is no longer weighted (promoted: 100/0), no cookie is set or routed
+    done, kinds = set_route_traffic(out, kinds, names, replace_weights(plan, Weights(100, 0)), 9898)
+    assert kinds == [] and len(done["rules"]) == 1
+    assert all("filters" not in r for r in done["rules"][0]["backendRefs"])
+
+
+def replace_weights(plan: TrafficPlan, weights: Weights) -> TrafficPlan:
+    from dataclasses import replace
+
+    return replace(plan, weights=weights)
+
+
+def test_router_keeps_strategy_rules_across_reconciles_and_reverts(kube: Kube, namespace: str) -> None:
+    kube.create(HTTPROUTES, users_route(namespace))
+    r = router(kube, namespace)
+    r.reconcile()
+    r.set_traffic(TrafficPlan(Weights(0, 100), ab_match=AB_MATCH[:1]))
+    route = kube.get(HTTPROUTES, "podinfo")
+    assert json.loads(route["metadata"]["annotations"][STRATEGY_ANNOTATION]) == ["ab"]
+    assert len(route["spec"]["rules"]) == 3
+    r.reconcile()  # every tick reconciles: the A/B rule must survive it
+    assert kube.get(HTTPROUTES, "podinfo")["spec"] == route["spec"]
+    assert r.get_weights() == Weights(0, 100)
+    r.set_weights(Weights(100, 0))
+    route = kube.get(HTTPROUTES, "podinfo")
+    assert len(route["spec"]["rules"]) == 2 and STRATEGY_ANNOTATION not in route["metadata"]["annotations"]
+    r.set_traffic(TrafficPlan(Weights(0, 100), ab_match=AB_MATCH[:1]))
+    r.revert()
+    restored = kube.get(HTTPROUTES, "podinfo")
+    assert restored["spec"] == users_route(namespace)["spec"]
+    assert not (restored["metadata"].get("annotations") or {})
 
 
 def test_creates_the_route_then_shifts_and_reads_weights(kube: Kube, namespace: str) -> None:

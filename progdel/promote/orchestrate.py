@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from progdel.canary.alerts import targets_from_project
 from progdel.canary.runner import Clock, Sink
@@ -44,6 +44,9 @@ from progdel.promote.direct import (
 from progdel.promote.inventory import serving_deployment_name
 from progdel.promote.plan import Plan, PromotionStep
 from progdel.promote.pullrequest import PullRequestClient
+
+if TYPE_CHECKING:
+    from progdel.config.canary import Canary
 
 
 class Reporter(Protocol):
@@ -234,29 +237,15 @@ def _fail(
 # -- canary ------------------------------------------------------------------------------
 
 
-def _canary(
-    kube: Kube,
-    project: Project,
-    app: App,
-    env: Environment,
-    version: str,
-    options: PromoteOptions,
-    reporter: Reporter,
-    outcome: StepOutcome,
-    *,
-    patch: bool,
-) -> None:
+def _apply_env_canary(kube: Kube, app: App, env: Environment) -> Canary:
+    """Apply the environment's Canary (from its spec file) to the cluster; the validated model."""
     from progdel.canary import store
-    from progdel.canary.runner import CanaryRunner, RunOptions, initialize
     from progdel.config.canary import load_canary
     from progdel.config.yamlfile import load_documents
-    from progdel.kube.resources import CANARIES
-    from progdel.promote.direct import get_deployment, set_image
-    from progdel.promote.versions import with_tag
+    from progdel.promote.direct import get_deployment
 
     assert env.canary is not None
-    spec = load_canary(env.canary.spec)
-    canary = spec.model
+    canary = load_canary(env.canary.spec).model
     if canary.target_name != app.deployment_name:
         raise InvalidInput(
             f"{env.canary.spec}: spec.targetRef.name is {canary.target_name}, but app {app.name}'s "
@@ -269,7 +258,44 @@ def _canary(
         if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
     )
     store.apply_canary(kube, doc, env.namespace)
+    return canary
+
+
+def _initialize_canary(
+    kube: Kube, env: Environment, canary: Canary, options: PromoteOptions, reporter: Reporter, sink: Sink
+) -> None:
+    """Initialize the canary unless it is: the primary is created from the target as it runs now,
+    so this must happen before the new version reaches the target, or it would skip analysis."""
+    from progdel.canary.runner import initialize
+    from progdel.kube.resources import CANARIES
+
     phase = ((kube.get(CANARIES, canary.name, env.namespace).get("status") or {}).get("phase")) or ""
+    if phase and phase != "Initializing":
+        return
+    reporter.status(f"initializing canary {env.namespace}/{canary.name}")
+    code = initialize(kube, canary.name, env.namespace, sink, timeout=min(options.timeout, 300))
+    if code is not ExitCode.OK:
+        raise ProgdelError(f"canary {env.namespace}/{canary.name} did not initialize", code)
+
+
+def _canary(
+    kube: Kube,
+    project: Project,
+    app: App,
+    env: Environment,
+    version: str,
+    options: PromoteOptions,
+    reporter: Reporter,
+    outcome: StepOutcome,
+    *,
+    patch: bool,
+) -> None:
+    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.promote.direct import set_image
+    from progdel.promote.versions import with_tag
+
+    assert env.canary is not None
+    canary = _apply_env_canary(kube, app, env)
     records: list[dict[str, Any]] = []
     with reporter.canary() as view:
 
@@ -277,11 +303,7 @@ def _canary(
             records.append(record)
             view(record)
 
-        if not phase or phase == "Initializing":
-            reporter.status(f"initializing canary {env.namespace}/{canary.name}")
-            code = initialize(kube, canary.name, env.namespace, sink, timeout=min(options.timeout, 300))
-            if code is not ExitCode.OK:
-                raise ProgdelError(f"canary {env.namespace}/{canary.name} did not initialize", code)
+        _initialize_canary(kube, env, canary, options, reporter, sink)
         if patch:
             change = set_image(
                 kube, env.namespace, app.deployment_name, app.container, with_tag(app.image, version)
@@ -339,6 +361,11 @@ def _gitops(
     client = options.pr_client
     if cfg.pull_request is not None and client is None:
         client = client_for(cfg.pull_request)
+    if env.canary:
+        # before the new version can reach the target: the primary must start from the old one
+        canary = _apply_env_canary(kube, app, env)
+        with reporter.canary() as view:
+            _initialize_canary(kube, env, canary, options, reporter, view)
     workdir = env_repo_cache(cfg.repository, cfg.branch, options.cache_dir)
     result = promote_via_git(env, app, step.version, workdir=workdir, pr_client=client)
     reporter.status(result.message)

@@ -3,6 +3,8 @@ Prometheus loaded with known histories and replayed with a clock that starts in 
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from progdel.promote.plan import plan_promotion
 from tests.canary.test_runner_integration import T0, ReplayClock
 from tests.promfixture import TrafficPhase, istio_openmetrics, require_prometheus, run_prometheus
 
+from .conftest import Remote
 from .test_direct import IMAGE, Shop, kube_fixture, shop_fixture, write_config  # noqa: F401  (fixtures)
 
 
@@ -59,7 +62,7 @@ def metrics(ns: str, candidate: list[TrafficPhase]) -> str:
     )
 
 
-def promote_with_canary(s: Shop, project: Any, clock: Clock) -> Any:
+def promote_with_canary(s: Shop, project: Any, clock: Clock, **opts: Any) -> Any:
     app = project.app("web")
     inv = inventory(s.kube, project, app)
     plan = plan_promotion(
@@ -72,7 +75,7 @@ def promote_with_canary(s: Shop, project: Any, clock: Clock) -> Any:
         healthy_by_env=inv.healthy_by_env,
     )
     reporter = QuietReporter()
-    options = PromoteOptions(timeout=600, canary_clock=clock)
+    options = PromoteOptions(timeout=600, canary_clock=clock, **opts)
     return run_plan(s.kube, project, plan, options, reporter), reporter
 
 
@@ -116,3 +119,47 @@ def test_canary_environment_rolls_back_and_keeps_the_old_primary(shop: Shop, tmp
     assert (record.result, record.canary, record.exit_code) == ("rolled-back", "rolled back", "3")
     served = inventory(shop.kube, project, project.app("web")).placement("production")
     assert served.version == "1.1.0"
+
+
+def test_gitops_canary_environment_initializes_before_the_push_then_analyses(
+    shop: Shop, env_remote: Remote, tmp_path: Path
+) -> None:
+    ns = shop.namespaces["production"]
+    before = env_remote.head()
+    primary_when_synced: list[str] = []
+
+    def gitops_controller() -> None:  # applies what lands on main, as Argo CD or Flux would
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and env_remote.head() == before:
+            time.sleep(0.05)
+        if env_remote.head() == before:
+            return
+        primary_when_synced.append(primary_image(shop))
+        version = yaml.safe_load(env_remote.show("main", "env/values.yaml"))["apps"]["web"]["version"]
+        image = {
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{IMAGE}:{version}"}]}}}
+        }
+        shop.kube.patch(DEPLOYMENTS, "web", image, ns, content_type="application/strategic-merge-patch+json")
+
+    with run_prometheus(metrics(ns, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        (tmp_path / "canary.yaml").write_text(yaml.safe_dump(canary_doc()))
+        gitops = {"repository": str(env_remote.path), "file": "env/values.yaml", "key": "apps.{app}.version"}
+        production = {
+            "kind": "gitops",
+            "gitops": gitops,
+            "canary": {"spec": "canary.yaml", "prometheusUrl": prom.url},
+        }
+        config = write_config(tmp_path / "gitops-canary.yaml", shop.namespaces, production=production)
+        project = load_project(str(config), tmp_path)
+        thread = threading.Thread(target=gitops_controller, daemon=True)
+        thread.start()
+        clock = ReplayClock(T0 + timedelta(seconds=300))
+        (outcomes, reporter) = promote_with_canary(shop, project, clock, cache_dir=tmp_path / "cache")
+        thread.join()
+    # the primary was made from the old version before git changed: the new one went through analysis
+    assert primary_when_synced == [f"{IMAGE}:1.1.0"]
+    assert [(o.result, o.canary, o.version) for o in outcomes] == [("succeeded", "promoted", "1.2.0")]
+    assert {20, 40} <= {r["canaryWeight"] for r in reporter.records if r.get("kind") == "tick"}
+    assert primary_image(shop) == f"{IMAGE}:1.2.0"
+    [record] = history.list_records(shop.kube, project, "web", "production")
+    assert (record.result, record.kind, record.commit) == ("succeeded", "gitops+canary", env_remote.head())

@@ -4,6 +4,12 @@ Built on ``http.server`` with HTTP/1.1 keep-alive. Responses are written as one
 buffer (status line, headers and body together) on a socket with Nagle turned
 off, and GETs serve the object's stored JSON bytes as they are, which is what
 keeps a GET well under a millisecond.
+
+Every request is authenticated first (``auth.py``: no credentials or the
+kubeconfig's token is the admin, other bearer tokens come from
+``<data dir>/tokens.csv``), then, unless the user is in ``system:masters``,
+authorized by RBAC (``rbac.py``) before it is routed, as kube-apiserver does.
+The admin's requests never touch the RBAC code.
 """
 
 from __future__ import annotations
@@ -13,17 +19,18 @@ import select
 import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from progdel.sandbox import discovery
+from progdel.sandbox import auth, discovery, rbac
 from progdel.sandbox.objects import (
     APPLY_PATCH,
     ApiError,
     Objects,
     bad_request,
 )
-from progdel.sandbox.resources import NAMESPACE_KEY, ResourceType
+from progdel.sandbox.resources import NAMESPACE_KEY, SSAR_KEY, ResourceType
 from progdel.sandbox.selectors import (
     SelectorError,
     fields_match,
@@ -65,9 +72,11 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], objects: Objects) -> None:
+    def __init__(self, address: tuple[str, int], objects: Objects, token_file: Path | None = None) -> None:
+        """``token_file``: the static tokens (``tokens.csv`` in the data dir); None: the admin token only."""
         self.objects = objects
         self.openapi = discovery.OpenAPICache(objects.registry)
+        self.authenticator = auth.TokenAuthenticator(token_file)
         self.stopping = False
         super().__init__(address, ApiHandler)
 
@@ -82,6 +91,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     server_version = "progdel-sandbox"
     sys_version = ""
     server: SandboxHTTPServer
+    user: auth.User = auth.ADMIN  # who sent the request being handled (set per request)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -127,6 +137,16 @@ class ApiHandler(BaseHTTPRequestHandler):
         try:
             split = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+            user = self.server.authenticator.authenticate(self.headers.get("Authorization"))
+            if user is None:
+                raise auth.unauthorized()
+            if self.headers.get("Impersonate-User") is not None or self.headers.get("Impersonate-Group"):
+                user = self._impersonate(user)
+            self.user = user
+            if not user.is_admin:
+                attrs = rbac.request_attributes(method, split.path, query)
+                if not self._decide(user, attrs).allowed:
+                    raise rbac.forbidden(user, attrs)
             self._route(method, split.path, query, body)
         except ApiError as err:
             self._send_error(err)
@@ -136,6 +156,25 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._send_error(
                 ApiError(500, "InternalError", f"Internal error occurred: {type(err).__name__}: {err}")
             )
+
+    def _decide(self, user: auth.User, attrs: rbac.Attributes) -> rbac.Decision:
+        """RBAC's answer for ``user`` (the admin is allowed without reading any policy)."""
+        if user.is_admin:
+            return rbac.Decision(True)
+        policy = rbac.policy_from_store(self.server.objects.store, attrs.namespace)
+        return rbac.authorize(user, attrs, policy)
+
+    def _impersonate(self, requester: auth.User) -> auth.User:
+        """The user named by the ``Impersonate-*`` headers, if ``requester`` may impersonate it."""
+        name = self.headers.get("Impersonate-User") or ""
+        groups = [g.strip() for g in self.headers.get_all("Impersonate-Group") or [] if g.strip()]
+        uid = self.headers.get("Impersonate-Uid") or ""
+        if not name:
+            raise bad_request(f"requested groups {groups} without impersonating a user")
+        for attrs in rbac.impersonation_attributes(name, groups, uid):
+            if not self._decide(requester, attrs).allowed:
+                raise rbac.forbidden(requester, attrs)
+        return auth.impersonated(name, groups, uid)
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
         parts = [p for p in path.split("/") if p]
@@ -262,6 +301,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _handle_resource(self, method: str, r: Route, query: dict[str, str], body: bytes) -> None:
         objects = self.server.objects
         rt = r.rt
+        if rt.key == SSAR_KEY:
+            return self._access_review(method, r, body)
         ns = r.namespace or ""
         dry_run = bool(query.get("dryRun"))
         if method == "GET":
@@ -340,6 +381,14 @@ class ApiHandler(BaseHTTPRequestHandler):
                 )
             return self._send_json(200, objects.present_obj(rt, r.version, obj))
         raise _method_not_allowed()
+
+    def _access_review(self, method: str, r: Route, body: bytes) -> None:
+        """A SelfSubjectAccessReview: answered for the requesting user, not stored."""
+        if method != "POST" or r.name is not None:
+            raise _method_not_allowed()
+        data = self._json_body(body)
+        decision = self._decide(self.user, rbac.review_attributes(data))
+        self._send_json(201, rbac.review_response(data, decision))
 
     def _patch_scale(self, r: Route, ctype: str, body: bytes, manager: str) -> None:
         from progdel.sandbox import patch as patches

@@ -16,6 +16,14 @@ Three kinds of caller:
   ``system:authenticated`` and are subject to RBAC (see ``rbac.py``).
 
 A token that is none of these is answered with 401 Unauthorized.
+
+A request may act as another user with the ``Impersonate-User``,
+``Impersonate-Group`` and ``Impersonate-Uid`` headers (``kubectl --as USER
+--as-group GROUP``), if RBAC lets its sender ``impersonate`` them (the admin
+may). kubectl sends no credentials at all to an ``http://`` server (client-go
+reads a kubeconfig's user credentials only for https), so impersonation is how
+kubectl acts as a restricted user against the sandbox; the Python client does
+send its bearer token.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ ADMIN_TOKEN = "progdel-sandbox"  # the token of the kubeconfig that kubeconfig.p
 ADMIN_USER = "sandbox-admin"
 MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,21 @@ class User:
 
 
 ADMIN = User(ADMIN_USER, "", (MASTERS, AUTHENTICATED))
+
+
+def impersonated(name: str, groups: list[str], uid: str = "") -> User:
+    """The user a request impersonates: the named groups, plus those every such user is in.
+
+    A service account (``system:serviceaccount:NS:NAME``) is also in
+    ``system:serviceaccounts`` and ``system:serviceaccounts:NS``.
+    """
+    extra: list[str] = []
+    if name.startswith(SERVICE_ACCOUNT_PREFIX):
+        ns = name[len(SERVICE_ACCOUNT_PREFIX) :].split(":", 1)[0]
+        extra = ["system:serviceaccounts", f"system:serviceaccounts:{ns}"]
+    if name != "system:anonymous":
+        extra.append(AUTHENTICATED)
+    return User(name, uid, tuple(g for g in dict.fromkeys([*groups, *extra]) if g))
 
 
 def unauthorized() -> ApiError:

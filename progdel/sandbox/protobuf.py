@@ -1,8 +1,9 @@
-"""Just enough of Kubernetes' protobuf encoding for ``kubectl create namespace|configmap|secret``.
+"""Just enough of Kubernetes' protobuf encoding for ``kubectl create namespace|configmap|secret``
+and ``kubectl auth can-i``.
 
-kubectl's imperative ``create`` commands send their object as protobuf, with no
-fallback to JSON. Everything else kubectl does (apply, patch, get, delete) uses
-JSON, so the sandbox decodes only the kinds those commands create, from their
+kubectl's imperative ``create`` commands and its access reviews send their object
+as protobuf, with no fallback to JSON. Everything else kubectl does (apply, patch,
+get, delete) uses JSON, so the sandbox decodes only these kinds, from their
 published field numbers; any other protobuf body is refused with 415.
 
 The body is the ``k8s\\0`` magic, then a ``runtime.Unknown`` message whose
@@ -122,10 +123,45 @@ def _secret(data: bytes) -> dict[str, Any]:
     return out
 
 
+# Field numbers of authorization.k8s.io/v1 ResourceAttributes and NonResourceAttributes (strings only).
+_RESOURCE_ATTRIBUTES = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
+_NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
+
+
+def _strings_message(data: bytes, names: dict[int, str]) -> dict[str, str]:
+    return {names[n]: v.decode() for n, wire, v in _fields(data) if wire == 2 and n in names}
+
+
+def self_subject_access_review(raw: bytes) -> dict[str, Any]:
+    """A SelfSubjectAccessReview from its protobuf message (kubectl auth can-i sends protobuf)."""
+    out: dict[str, Any] = {}
+    for number, _, value in _fields(raw):
+        if number == 1:
+            out["metadata"] = _object_meta(value)
+        elif number == 2:
+            spec: dict[str, Any] = {}
+            for n, _, v in _fields(value):
+                if n == 1:
+                    spec["resourceAttributes"] = _strings_message(v, _RESOURCE_ATTRIBUTES)
+                elif n == 2:
+                    spec["nonResourceAttributes"] = _strings_message(v, _NON_RESOURCE_ATTRIBUTES)
+            out["spec"] = spec
+    return out
+
+
 DECODERS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
     ("v1", "Namespace"): _namespace,
     ("v1", "ConfigMap"): _configmap,
     ("v1", "Secret"): _secret,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): self_subject_access_review,
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from progdel.sandbox.apiserver import SandboxHTTPServer
+from progdel.sandbox.auth import TOKEN_FILE
 from progdel.sandbox.backend import ReplicaBackend
 from progdel.sandbox.controllers import DeploymentController
 from progdel.sandbox.kubeconfig import write_kubeconfig
@@ -87,7 +88,7 @@ class SandboxServer:
             registry.add(resource_from_crd(entry.obj))
         self._install_defaults(objects)
         try:
-            httpd = SandboxHTTPServer((self.host, self.port), objects)
+            httpd = SandboxHTTPServer((self.host, self.port), objects, self.data_dir / TOKEN_FILE)
         except OSError as err:
             store.close()
             if err.errno in (98, 48):  # EADDRINUSE on Linux, macOS

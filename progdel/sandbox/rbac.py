@@ -1,0 +1,385 @@
+"""RBAC in the sandbox: what a request asks to do, and whether the user's bindings allow it.
+
+The decision follows Kubernetes' RBAC authorizer: a request is allowed when a
+ClusterRoleBinding binds the user to a ClusterRole with a matching rule, or a
+RoleBinding in the request's namespace binds the user to a Role of that
+namespace or to a ClusterRole with a matching rule. Nothing denies; a request
+no rule allows is forbidden. Members of ``system:masters`` are never checked.
+
+Every authenticated user may read the discovery and health endpoints and
+create SelfSubjectAccessReviews, like the default ``system:discovery``,
+``system:public-info-viewer`` and ``system:basic-user`` bindings grant.
+
+The functions here are pure except ``policy_from_store``, which reads the RBAC
+objects of the sandbox's store (a handful; they are read on every request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from progdel.sandbox.auth import AUTHENTICATED, SERVICE_ACCOUNT_PREFIX, User
+from progdel.sandbox.objects import ApiError
+from progdel.sandbox.resources import (
+    CLUSTER_ROLE_BINDING_KEY,
+    CLUSTER_ROLE_KEY,
+    ROLE_BINDING_KEY,
+    ROLE_KEY,
+)
+from progdel.sandbox.store import Store
+
+REVIEW_GROUP = "authorization.k8s.io"
+REVIEW_API_VERSION = f"{REVIEW_GROUP}/v1"
+REVIEW_KIND = "SelfSubjectAccessReview"
+WATCH_VALUES = ("1", "true", "True")
+NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
+# What every member of system:authenticated may do: (name of the default binding, its rules).
+DEFAULT_GRANTS: list[tuple[str, list[dict[str, Any]]]] = [
+    (
+        "system:discovery",
+        [
+            {
+                "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*"],
+                "verbs": ["get"],
+            }
+        ],
+    ),
+    (
+        "system:public-info-viewer",
+        [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}],
+    ),
+    (
+        "system:basic-user",
+        [
+            {
+                "apiGroups": [REVIEW_GROUP],
+                "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                "verbs": ["create"],
+            }
+        ],
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What a request does, in RBAC's terms.
+
+    A resource request has a verb (get, list, watch, create, update, patch,
+    delete, deletecollection), an API group, a resource and maybe a
+    subresource, a namespace (empty for the cluster scope) and a name (empty for
+    a collection). A non-resource request has only a path and the lower-case
+    HTTP method as its verb.
+    """
+
+    verb: str
+    group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+    path: str = ""
+    resource_request: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+@dataclass
+class Policy:
+    """The RBAC objects that can decide a request in one namespace (``""``: a cluster-scoped request)."""
+
+    cluster_roles: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    cluster_role_bindings: Sequence[dict[str, Any]] = ()
+    roles: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # of the namespace, by name
+    role_bindings: Sequence[dict[str, Any]] = ()  # of the namespace
+
+
+# ---- request attributes -----------------------------------------------------------------------
+def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes:
+    """The RBAC attributes of an HTTP request to the API server (``query``: one value per parameter)."""
+    method = method.upper()
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return Attributes(verb=method.lower(), path=path or "/", resource_request=False)
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    if method in ("GET", "HEAD"):
+        watch = query.get("watch") in WATCH_VALUES
+        verb = "watch" if watch else "get" if name else "list"
+    elif method == "POST":
+        verb = "create"
+    elif method == "PUT":
+        verb = "update"
+    elif method == "PATCH":
+        verb = "patch"
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    else:
+        verb = method.lower()
+    if verb in ("list", "watch") and not name:
+        name = _name_from_field_selector(query.get("fieldSelector") or "")
+    return Attributes(verb, group, resource, subresource, namespace, name)
+
+
+def impersonation_attributes(name: str, groups: list[str], uid: str = "") -> list[Attributes]:
+    """What a request that impersonates ``name`` (in ``groups``, with ``uid``) must be allowed to do."""
+    if name.startswith(SERVICE_ACCOUNT_PREFIX) and name.count(":") == 3:
+        _, _, ns, sa = name.split(":")
+        out = [Attributes("impersonate", "", "serviceaccounts", namespace=ns, name=sa)]
+    else:
+        out = [Attributes("impersonate", "", "users", name=name)]
+    out += [Attributes("impersonate", "", "groups", name=g) for g in groups]
+    if uid:
+        out.append(Attributes("impersonate", "authentication.k8s.io", "uids", name=uid))
+    return out
+
+
+def _name_from_field_selector(selector: str) -> str:
+    """The name a list or watch is narrowed to by ``fieldSelector=metadata.name=NAME``, else ``""``."""
+    parts = [p.strip() for p in selector.split(",") if p.strip()]
+    if len(parts) != 1:
+        return ""
+    for op in ("==", "="):
+        key, sep, value = parts[0].partition(op)
+        if sep and key.strip() == "metadata.name" and not key.endswith("!"):
+            return value.strip()
+    return ""
+
+
+# ---- rules ------------------------------------------------------------------------------------
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _resource_matches(rule_resources: list[str], resource: str, subresource: str) -> bool:
+    wanted = f"{resource}/{subresource}" if subresource else resource
+    for r in rule_resources:
+        if r in ("*", wanted):
+            return True
+        if subresource and r == f"*/{subresource}":
+            return True
+    return False
+
+
+def _path_matches(rule_urls: list[str], path: str) -> bool:
+    return any(u in ("*", path) or (u.endswith("*") and path.startswith(u[:-1])) for u in rule_urls)
+
+
+def rule_allows(rule: Mapping[str, Any], attrs: Attributes) -> bool:
+    """Whether one PolicyRule allows the request.
+
+    ``"*"`` matches any verb, API group, resource or URL; ``"*/scale"`` matches
+    the scale subresource of any resource; a rule with ``resourceNames`` only
+    matches requests that name one of them (so never a list or a create).
+    """
+    verbs = _strings(rule.get("verbs"))
+    if "*" not in verbs and attrs.verb not in verbs:
+        return False
+    if not attrs.resource_request:
+        return _path_matches(_strings(rule.get("nonResourceURLs")), attrs.path)
+    groups = _strings(rule.get("apiGroups"))
+    if "*" not in groups and attrs.group not in groups:
+        return False
+    if not _resource_matches(_strings(rule.get("resources")), attrs.resource, attrs.subresource):
+        return False
+    names = _strings(rule.get("resourceNames"))
+    return not names or (bool(attrs.name) and attrs.name in names)
+
+
+def rules_allow(rules: Any, attrs: Attributes) -> bool:
+    return any(isinstance(r, dict) and rule_allows(r, attrs) for r in rules or [])
+
+
+# ---- subjects and bindings --------------------------------------------------------------------
+def subject_matches(subject: Mapping[str, Any], user: User, binding_namespace: str = "") -> bool:
+    """Whether a binding's subject is the user.
+
+    A ``ServiceAccount`` subject without a namespace is in the binding's namespace.
+    """
+    kind, name = subject.get("kind"), subject.get("name")
+    if not isinstance(name, str) or not name:
+        return False
+    if kind == "User":
+        return name == user.name
+    if kind == "Group":
+        return name in user.groups
+    if kind == "ServiceAccount":
+        ns = subject.get("namespace") or binding_namespace
+        return bool(ns) and user.name == f"system:serviceaccount:{ns}:{name}"
+    return False
+
+
+def _describe(subject: Mapping[str, Any], binding_namespace: str) -> str:
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "ServiceAccount":
+        return f'ServiceAccount "{name}/{subject.get("namespace") or binding_namespace}"'
+    return f'{kind} "{name}"'
+
+
+def _bound_subject(binding: Mapping[str, Any], user: User, namespace: str) -> Mapping[str, Any] | None:
+    for s in binding.get("subjects") or []:
+        if isinstance(s, dict) and subject_matches(s, user, namespace):
+            return s
+    return None
+
+
+def authorize(user: User, attrs: Attributes, policy: Policy) -> Decision:
+    """Whether ``user`` may do ``attrs`` under ``policy``, with the binding that allows it as the reason."""
+    if user.is_admin:
+        return Decision(True)
+    if AUTHENTICATED in user.groups:
+        for grant, rules in DEFAULT_GRANTS:
+            if rules_allow(rules, attrs):
+                return Decision(
+                    True,
+                    f'RBAC: allowed by ClusterRoleBinding "{grant}" of ClusterRole "{grant}" '
+                    f'to Group "{AUTHENTICATED}"',
+                )
+    for crb in policy.cluster_role_bindings:
+        ref = crb.get("roleRef") or {}
+        if ref.get("kind") != "ClusterRole":
+            continue
+        subject = _bound_subject(crb, user, "")
+        if subject is None:
+            continue
+        role = policy.cluster_roles.get(str(ref.get("name")))
+        if role is not None and rules_allow(role.get("rules"), attrs):
+            name = (crb.get("metadata") or {}).get("name")
+            return Decision(
+                True,
+                f'RBAC: allowed by ClusterRoleBinding "{name}" of ClusterRole "{ref.get("name")}" '
+                f"to {_describe(subject, '')}",
+            )
+    if not attrs.resource_request or not attrs.namespace:
+        return Decision(False)
+    for rb in policy.role_bindings:
+        meta = rb.get("metadata") or {}
+        if meta.get("namespace", attrs.namespace) != attrs.namespace:
+            continue
+        ref = rb.get("roleRef") or {}
+        kind = ref.get("kind")
+        roles = policy.roles if kind == "Role" else policy.cluster_roles if kind == "ClusterRole" else {}
+        subject = _bound_subject(rb, user, attrs.namespace)
+        if subject is None:
+            continue
+        role = roles.get(str(ref.get("name")))
+        if role is not None and rules_allow(role.get("rules"), attrs):
+            return Decision(
+                True,
+                f'RBAC: allowed by RoleBinding "{meta.get("name")}/{attrs.namespace}" of {kind} '
+                f'"{ref.get("name")}" to {_describe(subject, attrs.namespace)}',
+            )
+    return Decision(False)
+
+
+def policy_from_store(store: Store, namespace: str) -> Policy:
+    """The ClusterRoles and ClusterRoleBindings, and the Roles and RoleBindings of ``namespace``."""
+
+    def by_name(key: str, ns: str | None) -> dict[str, dict[str, Any]]:
+        return {e.obj["metadata"]["name"]: e.obj for e in store.list(key, ns)[0]}
+
+    policy = Policy(
+        cluster_roles=by_name(CLUSTER_ROLE_KEY, None),
+        cluster_role_bindings=[e.obj for e in store.list(CLUSTER_ROLE_BINDING_KEY)[0]],
+    )
+    if namespace:
+        policy.roles = by_name(ROLE_KEY, namespace)
+        policy.role_bindings = [e.obj for e in store.list(ROLE_BINDING_KEY, namespace)[0]]
+    return policy
+
+
+# ---- 403 --------------------------------------------------------------------------------------
+def forbidden(user: User, attrs: Attributes) -> ApiError:
+    """The 403 Status a Kubernetes API server answers when RBAC denies the request."""
+    if not attrs.resource_request:
+        return ApiError(
+            403, "Forbidden", f'forbidden: User "{user.name}" cannot {attrs.verb} path "{attrs.path}"', {}
+        )
+    qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+    target = f'{qualified} "{attrs.name}"' if attrs.name else qualified
+    details: dict[str, Any] = {}
+    if attrs.name:
+        details["name"] = attrs.name
+    if attrs.group:
+        details["group"] = attrs.group
+    details["kind"] = attrs.resource
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{target} is forbidden: User "{user.name}" cannot {attrs.verb} resource "{resource}" '
+        f'in API group "{attrs.group}" {scope}',
+        details,
+    )
+
+
+# ---- SelfSubjectAccessReview ------------------------------------------------------------------
+def _invalid_review(message: str) -> ApiError:
+    return ApiError(
+        422,
+        "Invalid",
+        f'{REVIEW_KIND}.{REVIEW_GROUP} "" is invalid: spec.resourceAttributes: Invalid value: "null": '
+        f"{message}",
+        {
+            "group": REVIEW_GROUP,
+            "kind": REVIEW_KIND,
+            "causes": [
+                {"reason": "FieldValueInvalid", "message": message, "field": "spec.resourceAttributes"}
+            ],
+        },
+    )
+
+
+def review_attributes(body: Any) -> Attributes:
+    """The attributes a SelfSubjectAccessReview asks about (422 when it names neither kind or both)."""
+    spec = body.get("spec") if isinstance(body, dict) else None
+    spec = spec if isinstance(spec, dict) else {}
+    res, non = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if isinstance(res, dict) == isinstance(non, dict):
+        raise _invalid_review("exactly one of nonResourceAttributes or resourceAttributes must be specified")
+    if isinstance(non, dict):
+        return Attributes(
+            verb=str(non.get("verb") or ""), path=str(non.get("path") or ""), resource_request=False
+        )
+    assert isinstance(res, dict)
+    return Attributes(
+        verb=str(res.get("verb") or ""),
+        group=str(res.get("group") or ""),
+        resource=str(res.get("resource") or ""),
+        subresource=str(res.get("subresource") or ""),
+        namespace=str(res.get("namespace") or ""),
+        name=str(res.get("name") or ""),
+    )
+
+
+def review_response(body: Any, decision: Decision) -> dict[str, Any]:
+    """The SelfSubjectAccessReview as the server answers it: the request with its ``status`` filled in."""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    status: dict[str, Any] = {"allowed": decision.allowed}
+    if decision.reason:
+        status["reason"] = decision.reason
+    return {
+        "kind": REVIEW_KIND,
+        "apiVersion": REVIEW_API_VERSION,
+        "metadata": {**(meta if isinstance(meta, dict) else {}), "creationTimestamp": None},
+        "spec": body.get("spec") if isinstance(body, dict) else {},
+        "status": status,
+    }

@@ -23,9 +23,10 @@ from progdel.addons.charts import ChartRepository
 from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef, object_hash
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
+from progdel.kube.access import Access, denied
 from progdel.kube.client import Kube
-from progdel.kube.errors import AlreadyExists
-from progdel.kube.resources import CRDS, DEPLOYMENTS, NAMESPACES, Resource
+from progdel.kube.errors import AlreadyExists, Forbidden
+from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, Resource
 
 Report = Callable[[str], None]
 INJECTION_LABEL = "istio-injection"
@@ -252,6 +253,46 @@ def _wait_crd(kube: Kube, discovery: ApiDiscovery, obj: dict[str, Any], deadline
         time.sleep(0.2)
 
 
+def needed_access(p: Plan, stale: list[ObjectRef], namespace_missing: bool) -> list[Access]:
+    """Every verb installing ``p`` uses, on every resource it touches."""
+    wanted = [Access("get", NAMESPACES)]
+    if namespace_missing:
+        wanted.append(Access("create", NAMESPACES))
+    wanted += [Access(v, CONFIGMAPS, p.namespace) for v in ("get", "create", "patch")]  # the inventory
+    for q in p.objects:
+        ns = q.ref.namespace or None
+        wanted += [Access(v, q.ref.resource, ns) for v in ("get", "create", "patch")]
+    wanted += [Access("delete", o.resource, o.namespace or None) for o in stale]
+    if p.labels:
+        wanted.append(Access("patch", NAMESPACES))
+    return wanted
+
+
+def check_access(kube: Kube, p: Plan, stale: list[ObjectRef]) -> None:
+    """Refuse, before anything is written, an install RBAC would stop halfway."""
+    try:
+        namespace_missing = kube.get_or_none(NAMESPACES, p.namespace) is None
+    except Forbidden:
+        namespace_missing = False  # the review names "get namespaces"
+    missing = denied(kube, needed_access(p, stale, namespace_missing))
+    if not missing:
+        return
+    grouped: dict[tuple[str, str | None], list[str]] = {}
+    for a in missing:
+        grouped.setdefault((a.resource.qualified, a.namespace), []).append(a.verb)
+    lines = [
+        f"{', '.join(verbs)} {what}" + (f' in namespace "{ns}"' if ns else " at cluster scope")
+        for (what, ns), verbs in grouped.items()
+    ]
+    more = f" (and {len(lines) - 6} more)" if len(lines) > 6 else ""
+    raise Forbidden(
+        f"installing {p.addon.name} needs what RBAC does not allow you: {'; '.join(lines[:6])}{more}. "
+        "Nothing was applied; ask a cluster admin to install it, or for these rights",
+        403,
+        "Forbidden",
+    )
+
+
 def install(
     kube: Kube,
     p: Plan,
@@ -272,10 +313,11 @@ def install(
     if old is not None:
         result.outcome = "upgraded" if old.version != p.version else "updated"
 
-    _ensure_namespace(kube, p.namespace, addon.name)
     new_keys = {q.ref.key for q in p.objects}
     old_refs = {o.key: o for o in (old.objects if old else [])}
     stale = [o for o in (old.objects if old else []) if o.key not in new_keys]
+    check_access(kube, p, stale)
+    _ensure_namespace(kube, p.namespace, addon.name)
     labels = list(old.labels) if old else []
 
     inv = Inventory(

@@ -140,13 +140,17 @@ def delete(kube: Kube, inv: Inventory) -> None:
 
 
 def find_all(kube: Kube, namespace: str | None = None) -> list[Inventory]:
-    """Every addon inventory in ``namespace``, or in every namespace."""
-    items = kube.items(
-        CONFIGMAPS,
-        namespace,
-        all_namespaces=namespace is None,
-        label_selector=f"{MANAGED_BY}=progdel,{ADDON_LABEL}",
-    )
+    """Every addon inventory in ``namespace``, or in every namespace the user may list: all of
+    them, or the connection's own when RBAC does not allow listing across namespaces."""
+    from progdel.kube.errors import Forbidden
+
+    selector = f"{MANAGED_BY}=progdel,{ADDON_LABEL}"
+    try:
+        items = kube.items(CONFIGMAPS, namespace, all_namespaces=namespace is None, label_selector=selector)
+    except Forbidden:
+        if namespace is not None:
+            raise
+        items = kube.items(CONFIGMAPS, kube.namespace, label_selector=selector)
     return [Inventory.from_configmap(cm) for cm in items if cm["metadata"]["name"].startswith(PREFIX)]
 
 

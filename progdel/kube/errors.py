@@ -97,6 +97,8 @@ def from_status(
         return NotFound(message or "not found", status, reason)
     if status == 403:
         verb = _VERBS.get(method.upper(), method.lower())
+        if verb == "get" and not name:
+            verb = "list"
         target = resource.qualified if resource is not None else "this resource"
         where = f' in namespace "{namespace}"' if namespace else " at cluster scope"
         return Forbidden(

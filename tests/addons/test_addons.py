@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from progdel.addons.inventory import Inventory
 from progdel.cli.main import app
 from progdel.errors import ProgdelError
-from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, GATEWAYS, NAMESPACES, SERVICES
+from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, GATEWAYS, NAMESPACES, SERVICES, Resource
 
 pytest.importorskip("helm_python", reason="rendering needs helm-python-sdk (or the helm CLI)")
 
@@ -322,10 +322,10 @@ def test_digest_mismatch_is_refused(sandbox, kube, chart_repo, namespace):
 
 def test_unserved_kind_is_refused_before_anything_is_applied(sandbox, kube, chart_repo, namespace):
     code, _, err = install_istio(
-        sandbox, chart_repo.url, namespace, "--set", "istiod:serviceAccount.create=true"
+        sandbox, chart_repo.url, namespace, "--set", "istiod:podDisruptionBudget.enabled=true"
     )
     assert code == 2
-    assert "does not serve ServiceAccount (v1)" in err
+    assert "does not serve PodDisruptionBudget (policy/v1)" in err
     assert inventory_of(kube, "istio", namespace) is None
     assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
 
@@ -344,6 +344,49 @@ def test_failure_midway_says_what_was_applied_and_remove_cleans_up(sandbox, kube
     assert cli(sandbox, "-n", namespace, "addon", "remove", "istio")[0] == 0
     assert kube.get_or_none(CONFIGMAPS, "istio", namespace) is None
     assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
+
+
+def test_missing_rbac_is_listed_before_anything_is_applied(sandbox, kube, chart_repo, namespace, tmp_path):
+    # a user who may do anything in the addon's namespace, but nothing at cluster scope
+    user, token = f"dev-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    with (sandbox.data_dir / "tokens.csv").open("a") as f:
+        f.write(f"{token},{user},{user}\n")
+    role = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+    binding = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+    kube.create(
+        role,
+        {"metadata": {"name": "all"}, "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+        namespace,
+    )
+    kube.create(
+        binding,
+        {
+            "metadata": {"name": "dev-all"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "all"},
+            "subjects": [{"kind": "User", "name": user}],
+        },
+        namespace,
+    )
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = token
+    restricted = tmp_path / "restricted-kubeconfig"
+    restricted.write_text(yaml.safe_dump(config))
+
+    result = CliRunner().invoke(
+        app,
+        ["--kubeconfig", str(restricted), "-n", namespace, "addon", "install", "istio", "--chart-repo",
+         chart_repo.url, "--ingress-timeout", "0"],
+    )  # fmt: skip
+    assert isinstance(result.exception, ProgdelError) and result.exception.exit_code == 2
+    message = str(result.exception)
+    assert message.startswith("installing istio needs what RBAC does not allow you: ")
+    assert "get namespaces at cluster scope; " in message  # the namespace exists: no need to create it
+    assert "get, create, patch customresourcedefinitions.apiextensions.k8s.io at cluster scope" in message
+    assert "configmaps" not in message, "what the user may do is not listed"
+    assert "Nothing was applied" in message
+    assert inventory_of(kube, "istio", namespace) is None
+    assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
+    assert kube.get_or_none(DEPLOYMENTS, "istiod", namespace) is None
 
 
 def test_unknown_addon(sandbox):

@@ -195,9 +195,7 @@ def test_ab_match_an_httproute_cannot_hold_is_a_spec_error_on_gatewayapi(tmp_pat
     on_gateway = ab.replace("spec:\n", "spec:\n  provider: gatewayapi:v1\n", 1)
     with pytest.raises(InvalidInput) as err:
         load_canary(write(tmp_path, on_gateway))
-    assert str(err.value).startswith(
-        f"{tmp_path / 'canary.yaml'}:39: spec.analysis.match[1]: sourceLabels "
-    )
+    assert str(err.value).startswith(f"{tmp_path / 'canary.yaml'}:39: spec.analysis.match[1]: sourceLabels ")
     assert "sourceLabels cannot be expressed in an HTTPRoute match" in str(err.value)
 
 

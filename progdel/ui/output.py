@@ -45,8 +45,21 @@ def emit(opts: GlobalOptions, data: Any, human: Callable[[Any], Any]) -> None:
         if isinstance(rendered, str):
             sys.stdout.write(rendered + ("" if rendered.endswith("\n") else "\n"))
         else:
-            console().print(rendered)
+            _print_unclipped(rendered)
     sys.stdout.flush()
+
+
+def _print_unclipped(renderable: Any) -> None:
+    """Print at the renderable's own width, as kubectl does: a table piped to ``grep`` or read in a
+    narrow terminal keeps every column and every character (the terminal wraps long lines)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    wide = Console(file=buf, width=4096, highlight=False, soft_wrap=True, force_terminal=sys.stdout.isatty())
+    wide.print(renderable)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))
 
 
 def emit_line(data: Any) -> None:

@@ -1,4 +1,4 @@
-"""Strategies as the VirtualService shows them after each tick of the runner (sandbox API)."""
+"""Strategies as the VirtualService (or HTTPRoute) shows them after each tick of the runner (sandbox API)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from progdel.canary.engine import Phase
 from progdel.canary.runner import CanaryRunner, RunOptions, initialize
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
-from progdel.kube.resources import CANARIES, DEPLOYMENTS, VIRTUALSERVICES
+from progdel.kube.resources import CANARIES, DEPLOYMENTS, HTTPROUTES, VIRTUALSERVICES
 from progdel.routing.base import RouteNames, TrafficPlan, Weights
 from progdel.routing.istio import read_weights, set_routes
 from tests.canary.test_runner_integration import T0, ReplayClock, deployment, new_revision
@@ -28,7 +28,7 @@ def kube(sandbox: Any, namespace: str) -> Kube:
     return connect(str(sandbox.kubeconfig), None, namespace)
 
 
-def start(kube: Kube, namespace: str, **analysis: Any) -> CanaryRunner:
+def start(kube: Kube, namespace: str, spec: dict[str, Any] | None = None, **analysis: Any) -> CanaryRunner:
     a: dict[str, Any] = {"interval": "1s", "threshold": 2}
     a.update(analysis)
     doc = {
@@ -39,6 +39,7 @@ def start(kube: Kube, namespace: str, **analysis: Any) -> CanaryRunner:
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
             "service": {"port": 9898},
             "analysis": a,
+            **(spec or {}),
         },
     }
     kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
@@ -88,6 +89,33 @@ def test_ab_match_route_goes_to_canary_and_the_default_to_primary(kube: Kube, na
     final = http(kube)
     assert split(final[0]) == {"podinfo-primary": 100, "podinfo-canary": 0}
     assert split(final[1]) == {"podinfo-primary": 100}
+
+
+def test_ab_on_gatewayapi_writes_the_match_rule_and_keeps_everyone_else_on_the_primary(
+    kube: Kube, namespace: str
+) -> None:
+    gateway = {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "edge"}]}
+    runner = start(kube, namespace, {"provider": "gatewayapi", "service": gateway}, iterations=2, match=MATCH)
+    seen = []
+    for _ in range(15):
+        result = runner.tick()
+        runner.clock.sleep(1)
+        rules = kube.get(HTTPROUTES, "podinfo")["spec"]["rules"]
+        seen.append((str(result.status.phase), rules))
+        if result.status.phase is Phase.SUCCEEDED:
+            break
+    assert seen[-1][0] == "Succeeded", [phase for phase, _ in seen]
+    ab, main = [rules for phase, rules in seen if phase == "Progressing"][-1]
+    assert [h["headers"][0]["name"] for h in ab["matches"]] == ["x-canary", "cookie"]
+    assert [(r["name"], r["weight"]) for r in ab["backendRefs"]] == [
+        ("podinfo-primary", 0),
+        ("podinfo-canary", 100),
+    ]
+    assert "matches" not in main, "everyone else takes progdel's own rule"
+    assert [(r["name"], r["weight"]) for r in main["backendRefs"]] == [
+        ("podinfo-primary", 100),
+        ("podinfo-canary", 0),
+    ]
 
 
 def test_blue_green_iterations_at_100_0_then_all_to_canary_then_promote(kube: Kube, namespace: str) -> None:

@@ -142,7 +142,11 @@ def promote(
     ] = None,
     no_wait: Annotated[
         bool,
-        typer.Option("--no-wait", help="GitOps: stop once the commit is pushed or the PR opened."),
+        typer.Option(
+            "--no-wait",
+            help="Stop once the change is made (commit pushed or PR opened, image set, canary target "
+            "updated); one environment at a time.",
+        ),
     ] = False,
     force: Annotated[
         bool,

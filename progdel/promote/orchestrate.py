@@ -39,11 +39,13 @@ from progdel.promote.direct import (
     RolloutFailed,
     format_duration,
     promote_direct,
+    set_image,
     wait_for_version,
 )
 from progdel.promote.inventory import serving_deployment_name
 from progdel.promote.plan import Plan, PromotionStep
 from progdel.promote.pullrequest import PullRequestClient
+from progdel.promote.versions import with_tag
 
 if TYPE_CHECKING:
     from progdel.config.canary import Canary
@@ -77,7 +79,8 @@ class PromoteOptions:
     timeout: float
     """Seconds each step may wait in all (pull request merge + rollout)."""
     wait: bool = True
-    """False (``--no-wait``): a GitOps step ends once the commit is pushed or the PR opened."""
+    """False (``--no-wait``): a step ends once its change is made: the commit pushed or the PR
+    opened (GitOps), the image set (direct), the canary's target updated (canary)."""
     poll_interval: float = 20.0
     """How often a pull request is looked at."""
     cache_dir: Path | None = None
@@ -136,6 +139,11 @@ def run_plan(
     kube: Kube, project: Project, plan: Plan, options: PromoteOptions, reporter: Reporter
 ) -> list[StepOutcome]:
     """Carry out ``plan``'s steps in order; raises ``PromotionFailed`` at the first failure."""
+    pending = [s for s in plan.steps if not s.up_to_date]
+    if not options.wait and len(pending) > 1:
+        # the next environment's gate is that this one runs the version: not waiting skips it
+        names = ", ".join(s.environment.name for s in pending)
+        raise InvalidInput(f"--no-wait promotes into one environment at a time, not {names}")
     outcomes: list[StepOutcome] = []
     for step in plan.steps:
         outcome = _run_step(kube, project, plan.app, step, options, reporter, outcomes)
@@ -187,6 +195,16 @@ def _run_step(
             _gitops(kube, project, app, step, options, reporter, outcome, record)
         elif env.canary:
             _canary(kube, project, app, env, step.version, options, reporter, outcome, patch=True)
+        elif not options.wait:
+            change = set_image(
+                kube, env.namespace, app.deployment_name, app.container, with_tag(app.image, step.version)
+            )
+            outcome.result = "pending"
+            outcome.message = (
+                f"set {env.namespace}/{app.deployment_name} image to {change.image} (not waiting: --no-wait; "
+                f"progdel get applications -e {env.name} shows when it is ready)"
+            )
+            reporter.status(outcome.message)
         else:
             promote_direct(
                 kube, env.namespace, app, step.version, timeout=options.timeout, notify=reporter.status
@@ -291,8 +309,6 @@ def _canary(
     patch: bool,
 ) -> None:
     from progdel.canary.runner import CanaryRunner, RunOptions
-    from progdel.promote.direct import set_image
-    from progdel.promote.versions import with_tag
 
     assert env.canary is not None
     canary = _apply_env_canary(kube, app, env)
@@ -312,6 +328,15 @@ def _canary(
                 f"set canary target {env.namespace}/{app.deployment_name} image to {change.image}; "
                 f"analysing with canary {canary.name}"
             )
+        if not options.wait:
+            outcome.result = "pending"
+            outcome.message = (
+                f"{app.name} {version} is in canary {env.namespace}/{canary.name}, which moves only while "
+                f"progdel drives it (not waiting: --no-wait): progdel -n {env.namespace} canary watch "
+                f"{canary.name}"
+            )
+            reporter.status(outcome.message)
+            return
         run_opts = RunOptions(
             timeout=options.timeout,
             prometheus_url=env.canary.prometheus_url,

@@ -163,3 +163,16 @@ def test_gitops_canary_environment_initializes_before_the_push_then_analyses(
     assert primary_image(shop) == f"{IMAGE}:1.2.0"
     [record] = history.list_records(shop.kube, project, "web", "production")
     assert (record.result, record.kind, record.commit) == ("succeeded", "gitops+canary", env_remote.head())
+
+
+def test_no_wait_updates_the_canary_target_and_leaves_the_run_to_a_watcher(
+    shop: Shop, tmp_path: Path
+) -> None:
+    ns = shop.namespaces["production"]
+    project = canary_project(shop, tmp_path, "http://127.0.0.1:9")  # never queried: nothing drives the run
+    (outcomes, _) = promote_with_canary(shop, project, ReplayClock(T0), wait=False)
+    [outcome] = outcomes
+    assert outcome.result == "pending" and f"progdel -n {ns} canary watch web" in outcome.message
+    assert primary_image(shop) == f"{IMAGE}:1.1.0", "the primary keeps serving until the canary is judged"
+    target = shop.kube.get(DEPLOYMENTS, "web", ns)
+    assert target["spec"]["template"]["spec"]["containers"][0]["image"] == f"{IMAGE}:1.2.0"

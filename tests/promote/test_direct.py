@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from progdel.config.project import Project, load_project
-from progdel.errors import ExitCode
+from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import DEPLOYMENTS, NAMESPACES
 from progdel.promote import history
@@ -119,6 +119,7 @@ def promote(
     *,
     timeout: float = 20,
     project: Project | None = None,
+    wait: bool = True,
     **kw: Any,
 ) -> list[StepOutcome]:
     project = project or shop.project
@@ -134,7 +135,7 @@ def promote(
         healthy_by_env=inv.healthy_by_env,
         **kw,
     )
-    return run_plan(shop.kube, project, plan, PromoteOptions(timeout=timeout), QuietReporter())
+    return run_plan(shop.kube, project, plan, PromoteOptions(timeout=timeout, wait=wait), QuietReporter())
 
 
 def test_direct_promotion_sets_the_image_waits_and_records(shop: Shop) -> None:
@@ -162,6 +163,25 @@ def test_all_auto_promotes_every_auto_environment_in_order(shop: Shop) -> None:
     assert shop.image("production") == f"{IMAGE}:1.1.0"
     records = history.list_records(shop.kube, shop.project)
     assert [r.environment for r in records] == ["staging", "dev"], "newest first"
+
+
+def test_no_wait_sets_the_image_and_records_a_pending_promotion(shop: Shop) -> None:
+    [outcome] = promote(shop, "production", wait=False)
+    assert (outcome.result, outcome.version) == ("pending", "1.2.0")
+    assert "not waiting: --no-wait" in outcome.message
+    assert shop.image("production") == f"{IMAGE}:1.2.0"
+    [record] = history.list_records(shop.kube, shop.project, "web")
+    assert record.result == "pending"
+
+
+def test_no_wait_refuses_to_promote_through_several_environments(shop: Shop) -> None:
+    # the next environment's gate is that this one runs the version: not waiting would skip it
+    before = shop.image("dev")
+    with pytest.raises(
+        InvalidInput, match="--no-wait promotes into one environment at a time, not dev, staging"
+    ):
+        promote(shop, None, "1.3.0", all_auto=True, wait=False)
+    assert shop.image("dev") == before, "nothing was changed"
 
 
 def test_an_image_that_never_becomes_ready_is_rolled_back(shop: Shop, tmp_path: Path) -> None:

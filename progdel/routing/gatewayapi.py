@@ -58,18 +58,25 @@ def _ref_name(ref: dict[str, Any]) -> str:
     return str(ref.get("name", "")) if _is_service_ref(ref) else ""
 
 
-def find_rule(spec: dict[str, Any], names: RouteNames, strategy: list[str] | None = None) -> int | None:
-    """Index of progdel's rule in ``spec.rules`` (after its ``strategy`` rules), or None."""
+def _locate(spec: dict[str, Any], names: RouteNames, strategy: list[str] | None) -> tuple[int, int] | None:
+    """``(first, main)``: where progdel's strategy rules start and the index of its own rule
+    (``first == main`` when there are none), or None when no rule is progdel's."""
     rules = spec.get("rules") or []
-    for wanted in ({names.primary, names.canary}, {names.apex}):
+    ours = {names.primary, names.canary}
+    for wanted in (ours, {names.apex}):
         for i, rule in enumerate(rules):
             if {_ref_name(r) for r in rule.get("backendRefs") or []} & wanted:
                 main = i + len(strategy or [])
-                ours = {names.primary, names.canary}
                 if main < len(rules) and {_ref_name(r) for r in rules[main].get("backendRefs") or []} & ours:
-                    return main
-                return i  # the strategy rules were edited away: the first rule of ours is the rule
+                    return i, main
+                return i, i  # the strategy rules were edited away: the first rule of ours is the rule
     return None
+
+
+def find_rule(spec: dict[str, Any], names: RouteNames, strategy: list[str] | None = None) -> int | None:
+    """Index of progdel's rule in ``spec.rules`` (after its ``strategy`` rules), or None."""
+    found = _locate(spec, names, strategy)
+    return found[1] if found else None
 
 
 def strategy_of(obj: dict[str, Any]) -> list[str]:
@@ -204,15 +211,14 @@ def set_route_traffic(
     (foreign backends) keep their place and weight. The input is not modified.
     """
     out = copy.deepcopy(spec)
-    index = find_rule(out, names, strategy)
-    if index is None:
+    found = _locate(out, names, strategy)
+    if found is None:
         raise RoutingError(
             f"httproute {names.namespace}/{names.apex} has no rule with a backendRef to {names.apex}, "
             f"{names.primary} or {names.canary}"
         )
-    first = max(0, index - len(strategy))
-    del out["rules"][first:index]
-    index = first
+    index, main = found
+    del out["rules"][index:main]  # the old strategy rules
     rule = out["rules"][index]
     refs = rule.get("backendRefs") or []
     primary_t = next((r for r in refs if _ref_name(r) in (names.primary, names.apex)), None)
@@ -283,12 +289,11 @@ def read_rule_weights(spec: dict[str, Any], names: RouteNames, strategy: list[st
 
     That is the A/B rule during A/B testing, else progdel's rule.
     """
-    index = find_rule(spec, names, strategy)
-    if index is None:
+    found = _locate(spec, names, strategy)
+    if found is None:
         raise RoutingError(f"httproute {names.namespace}/{names.apex} has no rule for this canary")
-    if strategy and strategy[0] == AB_RULE and index >= len(strategy):
-        index -= len(strategy)
-    rule = spec["rules"][index]
+    first, main = found
+    rule = spec["rules"][first if strategy and strategy[0] == AB_RULE and first < main else main]
     primary, canary = split_weights(
         ((_ref_name(ref), int(ref.get("weight", 1))) for ref in rule.get("backendRefs") or []),
         names,

@@ -163,6 +163,16 @@ def test_ab_rule_carries_the_split_and_everyone_else_stays_on_the_primary() -> N
     assert read_rule_weights(plain, names) == Weights(100, 0)
 
 
+def test_strategy_rules_someone_deleted_never_take_a_foreign_rule_with_them() -> None:
+    names = RouteNames("podinfo", "test")
+    spec = users_route("test")["spec"]
+    out, kinds = set_route_traffic(spec, [], names, TrafficPlan(Weights(0, 100), ab_match=AB_MATCH), 9898)
+    del out["rules"][1]  # someone removed the A/B rule by hand; the annotation still counts it
+    plain, kinds = set_route_traffic(out, kinds, names, TrafficPlan(Weights(90, 10)), 9898)
+    assert plain["rules"][0] == spec["rules"][0], "the admin rule before progdel's is kept"
+    assert read_rule_weights(plain, names, kinds) == Weights(90, 10)
+
+
 def test_session_affinity_sets_cookies_and_routes_their_holders() -> None:
     names = RouteNames("podinfo", "test")
     spec = {"rules": [{"backendRefs": [{"name": "podinfo", "port": 9898}]}]}

@@ -181,5 +181,7 @@ def plain_line(record: dict[str, Any]) -> str | None:
             + (f" {metrics}" if metrics else "")
         )
     if kind == "result":
-        return f"{record.get('time', '')} result  {record.get('outcome')}: {record.get('message', '')}"
+        message = record.get("message") or ""
+        line = f"{record.get('time', '')} result  {record.get('outcome')}"
+        return f"{line}: {message}" if message else line
     return None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from progdel.cli import complete
 from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
 from progdel.errors import ExitCode, InvalidInput
 
@@ -111,7 +112,10 @@ def _split_values(sets: list[str], files: list[Path]) -> tuple[dict[str, Any], d
 @app.command()
 def install(
     ctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="Addons to install: istio, prometheus, flagger.")],
+    names: Annotated[
+        list[str],
+        typer.Argument(help="Addons to install: istio, prometheus, flagger.", autocompletion=complete.addons),
+    ],
     version: Annotated[
         str | None, typer.Option("--version", help="Chart version (one addon only; default: pinned).")
     ] = None,
@@ -284,7 +288,10 @@ def list_(ctx: typer.Context) -> None:
 
 
 @app.command("status")
-def status_(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The addon.")]) -> None:
+def status_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The addon.", autocompletion=complete.addons)],
+) -> None:
     """Objects missing, drifted (a field progdel applied has another value) or not ready.
 
     Exit 0 when healthy, 5 when not, 2 when the addon is not installed.
@@ -325,7 +332,7 @@ def status_(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The ad
 @app.command()
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The addon.")],
+    name: Annotated[str, typer.Argument(help="The addon.", autocompletion=complete.addons)],
     keep_crds: Annotated[
         bool, typer.Option("--keep-crds", help="Keep the CRDs (and so every custom resource).")
     ] = False,

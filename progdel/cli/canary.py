@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from progdel.cli import complete
 from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 
@@ -19,7 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameArg = Annotated[str, typer.Argument(help="The Canary's name.", metavar="NAME")]
+NameArg = Annotated[
+    str, typer.Argument(help="The Canary's name.", metavar="NAME", autocompletion=complete.canaries)
+]
 
 
 def _namespace(opts: GlobalOptions, kube: Any) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from progdel.cli import complete
 from progdel.cli.options import connect, global_options
 
 app = typer.Typer(help="Show what runs in the environments.", no_args_is_help=True)
@@ -15,7 +16,12 @@ app = typer.Typer(help="Show what runs in the environments.", no_args_is_help=Tr
 @app.command("applications")
 def applications(
     ctx: typer.Context,
-    env: Annotated[str | None, typer.Option("-e", "--env", help="Only this environment's columns.")] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "-e", "--env", help="Only this environment's columns.", autocompletion=complete.environments
+        ),
+    ] = None,
 ) -> None:
     """One row per app: per environment (in order) its version, ready/desired pods and URL.
 
@@ -54,7 +60,12 @@ def applications(
 @app.command("application", hidden=True)
 def application(
     ctx: typer.Context,
-    env: Annotated[str | None, typer.Option("-e", "--env", help="Only this environment's columns.")] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "-e", "--env", help="Only this environment's columns.", autocompletion=complete.environments
+        ),
+    ] = None,
 ) -> None:
     """Alias of ``get applications``."""
     applications(ctx, env)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from progdel.cli import complete
 from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
 from progdel.errors import ExitCode, InvalidInput
 
@@ -120,6 +121,7 @@ def promote(
         typer.Argument(
             metavar="APP",
             help="The app (default: the only app, or the one whose repository is the current directory).",
+            autocompletion=complete.apps,
         ),
     ] = None,
     version: Annotated[
@@ -128,7 +130,10 @@ def promote(
             "--version", help="The version to promote (default: the newest in the previous environment)."
         ),
     ] = None,
-    env: Annotated[str | None, typer.Option("-e", "--env", help="The target environment.")] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("-e", "--env", help="The target environment.", autocompletion=complete.environments),
+    ] = None,
     batch: Annotated[
         bool,
         typer.Option("-b", "--batch-mode", help="Do not ask before promoting into a Manual env."),
@@ -214,8 +219,13 @@ def promote(
 @app.command("history")
 def history_(
     ctx: typer.Context,
-    app_name: Annotated[str | None, typer.Argument(metavar="APP", help="Only this app.")] = None,
-    env: Annotated[str | None, typer.Option("-e", "--env", help="Only this environment.")] = None,
+    app_name: Annotated[
+        str | None, typer.Argument(metavar="APP", help="Only this app.", autocompletion=complete.apps)
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("-e", "--env", help="Only this environment.", autocompletion=complete.environments),
+    ] = None,
 ) -> None:
     """List recorded promotions, newest first (one ConfigMap each, in the environment's namespace)."""
     from progdel.config.project import load_project

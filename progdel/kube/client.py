@@ -46,6 +46,7 @@ class Kube:
         self.namespace = namespace
         self.server: str = api_client.configuration.host
         self.requests = 0  # API calls made, for -v and the benchmarks
+        self.timeout: float | None = None  # seconds per request unless a call says (None: no limit)
         self._reads: dict[tuple[str, str, str, str], tuple[str, dict[str, Any]]] | None = None
 
     # -- plumbing --------------------------------------------------------------------------
@@ -78,7 +79,9 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            resp = self.api.call_api(method_, url, header_params=headers, body=body, _request_timeout=timeout)
+            resp = self.api.call_api(
+                method_, url, header_params=headers, body=body, _request_timeout=timeout or self.timeout
+            )
         except KubeError:
             raise
         except Exception as err:

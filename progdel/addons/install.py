@@ -23,7 +23,7 @@ from progdel.addons.charts import ChartRepository
 from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef, object_hash
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
-from progdel.kube.access import Access, denied
+from progdel.kube.access import Access, denied, group_rights
 from progdel.kube.client import Kube
 from progdel.kube.errors import AlreadyExists, Forbidden
 from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, Resource
@@ -277,13 +277,7 @@ def check_access(kube: Kube, p: Plan, stale: list[ObjectRef]) -> None:
     missing = denied(kube, needed_access(p, stale, namespace_missing))
     if not missing:
         return
-    grouped: dict[tuple[str, str | None], list[str]] = {}
-    for a in missing:
-        grouped.setdefault((a.resource.qualified, a.namespace), []).append(a.verb)
-    lines = [
-        f"{', '.join(verbs)} {what}" + (f' in namespace "{ns}"' if ns else " at cluster scope")
-        for (what, ns), verbs in grouped.items()
-    ]
+    lines = [str(m) for m in group_rights(missing)]
     more = f" (and {len(lines) - 6} more)" if len(lines) > 6 else ""
     raise Forbidden(
         f"installing {p.addon.name} needs what RBAC does not allow you: {'; '.join(lines[:6])}{more}. "

@@ -11,9 +11,12 @@
   the cluster that reads through to it and keeps every write in memory. Nothing is duplicated: the
   objects are the ones ``Workloads``, the router and ``store`` would write, and a write that
   reached the cluster would be a bug (``PlannedKube`` refuses any request but GET).
+- **May the user run the loop?** ``needed_access`` lists every right ``init`` and ``watch`` use
+  for this canary; SelfSubjectAccessReviews (``denied``) tell which of them RBAC does not grant.
 
 Exit codes of a check (the worst wins): 2 a spec error or a query Prometheus rejects (or init
-would fail on the cluster's objects, e.g. a missing target), 6 a Prometheus (or, for a
+would fail on the cluster's objects, e.g. a missing target, or RBAC denies a right the loop
+needs), 6 a Prometheus (or, for a
 MetricTemplate only the cluster holds, the cluster) that cannot be reached, 3 a metric that would
 fail (no data counts as failing under the ``fail`` policy), 5 a metric that would hold (no data
 under ``hold``), 0 otherwise. An unreachable cluster does not fail the check: the metrics are
@@ -25,7 +28,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,11 +36,27 @@ from typing import Any
 import yaml
 
 from progdel.canary import engine, store
+from progdel.canary.alerts import ALERTPROVIDERS
+from progdel.canary.revision import referenced_configs
 from progdel.config.canary import Canary, MetricTemplate, NoDataPolicy
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
+from progdel.kube.access import Access, MissingRights, denied, group_rights
 from progdel.kube.client import Kube
 from progdel.kube.errors import AlreadyExists, NotFound, ServerError, describe_object
-from progdel.kube.resources import METRICTEMPLATES, Resource
+from progdel.kube.resources import (
+    CANARIES,
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    DESTINATIONRULES,
+    EVENTS,
+    HTTPROUTES,
+    LEASES,
+    METRICTEMPLATES,
+    SECRETS,
+    SERVICES,
+    VIRTUALSERVICES,
+    Resource,
+)
 from progdel.metrics.builtin import check_metric, threshold_bounds
 from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
 from progdel.metrics.templates import MetricQuery, metric_queries
@@ -497,6 +516,131 @@ def _judge(check: MetricCheck, result: engine.MetricResult, metric: Any, policy:
 
 
 # --------------------------------------------------------------------------------------------
+# The RBAC rights of the canary loop
+# --------------------------------------------------------------------------------------------
+
+_CONFIG_RESOURCES = {"ConfigMap": CONFIGMAPS, "Secret": SECRETS}
+
+
+def needed_access(
+    canary: Canary,
+    *,
+    templates: Iterable[MetricTemplate] = (),
+    pod_template: Mapping[str, Any] | None = None,
+    alert_secret_namespaces: Iterable[str] = (),
+) -> list[Access]:
+    """Every right ``canary init`` and ``canary watch`` use for ``canary``, in the order they are
+    first needed. ``canary`` must carry its namespace; every right is in it unless said otherwise.
+
+    - ``canaries.flagger.app``: get (the spec and status, read every tick and polled between
+      ticks for operator requests), create (init applies a Canary that does not exist yet),
+      update (init updates an existing Canary's spec; a run consumes an approval), patch (a run
+      clears the abort/promote request it consumed);
+    - ``canaries.flagger.app/status``: update (the run's state, written after every transition);
+    - ``leases.coordination.k8s.io``: get, create, update (``progdel-canary-<name>``: one driver
+      at a time; init and watch take it, renew it and release it);
+    - ``events``: create, and get and update (a repeated Event is counted up by read-modify-write):
+      the Events on the Canary that ``kubectl describe`` and ``canary events`` show;
+    - ``deployments.apps``: get (the target, the primary, their readiness), create (the
+      ``-primary``), update (promotion copies the target's pod template to the primary), patch
+      (scaling the target: a merge patch of ``spec.replicas``, not the scale subresource);
+    - ``services``: get, create, update (``<apex>``, ``-primary``, ``-canary``; a selector or
+      port that drifted is put back);
+    - routing, by ``spec.provider``: Istio ``destinationrules`` and ``virtualservices``
+      (``networking.istio.io``), or Gateway API ``httproutes`` (``gateway.networking.k8s.io``, at
+      the provider's version): get, create, update (created or adopted, then the weights);
+    - ``configmaps``, ``secrets``: get, for those the target's pod template uses (``pod_template``,
+      the target's ``spec.template`` as read; None when unknown): their data is part of the
+      revision;
+    - ``metrictemplates.flagger.app``: get in the namespace of each ``templateRef`` (read from the
+      cluster unless ``watch`` is given the same files); create and patch (server-side apply) in
+      the namespace of each of ``templates``, the files ``init --templates`` applies;
+    - ``alertproviders.flagger.app``: get in the namespace of each ``analysis.alerts`` provider;
+      ``secrets``: get in each of ``alert_secret_namespaces``, where those providers keep their
+      address (``spec.secretRef``).
+    """
+    from progdel.routing import provider_of
+    from progdel.routing.gatewayapi import HTTPROUTES_V1BETA1
+
+    ns = canary.namespace
+    provider = provider_of(canary)
+    wanted = [Access(v, CANARIES, ns) for v in ("get", "create", "update", "patch")]
+    wanted.append(Access("update", CANARIES, ns, "status"))
+    wanted += [Access(v, LEASES, ns) for v in ("get", "create", "update")]
+    wanted += [Access(v, EVENTS, ns) for v in ("create", "get", "update")]
+    wanted += [Access(v, DEPLOYMENTS, ns) for v in ("get", "create", "update", "patch")]
+    wanted += [Access(v, SERVICES, ns) for v in ("get", "create", "update")]
+    if provider == "gatewayapi:v1beta1":
+        routes = [HTTPROUTES_V1BETA1]
+    elif provider.startswith("gatewayapi"):
+        routes = [HTTPROUTES]
+    else:
+        routes = [DESTINATIONRULES, VIRTUALSERVICES]
+    wanted += [Access(v, r, ns) for r in routes for v in ("get", "create", "update")]
+    for ref in referenced_configs(pod_template or {}):
+        wanted.append(Access("get", _CONFIG_RESOURCES[ref.kind], ns))
+    analysis = canary.analysis
+    for m in analysis.metrics:
+        if m.template_ref is not None:
+            wanted.append(Access("get", METRICTEMPLATES, m.template_ref.namespace or ns))
+    for t in templates:
+        wanted += [Access(v, METRICTEMPLATES, t.metadata.namespace or ns) for v in ("create", "patch")]
+    for alert in analysis.alerts:
+        wanted.append(Access("get", ALERTPROVIDERS, alert.provider_ref.namespace or ns))
+    wanted += [Access("get", SECRETS, secret_ns) for secret_ns in alert_secret_namespaces]
+    return list(dict.fromkeys(wanted))
+
+
+def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | None, list[str]]:
+    """What of the cluster ``needed_access`` depends on: the target's pod template, and the
+    namespaces of the Secrets the canary's AlertProviders name. What cannot be read is left out
+    (the rights to read it are asked for anyway)."""
+    ns = canary.namespace
+    try:
+        target = kube.get_or_none(DEPLOYMENTS, canary.target_name, ns)
+    except ProgdelError:
+        target = None
+    pod_template = (target.get("spec") or {}).get("template") if target is not None else None
+    secret_namespaces: list[str] = []
+    for alert in canary.analysis.alerts:
+        provider_ns = alert.provider_ref.namespace or ns
+        try:
+            provider = kube.get_or_none(ALERTPROVIDERS, alert.provider_ref.name, provider_ns)
+        except ProgdelError:
+            continue
+        ref = ((provider or {}).get("spec") or {}).get("secretRef") or {}
+        if ref.get("name"):
+            secret_namespaces.append(ref.get("namespace") or provider_ns)
+    return pod_template, secret_namespaces
+
+
+def check_access(
+    kube: Kube, canary: Canary, templates: Iterable[MetricTemplate] = ()
+) -> tuple[list[MissingRights] | None, str]:
+    """The rights of ``needed_access`` RBAC does not grant, grouped, and a note; None when the
+    cluster cannot answer SelfSubjectAccessReviews (or stopped answering)."""
+    pod_template, secret_namespaces = _cluster_inputs(kube, canary)
+    wanted = needed_access(
+        canary, templates=templates, pod_template=pod_template, alert_secret_namespaces=secret_namespaces
+    )
+    try:
+        missing = denied(kube, wanted)
+    except ProgdelError as err:
+        return None, f"not checked: {err}"
+    if missing is None:
+        return None, (
+            "not checked: the cluster does not answer SelfSubjectAccessReviews "
+            "(a missing right shows as a 403 when init or watch runs)"
+        )
+    if not missing:
+        return [], f"all {len(wanted)} rights init and watch use are granted"
+    return group_rights(missing), (
+        f"{len(missing)} of the {len(wanted)} rights init and watch use are not granted: "
+        "they would meet a 403"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # A whole check
 # --------------------------------------------------------------------------------------------
 
@@ -511,12 +655,17 @@ class CheckReport:
     cluster_note: str
     changes: list[PlannedChange] = field(default_factory=list)
     cluster_error: ExitCode | None = None
+    access_checked: bool = False
+    access_note: str = "not checked: the cluster was not read"
+    missing_access: list[MissingRights] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
         codes = [VERDICT_EXIT.get(m.verdict, ExitCode.INTERNAL) for m in self.metrics]
         if self.cluster_error is not None:
             codes.append(self.cluster_error)
+        if self.missing_access:
+            codes.append(ExitCode.INVALID_INPUT)
         return max(codes, key=_SEVERITY.index, default=ExitCode.OK)
 
     def to_dict(self) -> dict[str, Any]:
@@ -529,6 +678,11 @@ class CheckReport:
                 "checked": self.cluster_checked,
                 "note": self.cluster_note,
                 "objects": [c.to_dict() for c in self.changes],
+            },
+            "rbac": {
+                "checked": self.access_checked,
+                "note": self.access_note,
+                "missing": [m.to_dict() for m in self.missing_access],
             },
             "exitCode": int(self.exit_code),
         }
@@ -545,8 +699,9 @@ def run_check(
     at: datetime,
     cluster_note: str = "",
 ) -> CheckReport:
-    """The whole preflight: the plan of ``init`` (when ``kube`` is given and answers) and every
-    metric checked once. ``canary`` must carry the namespace it will run in."""
+    """The whole preflight: the plan of ``init`` and the RBAC rights init and watch would miss
+    (when ``kube`` is given and answers), and every metric checked once. ``canary`` must carry the
+    namespace it will run in."""
     from progdel.canary.runner import CanaryRunner, RunOptions
     from progdel.routing import provider_of
 
@@ -564,6 +719,10 @@ def run_check(
             kube, cluster_note = None, f"skipped: {err}"
         except InvalidInput as err:
             cluster_error, cluster_note = ExitCode.INVALID_INPUT, f"init would fail: {err}"
+    missing_access: list[MissingRights] | None = None
+    access_note = "not checked: the cluster was not read"
+    if kube is not None:
+        missing_access, access_note = check_access(kube, canary, file_templates)
     default_url = resolve_prometheus_url(
         prometheus_url, metrics_server=canary.spec.metrics_server, project_default=project_prometheus_url
     )
@@ -598,6 +757,9 @@ def run_check(
         cluster_note=cluster_note,
         changes=changes,
         cluster_error=cluster_error,
+        access_checked=missing_access is not None,
+        access_note=access_note,
+        missing_access=missing_access or [],
     )
 
 
@@ -626,10 +788,14 @@ def to_json(report: CheckReport) -> str:
 __all__ = [
     "CheckReport",
     "MetricCheck",
+    "MissingRights",
     "PlannedChange",
     "PlannedKube",
     "changes_of",
+    "check_access",
     "check_metrics",
+    "group_rights",
+    "needed_access",
     "parse_at",
     "plan_init",
     "run_check",

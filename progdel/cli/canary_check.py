@@ -59,10 +59,12 @@ def check(
 ) -> None:
     """Run every metric query once and show what `canary init` would create or change.
 
-    Nothing is written to the cluster (only GET requests); if the cluster cannot be reached the
-    metrics are still checked and the cluster part is reported as skipped. Exit codes: 0 every
-    metric would pass, 3 some would fail, 5 some would hold (no data under the hold policy),
-    2 a spec error or a query Prometheus rejects, 6 Prometheus unreachable.
+    Nothing is written to the cluster (only GET requests and access reviews); if the cluster cannot
+    be reached the metrics are still checked and the cluster part is reported as skipped. Also
+    lists the RBAC rights `canary init` and `canary watch` need in the namespace and are not
+    granted. Exit codes: 0 every metric would pass, 3 some would fail, 5 some would hold (no data
+    under the hold policy), 2 a spec error, a query Prometheus rejects or a missing RBAC right,
+    6 Prometheus unreachable.
     """
     from progdel.canary.preflight import parse_at, run_check
     from progdel.cli.canary import project_defaults
@@ -111,7 +113,8 @@ def check(
 
 
 def render_report(report: CheckReport) -> Any:
-    """The human view: a metrics table, the objects init would touch, and their diffs."""
+    """The human view: a metrics table, the objects init would touch and their diffs, and the
+    RBAC rights init and watch would miss."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -162,6 +165,19 @@ def render_report(report: CheckReport) -> Any:
                         style = "cyan"
                     diff.append(line + "\n", style=style)
                 parts.append(diff)
+    parts.append(Text(""))
+    parts.append(
+        Text.assemble(("RBAC ", "bold"), f"(what `canary init` and `watch` need): {report.access_note}")
+    )
+    if report.missing_access:
+        rights = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for col in ("MISSING", "RESOURCE", "NAMESPACE"):
+            rights.add_column(col)
+        for right in report.missing_access:
+            rights.add_row(
+                Text(", ".join(right.verbs), style="red"), right.resource, right.namespace or "(cluster)"
+            )
+        parts.append(rights)
     parts.append(Text(f"exit code {int(report.exit_code)}", style="bold"))
     return Group(*parts)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError
@@ -21,11 +22,13 @@ SELF_SUBJECT_ACCESS_REVIEWS = Resource(
 
 @dataclass(frozen=True)
 class Access:
-    """One verb on one resource, in a namespace or (``namespace`` None) at cluster scope."""
+    """One verb on one resource (or one of its subresources, e.g. ``status``), in a namespace or
+    (``namespace`` None) at cluster scope."""
 
     verb: str
     resource: Resource
     namespace: str | None = None
+    subresource: str | None = None
 
 
 def denied(kube: Kube, wanted: Iterable[Access]) -> list[Access] | None:
@@ -39,6 +42,8 @@ def denied(kube: Kube, wanted: Iterable[Access]) -> list[Access] | None:
             "group": access.resource.group,
             "resource": access.resource.plural,
         }
+        if access.subresource:
+            attributes["subresource"] = access.subresource
         if access.namespace and access.resource.namespaced:
             attributes["namespace"] = access.namespace
         review = {"spec": {"resourceAttributes": attributes}}
@@ -51,3 +56,34 @@ def denied(kube: Kube, wanted: Iterable[Access]) -> list[Access] | None:
         if not (answer.get("status") or {}).get("allowed"):
             out.append(access)
     return out
+
+
+@dataclass(frozen=True)
+class MissingRights:
+    """Verbs RBAC does not grant on one resource (``canaries.flagger.app/status``) in one namespace."""
+
+    verbs: tuple[str, ...]
+    resource: str
+    namespace: str | None
+
+    def __str__(self) -> str:
+        where = f' in namespace "{self.namespace}"' if self.namespace else " at cluster scope"
+        return f"{', '.join(self.verbs)} {self.resource}{where}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verbs": list(self.verbs),
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "message": str(self),
+        }
+
+
+def group_rights(missing: Iterable[Access]) -> list[MissingRights]:
+    """``missing`` grouped per resource (and subresource) and namespace, in order."""
+    grouped: dict[tuple[str, str | None], list[str]] = {}
+    for a in missing:
+        what = a.resource.qualified + (f"/{a.subresource}" if a.subresource else "")
+        ns = a.namespace if a.resource.namespaced else None
+        grouped.setdefault((what, ns), []).append(a.verb)
+    return [MissingRights(tuple(dict.fromkeys(verbs)), what, ns) for (what, ns), verbs in grouped.items()]

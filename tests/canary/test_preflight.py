@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from progdel.canary.preflight import check_access, needed_access
+from progdel.config.canary import Canary, parse_canary, parse_metric_template
 from progdel.kube.client import Kube, connect
+from progdel.kube.errors import NotFound
 from progdel.kube.resources import (
     CANARIES,
     DEPLOYMENTS,
@@ -22,7 +25,9 @@ from progdel.kube.resources import (
     LEASES,
     SERVICES,
     VIRTUALSERVICES,
+    Resource,
 )
+from progdel.routing.gatewayapi import HTTPROUTES_V1BETA1
 from tests.canary.test_runner_integration import T0, deployment
 from tests.promfixture import (
     PrometheusInstance,
@@ -32,6 +37,7 @@ from tests.promfixture import (
     require_prometheus,
     run_prometheus,
 )
+from tests.sandbox.test_rbac import add_token, unique
 
 AT = (T0 + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -320,3 +326,208 @@ def test_human_output_shows_the_table_and_the_diff(
     assert "ninety-nine" in out and "99.00" in out and ">= 95" in out
     assert "create" in out and "podinfo-primary" in out
     assert f"+++ virtualservice {namespace}/podinfo (progdel)" in out
+
+
+def rights(data: dict[str, Any]) -> dict[str, list[str]]:
+    return {m["resource"]: m["verbs"] for m in data["rbac"]["missing"]}
+
+
+def test_rbac_rights_the_loop_lacks_are_listed_and_exit_2(
+    sandbox: Any, prom: PrometheusInstance, namespace: str, tmp_path: Path
+) -> None:
+    kube = connect(str(sandbox.kubeconfig), None, namespace)
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    role = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+    binding = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+    reader = add_token(sandbox, unique("reader"))
+    kube.create(
+        role,
+        {
+            "metadata": {"name": "read"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list"]}],
+        },
+        namespace,
+    )
+    kube.create(
+        binding,
+        {
+            "metadata": {"name": "reader-read"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read"},
+            "subjects": [{"kind": "User", "name": reader.name}],
+        },
+        namespace,
+    )
+    config = yaml.safe_load(Path(sandbox.kubeconfig).read_text())
+    config["users"][0]["user"]["token"] = reader.token
+    restricted = tmp_path / "restricted-kubeconfig"
+    restricted.write_text(yaml.safe_dump(config))
+    path = canary_file(tmp_path, namespace)
+
+    code, data, err = check(restricted, "-f", str(path), "--prometheus-url", prom.url, "--at", AT)
+    assert data is not None, err
+    assert code == 2, err  # a missing right outweighs the metrics failing for lack of data (3)
+    assert data["cluster"]["checked"] is True, "reading is allowed: init is still planned"
+    assert data["rbac"]["checked"] is True
+    missing = rights(data)
+    assert missing["canaries.flagger.app/status"] == ["update"]
+    assert "create" in missing["events"]
+    assert missing["canaries.flagger.app"] == ["create", "update", "patch"]
+    assert missing["deployments.apps"] == ["create", "update", "patch"]
+    assert missing["leases.coordination.k8s.io"] == ["create", "update"]
+    assert set(missing) >= {"virtualservices.networking.istio.io", "destinationrules.networking.istio.io"}
+    assert not any("get" in verbs for verbs in missing.values()), "what the user may do is not listed"
+    assert all(m["namespace"] == namespace for m in data["rbac"]["missing"])
+    status = next(m for m in data["rbac"]["missing"] if m["resource"] == "canaries.flagger.app/status")
+    assert status["message"] == f'update canaries.flagger.app/status in namespace "{namespace}"'
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "progdel", "--kubeconfig", str(restricted), "canary", "check", "-f", str(path),
+         "--prometheus-url", prom.url, "--at", AT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "RBAC" in proc.stdout and "canaries.flagger.app/status" in proc.stdout
+
+    code, data, err = check(sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--at", AT)
+    assert code == 3, err  # the admin: only the metrics (no data in this namespace) decide
+    assert data is not None and data["rbac"]["checked"] is True and data["rbac"]["missing"] == []
+
+
+def test_rbac_not_checked_without_a_cluster(sandbox: Any, prom: PrometheusInstance, tmp_path: Path) -> None:
+    code, data, err = check(
+        sandbox.kubeconfig, "-f", str(canary_file(tmp_path, "good")), "--prometheus-url", prom.url,
+        "--at", AT, "--no-cluster",
+    )  # fmt: skip
+    assert code == 0, err
+    assert data is not None and data["rbac"] == {
+        "checked": False,
+        "note": "not checked: the cluster was not read",
+        "missing": [],
+    }
+
+
+def _canary(**spec_extra: Any) -> Canary:
+    doc = {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "ns"},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {"interval": "10s", "threshold": 2, "stepWeight": 20},
+            **spec_extra,
+        },
+    }
+    return parse_canary(doc, "test").model
+
+
+def _described(canary: Canary, **kw: Any) -> list[tuple[str, str, str | None]]:
+    return [
+        (a.verb, a.resource.qualified + (f"/{a.subresource}" if a.subresource else ""), a.namespace)
+        for a in needed_access(canary, **kw)
+    ]
+
+
+def test_needed_access_for_istio_and_gatewayapi() -> None:
+    common = [
+        ("get", "canaries.flagger.app", "ns"),
+        ("create", "canaries.flagger.app", "ns"),
+        ("update", "canaries.flagger.app", "ns"),
+        ("patch", "canaries.flagger.app", "ns"),
+        ("update", "canaries.flagger.app/status", "ns"),
+        ("get", "leases.coordination.k8s.io", "ns"),
+        ("create", "leases.coordination.k8s.io", "ns"),
+        ("update", "leases.coordination.k8s.io", "ns"),
+        ("create", "events", "ns"),
+        ("get", "events", "ns"),
+        ("update", "events", "ns"),
+        ("get", "deployments.apps", "ns"),
+        ("create", "deployments.apps", "ns"),
+        ("update", "deployments.apps", "ns"),
+        ("patch", "deployments.apps", "ns"),
+        ("get", "services", "ns"),
+        ("create", "services", "ns"),
+        ("update", "services", "ns"),
+    ]
+    istio = [
+        (v, r, "ns")
+        for r in ("destinationrules.networking.istio.io", "virtualservices.networking.istio.io")
+        for v in ("get", "create", "update")
+    ]
+    httproutes = [(v, "httproutes.gateway.networking.k8s.io", "ns") for v in ("get", "create", "update")]
+    assert _described(_canary()) == common + istio
+    assert _described(_canary(provider="istio")) == common + istio
+    assert _described(_canary(provider="gatewayapi")) == common + httproutes
+    v1beta1 = needed_access(_canary(provider="gatewayapi:v1beta1"))
+    assert [a.resource for a in v1beta1 if a.resource.plural == "httproutes"] == [HTTPROUTES_V1BETA1] * 3
+    assert not any(a.resource.plural == "virtualservices" for a in v1beta1)
+
+
+def test_needed_access_follows_the_spec_and_the_target() -> None:
+    canary = _canary(
+        analysis={
+            "interval": "10s",
+            "threshold": 2,
+            "stepWeight": 20,
+            "metrics": [
+                {
+                    "name": "errors",
+                    "templateRef": {"name": "errors", "namespace": "shared"},
+                    "thresholdRange": {"max": 1},
+                },
+                {"name": "latency", "templateRef": {"name": "latency"}, "thresholdRange": {"max": 500}},
+            ],
+            "alerts": [{"name": "on-call", "providerRef": {"name": "slack", "namespace": "alerting"}}],
+        }
+    )
+    pod_template = {
+        "spec": {
+            "containers": [{"name": "app", "envFrom": [{"configMapRef": {"name": "settings"}}]}],
+            "volumes": [{"name": "tls", "secret": {"secretName": "tls"}}],
+        }
+    }
+    from_file = parse_metric_template(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "MetricTemplate",
+            "metadata": {"name": "latency"},
+            "spec": {"query": "vector(1)"},
+        },
+        "test",
+    )
+
+    got = _described(
+        canary, templates=[from_file], pod_template=pod_template, alert_secret_namespaces=["alerting"]
+    )
+    assert got[-8:] == [
+        ("get", "configmaps", "ns"),
+        ("get", "secrets", "ns"),
+        ("get", "metrictemplates.flagger.app", "shared"),
+        ("get", "metrictemplates.flagger.app", "ns"),
+        ("create", "metrictemplates.flagger.app", "ns"),
+        ("patch", "metrictemplates.flagger.app", "ns"),
+        ("get", "alertproviders.flagger.app", "alerting"),
+        ("get", "secrets", "alerting"),
+    ]
+    assert not any(r in ("configmaps", "secrets") for _v, r, _n in _described(_canary()))
+
+
+class _NoReviews(Kube):
+    """A cluster without the SelfSubjectAccessReview API (and no objects)."""
+
+    def __init__(self) -> None:
+        self.namespace = "ns"
+
+    def get_or_none(self, *_args: Any, **_kw: Any) -> None:
+        return None
+
+    def create(self, *_args: Any, **_kw: Any) -> dict[str, Any]:
+        raise NotFound("the server could not find the requested resource", 404)
+
+
+def test_a_cluster_that_cannot_answer_reviews_is_a_note_not_a_failure() -> None:
+    missing, note = check_access(_NoReviews(), _canary())
+    assert missing is None
+    assert note.startswith("not checked: the cluster does not answer SelfSubjectAccessReviews")

@@ -205,10 +205,14 @@ def resolve_targets(kube: Kube, canary: Canary) -> tuple[list[AlertTarget], list
     return targets, problems
 
 
+ALERT_TIMEOUT = 10.0
+"""Seconds an alert's POST may take."""
+
+
 class AlertSender:
     """Posts alerts; a failure is returned as a masked message, never raised."""
 
-    def __init__(self, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, timeout: float = ALERT_TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:
         self._client = httpx.Client(timeout=timeout, transport=transport)
 
     def close(self) -> None:

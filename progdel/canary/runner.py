@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from progdel.canary import engine, store, traffic
-from progdel.canary.alerts import AlertMessage, AlertSender, AlertTarget, resolve_targets
+from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
 from progdel.canary.revision import referenced_configs, revision_hash, tracked_configs
@@ -39,6 +39,7 @@ from progdel.config.canary import (
     MetricTemplate,
     StrategyKind,
     format_go_duration,
+    parse_duration,
     parse_metric_template,
 )
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
@@ -46,7 +47,7 @@ from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
-from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
+from progdel.metrics.prometheus import QUERY_TIMEOUT, PrometheusProvider, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
 from progdel.metrics.templates import MetricQuery, metric_queries
 from progdel.routing import router_for
@@ -109,6 +110,28 @@ def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.Canar
             plan, canary_cookie=cookie, primary_cookie=primary, cookie_max_age=affinity.max_age or 86400
         )
     return plan
+
+
+#: the Events one tick can record at most (each calls the event webhooks)
+_EVENTS_PER_TICK = 3
+#: the Kubernetes API calls of one tick, at their worst
+_API_SECONDS_PER_TICK = 10.0
+
+
+def lease_seconds(canary: Canary) -> int:
+    """How long a driver's Lease lasts: three intervals, and twice the longest a tick can block.
+
+    A tick blocks on its webhooks (each may time out on every retry), on Prometheus and on alerts.
+    The Lease is renewed between ticks, so it must outlast the slowest tick plus a wait, or a
+    second watcher could take the canary over while the first is still acting on it.
+    """
+    a = canary.analysis
+    hooks = 0.0
+    for hook in a.webhooks:
+        calls = _EVENTS_PER_TICK if hook.type == HookType.EVENT else 1
+        hooks += calls * (hook.retries + 1) * ((parse_duration(hook.timeout) or 10.0) + 1.0)  # + backoff
+    worst_tick = hooks + QUERY_TIMEOUT + ALERT_TIMEOUT * len(a.alerts) + _API_SECONDS_PER_TICK
+    return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
 
 
 def step_index(canary: Canary, weight: int, iterations: int) -> int:
@@ -457,9 +480,7 @@ class CanaryRunner:
         _, spec = store.read(self.kube, self.name, self.namespace)
         canary = spec.model
         interval = canary.analysis.interval_seconds
-        lease = store.lease_for(
-            self.kube, self.name, self.namespace, max(10, math.ceil(3 * interval)), self.identity
-        )
+        lease = store.lease_for(self.kube, self.name, self.namespace, lease_seconds(canary), self.identity)
         lease.acquire()
         try:
             self.preflight(canary)

@@ -95,6 +95,10 @@ def _unix(at: datetime) -> str:
     return f"{at.timestamp():.3f}"
 
 
+QUERY_TIMEOUT = 5.0
+"""Seconds a query may take before Prometheus counts as unreachable for this tick."""
+
+
 class PrometheusProvider:
     """Instant queries against one Prometheus-compatible server.
 
@@ -110,7 +114,7 @@ class PrometheusProvider:
         bearer_token: str | None = None,
         basic_auth: tuple[str, str] | None = None,
         verify: bool | str = True,
-        timeout: float = 5.0,
+        timeout: float = QUERY_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         max_concurrency: int = 8,
     ) -> None:

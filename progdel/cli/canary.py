@@ -273,7 +273,7 @@ def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 def _request(ctx: typer.Context, name: str, action: str) -> None:
     from progdel.canary import store
-    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.canary.runner import CanaryRunner, RunOptions, lease_seconds
     from progdel.kube.lease import LeaseHeld
     from progdel.ui.output import emit
 
@@ -282,7 +282,8 @@ def _request(ctx: typer.Context, name: str, action: str) -> None:
     namespace = _namespace(opts, kube)
     _driven_by_progdel(kube, name, namespace)
     req = store.post_request(kube, name, namespace, action)
-    lease = store.lease_for(kube, name, namespace, 30)
+    _, spec = store.read(kube, name, namespace)
+    lease = store.lease_for(kube, name, namespace, lease_seconds(spec.model))
     handled_by = "the running watcher"
     try:
         lease.acquire()

@@ -23,7 +23,7 @@ from progdel.addons.charts import ChartRepository
 from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef, object_hash
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
-from progdel.kube.access import Access, denied, group_rights
+from progdel.kube.access import Access, denied, refused
 from progdel.kube.client import Kube
 from progdel.kube.errors import AlreadyExists, Forbidden
 from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, Resource
@@ -275,16 +275,12 @@ def check_access(kube: Kube, p: Plan, stale: list[ObjectRef]) -> None:
     except Forbidden:
         namespace_missing = False  # the review names "get namespaces"
     missing = denied(kube, needed_access(p, stale, namespace_missing))
-    if not missing:
-        return
-    lines = [str(m) for m in group_rights(missing)]
-    more = f" (and {len(lines) - 6} more)" if len(lines) > 6 else ""
-    raise Forbidden(
-        f"installing {p.addon.name} needs what RBAC does not allow you: {'; '.join(lines[:6])}{more}. "
-        "Nothing was applied; ask a cluster admin to install it, or for these rights",
-        403,
-        "Forbidden",
-    )
+    if missing:
+        raise refused(
+            f"installing {p.addon.name}",
+            missing,
+            "Nothing was applied; ask a cluster admin to install it, or for these rights",
+        )
 
 
 def install(

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from progdel.addons import inventory as inv_store
 from progdel.addons.inventory import Inventory
 from progdel.addons.kinds import ApiDiscovery, kind_rank
+from progdel.kube.access import Access, denied, refused
 from progdel.kube.client import Kube
 from progdel.kube.errors import Forbidden, KubeError, NotFound
-from progdel.kube.resources import NAMESPACES
+from progdel.kube.resources import CONFIGMAPS, NAMESPACES
 
 
 @dataclass
@@ -73,7 +74,23 @@ def residents(kube: Kube, namespace: str) -> list[str]:
     return found
 
 
+def check_access(kube: Kube, inv: Inventory, *, keep_crds: bool) -> None:
+    """Refuse, before anything is deleted, a removal RBAC would stop halfway."""
+    wanted = [
+        Access("delete", ref.resource, ref.namespace or None)
+        for ref in inv.objects
+        if not (keep_crds and ref.kind == "CustomResourceDefinition")
+    ]
+    wanted.append(Access("delete", CONFIGMAPS, inv.namespace))  # the inventory
+    if inv.labels:
+        wanted += [Access("get", NAMESPACES), Access("patch", NAMESPACES)]
+    missing = denied(kube, wanted)
+    if missing:
+        raise refused(f"removing {inv.addon}", missing, "Nothing was deleted")
+
+
 def remove(kube: Kube, inv: Inventory, *, keep_crds: bool, report: Callable[[str], None]) -> RemoveResult:
+    check_access(kube, inv, keep_crds=keep_crds)
     result = RemoveResult(inv.addon, inv.namespace)
     for lb in inv.labels:
         ns = kube.get_or_none(NAMESPACES, lb.namespace)

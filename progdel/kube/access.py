@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from progdel.kube.client import Kube
-from progdel.kube.errors import KubeError
+from progdel.kube.errors import Forbidden, KubeError
 from progdel.kube.resources import Resource
 
 SELF_SUBJECT_ACCESS_REVIEWS = Resource(
@@ -87,3 +87,15 @@ def group_rights(missing: Iterable[Access]) -> list[MissingRights]:
         ns = a.namespace if a.resource.namespaced else None
         grouped.setdefault((what, ns), []).append(a.verb)
     return [MissingRights(tuple(dict.fromkeys(verbs)), what, ns) for (what, ns), verbs in grouped.items()]
+
+
+def refused(action: str, missing: Iterable[Access], outcome: str) -> Forbidden:
+    """The one-line error for ``action`` (``installing istio``) that RBAC would stop: every missing
+    right, grouped per resource, then ``outcome`` (``Nothing was applied``)."""
+    lines = [str(m) for m in group_rights(missing)]
+    more = f" (and {len(lines) - 6} more)" if len(lines) > 6 else ""
+    return Forbidden(
+        f"{action} needs what RBAC does not allow you: {'; '.join(lines[:6])}{more}. {outcome}",
+        403,
+        "Forbidden",
+    )

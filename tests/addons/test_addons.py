@@ -346,35 +346,30 @@ def test_failure_midway_says_what_was_applied_and_remove_cleans_up(sandbox, kube
     assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
 
 
-def test_missing_rbac_is_listed_before_anything_is_applied(sandbox, kube, chart_repo, namespace, tmp_path):
-    # a user who may do anything in the addon's namespace, but nothing at cluster scope
+def namespace_admin(sandbox: Any, kube: Any, namespace: str, tmp_path: Any) -> str:
+    """A kubeconfig for a new user who may do anything in ``namespace`` and nothing at cluster scope."""
     user, token = f"dev-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
     with (sandbox.data_dir / "tokens.csv").open("a") as f:
         f.write(f"{token},{user},{user}\n")
     role = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
     binding = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
-    kube.create(
-        role,
-        {"metadata": {"name": "all"}, "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
-        namespace,
-    )
-    kube.create(
-        binding,
-        {
-            "metadata": {"name": "dev-all"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "all"},
-            "subjects": [{"kind": "User", "name": user}],
-        },
-        namespace,
-    )
+    rules = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    kube.create(role, {"metadata": {"name": f"all-{user}"}, "rules": rules}, namespace)
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"all-{user}"}
+    subjects = [{"kind": "User", "name": user}]
+    kube.create(binding, {"metadata": {"name": user}, "roleRef": ref, "subjects": subjects}, namespace)
     config = yaml.safe_load(sandbox.kubeconfig.read_text())
     config["users"][0]["user"]["token"] = token
-    restricted = tmp_path / "restricted-kubeconfig"
-    restricted.write_text(yaml.safe_dump(config))
+    path = tmp_path / f"kubeconfig-{user}"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
 
+
+def test_missing_rbac_is_listed_before_anything_is_applied(sandbox, kube, chart_repo, namespace, tmp_path):
+    restricted = namespace_admin(sandbox, kube, namespace, tmp_path)
     result = CliRunner().invoke(
         app,
-        ["--kubeconfig", str(restricted), "-n", namespace, "addon", "install", "istio", "--chart-repo",
+        ["--kubeconfig", restricted, "-n", namespace, "addon", "install", "istio", "--chart-repo",
          chart_repo.url, "--ingress-timeout", "0"],
     )  # fmt: skip
     assert isinstance(result.exception, ProgdelError) and result.exception.exit_code == 2
@@ -387,6 +382,22 @@ def test_missing_rbac_is_listed_before_anything_is_applied(sandbox, kube, chart_
     assert inventory_of(kube, "istio", namespace) is None
     assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
     assert kube.get_or_none(DEPLOYMENTS, "istiod", namespace) is None
+
+
+def test_remove_without_the_rights_deletes_nothing(sandbox, kube, chart_repo, namespace, tmp_path):
+    assert install_istio(sandbox, chart_repo.url, namespace)[0] == 0
+    restricted = namespace_admin(sandbox, kube, namespace, tmp_path)
+    result = CliRunner().invoke(
+        app, ["--kubeconfig", restricted, "-n", namespace, "addon", "remove", "istio"]
+    )
+    assert isinstance(result.exception, ProgdelError) and result.exception.exit_code == 2
+    message = str(result.exception)
+    assert message.startswith("removing istio needs what RBAC does not allow you: delete ")
+    assert "customresourcedefinitions.apiextensions.k8s.io at cluster scope" in message
+    assert message.endswith("Nothing was deleted")
+    assert kube.get_or_none(DEPLOYMENTS, "istiod", namespace) is not None
+    assert inventory_of(kube, "istio", namespace) is not None
+    assert cli(sandbox, "-n", namespace, "addon", "remove", "istio")[0] == 0  # an admin may
 
 
 def test_unknown_addon(sandbox):

@@ -355,6 +355,10 @@ class Observation:
     canary: Readiness = Readiness.READY
     weights: Weights | None = None
     metrics: Mapping[str, MetricResult] | None = None
+    # requests the canary served in the metrics' window (queried with the metrics when the
+    # ``progdel.dev/min-requests`` guard is on), and that window as a Go duration
+    canary_requests: MetricResult | None = None
+    requests_window: str = ""
     command: Command | None = None
     infra_error: str | None = None
     tracked_configs: Mapping[str, str] | None = None
@@ -921,6 +925,8 @@ class _Tick:
         results = self.obs.metrics
         if results is None:
             raise MetricsRequiredError("this tick analyses metrics; query them and pass obs.metrics")
+        if self._too_little_traffic():
+            return False
         failure: str | None = None
         infra: list[str] = []
         holds: list[str] = []
@@ -981,6 +987,32 @@ class _Tick:
                 self.event(h, warning=True)
             self.note = "holding: no data"
             return False
+        return True
+
+    def _too_little_traffic(self) -> bool:
+        """The ``progdel.dev/min-requests`` guard: while the canary has served fewer requests than
+        that in the metrics' window, nothing is judged (a few errors among a handful of requests
+        say nothing yet) and the weight holds; no check is counted either way."""
+        minimum = self.settings.min_requests
+        counted = self.obs.canary_requests
+        if not minimum or counted is None:
+            return False
+        if counted.outcome is MetricOutcome.INFRA_ERROR:
+            self.infra([f"Metric query failed for the canary's request count: {counted.message}"])
+            return True
+        served = counted.value if counted.outcome is MetricOutcome.VALUE and counted.value else 0.0
+        if served >= minimum:
+            return False
+        why = (
+            f"{self.target} served {served:.0f} requests in the last {self.obs.requests_window}, "
+            f"fewer than the {minimum} progdel.dev/min-requests asks for before judging"
+        )
+        for m in ordered_metrics(self.a):
+            r = (self.obs.metrics or {}).get(m.name)
+            self._measure(m.name, r.value if r is not None else None, "hold", why)
+        self.s.infra_errors = 0
+        self.event(f"Halt {self.name} advancement holding: {why}", warning=True)
+        self.note = "holding: too little traffic"
         return True
 
     def _measure(self, name: str, value: float | None, verdict: Any, message: str) -> None:

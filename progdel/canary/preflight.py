@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from progdel.canary import engine, store
+from progdel.canary import engine, store, traffic
 from progdel.canary.alerts import ALERTPROVIDERS
 from progdel.canary.revision import referenced_configs
 from progdel.config.canary import Canary, MetricTemplate, NoDataPolicy
@@ -494,8 +494,32 @@ def check_metrics(
             result = engine.MetricResult.from_provider(values[str(i)])
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, metric, settings.no_data_policy(check.name))
+    if settings.min_requests:
+        _hold_on_too_little_traffic(checks, canary, default_url, at)
     order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
     return sorted(checks, key=lambda c: order.get(c.name, 0))
+
+
+def _hold_on_too_little_traffic(checks: list[MetricCheck], canary: Canary, url: str, at: datetime) -> None:
+    """As the engine: below ``progdel.dev/min-requests`` served requests, judged metrics hold."""
+    window = traffic.metrics_window(canary)
+    query = traffic.canary_requests_query(canary.namespace, canary.target_name, window)
+    with PrometheusProvider.from_env(url) as provider:
+        answer = provider.query_many([("requests", query)], at)["requests"]
+    result = engine.MetricResult.from_provider(answer)
+    if result.outcome not in (engine.MetricOutcome.VALUE, engine.MetricOutcome.NO_DATA):
+        return  # Prometheus failed: the metrics' own verdicts say so
+    served = result.value or 0.0
+    minimum = canary.settings.min_requests
+    if served >= minimum:
+        return
+    why = (
+        f"{canary.target_name}.{canary.namespace} served {served:.0f} requests in the last {window}, "
+        f"fewer than the {minimum} progdel.dev/min-requests asks for before judging"
+    )
+    for check in checks:
+        if check.verdict in ("pass", "fail", "no-data", "skipped"):
+            check.verdict, check.message = "hold", why
 
 
 def _judge(check: MetricCheck, result: engine.MetricResult, metric: Any, policy: NoDataPolicy) -> None:

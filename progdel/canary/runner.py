@@ -112,6 +112,8 @@ def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.Canar
     return plan
 
 
+#: the key of the canary's request count among a tick's query results (no metric name has a colon)
+_REQUESTS_KEY = "progdel:canary-requests"
 #: the Events one tick can record at most (each calls the event webhooks)
 _EVENTS_PER_TICK = 3
 #: the Kubernetes API calls of one tick, at their worst
@@ -271,15 +273,34 @@ class CanaryRunner:
         return router_for(self.kube, canary)
 
     def measure(self, canary: Canary, at: datetime) -> dict[str, MetricResult]:
+        """Every metric of ``canary`` at ``at``, the queries of one server run together."""
+        return self._measure(canary, at, None)
+
+    def _measure(
+        self, canary: Canary, at: datetime, extra: tuple[str, str] | None
+    ) -> dict[str, MetricResult]:
         default = self.metrics_url(canary)
         by_server: dict[str, list[tuple[str, str]]] = {}
         for q in self.queries(canary):
             by_server.setdefault(q.address or default, []).append((q.name, q.query))
+        if extra is not None:
+            by_server.setdefault(default, []).append(extra)
         results: dict[str, MetricResult] = {}
         for url, batch in by_server.items():
             for mname, value in self._provider(url).query_many(batch, at).items():
                 results[mname] = MetricResult.from_provider(value)
         return results
+
+    def observe_metrics(self, canary: Canary, obs: Observation) -> Observation:
+        """``obs`` with the metrics, and the canary's request count when the min-requests guard
+        is on (queried in the same concurrent batch, over the longest metric interval)."""
+        if not canary.settings.min_requests:
+            return replace(obs, metrics=self.measure(canary, obs.now))
+        window = traffic.metrics_window(canary)
+        query = traffic.canary_requests_query(canary.namespace, canary.target_name, window)
+        results = self._measure(canary, obs.now, (_REQUESTS_KEY, query))
+        requests = results.pop(_REQUESTS_KEY)
+        return replace(obs, metrics=results, canary_requests=requests, requests_window=window)
 
     def decide(
         self, canary: Canary, status: engine.CanaryStatus, obs: Observation
@@ -292,7 +313,7 @@ class CanaryRunner:
                 results = self.hooks.call_type(canary, need.hook_type, need.phase, status)
                 obs = replace(obs, webhooks={**(obs.webhooks or {}), need.hook_type: results})
             except engine.MetricsRequiredError:
-                obs = replace(obs, metrics=self.measure(canary, obs.now))
+                obs = self.observe_metrics(canary, obs)
         raise RuntimeError("the engine kept asking for observations")  # pragma: no cover
 
     def _alert(self, canary: Canary, status: engine.CanaryStatus, event: engine.Event) -> None:

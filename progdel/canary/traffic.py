@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from progdel.config.canary import Canary, parse_duration
 from progdel.metrics.provider import MetricsProvider, NoData
 
 DEFAULT_MIN_RATE = 1.0  # requests per second over the window
@@ -54,6 +55,18 @@ def served_rate_queries(namespace: str, target: str, interval: str) -> tuple[str
     total = f"sum(rate({_METRIC}{{{_selector(namespace, f'{target}|{target}-primary')}}}[{interval}]))"
     canary = f"sum(rate({_METRIC}{{{_selector(namespace, target, '=')}}}[{interval}])) or vector(0)"
     return total, canary
+
+
+def metrics_window(canary: Canary) -> str:
+    """The longest interval the canary's metrics judge over, as written (``1m``): the window its
+    request count is taken over for ``progdel.dev/min-requests``."""
+    intervals = [m.interval for m in canary.analysis.metrics]
+    return max(intervals, key=parse_duration) if intervals else "1m"
+
+
+def canary_requests_query(namespace: str, target: str, window: str) -> str:
+    """How many requests the canary (``target``) served over ``window``; 0 when it has no series."""
+    return f"sum(increase({_METRIC}{{{_selector(namespace, target, '=')}}}[{window}])) or vector(0)"
 
 
 def served_split(

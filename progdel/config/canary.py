@@ -38,6 +38,7 @@ ANNOTATION_NO_DATA = "progdel.dev/no-data"
 ANNOTATION_MAX_INFRA_ERRORS = "progdel.dev/max-infra-errors"
 ANNOTATION_MANUAL_GATES = "progdel.dev/manual-gates"
 ANNOTATION_SPLIT_TOLERANCE = "progdel.dev/split-tolerance"
+ANNOTATION_MIN_REQUESTS = "progdel.dev/min-requests"
 CONFIRM_GATE_NAMES = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
 DEFAULT_SPLIT_TOLERANCE = 10.0  # percentage points
 DEFAULT_MAX_INFRA_ERRORS = 5
@@ -492,6 +493,8 @@ class ProgdelSettings:
     max_infra_errors: int = DEFAULT_MAX_INFRA_ERRORS
     manual_gates: frozenset[str] = frozenset()
     split_tolerance: float | None = DEFAULT_SPLIT_TOLERANCE  # None: the served split is not checked
+    min_requests: int = 0
+    """Requests the canary must have served in the metrics' window before they are judged (0: off)."""
 
     def no_data_policy(self, metric: str) -> NoDataPolicy:
         return self.no_data.get(metric, self.default_no_data)
@@ -537,12 +540,22 @@ def parse_settings(annotations: dict[str, str]) -> ProgdelSettings:
             f"{ANNOTATION_MANUAL_GATES}: {', '.join(unknown)} is not a confirm gate "
             f"(one of {', '.join(CONFIRM_GATE_NAMES)})"
         )
+    min_requests = 0
+    raw = annotations.get(ANNOTATION_MIN_REQUESTS)
+    if raw is not None and raw.strip():
+        try:
+            min_requests = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{ANNOTATION_MIN_REQUESTS}: {raw!r} is not a number of requests") from None
+        if min_requests < 0:
+            raise ValueError(f"{ANNOTATION_MIN_REQUESTS}: must not be negative")
     return ProgdelSettings(
         default_no_data=default,
         no_data=per_metric,
         max_infra_errors=max_infra,
         manual_gates=gates,
         split_tolerance=_split_tolerance(annotations.get(ANNOTATION_SPLIT_TOLERANCE)),
+        min_requests=min_requests,
     )
 
 

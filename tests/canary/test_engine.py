@@ -86,6 +86,7 @@ class Sim:
         primary: Readiness = Readiness.READY,
         canary: Readiness = Readiness.READY,
         infra_error: str | None = None,
+        requests: MetricResult | None = None,
     ) -> TickResult:
         obs = Observation(
             now=self.now,
@@ -104,6 +105,8 @@ class Sim:
                 canary=canary,
                 weights=self.weights,
                 metrics=GOOD if metrics is None else metrics,
+                canary_requests=requests,
+                requests_window="1m",
                 command=command,
                 infra_error=infra_error,
             )
@@ -334,6 +337,35 @@ def test_no_data_policy_is_per_metric() -> None:
     _to_first_analysis(sim)
     r = sim.step(NO_SR)  # success rate has no policy entry: fail
     assert r.status.failed_checks == 1
+
+
+def test_too_few_requests_hold_without_judging_then_judging_resumes() -> None:
+    sim = Sim(make_canary({"threshold": 1}, annotations={"progdel.dev/min-requests": "100"}))
+    _to_first_analysis(sim)
+    for served in (0.0, 12.0, 99.4):
+        r = sim.step(BAD_SR, requests=MetricResult.ok(served))  # a bad rate on a handful of requests
+        assert r.status.phase is Phase.PROGRESSING and r.status.failed_checks == 0
+        assert r.messages == [
+            f"Halt podinfo.test advancement holding: podinfo.test served {served:.0f} requests in the "
+            "last 1m, fewer than the 100 progdel.dev/min-requests asks for before judging"
+        ]
+        assert r.status.measurements["request-success-rate"].verdict == "hold"
+        assert r.status.measurements["request-success-rate"].value == 69.17, "the value is still shown"
+    assert sim.weights == Weights(90, 10)
+    sim.step(GOOD, requests=MetricResult.no_data())  # no series at all: nothing served
+    assert sim.weights == Weights(90, 10)
+    sim.step(GOOD, requests=MetricResult.ok(150.0))
+    assert sim.weights == Weights(80, 20)
+    r = sim.step(BAD_SR, requests=MetricResult.ok(150.0))  # enough requests: judged, and it fails
+    assert r.status.phase is Phase.FAILED
+
+
+def test_request_count_that_cannot_be_read_is_an_infrastructure_error() -> None:
+    sim = Sim(make_canary(annotations={"progdel.dev/min-requests": "100"}))
+    _to_first_analysis(sim)
+    r = sim.step(GOOD, requests=MetricResult.infra_error("cannot reach Prometheus"))
+    assert r.status.infra_errors == 1 and r.status.failed_checks == 0
+    assert sim.weights == Weights(90, 10)
 
 
 # ---- infrastructure errors -----------------------------------------------------------------

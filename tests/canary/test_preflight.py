@@ -164,6 +164,25 @@ def test_failing_spec_exits_3(sandbox: Any, prom: PrometheusInstance, tmp_path: 
     assert data["metrics"][0]["message"] == "success rate 70.00% < 99%"
 
 
+def test_too_little_traffic_holds_instead_of_failing(
+    sandbox: Any, prom: PrometheusInstance, tmp_path: Path
+) -> None:
+    path = canary_file(tmp_path, "bad")
+    doc = yaml.safe_load(path.read_text())
+    doc["metadata"]["annotations"] = {"progdel.dev/min-requests": "1000"}
+    path.write_text(yaml.safe_dump(doc))
+    code, data, err = check(
+        sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--at", AT, "--no-cluster"
+    )
+    assert code == 5, err  # would hold: the 70% success rate is not judged on 600 requests
+    assert data is not None
+    assert {m["verdict"] for m in data["metrics"]} == {"hold"}
+    assert data["metrics"][0]["message"] == (
+        "podinfo.bad served 600 requests in the last 1m, fewer than the 1000 progdel.dev/min-requests "
+        "asks for before judging"
+    )
+
+
 def test_spec_errors_exit_2(sandbox: Any, prom: PrometheusInstance, tmp_path: Path) -> None:
     path = canary_file(tmp_path, "good")
     doc = yaml.safe_load(path.read_text())

@@ -226,6 +226,29 @@ def test_no_data_follows_the_policy(
     assert code is expected
 
 
+@pytest.mark.parametrize(("min_requests", "expected"), [(None, ExitCode.CANARY_FAILED), ("20", ExitCode.OK)])
+def test_min_requests_holds_on_a_trickle_then_judges_real_traffic(
+    kube: Kube, namespace: str, tmp_path: Path, min_requests: str | None, expected: ExitCode
+) -> None:
+    setup_canary(kube, namespace)
+    if min_requests is not None:
+        obj = kube.get(CANARIES, "podinfo")
+        obj["metadata"].setdefault("annotations", {})["progdel.dev/min-requests"] = min_requests
+        kube.replace(CANARIES, obj)
+    new_revision(kube)
+    # a trickle (6 requests per 30 s window) with one error in ten, then real traffic, all good
+    trickle_then_traffic = [TrafficPhase(0, 0.2, 0.1, 40), TrafficPhase(400, 5, 0.0, 40)]
+    with run_prometheus(history(namespace, trickle_then_traffic), tmp_path) as prom:
+        code, records = run(kube, namespace, prom.url, T0 + timedelta(seconds=300))
+    assert code is expected
+    holds = [r for r in records if "progdel.dev/min-requests" in str(r.get("message", ""))]
+    if min_requests is None:
+        assert not holds  # judged on the trickle: 90% success, rolled back
+    else:
+        assert holds and "served 6 requests in the last 30s, fewer than the 20" in holds[0]["message"]
+        assert kube.get(CANARIES, "podinfo")["status"]["failedChecks"] == 0
+
+
 def test_prometheus_down_holds_then_rolls_back_after_the_limit(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:

@@ -235,6 +235,8 @@ def test_split_tolerance_defaults_and_off(tmp_path: Path) -> None:
         ('progdel.dev/manual-gates: "confirm-promotoin"', "confirm-promotoin is not a confirm gate"),
         ('progdel.dev/split-tolerance: "lots"', "'lots' is not a number of percentage points"),
         ('progdel.dev/split-tolerance: "150"', "must be between 0 and 100"),
+        ('progdel.dev/min-requests: "a few"', "'a few' is not a number of requests"),
+        ('progdel.dev/min-requests: "-5"', "must not be negative"),
     ],
 )
 def test_bad_annotations(tmp_path: Path, value: str, error: str) -> None:

@@ -49,6 +49,7 @@ from progdel.kube.resources import (
     DEPLOYMENTS,
     DESTINATIONRULES,
     EVENTS,
+    HPAS,
     HTTPROUTES,
     LEASES,
     METRICTEMPLATES,
@@ -573,6 +574,8 @@ def needed_access(
     - routing, by ``spec.provider``: Istio ``destinationrules`` and ``virtualservices``
       (``networking.istio.io``), or Gateway API ``httproutes`` (``gateway.networking.k8s.io``, at
       the provider's version): get, create, update (created or adopted, then the weights);
+    - ``horizontalpodautoscalers.autoscaling``: get, create, update, with ``autoscalerRef`` (the
+      target's HPA is read and copied to ``<hpa>-primary``);
     - ``configmaps``, ``secrets``: get, for those the target's pod template uses (``pod_template``,
       the target's ``spec.template`` as read; None when unknown): their data is part of the
       revision;
@@ -601,6 +604,8 @@ def needed_access(
     else:
         routes = [DESTINATIONRULES, VIRTUALSERVICES]
     wanted += [Access(v, r, ns) for r in routes for v in ("get", "create", "update")]
+    if canary.spec.autoscaler_ref is not None:
+        wanted += [Access(v, HPAS, ns) for v in ("get", "create", "update")]
     for ref in referenced_configs(pod_template or {}):
         wanted.append(Access("get", _CONFIG_RESOURCES[ref.kind], ns))
     analysis = canary.analysis

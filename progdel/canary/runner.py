@@ -245,6 +245,7 @@ class CanaryRunner:
         try:
             target = work.get_target()
             work.ensure_primary(target)
+            work.ensure_primary_autoscaler(canary.spec.autoscaler_ref)
             work.ensure_services(target, svc.port, svc.port_name, svc.target_port or svc.port)
             router.reconcile()
             template = (target.get("spec") or {}).get("template") or {}

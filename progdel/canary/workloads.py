@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from progdel.canary.engine import Readiness
+from progdel.config.canary import AutoscalerReference
 from progdel.errors import InvalidInput
 from progdel.kube.client import Kube
-from progdel.kube.resources import DEPLOYMENTS, SERVICES
+from progdel.kube.resources import DEPLOYMENTS, HPAS, SERVICES
 
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
@@ -129,6 +130,45 @@ class Workloads:
             "spec": self.primary_spec_from(target, replicas),
         }
         return self.kube.create(DEPLOYMENTS, body, self.namespace)
+
+    def ensure_primary_autoscaler(self, ref: AutoscalerReference | None) -> None:
+        """Flagger's primary HPA: ``<hpa>-primary``, a copy of the target's HorizontalPodAutoscaler
+        (``spec.autoscalerRef``) that scales ``<target>-primary``, kept in step with it.
+
+        ``primaryScalerReplicas`` overrides its min and max replicas. The target's own HPA keeps
+        scaling the canary while it runs; an HPA leaves a Deployment scaled to 0 alone.
+        """
+        if ref is None:
+            return
+        if (ref.kind or "HorizontalPodAutoscaler") != "HorizontalPodAutoscaler":
+            raise InvalidInput(
+                f"spec.autoscalerRef: kind {ref.kind} is not supported (HorizontalPodAutoscaler is)"
+            )
+        source = self.kube.get_or_none(HPAS, ref.name, self.namespace)
+        if source is None:
+            raise InvalidInput(
+                f'spec.autoscalerRef: horizontalpodautoscaler "{ref.name}" not found in namespace '
+                f'"{self.namespace}"'
+            )
+        spec = copy.deepcopy(source.get("spec") or {})
+        spec["scaleTargetRef"] = {**(spec.get("scaleTargetRef") or {}), "name": self.primary}
+        overrides = ref.primary_scaler_replicas
+        if overrides is not None and overrides.min_replicas is not None:
+            spec["minReplicas"] = overrides.min_replicas
+        if overrides is not None and overrides.max_replicas is not None:
+            spec["maxReplicas"] = overrides.max_replicas
+        name = f"{ref.name}-primary"
+        existing = self.kube.get_or_none(HPAS, name, self.namespace)
+        if existing is None:
+            labels = {**((source.get("metadata") or {}).get("labels") or {}), MANAGED_LABEL: "progdel"}
+            body = {"metadata": {"name": name, "namespace": self.namespace, "labels": labels}, "spec": spec}
+            self.kube.create(HPAS, body, self.namespace)
+        elif existing.get("spec") != spec:
+
+            def put(obj: dict[str, Any]) -> None:
+                obj["spec"] = spec
+
+            self.kube.update(HPAS, name, put, self.namespace)
 
     def ensure_services(self, target: dict[str, Any], port: int, port_name: str, target_port: Any) -> None:
         key, value = selector_label(target)

@@ -411,7 +411,7 @@ def delete(
 ) -> None:
     """Delete the Canary object (and with --revert, the routing objects progdel made)."""
     from progdel.canary import store
-    from progdel.kube.resources import CANARIES, DEPLOYMENTS, SERVICES
+    from progdel.kube.resources import CANARIES, DEPLOYMENTS, HPAS, SERVICES
 
     opts = global_options(ctx)
     kube = connect(opts)
@@ -429,6 +429,8 @@ def delete(
         for svc in (f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
             kube.delete(SERVICES, svc, namespace, missing_ok=True)
         kube.delete(DEPLOYMENTS, canary.primary_name, namespace, missing_ok=True)
+        if canary.spec.autoscaler_ref is not None:
+            kube.delete(HPAS, f"{canary.spec.autoscaler_ref.name}-primary", namespace, missing_ok=True)
     kube.delete(CANARIES, name, namespace)
     print(f"canary {namespace}/{name} deleted" + (" and reverted" if revert else ""), file=sys.stderr)
 

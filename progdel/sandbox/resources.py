@@ -102,6 +102,16 @@ BUILTINS: list[ResourceType] = [
     _builtin("apps", "v1", "deployments", "Deployment", True, ["deploy"], ["all"], status=True, scale=True),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
     _builtin(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        ["hpa"],
+        ["all"],
+        status=True,
+    ),
+    _builtin(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",

@@ -1,0 +1,91 @@
+"""spec.autoscalerRef: the primary gets its own HorizontalPodAutoscaler, as Flagger gives it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from progdel.canary import store
+from progdel.canary.runner import CanaryRunner, initialize
+from progdel.errors import ExitCode, InvalidInput
+from progdel.kube.client import Kube, connect
+from progdel.kube.resources import DEPLOYMENTS, HPAS
+from tests.canary.test_runner_integration import canary_doc, deployment
+
+
+@pytest.fixture
+def kube(sandbox: Any, namespace: str) -> Kube:
+    return connect(str(sandbox.kubeconfig), None, namespace)
+
+
+def hpa(max_replicas: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "podinfo", "labels": {"team": "web"}},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "minReplicas": 2,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 90}},
+                }
+            ],
+        },
+    }
+
+
+def with_autoscaler(namespace: str, **ref: Any) -> dict[str, Any]:
+    doc = canary_doc(namespace)
+    doc["spec"]["autoscalerRef"] = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "name": "podinfo",
+        **ref,
+    }
+    return doc
+
+
+def test_init_copies_the_hpa_to_the_primary_and_ticks_keep_it_in_step(
+    kube: Kube, namespace: str, sandbox: Any
+) -> None:
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    kube.create(HPAS, hpa(4))
+    store.apply_canary(kube, with_autoscaler(namespace, primaryScalerReplicas={"minReplicas": 3}), namespace)
+    assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
+
+    primary = kube.get(HPAS, "podinfo-primary")
+    assert primary["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "podinfo-primary",
+    }
+    assert (primary["spec"]["minReplicas"], primary["spec"]["maxReplicas"]) == (3, 4)
+    assert primary["spec"]["metrics"] == hpa(4)["spec"]["metrics"]
+    assert primary["metadata"]["labels"] == {"team": "web", "app.kubernetes.io/managed-by": "progdel"}
+    assert kube.get(HPAS, "podinfo")["spec"]["scaleTargetRef"]["name"] == "podinfo", (
+        "the target's HPA is untouched"
+    )
+
+    kube.update(HPAS, "podinfo", lambda o: o["spec"].update(maxReplicas=8))
+    CanaryRunner(kube, "podinfo", namespace, lambda _r: None).tick()
+    assert kube.get(HPAS, "podinfo-primary")["spec"]["maxReplicas"] == 8
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "progdel", "--kubeconfig", str(sandbox.kubeconfig), "-n", namespace, "canary",
+         "delete", "podinfo", "--revert"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert kube.get_or_none(HPAS, "podinfo-primary") is None
+    assert kube.get_or_none(HPAS, "podinfo") is not None
+
+
+def test_a_missing_hpa_is_named(kube: Kube, namespace: str) -> None:
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    store.apply_canary(kube, with_autoscaler(namespace), namespace)
+    with pytest.raises(InvalidInput, match='horizontalpodautoscaler "podinfo" not found in namespace'):
+        initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)

@@ -406,7 +406,11 @@ def delete(
     name: NameArg,
     revert: Annotated[
         bool,
-        typer.Option("--revert", help="Restore the VirtualService as it was and remove what init created."),
+        typer.Option(
+            "--revert",
+            help="Restore the VirtualService as it was and remove what init created "
+            "(always, when the Canary says revertOnDeletion: true).",
+        ),
     ] = False,
 ) -> None:
     """Delete the Canary object (and with --revert, the routing objects progdel made)."""
@@ -418,6 +422,7 @@ def delete(
     namespace = _namespace(opts, kube)
     _, spec = store.read(kube, name, namespace)
     canary = spec.model
+    revert = revert or canary.spec.revert_on_deletion  # Flagger's finalizer does the same
     if revert:
         from progdel.canary.runner import CanaryRunner
 

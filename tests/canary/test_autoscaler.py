@@ -1,4 +1,4 @@
-"""spec.autoscalerRef: the primary gets its own HorizontalPodAutoscaler, as Flagger gives it."""
+"""spec.autoscalerRef and spec.revertOnDeletion, as Flagger gives them meaning."""
 
 from __future__ import annotations
 
@@ -89,3 +89,20 @@ def test_a_missing_hpa_is_named(kube: Kube, namespace: str) -> None:
     store.apply_canary(kube, with_autoscaler(namespace), namespace)
     with pytest.raises(InvalidInput, match='horizontalpodautoscaler "podinfo" not found in namespace'):
         initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)
+
+
+def test_revert_on_deletion_reverts_without_the_flag(kube: Kube, namespace: str, sandbox: Any) -> None:
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    doc = canary_doc(namespace)
+    doc["spec"]["revertOnDeletion"] = True
+    store.apply_canary(kube, doc, namespace)
+    assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
+    assert kube.get(DEPLOYMENTS, "podinfo")["spec"]["replicas"] == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "progdel", "--kubeconfig", str(sandbox.kubeconfig), "-n", namespace, "canary",
+         "delete", "podinfo"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "deleted and reverted" in proc.stderr, proc.stderr
+    assert kube.get_or_none(DEPLOYMENTS, "podinfo-primary") is None
+    assert kube.get(DEPLOYMENTS, "podinfo")["spec"]["replicas"] == 2, "the target serves again"

@@ -136,6 +136,22 @@ def lease_seconds(canary: Canary) -> int:
     return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
 
 
+def ensure_drivable(canary: Canary) -> None:
+    """Refuse, as a spec error, what the spec format allows but progdel cannot drive (Flagger
+    can: a canary Flagger drives is only observed, and these never get here)."""
+    kind = canary.spec.target_ref.kind
+    if kind != "Deployment":
+        raise InvalidInput(
+            f"canary {canary.namespace}/{canary.name}: spec.targetRef.kind {kind}: progdel drives "
+            "Deployment targets only"
+        )
+    protocol = (canary.spec.service.app_protocol or "").lower()
+    if protocol == "tcp":
+        raise InvalidInput(
+            f"canary {canary.namespace}/{canary.name}: spec.service.appProtocol tcp: progdel routes HTTP only"
+        )
+
+
 def step_index(canary: Canary, weight: int, iterations: int) -> int:
     a = canary.analysis
     if a.iterations:
@@ -224,6 +240,7 @@ class CanaryRunner:
     # -- one tick -------------------------------------------------------------------------
 
     def observe(self, canary: Canary, obj: dict[str, Any], status: engine.CanaryStatus) -> Observation:
+        ensure_drivable(canary)
         now = self.clock.now()
         request = store.pending_request(obj)
         command = Command(request.action) if request and request.action in ("abort", "promote") else None

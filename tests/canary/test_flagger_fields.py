@@ -1,4 +1,4 @@
-"""spec.autoscalerRef and spec.revertOnDeletion, as Flagger gives them meaning."""
+"""Flagger spec fields beyond the analysis: autoscalerRef, revertOnDeletion, targets progdel cannot drive."""
 
 from __future__ import annotations
 
@@ -106,3 +106,22 @@ def test_revert_on_deletion_reverts_without_the_flag(kube: Kube, namespace: str,
     assert proc.returncode == 0 and "deleted and reverted" in proc.stderr, proc.stderr
     assert kube.get_or_none(DEPLOYMENTS, "podinfo-primary") is None
     assert kube.get(DEPLOYMENTS, "podinfo")["spec"]["replicas"] == 2, "the target serves again"
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"targetRef": {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "podinfo"}}, "kind DaemonSet"),
+        ({"service": {"port": 9898, "appProtocol": "tcp"}}, "appProtocol tcp: progdel routes HTTP only"),
+    ],
+)
+def test_what_progdel_cannot_drive_is_refused_before_anything_is_created(
+    kube: Kube, namespace: str, change: dict[str, Any], error: str
+) -> None:
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    doc = canary_doc(namespace)
+    doc["spec"].update(change)
+    store.apply_canary(kube, doc, namespace)
+    with pytest.raises(InvalidInput, match=error):
+        initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)
+    assert kube.get_or_none(DEPLOYMENTS, "podinfo-primary") is None

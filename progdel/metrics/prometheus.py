@@ -163,7 +163,9 @@ class PrometheusProvider:
                 f"Prometheus at {self.url} did not answer within {self._timeout:g}s"
             ) from None
         except httpx.HTTPError as err:
-            raise MetricsUnreachable(f"cannot reach Prometheus at {self.url}: {_reason(err)}") from None
+            raise MetricsUnreachable(
+                f"cannot reach Prometheus at {self.url}: {_reason(err, self.url)}"
+            ) from None
         body = _json(resp)
         if resp.status_code in (400, 422):
             detail = body.get("error") if isinstance(body, dict) else None
@@ -197,10 +199,31 @@ class PrometheusProvider:
         return results
 
 
-def _reason(err: httpx.HTTPError) -> str:
+def _reason(err: httpx.HTTPError, url: str = "") -> str:
     if isinstance(err, httpx.ConnectError):
-        return "connection refused" if "refused" in str(err).lower() else f"connection failed ({err})"
+        text = str(err)
+        if "refused" in text.lower():
+            return "connection refused"
+        if "Name or service not known" in text or "nodename nor servname" in text:
+            return "host not found" + in_cluster_hint(url)
+        return f"connection failed ({err})"
     return str(err) or type(err).__name__
+
+
+def in_cluster_hint(url: str) -> str:
+    """For a URL naming a cluster Service (``http://prometheus.istio-system:9090``), which only
+    resolves inside the cluster: how to reach it from here."""
+    parsed = httpx.URL(url) if url else None
+    host = parsed.host if parsed is not None else ""
+    labels = host.removesuffix(".cluster.local").removesuffix(".svc").split(".")
+    if parsed is None or len(labels) != 2 or not all(labels):
+        return ""
+    service, namespace = labels
+    port = parsed.port or 80
+    return (
+        f" (an in-cluster address: from outside the cluster run 'kubectl -n {namespace} port-forward "
+        f"svc/{service} {port}' and pass --prometheus-url http://127.0.0.1:{port})"
+    )
 
 
 def _json(resp: httpx.Response) -> Any:

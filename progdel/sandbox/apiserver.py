@@ -10,6 +10,9 @@ kubeconfig's token is the admin, other bearer tokens come from
 ``<data dir>/tokens.csv``), then, unless the user is in ``system:masters``,
 authorized by RBAC (``rbac.py``) before it is routed, as kube-apiserver does.
 The admin's requests never touch the RBAC code.
+
+``services/{ref}/proxy[/...]`` requests are forwarded to a backend of the Service
+(``proxy.py``), as kubectl's ``get --raw .../services/NAME:PORT/proxy/...`` expects.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from progdel.sandbox import auth, discovery, rbac
+from progdel.sandbox import auth, discovery, proxy, rbac
 from progdel.sandbox.objects import (
     APPLY_PATCH,
     ApiError,
     Objects,
     bad_request,
 )
-from progdel.sandbox.resources import NAMESPACE_KEY, SSAR_KEY, ResourceType
+from progdel.sandbox.resources import ENDPOINTS_KEY, NAMESPACE_KEY, SSAR_KEY, ResourceType
 from progdel.sandbox.selectors import (
     SelectorError,
     fields_match,
@@ -55,16 +58,23 @@ def _method_not_allowed() -> ApiError:
 
 
 class Route:
-    __slots__ = ("name", "namespace", "rt", "sub", "version")
+    __slots__ = ("name", "namespace", "proxy_rest", "rt", "sub", "version")
 
     def __init__(
-        self, rt: ResourceType, version: str, namespace: str | None, name: str | None, sub: str
+        self,
+        rt: ResourceType,
+        version: str,
+        namespace: str | None,
+        name: str | None,
+        sub: str,
+        proxy_rest: str = "",
     ) -> None:
         self.rt = rt
         self.version = version
         self.namespace = namespace
-        self.name = name
+        self.name = name  # for ``proxy``: the ``{ref}`` segment as sent (``name:port``, maybe escaped)
         self.sub = sub
+        self.proxy_rest = proxy_rest  # for ``proxy``: the path segments after ``/proxy``, joined
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -72,9 +82,20 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], objects: Objects, token_file: Path | None = None) -> None:
-        """``token_file``: the static tokens (``tokens.csv`` in the data dir); None: the admin token only."""
+    def __init__(
+        self,
+        address: tuple[str, int],
+        objects: Objects,
+        token_file: Path | None = None,
+        replica_endpoints: proxy.ReplicaEndpoints | None = None,
+    ) -> None:
+        """``token_file``: the static tokens (``tokens.csv`` in the data dir); None: the admin token only.
+
+        ``replica_endpoints``: the replica backend's ready addresses, where the service proxy
+        sends requests for Services with a selector (None: the backend has no addresses).
+        """
         self.objects = objects
+        self.replica_endpoints = replica_endpoints
         self.openapi = discovery.OpenAPICache(objects.registry)
         self.authenticator = auth.TokenAuthenticator(token_file)
         self.stopping = False
@@ -105,7 +126,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         )
         if self.close_connection:
             head += "Connection: close\r\n"
-        self.wfile.write(head.encode() + b"\r\n" + body)
+        self.wfile.write(head.encode() + b"\r\n" + (b"" if self.command == "HEAD" else body))
 
     def _send_json(self, code: int, obj: Any) -> None:
         self._send(code, encode(obj))
@@ -129,11 +150,30 @@ class ApiHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def _read_body(self) -> bytes:
+        """The request body, sent with a ``Content-Length`` or chunked (kubectl ``create --raw`` does)."""
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            length = self.headers.get("Content-Length")
+            return self.rfile.read(int(length)) if length else b""
+        chunks: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
+            if size <= 0:
+                while self.rfile.readline(65536).strip():  # trailers, up to the empty line
+                    pass
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(3)  # the CRLF after the chunk
+
     def _dispatch(self, method: str) -> None:
-        body = b""
-        length = self.headers.get("Content-Length")
-        if length:
-            body = self.rfile.read(int(length))
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.close_connection = True
+            return self._send_error(bad_request("invalid request body framing"))
         try:
             split = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -249,10 +289,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
         ):
             ns, rest = rest[1], rest[2:]
-        if len(rest) > 3:
-            raise _not_found_path()
         rt = reg.get(group, version, rest[0])
         if rt is None:
+            raise _not_found_path()
+        if rt.proxy_subresource and ns is not None and len(rest) >= 3 and rest[2] == "proxy":
+            return Route(rt, version, ns, rest[1], "proxy", "/".join(rest[3:]))
+        if len(rest) > 3:
             raise _not_found_path()
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
@@ -301,6 +343,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _handle_resource(self, method: str, r: Route, query: dict[str, str], body: bytes) -> None:
         objects = self.server.objects
         rt = r.rt
+        if r.sub == "proxy":
+            return self._proxy(method, r, body)
         if rt.key == SSAR_KEY:
             return self._access_review(method, r, body)
         ns = r.namespace or ""
@@ -381,6 +425,36 @@ class ApiHandler(BaseHTTPRequestHandler):
                 )
             return self._send_json(200, objects.present_obj(rt, r.version, obj))
         raise _method_not_allowed()
+
+    def _proxy(self, method: str, r: Route, body: bytes) -> None:
+        """Forward the request to a backend of the Service and relay its answer."""
+        objects = self.server.objects
+        ns = r.namespace or ""
+        ref = proxy.parse_ref(r.name or "")
+        service = objects.get(r.rt, ns, ref.name).obj
+        endpoints = objects.store.get(ENDPOINTS_KEY, ns, ref.name)
+        replicas = self.server.replica_endpoints() if self.server.replica_endpoints is not None else None
+        target = proxy.resolve(ns, ref, service, endpoints.obj if endpoints else None, replicas)
+        raw = urlsplit(self.path)
+        path = proxy.forward_path(r.proxy_rest, raw.path.endswith("/"))
+        if raw.query:
+            path += f"?{raw.query}"
+        answer = proxy.forward(target, method, path, proxy.forwarded_headers(self.headers.items()), body)
+        base = f"/api/{r.version}/namespaces/{ns}/services/{r.name}/proxy"
+        headers = proxy.relayed_headers(answer.headers, target, base)
+        payload = answer.body
+        if method == "HEAD":
+            length = [(k, v) for k, v in answer.headers if k.lower() == "content-length"]
+            headers += length[:1]
+            payload = b""
+        elif answer.status < 200 or answer.status in (204, 304):
+            payload = b""
+        else:
+            headers.append(("Content-Length", str(len(payload))))
+        if self.close_connection:
+            headers.append(("Connection", "close"))
+        head = f"HTTP/1.1 {answer.status} {answer.reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + payload)
 
     def _access_review(self, method: str, r: Route, body: bytes) -> None:
         """A SelfSubjectAccessReview: answered for the requesting user, not stored."""

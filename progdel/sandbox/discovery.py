@@ -27,6 +27,7 @@ KUBE_VERSION = {
 }
 
 SUBRESOURCE_VERBS = ["get", "patch", "update"]
+PROXY_VERBS = ["create", "delete", "get", "patch", "update"]
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -93,6 +94,16 @@ def api_resource_list(reg: ResourceRegistry, group: str, version: str) -> dict[s
                     "version": "v1",
                     "kind": "Scale",
                     "verbs": SUBRESOURCE_VERBS,
+                }
+            )
+        if rt.proxy_subresource:
+            resources.append(
+                {
+                    "name": f"{rt.plural}/proxy",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": f"{rt.kind}ProxyOptions",
+                    "verbs": PROXY_VERBS,
                 }
             )
     gv = f"{group}/{version}" if group else version
@@ -290,12 +301,30 @@ def _col(name: str, typ: str = "string", fmt: str = "", priority: int = 0, desc:
     return {"name": name, "type": typ, "format": fmt, "description": desc or name, "priority": priority}
 
 
+def _endpoint_addresses(obj: dict[str, Any], shown: int = 3) -> str:
+    """``10.0.0.1:80,10.0.0.2:80 + 1 more...``, as ``kubectl get endpoints`` prints them."""
+    out: list[str] = []
+    for subset in obj.get("subsets") or []:
+        if not isinstance(subset, dict):
+            continue
+        ports = [p.get("port") for p in subset.get("ports") or [] if isinstance(p, dict)] or [None]
+        for a in subset.get("addresses") or []:
+            if isinstance(a, dict):
+                out += [f"{a.get('ip', '')}:{p}" if p is not None else str(a.get("ip", "")) for p in ports]
+    if not out:
+        return "<none>"
+    more = f" + {len(out) - shown} more..." if len(out) > shown else ""
+    return ",".join(out[:shown]) + more
+
+
 def table_columns(rt: ResourceType, version: str) -> list[dict[str, Any]]:
     cols = [_col("Name", fmt="name", desc="Name must be unique within a namespace.")]
     if rt.key == "apps/deployments":
         cols += [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer")]
     elif rt.key == "/services":
         cols += [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)")]
+    elif rt.key == "/endpoints":
+        cols += [_col("Endpoints")]
     elif rt.key == "/namespaces":
         cols += [_col("Status")]
     elif rt.key == "/configmaps":
@@ -336,6 +365,8 @@ def table_cells(rt: ResourceType, version: str, obj: dict[str, Any], now: dateti
     elif rt.key == "/services":
         ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
         cells += [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports or "<none>"]
+    elif rt.key == "/endpoints":
+        cells += [_endpoint_addresses(obj)]
     elif rt.key == "/namespaces":
         cells += [status.get("phase", "Active")]
     elif rt.key == "/configmaps":

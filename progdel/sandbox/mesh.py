@@ -80,7 +80,8 @@ def _meta(obj: Obj) -> tuple[str, str]:
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
-def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Whether a Service's ``selector`` picks pods with ``labels`` (an empty selector picks none)."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
@@ -173,7 +174,7 @@ class MeshModel:
         if service is None:
             return {self.cluster(ns, name): 1.0}  # unknown Service: an empty cluster answers 503
         selector = (service.get("spec") or {}).get("selector") or {}
-        workloads = [w for w, labels in self.deployments.get(ns, []) if _matches(selector, labels)]
+        workloads = [w for w, labels in self.deployments.get(ns, []) if selector_matches(selector, labels)]
         if not workloads:
             return {self.cluster(ns, name): 1.0}
         counts = {w: len(self.ready.get((ns, w), [])) for w in workloads}

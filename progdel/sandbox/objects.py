@@ -22,6 +22,7 @@ from progdel.sandbox import schema as schemas
 from progdel.sandbox.resources import (
     CRD_KEY,
     DEPLOYMENT_KEY,
+    ENDPOINTS_KEY,
     NAMESPACE_KEY,
     ResourceRegistry,
     ResourceType,
@@ -369,6 +370,11 @@ class Objects:
                     if "port" in p:
                         p.setdefault("targetPort", p["port"])
             obj.setdefault("status", {"loadBalancer": {}})
+        elif rt.key == ENDPOINTS_KEY:
+            for subset in obj.get("subsets") or []:
+                for p in (subset.get("ports") or []) if isinstance(subset, dict) else []:
+                    if isinstance(p, dict):
+                        p.setdefault("protocol", "TCP")
         elif rt.key == NAMESPACE_KEY:
             obj["status"] = {"phase": "Active"}
             labels = obj["metadata"].setdefault("labels", {})
@@ -503,7 +509,7 @@ class Objects:
                         if k not in spec and k in old_spec:
                             spec[k] = old_spec[k]
                     self._defaults(rt, new)
-                if rt.key == DEPLOYMENT_KEY:
+                if rt.key in (DEPLOYMENT_KEY, ENDPOINTS_KEY):
                     self._defaults(rt, new)
                 if rt.key == CRD_KEY:
                     new["status"] = copy.deepcopy(old.get("status"))

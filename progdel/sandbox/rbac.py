@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from progdel.sandbox.auth import AUTHENTICATED, SERVICE_ACCOUNT_PREFIX, User
 from progdel.sandbox.objects import ApiError
@@ -103,8 +104,15 @@ class Policy:
 
 # ---- request attributes -----------------------------------------------------------------------
 def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes:
-    """The RBAC attributes of an HTTP request to the API server (``query``: one value per parameter)."""
+    """The RBAC attributes of an HTTP request to the API server (``query``: one value per parameter).
+
+    ``path`` may be percent-encoded; it is judged decoded. Anything after a subresource
+    (``services/NAME/proxy/api/v1/query``) belongs to it: the name stays the path segment as
+    sent, ``NAME:PORT`` or ``https:NAME:`` for the service proxy, which is what
+    ``resourceNames`` must list.
+    """
     method = method.upper()
+    path = unquote(path)
     parts = [p for p in path.split("/") if p]
     if parts[:1] == ["api"] and len(parts) >= 3:
         group, rest = "", parts[2:]

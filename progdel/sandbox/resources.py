@@ -36,6 +36,7 @@ class ResourceType:
     printer_columns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     storage_version: str = ""
     served_verbs: list[str] = field(default_factory=list)  # when set, the only verbs served
+    proxy_subresource: bool = False  # ``/proxy[/...]`` forwards requests to a backend (services)
 
     @property
     def key(self) -> str:
@@ -75,6 +76,7 @@ def _builtin(
     status: bool = False,
     scale: bool = False,
     verbs: list[str] | None = None,
+    proxy: bool = False,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -89,12 +91,15 @@ def _builtin(
         scale_subresource=scale,
         builtin=True,
         served_verbs=verbs or [],
+        proxy_subresource=proxy,
     )
 
 
 BUILTINS: list[ResourceType] = [
     _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], status=True),
-    _builtin("", "v1", "services", "Service", True, ["svc"], ["all"], status=True),
+    _builtin("", "v1", "services", "Service", True, ["svc"], ["all"], status=True, proxy=True),
+    # Stored as given: no controller fills them (see proxy.py for who reads them).
+    _builtin("", "v1", "endpoints", "Endpoints", True, ["ep"]),
     _builtin("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
     _builtin("", "v1", "secrets", "Secret", True),
     _builtin("", "v1", "events", "Event", True, ["ev"]),
@@ -138,6 +143,8 @@ BUILTINS: list[ResourceType] = [
 
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 NAMESPACE_KEY = "/namespaces"
+SERVICE_KEY = "/services"
+ENDPOINTS_KEY = "/endpoints"
 DEPLOYMENT_KEY = "apps/deployments"
 EVENT_KEY = "/events"
 RBAC_GROUP = "rbac.authorization.k8s.io"

@@ -88,7 +88,13 @@ class SandboxServer:
             registry.add(resource_from_crd(entry.obj))
         self._install_defaults(objects)
         try:
-            httpd = SandboxHTTPServer((self.host, self.port), objects, self.data_dir / TOKEN_FILE)
+            httpd = SandboxHTTPServer(
+                (self.host, self.port),
+                objects,
+                self.data_dir / TOKEN_FILE,
+                # Backends whose replicas have addresses (the mesh mode's processes) list them.
+                getattr(self.backend, "endpoints", None),
+            )
         except OSError as err:
             store.close()
             if err.errno in (98, 48):  # EADDRINUSE on Linux, macOS

@@ -59,7 +59,8 @@ from progdel.kube.resources import (
     Resource,
 )
 from progdel.metrics.builtin import check_metric, threshold_bounds
-from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url
+from progdel.metrics.incluster import prometheus_for, resolves
+from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url, service_address
 from progdel.metrics.templates import MetricQuery, metric_queries
 
 # --------------------------------------------------------------------------------------------
@@ -463,9 +464,11 @@ def check_metrics(
     default_url: str,
     at: datetime,
     unavailable_templates: Callable[[Canary], str | None] = lambda _c: None,
+    provider_for: Callable[[str], PrometheusProvider] = PrometheusProvider.from_env,
 ) -> list[MetricCheck]:
     """Render each metric with ``render`` (the runner's ``queries``, or ``metric_queries`` over the
-    given templates), run it once at ``at`` and judge it as the engine would."""
+    given templates), run it once at ``at`` (through ``provider_for(url)``) and judge it as the
+    engine would."""
     checks: list[MetricCheck] = []
     to_send: dict[str, list[tuple[MetricCheck, str]]] = {}
     settings = canary.settings
@@ -489,24 +492,26 @@ def check_metrics(
         check.query, check.server = query.query, query.address or default_url
         to_send.setdefault(check.server, []).append((check, query.query))
     for url, batch in to_send.items():
-        with PrometheusProvider.from_env(url) as provider:
+        with provider_for(url) as provider:
             values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
         for i, (check, _q) in enumerate(batch):
             result = engine.MetricResult.from_provider(values[str(i)])
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, metric, settings.no_data_policy(check.name))
     if settings.min_requests:
-        _hold_on_too_little_traffic(checks, canary, default_url, at)
+        with provider_for(default_url) as provider:
+            _hold_on_too_little_traffic(checks, canary, provider, at)
     order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
     return sorted(checks, key=lambda c: order.get(c.name, 0))
 
 
-def _hold_on_too_little_traffic(checks: list[MetricCheck], canary: Canary, url: str, at: datetime) -> None:
+def _hold_on_too_little_traffic(
+    checks: list[MetricCheck], canary: Canary, provider: PrometheusProvider, at: datetime
+) -> None:
     """As the engine: below ``progdel.dev/min-requests`` served requests, judged metrics hold."""
     window = traffic.metrics_window(canary)
     query = traffic.canary_requests_query(canary.namespace, canary.target_name, window)
-    with PrometheusProvider.from_env(url) as provider:
-        answer = provider.query_many([("requests", query)], at)["requests"]
+    answer = provider.query_many([("requests", query)], at)["requests"]
     result = engine.MetricResult.from_provider(answer)
     if result.outcome not in (engine.MetricOutcome.VALUE, engine.MetricOutcome.NO_DATA):
         return  # Prometheus failed: the metrics' own verdicts say so
@@ -644,14 +649,18 @@ def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | Non
 
 
 def check_access(
-    kube: Kube, canary: Canary, templates: Iterable[MetricTemplate] = ()
+    kube: Kube, canary: Canary, templates: Iterable[MetricTemplate] = (), prometheus_url: str | None = None
 ) -> tuple[list[MissingRights] | None, str]:
     """The rights of ``needed_access`` RBAC does not grant, grouped, and a note; None when the
-    cluster cannot answer SelfSubjectAccessReviews (or stopped answering)."""
+    cluster cannot answer SelfSubjectAccessReviews (or stopped answering). With a
+    ``prometheus_url`` reached through the API server's service proxy, that right too."""
     pod_template, secret_namespaces = _cluster_inputs(kube, canary)
     wanted = needed_access(
         canary, templates=templates, pod_template=pod_template, alert_secret_namespaces=secret_namespaces
     )
+    proxied = service_address(prometheus_url) if prometheus_url else None
+    if proxied is not None and not resolves(proxied.host):
+        wanted.append(Access("get", SERVICES, proxied.namespace, "proxy"))
     try:
         missing = denied(kube, wanted)
     except ProgdelError as err:
@@ -748,13 +757,13 @@ def run_check(
             kube, cluster_note = None, f"skipped: {err}"
         except InvalidInput as err:
             cluster_error, cluster_note = ExitCode.INVALID_INPUT, f"init would fail: {err}"
-    missing_access: list[MissingRights] | None = None
-    access_note = "not checked: the cluster was not read"
-    if kube is not None:
-        missing_access, access_note = check_access(kube, canary, file_templates)
     default_url = resolve_prometheus_url(
         prometheus_url, metrics_server=canary.spec.metrics_server, project_default=project_prometheus_url
     )
+    missing_access: list[MissingRights] | None = None
+    access_note = "not checked: the cluster was not read"
+    if kube is not None:
+        missing_access, access_note = check_access(kube, canary, file_templates, prometheus_url=default_url)
     if kube is not None:
         runner = CanaryRunner(
             PlannedKube(kube), canary.name, namespace, lambda _r: None, RunOptions(templates=file_templates)
@@ -776,7 +785,12 @@ def run_check(
                 "and the cluster was not reached"
             )
 
-    metrics = check_metrics(canary, render, default_url, at, missing)
+    cluster = kube
+
+    def provider_for(url: str) -> PrometheusProvider:
+        return prometheus_for(url, cluster)
+
+    metrics = check_metrics(canary, render, default_url, at, missing, provider_for)
     return CheckReport(
         canary=f"{namespace}/{canary.name}",
         at=at,

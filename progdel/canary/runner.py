@@ -47,6 +47,7 @@ from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
+from progdel.metrics.incluster import prometheus_for
 from progdel.metrics.prometheus import QUERY_TIMEOUT, PrometheusProvider, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
 from progdel.metrics.templates import MetricQuery, metric_queries
@@ -192,7 +193,7 @@ class CanaryRunner:
 
     def _provider(self, url: str) -> PrometheusProvider:
         if url not in self._providers:
-            self._providers[url] = PrometheusProvider.from_env(url)
+            self._providers[url] = prometheus_for(url, self.kube)
         return self._providers[url]
 
     def close(self) -> None:

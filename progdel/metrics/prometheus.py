@@ -117,16 +117,24 @@ class PrometheusProvider:
         timeout: float = QUERY_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         max_concurrency: int = 8,
+        via: str | None = None,
+        auth: httpx.Auth | None = None,
+        cert: tuple[str, str] | None = None,
     ) -> None:
+        """``via``: the base URL requests really go to (a proxy for ``url``, with its own ``auth``,
+        ``cert`` and ``verify``); messages keep naming ``url``."""
         self.url = url.rstrip("/")
+        # what messages call the server: its URL, and how it is reached when through a proxy
+        self.where = self.url + (" (through the Kubernetes API's service proxy)" if via else "")
         all_headers = dict(headers or {})
         if bearer_token:
             all_headers["Authorization"] = f"Bearer {bearer_token}"
         self._client = httpx.Client(
-            base_url=self.url,
+            base_url=(via or self.url).rstrip("/"),
             headers=all_headers,
-            auth=httpx.BasicAuth(*basic_auth) if basic_auth else None,
+            auth=auth if auth is not None else (httpx.BasicAuth(*basic_auth) if basic_auth else None),
             verify=verify,
+            cert=cert,
             timeout=timeout,
         )
         self._timeout = timeout
@@ -160,25 +168,28 @@ class PrometheusProvider:
             resp = self._client.get("/api/v1/query", params={"query": query, "time": _unix(at)})
         except httpx.TimeoutException:
             raise MetricsUnreachable(
-                f"Prometheus at {self.url} did not answer within {self._timeout:g}s"
+                f"Prometheus at {self.where} did not answer within {self._timeout:g}s"
             ) from None
         except httpx.HTTPError as err:
             raise MetricsUnreachable(
-                f"cannot reach Prometheus at {self.url}: {_reason(err, self.url)}"
+                f"cannot reach Prometheus at {self.where}: {_reason(err, self.url)}"
             ) from None
         body = _json(resp)
         if resp.status_code in (400, 422):
             detail = body.get("error") if isinstance(body, dict) else None
             raise QueryRejected(
-                f"Prometheus at {self.url} rejected the query: {detail or resp.text.strip()[:200]}"
+                f"Prometheus at {self.where} rejected the query: {detail or resp.text.strip()[:200]}"
                 f" (query: {query})"
             )
         if resp.status_code >= 400:
-            detail = body.get("error") if isinstance(body, dict) else resp.text.strip()[:200]
-            raise MetricsUnreachable(f"Prometheus at {self.url} answered HTTP {resp.status_code}: {detail}")
+            detail = (body.get("error") or body.get("message")) if isinstance(body, dict) else None
+            detail = detail or resp.text.strip()[:200]
+            raise MetricsUnreachable(f"Prometheus at {self.where} answered HTTP {resp.status_code}: {detail}")
         if not isinstance(body, dict) or body.get("status") != "success":
-            raise MetricsUnreachable(f"Prometheus at {self.url} sent an unexpected answer: {resp.text[:200]}")
-        return _value(body.get("data") or {}, self.url)
+            raise MetricsUnreachable(
+                f"Prometheus at {self.where} sent an unexpected answer: {resp.text[:200]}"
+            )
+        return _value(body.get("data") or {}, self.where)
 
     def query_many(self, queries: Sequence[tuple[str, str]], at: datetime) -> dict[str, float | MetricsError]:
         """Run the queries of one tick at once; each result is its value or its error."""
@@ -210,19 +221,42 @@ def _reason(err: httpx.HTTPError, url: str = "") -> str:
     return str(err) or type(err).__name__
 
 
+@dataclass(frozen=True)
+class ServiceAddress:
+    scheme: str
+    service: str
+    namespace: str
+    port: int
+    host: str
+
+    def proxy_path(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/services/{self.scheme}:{self.service}:{self.port}/proxy"
+
+
+def service_address(url: str) -> ServiceAddress | None:
+    """The cluster Service ``url`` names (``http://NAME.NAMESPACE[.svc[.cluster.local]]:PORT``), or
+    None for any other address."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    labels = parsed.host.removesuffix(".cluster.local").removesuffix(".svc").split(".")
+    if parsed.scheme not in ("http", "https") or len(labels) != 2 or not all(labels):
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return ServiceAddress(parsed.scheme, labels[0], labels[1], port, parsed.host)
+
+
 def in_cluster_hint(url: str) -> str:
     """For a URL naming a cluster Service (``http://prometheus.istio-system:9090``), which only
     resolves inside the cluster: how to reach it from here."""
-    parsed = httpx.URL(url) if url else None
-    host = parsed.host if parsed is not None else ""
-    labels = host.removesuffix(".cluster.local").removesuffix(".svc").split(".")
-    if parsed is None or len(labels) != 2 or not all(labels):
+    address = service_address(url)
+    if address is None:
         return ""
-    service, namespace = labels
-    port = parsed.port or 80
     return (
-        f" (an in-cluster address: from outside the cluster run 'kubectl -n {namespace} port-forward "
-        f"svc/{service} {port}' and pass --prometheus-url http://127.0.0.1:{port})"
+        f" (an in-cluster address: from outside the cluster run 'kubectl -n {address.namespace} "
+        f"port-forward svc/{address.service} {address.port}' and pass --prometheus-url "
+        f"http://127.0.0.1:{address.port})"
     )
 
 

@@ -56,6 +56,12 @@ class TrafficPlan:
     primary_cookie: str | None = None
     cookie_max_age: int = 86400
 
+    def cookies(self) -> tuple[str | None, str | None]:
+        """The (canary, primary) cookies in force: only while the split is weighted, as Flagger."""
+        if not 0 < self.weights.canary < 100:
+            return None, None
+        return self.canary_cookie, self.primary_cookie
+
 
 class Router(Protocol):
     def reconcile(self) -> None:

@@ -249,9 +249,7 @@ def set_route_traffic(
         for ref in rule["backendRefs"]:
             _set_cookie(ref, None, plan.cookie_max_age)
     else:
-        weighted = 0 < weights.canary < 100
-        canary_cookie = plan.canary_cookie if weighted else None
-        primary_cookie = plan.primary_cookie if weighted else None
+        canary_cookie, primary_cookie = plan.cookies()
         _set_cookie(canary_b, canary_cookie, plan.cookie_max_age)
         _set_cookie(primary_b, primary_cookie, plan.cookie_max_age)
         for cookie, kind, ref in (

@@ -167,9 +167,7 @@ def set_routes(
         route.pop("mirror", None)
         route.pop("mirrorPercentage", None)
     else:
-        weighted = 0 < weights.canary < 100
-        canary_cookie = plan.canary_cookie if weighted else None
-        primary_cookie = plan.primary_cookie if weighted else None
+        canary_cookie, primary_cookie = plan.cookies()
         _set_cookie(canary_d, canary_cookie, plan.cookie_max_age)
         _set_cookie(primary_d, primary_cookie, plan.cookie_max_age)
         for cookie, route_name, dest in (

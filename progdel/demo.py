@@ -8,7 +8,11 @@ must be promoted) and 1.2.0 (20% errors: it must be rolled back). Beside
 every weight progdel sets it reports the split the mesh actually served.
 
 The demo is an ordinary client of the sandbox: the same runner, router and
-engine that drive a canary on a real cluster drive it here.
+engine that drive a canary on a real cluster drive it here. Its Prometheus is
+registered as the Service ``prometheus.istio-system:9090`` (with Endpoints, as an
+external backend is), and progdel reaches it as from a laptop to a real cluster:
+that address does not resolve outside a cluster, so the queries go through the
+API server's service proxy.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ NAMESPACE = "demo"
 APP = "podinfo"
 IMAGE = "progdel/demo-app"
 HOST = f"{APP}.{NAMESPACE}"
+PROMETHEUS_IN_CLUSTER = "http://prometheus.istio-system:9090"
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -180,6 +185,22 @@ def _free_port() -> int:
     return free_port()
 
 
+def register_prometheus(kube: Any, local_url: str) -> None:
+    """Make the local Prometheus the cluster's ``prometheus.istio-system:9090``: a Service
+    without a selector and Endpoints pointing at it, as an external backend is registered."""
+    from progdel.kube.resources import ENDPOINTS, NAMESPACES, SERVICES
+
+    port = int(local_url.rsplit(":", 1)[1])
+    kube.create(NAMESPACES, {"metadata": {"name": "istio-system"}})
+    kube.create(
+        SERVICES,
+        {"metadata": {"name": "prometheus"}, "spec": {"ports": [{"name": "http", "port": 9090}]}},
+        "istio-system",
+    )
+    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}]
+    kube.create(ENDPOINTS, {"metadata": {"name": "prometheus"}, "subsets": subsets}, "istio-system")
+
+
 def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoResult:
     """Run the demo; every process started is stopped before returning unless ``opts.keep``."""
     from progdel.canary import store
@@ -213,6 +234,12 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
     loadgen: Any = None
     try:
         kube = connect(str(started.kubeconfig), None, NAMESPACE)
+        assert started.prometheus_url is not None
+        register_prometheus(kube, started.prometheus_url)
+        say(
+            f"Prometheus is the cluster's {PROMETHEUS_IN_CLUSTER}: progdel queries it through the "
+            "API server's service proxy, as from a laptop"
+        )
         kube.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
         kube.create(DEPLOYMENTS, deployment("1.0.0", 0.0))
         store.apply_canary(kube, canary(opts), NAMESPACE)
@@ -238,7 +265,7 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
                 APP,
                 NAMESPACE,
                 ServedSplit(loadgen, release.version, sink),
-                RunOptions(prometheus_url=started.prometheus_url, timeout=300),
+                RunOptions(prometheus_url=PROMETHEUS_IN_CLUSTER, timeout=300),
             )
             code = runner.run()
             outcome = {ExitCode.OK: "promoted", ExitCode.CANARY_FAILED: "rolled back"}.get(

@@ -9,10 +9,10 @@ every weight progdel sets it reports the split the mesh actually served.
 
 The demo is an ordinary client of the sandbox: the same runner, router and
 engine that drive a canary on a real cluster drive it here. Its Prometheus is
-registered as the Service ``prometheus.istio-system:9090`` (with Endpoints, as an
-external backend is), and progdel reaches it as from a laptop to a real cluster:
-that address does not resolve outside a cluster, so the queries go through the
-API server's service proxy.
+registered as the Service ``prometheus.istio-system:9090`` (by the sandbox's
+mesh mode, with Endpoints, as an external backend is), and progdel reaches it
+as from a laptop: that address does not resolve outside a cluster, so the
+queries go through the API server's service proxy.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NAMESPACE = "demo"
 APP = "podinfo"
 IMAGE = "progdel/demo-app"
 HOST = f"{APP}.{NAMESPACE}"
-PROMETHEUS_IN_CLUSTER = "http://prometheus.istio-system:9090"
+PROMETHEUS_IN_CLUSTER = "http://prometheus.istio-system:9090"  # see sandbox.daemon.register_prometheus
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -185,22 +185,6 @@ def _free_port() -> int:
     return free_port()
 
 
-def register_prometheus(kube: Any, local_url: str) -> None:
-    """Make the local Prometheus the cluster's ``prometheus.istio-system:9090``: a Service
-    without a selector and Endpoints pointing at it, as an external backend is registered."""
-    from progdel.kube.resources import ENDPOINTS, NAMESPACES, SERVICES
-
-    port = int(local_url.rsplit(":", 1)[1])
-    kube.create(NAMESPACES, {"metadata": {"name": "istio-system"}})
-    kube.create(
-        SERVICES,
-        {"metadata": {"name": "prometheus"}, "spec": {"ports": [{"name": "http", "port": 9090}]}},
-        "istio-system",
-    )
-    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}]
-    kube.create(ENDPOINTS, {"metadata": {"name": "prometheus"}, "subsets": subsets}, "istio-system")
-
-
 def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoResult:
     """Run the demo; every process started is stopped before returning unless ``opts.keep``."""
     from progdel.canary import store
@@ -234,8 +218,6 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
     loadgen: Any = None
     try:
         kube = connect(str(started.kubeconfig), None, NAMESPACE)
-        assert started.prometheus_url is not None
-        register_prometheus(kube, started.prometheus_url)
         say(
             f"Prometheus is the cluster's {PROMETHEUS_IN_CLUSTER}: progdel queries it through the "
             "API server's service proxy, as from a laptop"

@@ -102,6 +102,24 @@ def serve_main(argv: list[str]) -> int:
     return 0
 
 
+def register_prometheus(kubeconfig: Path, local_url: str) -> None:
+    """Make the data plane's Prometheus the cluster's ``prometheus.istio-system:9090``, where
+    Istio's Prometheus addon puts it: a Service without a selector and Endpoints pointing at the
+    local process, as an external backend is registered. progdel's default Prometheus URL then
+    works against the sandbox, through the API server's service proxy."""
+    from progdel.kube.client import connect
+    from progdel.kube.resources import ENDPOINTS, NAMESPACES, SERVICES
+
+    kube = connect(str(kubeconfig), None, "istio-system")
+    if kube.get_or_none(NAMESPACES, "istio-system") is None:
+        kube.create(NAMESPACES, {"metadata": {"name": "istio-system"}})
+    port = int(local_url.rsplit(":", 1)[1])
+    meta = {"name": "prometheus", "namespace": "istio-system"}
+    kube.apply(SERVICES, {"metadata": meta, "spec": {"ports": [{"name": "http", "port": 9090}]}}, force=True)
+    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}]
+    kube.apply(ENDPOINTS, {"metadata": meta, "subsets": subsets}, force=True)
+
+
 def serve(
     data_dir: Path,
     port: int,
@@ -133,6 +151,8 @@ def serve(
         (data_dir / MESH_FILE).write_text(plane.mesh_url)
         (data_dir / PROMETHEUS_FILE).write_text(plane.prometheus_url or "")
     kubeconfig = server.write_kubeconfig()
+    if plane is not None and plane.prometheus_url:
+        register_prometheus(kubeconfig, plane.prometheus_url)
     (data_dir / URL_FILE).write_text(server.url)
     (data_dir / PID_FILE).write_text(str(os.getpid()))
     done = threading.Event()

@@ -6,20 +6,11 @@ from typing import Any
 
 from progdel.canary.runner import lease_seconds
 from progdel.config.canary import parse_canary
+from tests.canary.test_runner_integration import canary_doc
 
 
 def canary(**analysis: Any) -> Any:
-    doc = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": "test"},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898},
-            "analysis": {"threshold": 2, "stepWeight": 10, **analysis},
-        },
-    }
-    return parse_canary(doc, "test").model
+    return parse_canary(canary_doc("test", **analysis), "test").model
 
 
 def test_three_intervals_when_ticks_are_quick() -> None:

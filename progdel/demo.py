@@ -30,7 +30,6 @@ NAMESPACE = "demo"
 APP = "podinfo"
 IMAGE = "progdel/demo-app"
 HOST = f"{APP}.{NAMESPACE}"
-PROMETHEUS_IN_CLUSTER = "http://prometheus.istio-system:9090"  # see sandbox.daemon.register_prometheus
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -191,6 +190,7 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
     from progdel.canary.runner import CanaryRunner, RunOptions, initialize
     from progdel.kube.client import connect
     from progdel.kube.resources import DEPLOYMENTS, NAMESPACES
+    from progdel.metrics.prometheus import DEFAULT_PROMETHEUS_URL
     from progdel.sandbox import daemon
     from progdel.sandbox.loadgen import LoadGenerator
 
@@ -219,7 +219,7 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
     try:
         kube = connect(str(started.kubeconfig), None, NAMESPACE)
         say(
-            f"Prometheus is the cluster's {PROMETHEUS_IN_CLUSTER}: progdel queries it through the "
+            f"Prometheus is the cluster's {DEFAULT_PROMETHEUS_URL}: progdel queries it through the "
             "API server's service proxy, as from a laptop"
         )
         kube.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
@@ -247,7 +247,7 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
                 APP,
                 NAMESPACE,
                 ServedSplit(loadgen, release.version, sink),
-                RunOptions(prometheus_url=PROMETHEUS_IN_CLUSTER, timeout=300),
+                RunOptions(prometheus_url=DEFAULT_PROMETHEUS_URL, timeout=300),
             )
             code = runner.run()
             outcome = {ExitCode.OK: "promoted", ExitCode.CANARY_FAILED: "rolled back"}.get(

@@ -103,19 +103,23 @@ def serve_main(argv: list[str]) -> int:
 
 
 def register_prometheus(kubeconfig: Path, local_url: str) -> None:
-    """Make the data plane's Prometheus the cluster's ``prometheus.istio-system:9090``, where
-    Istio's Prometheus addon puts it: a Service without a selector and Endpoints pointing at the
-    local process, as an external backend is registered. progdel's default Prometheus URL then
-    works against the sandbox, through the API server's service proxy."""
+    """Make the data plane's Prometheus the Service progdel's default Prometheus URL names
+    (``prometheus.istio-system:9090``, where the prometheus addon puts it): a Service without a
+    selector and Endpoints pointing at the local process, as an external backend is registered.
+    The default URL then works against the sandbox, through the API server's service proxy."""
     from progdel.kube.client import connect
     from progdel.kube.resources import ENDPOINTS, NAMESPACES, SERVICES
+    from progdel.metrics.prometheus import DEFAULT_PROMETHEUS_URL, service_address
 
-    kube = connect(str(kubeconfig), None, "istio-system")
-    if kube.get_or_none(NAMESPACES, "istio-system") is None:
-        kube.create(NAMESPACES, {"metadata": {"name": "istio-system"}})
+    address = service_address(DEFAULT_PROMETHEUS_URL)
+    assert address is not None
+    kube = connect(str(kubeconfig), None, address.namespace)
+    if kube.get_or_none(NAMESPACES, address.namespace) is None:
+        kube.create(NAMESPACES, {"metadata": {"name": address.namespace}})
     port = int(local_url.rsplit(":", 1)[1])
-    meta = {"name": "prometheus", "namespace": "istio-system"}
-    kube.apply(SERVICES, {"metadata": meta, "spec": {"ports": [{"name": "http", "port": 9090}]}}, force=True)
+    meta = {"name": address.service, "namespace": address.namespace}
+    service = {"metadata": meta, "spec": {"ports": [{"name": "http", "port": address.port}]}}
+    kube.apply(SERVICES, service, force=True)
     subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}]
     kube.apply(ENDPOINTS, {"metadata": meta, "subsets": subsets}, force=True)
 

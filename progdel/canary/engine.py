@@ -39,6 +39,8 @@ from __future__ import annotations
 import copy
 import enum
 import hashlib
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -97,17 +99,19 @@ _FAILURE_EXIT = {
     FailureReason.REJECTED_QUERY: ExitCode.INVALID_INPUT,
 }
 
-_CONDITION_MESSAGES = {
-    Phase.INITIALIZING: "Waiting for the primary to become ready.",
-    Phase.INITIALIZED: "Initialization completed.",
-    Phase.WAITING: "Waiting for approval to start.",
-    Phase.PROGRESSING: "New revision detected, progressing canary analysis.",
-    Phase.WAITING_PROMOTION: "Waiting for approval to promote.",
-    Phase.PROMOTING: "Canary analysis completed, promoting to primary.",
-    Phase.FINALISING: "Promotion to primary done, finalising.",
-    Phase.SUCCEEDED: "Canary analysis completed successfully, promotion finished.",
-    Phase.FAILED: "Canary analysis failed, canary scaled to zero.",
-}
+
+def _promoted_condition_message(phase: Phase, kind: str) -> str:
+    """The message of Flagger's ``Promoted`` condition for ``phase`` (``MakeStatusConditions``)."""
+    return {
+        Phase.INITIALIZED: f"{kind} initialization completed.",
+        Phase.WAITING: "Waiting for approval.",
+        Phase.WAITING_PROMOTION: "Waiting for approval.",
+        Phase.PROGRESSING: "New revision detected, progressing canary analysis.",
+        Phase.PROMOTING: "Canary analysis completed, starting primary rolling update.",
+        Phase.FINALISING: "Canary analysis completed, routing all traffic to primary.",
+        Phase.SUCCEEDED: "Canary analysis completed successfully, promotion finished.",
+        Phase.FAILED: f"Canary analysis failed, {kind} scaled to zero.",
+    }.get(phase, f"New {kind} detected, starting initialization.")
 
 
 def format_time(t: datetime) -> str:
@@ -132,7 +136,8 @@ class Measurement:
     time: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "verdict": self.verdict, "message": self.message, "time": self.time}
+        value = self.value if self.value is None or math.isfinite(self.value) else None
+        return {"value": value, "verdict": self.verdict, "message": self.message, "time": self.time}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
@@ -152,19 +157,92 @@ _FLAGGER_FIELDS = {
     "session_affinity_cookie": "sessionAffinityCookie",
     "previous_session_affinity_cookie": "previousSessionAffinityCookie",
 }
-_PROGDEL_FIELDS = {
+#: progdel's bookkeeping, kept in the run condition's message (``RUN_CONDITION``)
+_BOOKKEEPING = {
     "infra_errors": "infraErrors",
     "failure_reason": "failureReason",
-    "progressing_since": "progressingSince",
     "canary_not_ready_since": "canaryNotReadySince",
     "primary_not_ready_since": "primaryNotReadySince",
     "pending_gate": "pendingGate",
 }
+#: status fields older progdel versions wrote beside Flagger's; a real API server prunes them,
+#: so they are dropped when read and never written again
+_RETIRED_FIELDS = (*_BOOKKEEPING.values(), "progressingSince", "measurements")
+
+#: the type of the status condition holding progdel's bookkeeping
+RUN_CONDITION = "progdel.dev/Run"
+_RUN_REASON = "DrivenByProgdel"
+#: the Flagger fields the run condition's fingerprint covers; another driver's write changes at
+#: least ``lastTransitionTime`` (Flagger stamps it on every write)
+_FINGERPRINTED = (
+    "phase",
+    "canaryWeight",
+    "failedChecks",
+    "iterations",
+    "lastAppliedSpec",
+    "lastPromotedSpec",
+    "lastTransitionTime",
+    "trackedConfigs",
+)
+_NUMBERS = ("canaryWeight", "failedChecks", "iterations")
+
+
+def _canonical(key: str, value: Any) -> Any:
+    if key in _NUMBERS:
+        try:
+            number = float(value or 0)
+        except (TypeError, ValueError):
+            return str(value)
+        return int(number) if number.is_integer() else number
+    if key == "trackedConfigs":
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+    return "" if value is None else str(value)
+
+
+def status_fingerprint(status: Mapping[str, Any]) -> str:
+    """A hash of the Flagger fields of a status as stored (numbers and absent fields normalised)."""
+    values = [_canonical(key, status.get(key)) for key in _FINGERPRINTED]
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_bookkeeping(status: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """progdel's bookkeeping from the run condition of a stored status, or None when there is
+    none or it is stale: its fingerprint no longer matches the Flagger fields beside it, so
+    another driver wrote the status after progdel did."""
+    status = status or {}
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return None
+    mine = [c for c in conditions if isinstance(c, Mapping) and c.get("type") == RUN_CONDITION]
+    if not mine:
+        return None
+    try:
+        book = json.loads(str(mine[-1].get("message") or ""))
+    except ValueError:
+        return None
+    if not isinstance(book, dict) or book.get("fp") != status_fingerprint(status):
+        return None
+    return book
+
+
+def progdel_wrote_last(status: Mapping[str, Any] | None) -> bool:
+    """Whether progdel made the last write of this status (its run condition is current)."""
+    return run_bookkeeping(status) is not None
 
 
 @dataclass
 class CanaryStatus:
-    """The Canary's ``.status``: Flagger's fields plus progdel's bookkeeping.
+    """The Canary's ``.status``: Flagger's fields, and progdel's bookkeeping.
+
+    Everything is stored in fields Flagger's CRD declares, so that a real API server, which
+    prunes undeclared fields, keeps it all. progdel's bookkeeping (the counters, timers, pending
+    gate and measurements below) is compact JSON in the message of one more status condition,
+    of type ``progdel.dev/Run``, written with Flagger's fields in the same status write and
+    carrying a fingerprint of them (``status_fingerprint``). When another driver writes the
+    status (Flagger replaces the conditions on a phase change, and otherwise changes at least
+    ``lastTransitionTime``), the fingerprint no longer matches and the bookkeeping is read as
+    absent: a run continues from Flagger's counters with fresh bookkeeping.
 
     ``to_dict``/``from_dict`` use Flagger's camelCase; keys progdel does not know (written by
     Flagger or a newer progdel) are kept in ``extra`` and written back unchanged.
@@ -178,13 +256,12 @@ class CanaryStatus:
     last_promoted_spec: str = ""
     last_transition_time: str | None = None
     tracked_configs: dict[str, str] = field(default_factory=dict)
-    conditions: list[dict[str, Any]] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)  # without the run condition
     session_affinity_cookie: str | None = None
     previous_session_affinity_cookie: str | None = None
-    # progdel's additions
+    # progdel's bookkeeping
     infra_errors: int = 0
     failure_reason: FailureReason | None = None
-    progressing_since: str | None = None
     canary_not_ready_since: str | None = None
     primary_not_ready_since: str | None = None
     pending_gate: str | None = None  # the confirm gate the run waits at (for `canary approve`)
@@ -193,27 +270,57 @@ class CanaryStatus:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        for attr, key in (_FLAGGER_FIELDS | _PROGDEL_FIELDS).items():
+        for attr, key in _FLAGGER_FIELDS.items():
             value = getattr(self, attr)
             if value is None or (key in ("trackedConfigs",) and not value):
                 continue
             out[key] = str(value) if isinstance(value, enum.Enum) else copy.deepcopy(value)
-        if self.measurements:
-            out["measurements"] = {k: m.to_dict() for k, m in self.measurements.items()}
+        out["conditions"] = [*out.get("conditions", []), self.run_condition(out)]
         return out
+
+    def run_condition(self, flagger_fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``progdel.dev/Run`` condition for a status holding ``flagger_fields``."""
+        book: dict[str, Any] = {"fp": status_fingerprint(flagger_fields)}
+        for attr, key in _BOOKKEEPING.items():
+            value = getattr(self, attr)
+            if value:
+                book[key] = str(value) if isinstance(value, enum.Enum) else value
+        if self.measurements:
+            book["measurements"] = {k: m.to_dict() for k, m in self.measurements.items()}
+        condition = {
+            "type": RUN_CONDITION,
+            "status": "True",
+            "reason": _RUN_REASON,
+            "message": json.dumps(book, sort_keys=True, separators=(",", ":"), allow_nan=False),
+        }
+        if self.last_transition_time:
+            condition["lastUpdateTime"] = condition["lastTransitionTime"] = self.last_transition_time
+        return condition
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> CanaryStatus:
+        book = run_bookkeeping(data) or {}
         data = dict(data or {})
         kwargs: dict[str, Any] = {}
-        for attr, key in (_FLAGGER_FIELDS | _PROGDEL_FIELDS).items():
+        for attr, key in _FLAGGER_FIELDS.items():
             if key in data:
                 kwargs[attr] = copy.deepcopy(data.pop(key))
+        for key in _RETIRED_FIELDS:
+            data.pop(key, None)
         if "phase" in kwargs:
             try:
                 kwargs["phase"] = Phase(kwargs["phase"] or "")
             except ValueError:
                 kwargs["phase"] = Phase.NONE
+        conditions = kwargs.get("conditions")
+        kwargs["conditions"] = [
+            c
+            for c in (conditions if isinstance(conditions, list) else [])
+            if isinstance(c, dict) and c.get("type") != RUN_CONDITION
+        ]
+        for attr, key in _BOOKKEEPING.items():
+            if book.get(key):
+                kwargs[attr] = book[key]
         if kwargs.get("failure_reason"):
             try:
                 kwargs["failure_reason"] = FailureReason(kwargs["failure_reason"])
@@ -221,8 +328,11 @@ class CanaryStatus:
                 kwargs["failure_reason"] = FailureReason.ANALYSIS
         for attr in ("canary_weight", "failed_checks", "iterations", "infra_errors"):
             kwargs[attr] = int(kwargs.get(attr) or 0)
+        raw = book.get("measurements")
         measurements = {
-            k: Measurement.from_dict(v) for k, v in (data.pop("measurements", None) or {}).items()
+            str(k): Measurement.from_dict(v)
+            for k, v in (raw.items() if isinstance(raw, dict) else ())
+            if isinstance(v, Mapping)
         }
         return cls(**kwargs, measurements=measurements, extra=data)
 
@@ -577,7 +687,6 @@ class _Tick:
     def end_run(self, phase: Phase) -> None:
         """Succeeded or Failed: reset the counters, retire the session cookie, post-rollout."""
         self.reset_run(phase)
-        self.s.progressing_since = None
         if self.s.session_affinity_cookie:
             self.s.previous_session_affinity_cookie = self.s.session_affinity_cookie
             self.s.session_affinity_cookie = None
@@ -708,6 +817,33 @@ class _Tick:
         else:
             self.note = f"holding: infrastructure error ({self.s.infra_errors}/{limit})"
 
+    def _promoted_condition(self) -> None:
+        """Flagger's ``Promoted`` condition, as ``MakeStatusConditions`` writes it: rewritten (and
+        the conditions replaced by it) only when its status or reason (the phase) changes; its
+        ``lastTransitionTime`` moves only when its status does."""
+        s = self.s
+        if s.phase is Phase.NONE:
+            return
+        word = {Phase.INITIALIZED: "True", Phase.SUCCEEDED: "True", Phase.FAILED: "False"}.get(
+            s.phase, "Unknown"
+        )
+        current = s.promoted_condition
+        if current is not None and current.get("status") == word and current.get("reason") == str(s.phase):
+            return
+        since = self.now
+        if current is not None and current.get("status") == word and current.get("lastTransitionTime"):
+            since = str(current["lastTransitionTime"])
+        s.conditions = [
+            {
+                "type": "Promoted",
+                "status": word,
+                "reason": str(s.phase),
+                "message": _promoted_condition_message(s.phase, self.c.spec.target_ref.kind),
+                "lastUpdateTime": self.now,
+                "lastTransitionTime": since,
+            }
+        ]
+
     # ---- the tick ----------------------------------------------------------------------
 
     def run(self) -> TickResult:
@@ -715,22 +851,8 @@ class _Tick:
         return self._result()
 
     def _result(self) -> TickResult:
+        self._promoted_condition()
         s = self.s
-        if s.phase != self.old.phase or not s.conditions:
-            status_word = {Phase.INITIALIZED: "True", Phase.SUCCEEDED: "True", Phase.FAILED: "False"}.get(
-                s.phase, "Unknown"
-            )
-            if s.phase is not Phase.NONE:
-                s.conditions = [
-                    {
-                        "type": "Promoted",
-                        "status": status_word,
-                        "reason": str(s.phase),
-                        "message": _CONDITION_MESSAGES.get(s.phase, ""),
-                        "lastUpdateTime": self.now,
-                        "lastTransitionTime": self.now,
-                    }
-                ]
         if s != self.old:
             s.last_transition_time = self.now
         return TickResult(s, self.actions, self.exit_hint, self.settled, self.note)
@@ -812,7 +934,6 @@ class _Tick:
             self.reset_run(Phase.PROGRESSING)
             s.failure_reason = None
             s.last_applied_spec = obs.revision
-            s.progressing_since = self.now
             s.session_affinity_cookie = self._cookie()
             s.measurements = {}
             if obs.tracked_configs is not None:
@@ -825,7 +946,6 @@ class _Tick:
             self.actions.append(SetWeights(100, 0))
             self.reset_run(Phase.PROGRESSING)
             s.last_applied_spec = obs.revision
-            s.progressing_since = self.now
             s.session_affinity_cookie = self._cookie()
             s.measurements = {}
             if obs.tracked_configs is not None:

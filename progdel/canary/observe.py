@@ -12,10 +12,10 @@ Who drives a canary (``detect_driver``), first rule that applies:
    any other value (``flagger``) means observe.
 2. ``metadata.managedFields`` shows a field manager other than ``progdel`` owning
    ``status.phase``: the last write of the phase was not progdel's, so someone else drives.
-3. The status has a phase but none of the fields only progdel writes (``infraErrors``,
-   ``failureReason``, ``progressingSince``, ``measurements``, ``canaryNotReadySince``,
-   ``primaryNotReadySince``): Flagger's status, which drops fields it does not know.
-4. Otherwise (no status yet, or progdel's status) progdel drives.
+3. The status has a phase but no current ``progdel.dev/Run`` condition (the condition progdel
+   writes with every status, holding its bookkeeping and a fingerprint of Flagger's fields, see
+   ``engine.CanaryStatus``): another driver wrote the status last.
+4. Otherwise (no status yet, or a status progdel wrote last) progdel drives.
 
 The ``progdel-canary-NAME`` Lease is deliberately not part of the rule: it says which progdel
 process drives right now, not whether progdel or Flagger drives; a Lease left behind by an old
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from progdel.canary.clock import Clock, SystemClock
-from progdel.canary.engine import Phase
+from progdel.canary.engine import Phase, progdel_wrote_last
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode, ProgdelError, Unreachable
 from progdel.kube.client import Kube
@@ -45,15 +45,6 @@ from progdel.kube.resources import CANARIES
 
 DRIVER_ANNOTATION = "progdel.dev/driver"
 PROGDEL_MANAGER = "progdel"
-#: status fields only progdel writes (``CanaryStatus.to_dict`` always writes ``infraErrors``)
-PROGDEL_STATUS_FIELDS = (
-    "infraErrors",
-    "failureReason",
-    "progressingSince",
-    "measurements",
-    "canaryNotReadySince",
-    "primaryNotReadySince",
-)
 _RUN_PHASES = {
     Phase.WAITING,
     Phase.PROGRESSING,
@@ -100,9 +91,9 @@ def detect_driver(obj: dict[str, Any]) -> DriverDecision:
         driver = "flagger" if "flagger" in owner.lower() else owner
         return DriverDecision(driver, f"status.phase is written by field manager {owner!r}")
     status = obj.get("status") or {}
-    if status.get("phase") and not any(k in status for k in PROGDEL_STATUS_FIELDS):
-        return DriverDecision("flagger", "the status has a phase but none of progdel's status fields")
-    return DriverDecision(PROGDEL_MANAGER, "no status, or a status written by progdel")
+    if status.get("phase") and not progdel_wrote_last(status):
+        return DriverDecision("flagger", "the status has a phase and progdel did not write it last")
+    return DriverDecision(PROGDEL_MANAGER, "no status, or a status progdel wrote last")
 
 
 def _stamp(t: datetime) -> str:
@@ -286,7 +277,6 @@ class FlaggerObserver:
 
 __all__ = [
     "DRIVER_ANNOTATION",
-    "PROGDEL_STATUS_FIELDS",
     "DriverDecision",
     "FlaggerObserver",
     "detect_driver",

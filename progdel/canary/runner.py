@@ -432,7 +432,10 @@ class CanaryRunner:
         self.phase_before = status.phase
         result, obs = self.decide(canary, status, obs)
         self.execute(canary, obj, result.actions, result.status)
-        if result.status.to_dict() != status.to_dict():
+        stored = obj.get("status") or {}
+        claim = bool(stored.get("phase")) and not engine.progdel_wrote_last(stored)
+        if claim or result.status.to_dict() != status.to_dict():
+            # also when only the bookkeeping was stale (another driver wrote last): replace it
             store.write_status(self.kube, self.name, self.namespace, result.status.to_dict())
         if obs.command is not None:
             store.clear_request(self.kube, self.name, self.namespace)

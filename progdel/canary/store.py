@@ -1,8 +1,9 @@
 """Where a client-side canary keeps its state: the ``Canary`` object in the cluster.
 
-The run's state is the object's ``.status`` (Flagger's fields plus progdel's
-measurements), written through the status subresource after every
-transition, so a crash, a closed lid or a second terminal never loses it.
+The run's state is the object's ``.status`` (Flagger's fields, and progdel's bookkeeping in a
+``progdel.dev/Run`` condition beside Flagger's ``Promoted``: see ``engine.CanaryStatus``),
+written whole through the status subresource after every transition, so a crash, a closed lid
+or a second terminal never loses it, and a server that prunes undeclared fields keeps it all.
 Operator requests are annotations on the object, so they work from any process:
 
 - ``progdel.dev/request``: a one-shot command (abort, promote) the next tick consumes;

@@ -205,13 +205,21 @@ def list_(
 @app.command()
 def status(ctx: typer.Context, name: NameArg) -> None:
     """Show a canary's state: phase, weights, checks and the last measurements."""
+    from progdel.canary.engine import CanaryStatus
     from progdel.kube.resources import CANARIES
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
     kube = connect(opts)
     obj = kube.get(CANARIES, name, _namespace(opts, kube))
-    data = {"name": name, "namespace": obj["metadata"].get("namespace"), "status": obj.get("status") or {}}
+    stored = obj.get("status") or {}
+    measurements = CanaryStatus.from_dict(stored).measurements
+    data = {
+        "name": name,
+        "namespace": obj["metadata"].get("namespace"),
+        "status": stored,
+        "measurements": {k: m.to_dict() for k, m in measurements.items()},
+    }
 
     def human(d: dict[str, Any]) -> str:
         s = d["status"]
@@ -223,7 +231,7 @@ def status(ctx: typer.Context, name: NameArg) -> None:
             f"Iterations:    {s.get('iterations', 0)}",
             f"Last change:   {s.get('lastTransitionTime') or '-'}",
         ]
-        for mname, m in (s.get("measurements") or {}).items():
+        for mname, m in d["measurements"].items():
             lines.append(
                 f"  {mname}: {m.get('value')} ({m.get('verdict')}) {m.get('message') or ''}".rstrip()
             )
@@ -318,9 +326,12 @@ def promote(ctx: typer.Context, name: NameArg) -> None:
 
 def _gate_of(obj: dict[str, Any]) -> str | None:
     """The confirm gate a canary waits at, from its status."""
+    from progdel.canary.engine import CanaryStatus
+
     status = obj.get("status") or {}
-    if status.get("pendingGate"):
-        return str(status["pendingGate"])
+    pending = CanaryStatus.from_dict(status).pending_gate
+    if pending:
+        return pending
     return {"Waiting": "confirm-rollout", "WaitingPromotion": "confirm-promotion"}.get(
         status.get("phase", "")
     )

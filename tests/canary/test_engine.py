@@ -24,6 +24,7 @@ from progdel.canary.engine import (
     TickResult,
     Weights,
     needs_metrics,
+    progdel_wrote_last,
     tick,
 )
 from progdel.config.canary import Canary, parse_canary
@@ -114,7 +115,8 @@ class Sim:
         for a in result.actions:
             if isinstance(a, SetWeights):
                 self.weights = Weights(a.primary, a.canary, a.mirror)
-        self.status = result.status
+        # every tick reads back what it stored: the state must survive the status' round trip
+        self.status = CanaryStatus.from_dict(result.status.to_dict())
         self.history.append(result)
         self.now += timedelta(seconds=1)
         return result
@@ -588,11 +590,105 @@ def test_status_round_trips_in_camel_case() -> None:
     d = sim.status.to_dict()
     assert d["phase"] == "Progressing" and d["canaryWeight"] == 10 and d["failedChecks"] == 1
     assert d["lastAppliedSpec"] == "rev-2" and d["conditions"][0]["reason"] == "Progressing"
-    assert d["measurements"]["request-success-rate"]["verdict"] == "fail"
     d["someFlaggerField"] = {"x": 1}
     back = CanaryStatus.from_dict(d)
     assert back.to_dict() == d
     assert back.phase is Phase.PROGRESSING
+    assert back.measurements["request-success-rate"].verdict == "fail"
+
+
+def _flagger_writes(
+    stored: dict[str, Any], at: str, *, phase: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """What Flagger's ``syncCanaryStatus``/``setStatus*`` leave behind: its fields changed,
+    ``lastTransitionTime`` stamped, and the conditions replaced by ``Promoted`` alone when the
+    phase changes (``MakeStatusConditions``); otherwise the conditions are kept as they were."""
+    out = {**stored, **fields, "lastTransitionTime": at}
+    if phase is not None and phase != stored.get("phase"):
+        out["phase"] = phase
+        out["conditions"] = [{"type": "Promoted", "status": "Unknown", "reason": phase, "message": ""}]
+    return out
+
+
+def test_bookkeeping_is_a_condition_beside_promoted_and_read_back_only_while_current() -> None:
+    sim = Sim(make_canary())
+    _to_first_analysis(sim)
+    sim.step(infra_error="api down")
+    sim.step(BAD_SR)  # a failed check resets the infrastructure count
+    sim.step(infra_error="api down")
+    stored = sim.status.to_dict()
+    promoted, run = stored["conditions"]
+    assert promoted["type"] == "Promoted" and promoted["reason"] == "Progressing"
+    assert run["type"] == "progdel.dev/Run" and run["status"] == "True" and run["reason"]
+    assert progdel_wrote_last(stored)
+    back = CanaryStatus.from_dict(stored)
+    assert back.infra_errors == 1 and back.failed_checks == 1
+    assert back.measurements["request-success-rate"].verdict == "fail"
+
+    # Flagger counts a failed check on the same phase: its write keeps the conditions, so
+    # progdel's is still there, but its fingerprint no longer matches
+    later = _flagger_writes(stored, "2024-01-01T00:10:00Z", failedChecks=2)
+    assert any(c["type"] == "progdel.dev/Run" for c in later["conditions"])
+    assert not progdel_wrote_last(later)
+    stale = CanaryStatus.from_dict(later)
+    assert stale.failed_checks == 2, "Flagger's counters are kept"
+    assert stale.infra_errors == 0 and stale.measurements == {}, "the stale bookkeeping is ignored"
+    rewritten = CanaryStatus.from_dict(stale.to_dict()).to_dict()
+    assert progdel_wrote_last(rewritten)
+    assert [c["type"] for c in rewritten["conditions"]] == ["Promoted", "progdel.dev/Run"]
+
+    # a phase change by Flagger drops progdel's condition altogether
+    failed = _flagger_writes(stored, "2024-01-01T00:11:00Z", phase="Failed", canaryWeight=0)
+    assert [c["type"] for c in failed["conditions"]] == ["Promoted"]
+    assert CanaryStatus.from_dict(failed).failure_reason is None
+
+
+def test_progdel_continues_a_run_flagger_started_from_flaggers_counters() -> None:
+    flagger = {
+        "phase": "Progressing",
+        "canaryWeight": 20,
+        "failedChecks": 1,
+        "iterations": 0,
+        "lastAppliedSpec": "rev-2",
+        "lastPromotedSpec": "rev-1",
+        "lastTransitionTime": "2023-12-31T23:59:00Z",
+        "conditions": [{"type": "Promoted", "status": "Unknown", "reason": "Progressing", "message": "x"}],
+    }
+    sim = Sim(
+        make_canary(), status=CanaryStatus.from_dict(flagger), revision="rev-2", weights=Weights(80, 20)
+    )
+    r = sim.step(BAD_SR)
+    assert r.status.phase is Phase.FAILED, "Flagger's failed check counts toward the threshold of 2"
+    assert r.messages[1] == "Rolling back podinfo.test failed checks threshold reached 2"
+
+
+def test_the_promoted_condition_is_written_as_flagger_writes_it() -> None:
+    sim = Sim(make_canary({"maxWeight": 10}))
+    sim.step(primary=Readiness.NOT_READY)
+    assert sim.status.promoted_condition == {
+        "type": "Promoted",
+        "status": "Unknown",
+        "reason": "Initializing",
+        "message": "New Deployment detected, starting initialization.",
+        "lastUpdateTime": "2024-01-01T00:00:00Z",
+        "lastTransitionTime": "2024-01-01T00:00:00Z",
+    }
+    sim.step()
+    assert sim.status.promoted_condition is not None
+    assert sim.status.promoted_condition["message"] == "Deployment initialization completed."
+    sim.revision = "rev-2"
+    sim.step()
+    progressing = sim.status.promoted_condition
+    assert progressing is not None and progressing["status"] == "Unknown"
+    sim.step()  # the same phase: the condition is left as it was
+    assert sim.status.promoted_condition == progressing
+    while sim.status.phase is not Phase.PROMOTING:
+        sim.step()
+    promoting = sim.status.promoted_condition
+    assert promoting is not None and promoting["reason"] == "Promoting"
+    assert promoting["message"] == "Canary analysis completed, starting primary rolling update."
+    assert promoting["lastTransitionTime"] == progressing["lastTransitionTime"], "Unknown stayed Unknown"
+    assert promoting["lastUpdateTime"] != progressing["lastUpdateTime"]
 
 
 # ---- mirroring, session affinity, post-rollout -----------------------------------------------------

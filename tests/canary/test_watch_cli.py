@@ -130,6 +130,12 @@ def test_kill_9_then_watch_again_continues_without_counting_twice(
     resumed = [r for r in after if r.get("kind") == "tick"]
     assert resumed[0]["canaryWeight"] == 10, "the run continues from the stored weight"
     assert vs_weights(kube) == (100, 0)
+    shown = run_progdel(
+        "-n", namespace, "-o", "json", "canary", "status", "podinfo", kubeconfig=sandbox.kubeconfig
+    )
+    assert shown.returncode == 0, shown.stderr
+    measured = json.loads(shown.stdout)["measurements"]["always-zero"]
+    assert measured["verdict"] == "fail" and measured["value"] == 0, "the measurements are stored"
 
 
 def test_second_watch_is_refused_while_the_first_holds_the_lease(

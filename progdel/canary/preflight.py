@@ -42,7 +42,7 @@ from progdel.config.canary import Canary, MetricTemplate, NoDataPolicy
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
 from progdel.kube.access import Access, MissingRights, denied, group_rights
 from progdel.kube.client import Kube
-from progdel.kube.errors import AlreadyExists, NotFound, ServerError, describe_object
+from progdel.kube.errors import AlreadyExists, Conflict, NotFound, ServerError, describe_object
 from progdel.kube.resources import (
     CANARIES,
     CONFIGMAPS,
@@ -190,7 +190,9 @@ class PlannedKube(Kube):
         result["items"] = items
         return result
 
-    def create(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    def create(
+        self, resource: Resource, obj: dict[str, Any], namespace: str | None = None, *, dry_run: bool = False
+    ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         ns = self._ns(resource, namespace or meta.get("namespace"))
         entry = self._entry(resource, meta["name"], ns)
@@ -202,7 +204,12 @@ class PlannedKube(Kube):
         return self._store(entry, body)
 
     def replace(
-        self, resource: Resource, obj: dict[str, Any], *, subresource: str | None = None
+        self,
+        resource: Resource,
+        obj: dict[str, Any],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         entry = self._entry(resource, meta["name"], meta.get("namespace"))
@@ -309,6 +316,8 @@ class PlannedChange:
     name: str
     object: dict[str, Any] | None  # what progdel would write (None for delete)
     diff: str  # unified diff of YAML, live -> progdel ("" when unchanged)
+    resource: Resource | None = None
+    body: dict[str, Any] | None = None  # the write itself (with the live resourceVersion)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -354,8 +363,38 @@ def changes_of(planned: PlannedKube, kinds: Iterable[str] = SHOWN_KINDS) -> list
                 )
             )
         )
-        out.append(PlannedChange(action, kind, entry.namespace, entry.name, after, diff))
+        out.append(
+            PlannedChange(
+                action, kind, entry.namespace, entry.name, after, diff, entry.resource, entry.planned
+            )
+        )
     return out
+
+
+def server_refusals(kube: Kube, changes: Iterable[PlannedChange]) -> list[str]:
+    """Send every object ``changes`` would create or change to the API server as a dry run
+    (``dryRun=All``, ``fieldValidation=Strict``), so the cluster's own schemas, CEL rules and
+    admission webhooks (istiod's validation among them) judge what init would write. Nothing is
+    stored. Returns the refusals, one ``Kind name: message`` each; an unreachable cluster raises
+    ``Unreachable``."""
+    refusals: list[str] = []
+    for change in changes:
+        if change.action not in ("create", "change") or change.resource is None or change.body is None:
+            continue
+        body = copy.deepcopy(change.body)
+        body.pop("status", None)
+        try:
+            if change.action == "create":
+                kube.create(change.resource, body, change.namespace, dry_run=True)
+            else:
+                kube.replace(change.resource, body, dry_run=True)
+        except ServerError as err:
+            raise Unreachable(str(err)) from None
+        except (Unreachable, Conflict):
+            raise
+        except ProgdelError as err:
+            refusals.append(f"{change.kind} {change.name}: {err}")
+    return refusals
 
 
 def plan_init(
@@ -398,6 +437,22 @@ def plan_init(
     except ProgdelError as err:  # e.g. a RoutingError: init would stop on it
         raise InvalidInput(str(err)) from None
     return changes_of(planned)
+
+
+def ensure_init_accepted(
+    kube: Kube, document: dict[str, Any], namespace: str, templates: Iterable[MetricTemplate] = ()
+) -> list[PlannedChange]:
+    """Plan ``init`` and have the API server judge every object it would write (a dry run): the
+    plan, or ``InvalidInput`` listing each refusal. ``init`` calls this before it writes anything,
+    the Canary included, so a refused object never leaves a half-made canary behind."""
+    changes = plan_init(kube, document, namespace, templates)
+    refusals = server_refusals(kube, changes)
+    if refusals:
+        lines = "\n  ".join(refusals)
+        raise InvalidInput(
+            f"the cluster refuses what canary init would write (nothing was written):\n  {lines}"
+        )
+    return changes
 
 
 # --------------------------------------------------------------------------------------------
@@ -692,6 +747,7 @@ class CheckReport:
     cluster_checked: bool
     cluster_note: str
     changes: list[PlannedChange] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # the API server's, in a dry run of `init`
     cluster_error: ExitCode | None = None
     access_checked: bool = False
     access_note: str = "not checked: the cluster was not read"
@@ -716,6 +772,7 @@ class CheckReport:
                 "checked": self.cluster_checked,
                 "note": self.cluster_note,
                 "objects": [c.to_dict() for c in self.changes],
+                "refused": list(self.refusals),
             },
             "rbac": {
                 "checked": self.access_checked,
@@ -746,6 +803,7 @@ def run_check(
     provider_of(canary)  # an unsupported provider is a spec error before anything else
     namespace = canary.namespace
     changes: list[PlannedChange] = []
+    refusals: list[str] = []
     cluster_error: ExitCode | None = None
     checked = False
     if kube is not None:
@@ -753,6 +811,12 @@ def run_check(
             changes = plan_init(kube, document, namespace, file_templates)
             checked = True
             cluster_note = "read only: nothing was written"
+            refusals = server_refusals(kube, changes)
+            if refusals:
+                cluster_error = ExitCode.INVALID_INPUT
+                cluster_note = (
+                    f"the cluster refuses {len(refusals)} of the objects init would write (dry run)"
+                )
         except Unreachable as err:
             kube, cluster_note = None, f"skipped: {err}"
         except InvalidInput as err:
@@ -799,6 +863,7 @@ def run_check(
         cluster_checked=checked,
         cluster_note=cluster_note,
         changes=changes,
+        refusals=refusals,
         cluster_error=cluster_error,
         access_checked=missing_access is not None,
         access_note=access_note,
@@ -837,9 +902,11 @@ __all__ = [
     "changes_of",
     "check_access",
     "check_metrics",
+    "ensure_init_accepted",
     "group_rights",
     "needed_access",
     "parse_at",
     "plan_init",
     "run_check",
+    "server_refusals",
 ]

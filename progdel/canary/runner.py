@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -137,9 +138,39 @@ def lease_seconds(canary: Canary) -> int:
     return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
 
 
+_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # RFC 1035, as Service names must be
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def name_problems(canary: Canary) -> list[str]:
+    """The names progdel would give objects that the API server would refuse: the Services
+    ``<apex>``, ``<apex>-primary`` and ``<apex>-canary`` must be DNS labels (63 characters at
+    most, a letter first), the ``-primary`` Deployment and HPA and the Lease DNS subdomains."""
+    where = f"canary {canary.namespace}/{canary.name}"
+    problems = []
+    for name in (canary.apex_name, f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
+        if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
+            problems.append(
+                f"{where}: Service name {name!r} is not a DNS label (at most 63 lowercase letters, "
+                "digits and '-', a letter first): shorten spec.service.name (or spec.targetRef.name)"
+            )
+    subdomains = [canary.primary_name, f"progdel-canary-{canary.name}"]
+    if canary.spec.autoscaler_ref is not None:
+        subdomains.append(f"{canary.spec.autoscaler_ref.name}-primary")
+    for name in subdomains:
+        if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            problems.append(f"{where}: {name!r} is not a valid object name (a DNS subdomain)")
+    return problems
+
+
 def ensure_drivable(canary: Canary) -> None:
     """Refuse, as a spec error, what the spec format allows but progdel cannot drive (Flagger
-    can: a canary Flagger drives is only observed, and these never get here)."""
+    can: a canary Flagger drives is only observed, and these never get here), and names the API
+    server would refuse."""
+    problems = name_problems(canary)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInput(problems[0] + more)
     kind = canary.spec.target_ref.kind
     if kind != "Deployment":
         raise InvalidInput(

@@ -52,9 +52,24 @@ def read(kube: Kube, name: str, namespace: str) -> tuple[dict[str, Any], CanaryS
     return obj, spec
 
 
+#: metadata the API server sets: a Canary exported with ``kubectl get -o yaml`` carries them, and a
+#: server refuses a create with a ``resourceVersion`` (and ignores or rejects the others)
+SERVER_METADATA = (
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+
+
 def apply_canary(kube: Kube, document: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """Create the Canary, or update its spec, labels and annotations, keeping its status."""
-    meta = document.get("metadata") or {}
+    """Create the Canary, or update its spec, labels and annotations, keeping its status. Metadata
+    the server sets (an exported Canary's resourceVersion, uid, managedFields...) is left out."""
+    meta = {k: v for k, v in (document.get("metadata") or {}).items() if k not in SERVER_METADATA}
     name = meta["name"]
     body = {k: v for k, v in document.items() if k != "status"}
     body["metadata"] = {**meta, "namespace": namespace}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +32,27 @@ class DeploymentHealth:
     message: str
 
 
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+
+
 def selector_label(deployment: dict[str, Any]) -> tuple[str, str]:
-    """The pod label Flagger keys on: the first of app, name, app.kubernetes.io/name in the selector."""
+    """The pod label Flagger keys on: the first of app, name, app.kubernetes.io/name in the selector.
+
+    The primary's pods get ``<value>-primary``: a value a label cannot hold (over 63 characters)
+    is refused here, before anything is written."""
     labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     for key in SELECTOR_LABELS:
         if key in labels:
-            return key, labels[key]
+            value = str(labels[key])
+            primary = f"{value}-primary"
+            if len(primary) > 63 or not _LABEL_VALUE.fullmatch(primary):
+                name = deployment.get("metadata", {}).get("name")
+                raise InvalidInput(
+                    f"deployment {name}: the primary's pods would be labelled {key}={primary!r}, which "
+                    "is not a label value (at most 63 letters, digits, '-', '_' or '.'): shorten "
+                    f"the {key} label of the target's selector"
+                )
+            return key, value
     name = deployment.get("metadata", {}).get("name")
     raise InvalidInput(
         f"deployment {name}: spec.selector.matchLabels needs one of {', '.join(SELECTOR_LABELS)} "
@@ -171,40 +187,51 @@ class Workloads:
             self.kube.update(HPAS, name, put, self.namespace)
 
     def ensure_services(self, target: dict[str, Any], port: int, port_name: str, target_port: Any) -> None:
+        """The Services ``<apex>``, ``<apex>-primary`` and ``<apex>-canary``: created as Flagger
+        creates them (ClusterIP, the one port), or, when one exists, given the right selector and
+        port and otherwise left as it is: a LoadBalancer or NodePort Service keeps its type, node
+        ports, other ports and source ranges (a real server refuses ClusterIP beside them)."""
         key, value = selector_label(target)
         wanted = {
             self.apex: f"{value}-primary",
             f"{self.apex}-primary": f"{value}-primary",
             f"{self.apex}-canary": value,
         }
+        ours = {"name": port_name, "port": port, "targetPort": target_port, "protocol": "TCP"}
         for name, selector_value in wanted.items():
-            spec = {
-                "type": "ClusterIP",
-                "selector": {key: selector_value},
-                "ports": [{"name": port_name, "port": port, "targetPort": target_port, "protocol": "TCP"}],
-            }
+            selector = {key: selector_value}
             existing = self.kube.get_or_none(SERVICES, name, self.namespace)
             if existing is None:
-                self.kube.create(
-                    SERVICES,
-                    {
-                        "metadata": {
-                            "name": name,
-                            "namespace": self.namespace,
-                            "labels": {MANAGED_LABEL: "progdel"},
-                        },
-                        "spec": spec,
+                body = {
+                    "metadata": {
+                        "name": name,
+                        "namespace": self.namespace,
+                        "labels": {MANAGED_LABEL: "progdel"},
                     },
-                    self.namespace,
-                )
-            elif (existing.get("spec") or {}).get("selector") != spec["selector"] or (
-                existing.get("spec") or {}
-            ).get("ports", [{}])[0].get("port") != port:
+                    "spec": {"type": "ClusterIP", "selector": selector, "ports": [ours]},
+                }
+                self.kube.create(SERVICES, body, self.namespace)
+                continue
+            spec = existing.get("spec") or {}
+            ports = spec.get("ports") or []
+            if spec.get("selector") == selector and any(p.get("port") == port for p in ports):
+                continue
 
-                def put(obj: dict[str, Any], spec: dict[str, Any] = spec) -> None:
-                    obj.setdefault("spec", {}).update(spec)
+            def put(obj: dict[str, Any], selector: dict[str, str] = selector) -> None:
+                spec = obj.setdefault("spec", {})
+                spec["selector"] = selector
+                ports = spec.setdefault("ports", [])
+                if any(p.get("port") == port for p in ports):
+                    return
+                named = next((p for p in ports if p.get("name") == port_name), None)
+                if named is None and len(ports) == 1 and not ports[0].get("name"):
+                    named = ports[0]  # a second port would need both to be named
+                if named is not None:
+                    named.update(name=port_name, port=port, targetPort=target_port)  # its nodePort stays
+                else:
+                    ports.append(dict(ours))
 
-                self.kube.update(SERVICES, name, put, self.namespace)
+            self.kube.update(SERVICES, name, put, self.namespace)
 
     def scale(self, name: str, replicas: int) -> None:
         self.kube.patch(DEPLOYMENTS, name, {"spec": {"replicas": replicas}}, self.namespace)

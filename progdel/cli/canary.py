@@ -55,6 +55,7 @@ def init(
     Afterwards every other command needs only the name and -n.
     """
     from progdel.canary import runner, store
+    from progdel.canary.preflight import ensure_init_accepted
     from progdel.config.canary import load_canary, load_metric_templates
     from progdel.config.yamlfile import load_documents
     from progdel.kube.resources import METRICTEMPLATES
@@ -65,14 +66,15 @@ def init(
     tmpl_models = [t for path in templates or [] for t in load_metric_templates(path)]
     kube = connect(opts)
     namespace = opts.namespace or spec.model.metadata.namespace or kube.namespace
-    for t in tmpl_models:
-        body = t.model_dump(by_alias=True, exclude_none=True)
-        body["metadata"]["namespace"] = t.metadata.namespace or namespace
-        kube.apply(METRICTEMPLATES, body)
     # store the document as written, so that the same object stays valid for Flagger
     doc = next(
         d.data for d in load_documents(file) if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
     )
+    ensure_init_accepted(kube, doc, namespace, tmpl_models)  # nothing is written if one is refused
+    for t in tmpl_models:
+        body = t.model_dump(by_alias=True, exclude_none=True)
+        body["metadata"]["namespace"] = t.metadata.namespace or namespace
+        kube.apply(METRICTEMPLATES, body)
     store.apply_canary(kube, doc, namespace)
     with CanaryView(_view_mode(opts)) as view:
         code = runner.initialize(kube, spec.model.name, namespace, view.show, timeout=timeout)

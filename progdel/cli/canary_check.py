@@ -62,9 +62,11 @@ def check(
     Nothing is written to the cluster (only GET requests and access reviews); if the cluster cannot
     be reached the metrics are still checked and the cluster part is reported as skipped. Also
     lists the RBAC rights `canary init` and `canary watch` need in the namespace and are not
-    granted. Exit codes: 0 every metric would pass, 3 some would fail, 5 some would hold (no data
-    under the hold policy), 2 a spec error, a query Prometheus rejects or a missing RBAC right,
-    6 Prometheus unreachable.
+    granted, and sends what init would write to the API server as a dry run: an object the
+    cluster refuses (its schema, CEL rules, admission webhooks) is a spec error. Exit codes: 0
+    every metric would pass, 3 some would fail, 5 some would hold (no data under the hold
+    policy), 2 a spec error, a query Prometheus rejects, a missing RBAC right or an object the
+    cluster refuses, 6 Prometheus unreachable.
     """
     from progdel.canary.preflight import parse_at, run_check
     from progdel.cli.canary import project_defaults
@@ -165,6 +167,8 @@ def render_report(report: CheckReport) -> Any:
                         style = "cyan"
                     diff.append(line + "\n", style=style)
                 parts.append(diff)
+    for refusal in report.refusals:
+        parts.append(Text.assemble(("refused ", "red"), refusal))
     parts.append(Text(""))
     parts.append(
         Text.assemble(("RBAC ", "bold"), f"(what `canary init` and `watch` need): {report.access_note}")

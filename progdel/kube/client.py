@@ -195,7 +195,11 @@ class Kube:
     def items(self, resource: Resource, namespace: str | None = None, **kw: Any) -> list[dict[str, Any]]:
         return self.get_list(resource, namespace, **kw)["items"]
 
-    def create(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    def create(
+        self, resource: Resource, obj: dict[str, Any], namespace: str | None = None, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """POST ``obj``. With ``dry_run`` the server judges it (schema, admission webhooks, and
+        unknown fields, refused as with ``kubectl --validate=strict``) and stores nothing."""
         ns = self._ns(resource, namespace or obj.get("metadata", {}).get("namespace"))
         body = _with_type(resource, obj)
         name = body.get("metadata", {}).get("name")
@@ -206,17 +210,24 @@ class Kube:
             resource=resource,
             name=name,
             namespace=ns,
-            query={"fieldManager": FIELD_MANAGER},
+            query=_write_query(dry_run),
         )
 
     def replace(
-        self, resource: Resource, obj: dict[str, Any], *, subresource: str | None = None
+        self,
+        resource: Resource,
+        obj: dict[str, Any],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        """PUT ``obj``; its ``metadata.resourceVersion`` makes this a conditional update (409 if stale)."""
+        """PUT ``obj``; its ``metadata.resourceVersion`` makes this a conditional update (409 if
+        stale). ``dry_run`` as for ``create``."""
         meta = obj.get("metadata") or {}
         ns = self._ns(resource, meta.get("namespace"))
         name = meta["name"]
-        self._forget(resource, ns, name)
+        if not dry_run:
+            self._forget(resource, ns, name)
         return self._send(
             "PUT",
             resource.path(ns, name, subresource),
@@ -224,7 +235,7 @@ class Kube:
             resource=resource,
             name=name,
             namespace=ns,
-            query={"fieldManager": FIELD_MANAGER},
+            query=_write_query(dry_run),
         )
 
     def patch(
@@ -373,6 +384,12 @@ class Kube:
         """The APIResourceList of a group version (``v1``, ``apps/v1``): which kinds it serves."""
         path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
         return self._send("GET", path)
+
+
+def _write_query(dry_run: bool) -> dict[str, Any]:
+    if dry_run:
+        return {"fieldManager": FIELD_MANAGER, "dryRun": "All", "fieldValidation": "Strict"}
+    return {"fieldManager": FIELD_MANAGER}
 
 
 def _with_type(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:

@@ -275,6 +275,9 @@ def _apply_env_canary(kube: Kube, app: App, env: Environment) -> Canary:
         for d in load_documents(env.canary.spec)
         if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
     )
+    from progdel.canary.preflight import ensure_init_accepted
+
+    ensure_init_accepted(kube, doc, env.namespace)  # nothing is written if one is refused
     store.apply_canary(kube, doc, env.namespace)
     return canary
 

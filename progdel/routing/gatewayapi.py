@@ -22,10 +22,16 @@ after the API server has defaulted their fields):
   ``HTTPMatchRequest`` form, as in the Canary spec: ``headers``, ``queryParams``, ``uri``,
   ``method``) combined with the rule's own; it carries the split (and the mirror), while progdel's
   rule sends everyone else to the primary. Conditions an HTTPRoute cannot express are an error,
-  never dropped: dropping one would send more users to the canary than asked for.
-- Session affinity: the canary backendRef (and the primary's, with ``primaryCookieName``) gets a
-  ``ResponseHeaderModifier`` filter setting the cookie, and a rule matching the cookie sends its
-  holders to that side alone. Gateway API picks the rule with more header matches first, so these
+  never dropped: dropping one would send more users to the canary than asked for. Two conditions
+  on one header become one (a match names a header once): equal ones merge, an exact value and a
+  regular expression it satisfies keep the exact value, a combination no request satisfies is
+  left out, and two different regular expressions are an error. A rule that replaces the path
+  prefix (``ReplacePrefixMatch``) may have one ``PathPrefix`` match only, so its strategy rules
+  are written one per match.
+- Session affinity: the canary backendRef (and the primary's, with ``primaryCookieName``) sets
+  the cookie in its ``ResponseHeaderModifier`` filter (the user's own, extended, if it has
+  one), and a rule matching the cookie sends its holders to that side alone. Gateway API picks
+  the rule with more header matches first, so these
   rules win over progdel's rule wherever they are.
 """
 
@@ -110,16 +116,34 @@ def _is_our_mirror(f: dict[str, Any], names: RouteNames) -> bool:
     return f.get("type") == MIRROR_FILTER and _ref_name(backend) == names.canary
 
 
-def _is_cookie_setter(f: dict[str, Any]) -> bool:
-    add = (f.get("responseHeaderModifier") or {}).get("add") or []
-    return f.get("type") == COOKIE_FILTER and any(str(h.get("name", "")).lower() == "set-cookie" for h in add)
+def _is_set_cookie(header: dict[str, Any]) -> bool:
+    return str(header.get("name", "")).lower() == "set-cookie"
 
 
 def _set_cookie(ref: dict[str, Any], cookie: str | None, max_age: int) -> None:
-    filters = [f for f in ref.get("filters") or [] if not _is_cookie_setter(f)]
+    """Set (or, with ``cookie`` None, remove) the ``Set-Cookie`` response header of a backendRef.
+
+    The header goes into the backendRef's one ``ResponseHeaderModifier`` filter: a second one is
+    refused by the HTTPRoute CRD ("ResponseHeaderModifier filter cannot be repeated"), so an
+    existing filter of the user's is extended, and keeps its other headers."""
+    filters = list(ref.get("filters") or [])
+    modifier = next((f for f in filters if f.get("type") == COOKIE_FILTER), None)
+    if modifier is not None:
+        body = dict(modifier.get("responseHeaderModifier") or {})
+        add = [h for h in body.get("add") or [] if not _is_set_cookie(h)]
+        if add:
+            body["add"] = add
+        else:
+            body.pop("add", None)
+        modifier["responseHeaderModifier"] = body
     if cookie:
         header = {"name": "Set-Cookie", "value": f"{cookie}; Max-Age={max_age}"}
-        filters.append({"type": COOKIE_FILTER, "responseHeaderModifier": {"add": [header]}})
+        if modifier is None:
+            modifier = {"type": COOKIE_FILTER, "responseHeaderModifier": {}}
+            filters.append(modifier)
+        modifier["responseHeaderModifier"].setdefault("add", []).append(header)
+    if modifier is not None and not any(modifier.get("responseHeaderModifier", {}).values()):
+        filters.remove(modifier)
     if filters:
         ref["filters"] = filters
     else:
@@ -170,12 +194,53 @@ def gateway_match(match: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _merge_gateway_match(extra: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def _both(key: str, name: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """One condition on header (or query parameter) ``name`` meaning ``a`` and ``b`` at once; None
+    when no request can satisfy both. A match may name a header once only (the CRD keys the list
+    by name), so two conditions on it must become one."""
+    if (a.get("type", "Exact"), a.get("value")) == (b.get("type", "Exact"), b.get("value")):
+        return a
+    exact = [c for c in (a, b) if c.get("type", "Exact") == "Exact"]
+    if len(exact) == 2:
+        return None  # two different exact values never hold together
+    if len(exact) == 1:
+        other = b if exact[0] is a else a
+        try:
+            return exact[0] if re.fullmatch(str(other.get("value", "")), str(exact[0].get("value"))) else None
+        except re.error:
+            pass
+    raise RoutingError(
+        f"{key} {name}: the conditions {a.get('value')!r} and {b.get('value')!r} cannot both be "
+        "written in one HTTPRoute match (it names a header once, with one regular expression)"
+    )
+
+
+def _merge_conditions(key: str, extra: list[dict[str, Any]], base: list[dict[str, Any]]) -> list[Any] | None:
+    out: list[dict[str, Any]] = []
+    fold = str.lower if key == "headers" else str  # header names are case-insensitive
+    for cond in [*extra, *base]:
+        same = next(
+            (i for i, c in enumerate(out) if fold(str(c.get("name"))) == fold(str(cond.get("name")))), None
+        )
+        if same is None:
+            out.append(copy.deepcopy(cond))
+            continue
+        both = _both(key, str(cond.get("name")), out[same], cond)
+        if both is None:
+            return None
+        out[same] = copy.deepcopy(both)
+    return out
+
+
+def _merge_gateway_match(extra: dict[str, Any], base: dict[str, Any]) -> dict[str, Any] | None:
+    """``extra`` AND ``base`` as one match; None when no request can satisfy both."""
     out = copy.deepcopy(base)
     for key in ("headers", "queryParams"):
         if extra.get(key):
-            # the first entry for a name wins in Gateway API: the strategy's condition comes first
-            out[key] = copy.deepcopy(extra[key]) + list(out.get(key) or [])
+            merged = _merge_conditions(key, extra[key], list(out.get(key) or []))
+            if merged is None:
+                return None
+            out[key] = merged
     for key in ("path", "method"):
         if key in extra:
             if key in out and out[key] != extra[key] and out[key] != {"type": "PathPrefix", "value": "/"}:
@@ -188,8 +253,42 @@ def _merge_gateway_match(extra: dict[str, Any], base: dict[str, Any]) -> dict[st
 
 
 def merge_gateway_matches(extra: list[dict[str, Any]], base: Any) -> list[dict[str, Any]]:
-    """Every condition of ``extra`` combined (AND) with every match of the rule (OR lists)."""
-    return [_merge_gateway_match(a, b) for a in extra for b in (base or [{}])]
+    """Every condition of ``extra`` combined (AND) with every match of the rule (OR lists);
+    combinations no request can satisfy are left out."""
+    merged = [_merge_gateway_match(a, b) for a in extra for b in (base or [{}])]
+    out = [m for m in merged if m is not None]
+    if not out:
+        raise RoutingError("the A/B match conditions can never hold together with the rule's own matches")
+    return out
+
+
+def _rewrites_prefix(rule: dict[str, Any]) -> bool:
+    """Whether a filter of the rule (or of one of its backendRefs) replaces the matched path
+    prefix: the CRD then wants exactly one ``PathPrefix`` match on the rule."""
+    filters = list(rule.get("filters") or [])
+    for ref in rule.get("backendRefs") or []:
+        filters += ref.get("filters") or []
+    for f in filters:
+        for key in ("urlRewrite", "requestRedirect"):
+            path = (f.get(key) or {}).get("path") or {}
+            if path.get("type") == "ReplacePrefixMatch":
+                return True
+    return False
+
+
+def _one_match_each(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rule`` as one rule per match when it replaces a path prefix (each then has the one
+    ``PathPrefix`` match the CRD asks for), else unchanged."""
+    matches = rule.get("matches") or []
+    if not _rewrites_prefix(rule) or len(matches) <= 1:
+        return [rule]
+    for m in matches:
+        if (m.get("path") or {}).get("type") != "PathPrefix":
+            raise RoutingError(
+                "the rule replaces the path prefix (ReplacePrefixMatch), so each match needs a "
+                f"PathPrefix path; the strategy's match {m!r} has none"
+            )
+    return [{**copy.deepcopy(rule), "matches": [m]} for m in matches]
 
 
 def _side_rule(
@@ -240,7 +339,8 @@ def set_route_traffic(
             _set_cookie(ref, None, plan.cookie_max_age)
         matches = merge_gateway_matches([gateway_match(m) for m in plan.ab_match], rule.get("matches"))
         split = _side_rule(rule, matches, [primary_b, canary_b])
-        side.append((AB_RULE, split))
+        side += [(AB_RULE, r) for r in _one_match_each(split)]
+        split = side[0][1]
         rule["backendRefs"] = [
             _backend(primary_t, names.primary, 100, port),
             _backend(canary_t or primary_t, names.canary, 0, port),
@@ -263,16 +363,34 @@ def set_route_traffic(
                     ]
                 }
                 only = {**copy.deepcopy(ref), "weight": 100}
-                only.pop("filters", None)
-                side.append(
-                    (kind, _side_rule(rule, merge_gateway_matches([holder], rule.get("matches")), [only]))
-                )
+                _set_cookie(only, None, plan.cookie_max_age)  # its holders have the cookie already
+                holders = _side_rule(rule, merge_gateway_matches([holder], rule.get("matches")), [only])
+                side += [(kind, r) for r in _one_match_each(holders)]
         rule["backendRefs"] = [primary_b, canary_b, *foreign]
     if weights.mirrored:
         mirror = _mirror_filter(names, port)
-        split["filters"] = [*(split.get("filters") or []), mirror]
+        carriers = [r for kind, r in side if kind == AB_RULE] or [split]
+        for r in carriers:
+            r["filters"] = [*(r.get("filters") or []), mirror]
     out["rules"][index:index] = [r for _, r in side]
+    _check_limits(out["rules"], names)
     return out, [kind for kind, _ in side]
+
+
+#: the HTTPRoute CRD's limits (maxItems, and its CEL rule on the matches of all rules)
+MAX_RULES, MAX_MATCHES_PER_RULE, MAX_MATCHES = 16, 64, 128
+
+
+def _check_limits(rules: list[dict[str, Any]], names: RouteNames) -> None:
+    where = f"httproute {names.namespace}/{names.apex}"
+    if len(rules) > MAX_RULES:
+        raise RoutingError(f"{where} would need {len(rules)} rules; an HTTPRoute holds {MAX_RULES}")
+    counts = [len(r.get("matches") or []) for r in rules]
+    if max(counts, default=0) > MAX_MATCHES_PER_RULE or sum(counts) > MAX_MATCHES:
+        raise RoutingError(
+            f"{where} would need {sum(counts)} matches; an HTTPRoute holds {MAX_MATCHES} "
+            f"({MAX_MATCHES_PER_RULE} per rule)"
+        )
 
 
 def set_rule_weights(

@@ -16,7 +16,8 @@ and nothing else, always placed just before progdel's main route:
 - session affinity: ``progdel-canary-cookie`` (``progdel-primary-cookie``) sends requests that
   carry the run's canary (primary) cookie to the canary (primary), and the destinations of the
   main route set those cookies on their responses (``headers.response.add.Set-Cookie``);
-- mirroring: ``mirror`` and ``mirrorPercentage`` on the split route.
+- mirroring: ``mirror`` and ``mirrorPercentage`` on the split route, or an entry of its
+  ``mirrors`` when the route mirrors elsewhere already (istiod refuses both at once).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ CANARY_COOKIE_ROUTE = "progdel-canary-cookie"
 PRIMARY_COOKIE_ROUTE = "progdel-primary-cookie"
 AUX_ROUTES = (AB_ROUTE, CANARY_COOKIE_ROUTE, PRIMARY_COOKIE_ROUTE)
 _COOKIE_ROUTES = (CANARY_COOKIE_ROUTE, PRIMARY_COOKIE_ROUTE)
-_ROUTE_FIELDS_NOT_COPIED = ("name", "match", "route", "mirror", "mirrorPercentage")
+_ROUTE_FIELDS_NOT_COPIED = ("name", "match", "route")
 
 
 def _short(host: str) -> str:
@@ -62,8 +63,12 @@ def find_route(spec: dict[str, Any], names: RouteNames) -> int | None:
 
 
 def _destination(template: dict[str, Any] | None, host: str, weight: int, port: int | None) -> dict[str, Any]:
+    """A destination to ``host`` shaped like ``template`` (the route's own destination). As in
+    Flagger, it names no ``subset``: the ``-primary``/``-canary`` Services select the pods, and
+    their DestinationRules (progdel's) define no subsets, so a subset would route to nothing."""
     dest = copy.deepcopy(template) if template else {"destination": {}}
     dest.setdefault("destination", {})
+    dest["destination"].pop("subset", None)
     dest["destination"]["host"] = host
     if port is not None and "port" not in dest["destination"]:
         dest["destination"]["port"] = {"number": port}
@@ -121,12 +126,70 @@ def _set_cookie(dest: dict[str, Any], cookie: str | None, max_age: int) -> None:
         dest.pop("headers", None)
 
 
+def _is_ours(destination: Any, names: RouteNames) -> bool:
+    return isinstance(destination, dict) and _short(str(destination.get("host", ""))) == names.canary
+
+
+def _clear_mirror(route: dict[str, Any], names: RouteNames) -> None:
+    """Remove progdel's mirror to the canary from ``route``; a mirror of the user's stays."""
+    if _is_ours(route.get("mirror"), names):
+        route.pop("mirror", None)
+        route.pop("mirrorPercentage", None)
+    if isinstance(route.get("mirrors"), list):
+        kept = [m for m in route["mirrors"] if not _is_ours(m.get("destination"), names)]
+        if len(kept) != len(route["mirrors"]):
+            if kept:
+                route["mirrors"] = kept
+            else:
+                route.pop("mirrors")
+
+
+def _add_mirror(route: dict[str, Any], names: RouteNames, percentage: float | None) -> None:
+    """Mirror ``route``'s traffic to the canary. A route that mirrors elsewhere already gets a
+    second entry in ``mirrors`` (istiod refuses ``mirror`` beside ``mirrors``): a ``mirror`` of
+    the user's moves into ``mirrors`` with its percentage."""
+    _clear_mirror(route, names)
+    if "mirrors" not in route and "mirror" not in route:
+        route["mirror"] = {"host": names.canary}
+        if percentage:
+            route["mirrorPercentage"] = {"value": float(percentage)}
+        return
+    if "mirror" in route:
+        theirs: dict[str, Any] = {"destination": route.pop("mirror")}
+        if "mirrorPercentage" in route:
+            theirs["percentage"] = route.pop("mirrorPercentage")
+        route["mirrors"] = [theirs, *(route.get("mirrors") or [])]
+    ours: dict[str, Any] = {"destination": {"host": names.canary}}
+    if percentage:
+        ours["percentage"] = {"value": float(percentage)}
+    route["mirrors"] = [*route["mirrors"], ours]
+
+
+def mirrored(route: dict[str, Any], names: RouteNames) -> bool:
+    """Whether ``route`` mirrors to the canary (``mirror`` or an entry of ``mirrors``)."""
+    return _is_ours(route.get("mirror"), names) or any(
+        _is_ours(m.get("destination"), names) for m in route.get("mirrors") or [] if isinstance(m, dict)
+    )
+
+
 def _side_route(
     name: str, main: dict[str, Any], match: list[dict[str, Any]], dests: list[dict[str, Any]]
 ) -> dict[str, Any]:
     route: dict[str, Any] = {"name": name, "match": match}
     route.update({k: copy.deepcopy(v) for k, v in main.items() if k not in _ROUTE_FIELDS_NOT_COPIED})
     route["route"] = dests
+    return route
+
+
+def _side_routes(
+    name: str,
+    main: dict[str, Any],
+    match: list[dict[str, Any]],
+    dests: list[dict[str, Any]],
+    names: RouteNames,
+) -> dict[str, Any]:
+    route = _side_route(name, main, match, dests)
+    _clear_mirror(route, names)
     return route
 
 
@@ -159,13 +222,14 @@ def set_routes(
     if plan.ab_match:
         for d in (primary_d, canary_d):
             _set_cookie(d, None, plan.cookie_max_age)
-        split = _side_route(
-            AB_ROUTE, route, merge_matches(plan.ab_match, route.get("match")), [primary_d, canary_d]
+        split = _side_routes(
+            AB_ROUTE, route, merge_matches(plan.ab_match, route.get("match")), [primary_d, canary_d], names
         )
         side.append(split)
-        route["route"] = [_destination(primary_t, names.primary, 100, port), *foreign]
-        route.pop("mirror", None)
-        route.pop("mirrorPercentage", None)
+        primary_only = _destination(primary_t, names.primary, 100, port)
+        _set_cookie(primary_only, None, plan.cookie_max_age)
+        route["route"] = [primary_only, *foreign]
+        _clear_mirror(route, names)
     else:
         canary_cookie, primary_cookie = plan.cookies()
         _set_cookie(canary_d, canary_cookie, plan.cookie_max_age)
@@ -177,18 +241,15 @@ def set_routes(
             if cookie:
                 match = [{"headers": {"cookie": {"regex": f".*{re.escape(cookie)}.*"}}}]
                 only = {**copy.deepcopy(dest), "weight": 100}
-                only.pop("headers", None)
-                side.append(_side_route(route_name, route, merge_matches(match, route.get("match")), [only]))
+                _set_cookie(only, None, plan.cookie_max_age)  # its holders have the cookie already
+                side.append(
+                    _side_routes(route_name, route, merge_matches(match, route.get("match")), [only], names)
+                )
         route["route"] = [primary_d, canary_d, *foreign]
     if weights.mirrored:
-        split["mirror"] = {"host": names.canary}
-        if plan.mirror_percentage:
-            split["mirrorPercentage"] = {"value": float(plan.mirror_percentage)}
-        else:
-            split.pop("mirrorPercentage", None)
+        _add_mirror(split, names, plan.mirror_percentage)
     else:
-        split.pop("mirror", None)
-        split.pop("mirrorPercentage", None)
+        _clear_mirror(split, names)
     out["http"][index:index] = side
     return out
 
@@ -207,8 +268,7 @@ def read_weights(spec: dict[str, Any], names: RouteNames) -> Weights:
         names,
         f"virtualservice {names.namespace}/{names.apex}",
     )
-    mirrored = bool((route.get("mirror") or {}).get("host"))
-    return Weights(primary, canary, mirrored)
+    return Weights(primary, canary, mirrored(route, names))
 
 
 class VirtualServiceRouter:

@@ -359,3 +359,144 @@ def test_full_canary_run_through_the_runner_shifts_httproute_weights(
     assert backends(kube.get(HTTPROUTES, "podinfo")) == [("podinfo-primary", 100), ("podinfo-canary", 0)]
     assert kube.get_or_none(VIRTUALSERVICES, "podinfo") is None, "no VirtualService for a gatewayapi canary"
     assert records[-1]["kind"] == "result" and records[-1]["outcome"] == "promoted"
+
+
+# ---- what the HTTPRoute CRD's schema and CEL rules refuse ----------------------------------------
+# (gateway-api v1.3.0 httproutes.yaml: "ResponseHeaderModifier filter cannot be repeated", "When
+# using URLRewrite filter with path.replacePrefixMatch, exactly one PathPrefix match must be
+# specified", and matches[].headers keyed by name)
+
+
+def _rewriting_rule() -> dict[str, Any]:
+    return {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+        "filters": [
+            {
+                "type": "URLRewrite",
+                "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+            }
+        ],
+        "backendRefs": [
+            {
+                "name": "podinfo",
+                "port": 9898,
+                "filters": [
+                    {
+                        "type": "ResponseHeaderModifier",
+                        "responseHeaderModifier": {"add": [{"name": "X-Served-By", "value": "podinfo"}]},
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_session_affinity_extends_the_users_response_header_filter() -> None:
+    names = RouteNames("podinfo", "test")
+    spec = {"rules": [_rewriting_rule()]}
+    plan = TrafficPlan(Weights(80, 20), canary_cookie="c=abc", cookie_max_age=60)
+    out, kinds = set_route_traffic(spec, [], names, plan, 9898)
+    canary_ref = out["rules"][-1]["backendRefs"][1]
+    modifiers = [f for f in canary_ref["filters"] if f["type"] == "ResponseHeaderModifier"]
+    assert modifiers == [
+        {
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {
+                "add": [
+                    {"name": "X-Served-By", "value": "podinfo"},
+                    {"name": "Set-Cookie", "value": "c=abc; Max-Age=60"},
+                ]
+            },
+        }
+    ]
+    holders = out["rules"][0]["backendRefs"][0]
+    assert holders["filters"][0]["responseHeaderModifier"]["add"] == [
+        {"name": "X-Served-By", "value": "podinfo"}
+    ]
+    done, _ = set_route_traffic(out, kinds, names, replace_weights(plan, Weights(100, 0)), 9898)
+    for ref in done["rules"][0]["backendRefs"]:
+        assert ref["filters"][0]["responseHeaderModifier"] == {
+            "add": [{"name": "X-Served-By", "value": "podinfo"}]
+        }
+
+
+def test_an_ab_rule_that_rewrites_a_prefix_gets_one_rule_per_match() -> None:
+    names = RouteNames("podinfo", "test")
+    spec = {"rules": [_rewriting_rule()]}
+    ab = (
+        {"headers": {"x-canary": {"exact": "insider"}}},
+        {"headers": {"cookie": {"regex": ".*canary=always.*"}}},
+    )
+    plan = TrafficPlan(Weights(0, 100, mirrored=True), ab_match=ab)
+    out, kinds = set_route_traffic(spec, [], names, plan, 9898)
+    assert kinds == ["ab", "ab"]
+    first, second, main = out["rules"]
+    for rule, header in ((first, "x-canary"), (second, "cookie")):
+        assert len(rule["matches"]) == 1 and rule["matches"][0]["path"] == {
+            "type": "PathPrefix",
+            "value": "/api",
+        }
+        assert rule["matches"][0]["headers"][0]["name"] == header
+        assert rule["filters"][0]["type"] == "URLRewrite" and rule["filters"][-1]["type"] == "RequestMirror"
+        assert [(r["name"], r["weight"]) for r in rule["backendRefs"]] == [
+            ("podinfo-primary", 0),
+            ("podinfo-canary", 100),
+        ]
+    assert read_rule_weights(out, names, kinds) == Weights(0, 100, mirrored=True)
+    again, kinds = set_route_traffic(out, kinds, names, replace_weights(plan, Weights(100, 0)), 9898)
+    assert len(again["rules"]) == 3 and again["rules"][2] == main | {
+        "backendRefs": again["rules"][2]["backendRefs"]
+    }
+    uri_exact = TrafficPlan(
+        Weights(0, 100), ab_match=({"uri": {"exact": "/api/v2"}}, {"uri": {"exact": "/x"}})
+    )
+    at_root = _rewriting_rule()
+    at_root["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
+    with pytest.raises(RoutingError, match="ReplacePrefixMatch"):
+        set_route_traffic({"rules": [at_root]}, [], names, uri_exact, 9898)
+
+
+def test_header_conditions_on_one_name_become_one_condition() -> None:
+    names = RouteNames("podinfo", "test")
+    own = {
+        "headers": [
+            {"name": "X-Canary", "type": "Exact", "value": "insider"},
+            {"name": "Cookie", "type": "RegularExpression", "value": ".*sso=.*"},
+        ]
+    }
+    spec = {"rules": [{"matches": [own], "backendRefs": [{"name": "podinfo", "port": 9898}]}]}
+    same = TrafficPlan(Weights(0, 100), ab_match=({"headers": {"x-canary": {"exact": "insider"}}},))
+    out, _ = set_route_traffic(spec, [], names, same, 9898)
+    headers = out["rules"][0]["matches"][0]["headers"]
+    assert [h["name"].lower() for h in headers] == ["x-canary", "cookie"], "one condition per header name"
+    never = TrafficPlan(
+        Weights(0, 100),
+        ab_match=({"headers": {"x-canary": {"exact": "outsider"}}}, {"headers": {"x-user": {"exact": "a"}}}),
+    )
+    out, _ = set_route_traffic(spec, [], names, never, 9898)
+    assert len(out["rules"][0]["matches"]) == 1, "a combination no request satisfies is left out"
+    regexes = TrafficPlan(Weights(80, 20), canary_cookie="c=abc", cookie_max_age=60)
+    with pytest.raises(RoutingError, match="headers Cookie"):
+        set_route_traffic(spec, [], names, regexes, 9898)
+
+
+def test_routes_with_these_strategies_are_stored_by_the_api_server(kube: Kube, namespace: str) -> None:
+    """The sandbox judges HTTPRoutes by the real CRD's schema and CEL rules: each route the
+    strategies above write is accepted as written."""
+    names = RouteNames("podinfo", namespace)
+    spec = {"parentRefs": [GATEWAY], "rules": [_rewriting_rule()]}
+    kube.create(HTTPROUTES, {"metadata": {"name": "podinfo"}, "spec": spec})
+    plans = [
+        TrafficPlan(Weights(80, 20), canary_cookie="c=abc", primary_cookie="p=abc", cookie_max_age=60),
+        TrafficPlan(
+            Weights(0, 100, mirrored=True),
+            ab_match=({"headers": {"x-canary": {"exact": "a"}}}, {"headers": {"x-b": {"exact": "b"}}}),
+        ),
+    ]
+    kinds: list[str] = []
+    for plan in plans:
+        route = kube.get(HTTPROUTES, "podinfo")
+        new_spec, kinds = set_route_traffic(route["spec"], kinds, names, plan, 9898)
+        route["spec"] = new_spec
+        stored = kube.replace(HTTPROUTES, route)
+        assert len(stored["spec"]["rules"]) == len(new_spec["rules"]) == len(kinds) + 1

@@ -2,8 +2,8 @@
 
 import pytest
 
-from progdel.routing.base import RouteNames, Weights
-from progdel.routing.istio import RoutingError, read_weights, set_route_weights
+from progdel.routing.base import RouteNames, TrafficPlan, Weights
+from progdel.routing.istio import RoutingError, read_weights, set_route_weights, set_routes
 
 NAMES = RouteNames("podinfo", "test")
 
@@ -114,3 +114,51 @@ def test_mirror_percentage_and_ab_route_shape() -> None:
     assert [d["destination"]["host"] for d in ab["http"][2]["route"]] == ["podinfo-primary", "legacy-podinfo"]
     assert ab["http"][2]["route"][0]["weight"] == 100
     assert read_weights(ab, NAMES) == Weights(0, 100)
+
+
+# ---- what istiod refuses, and what routes to nothing ------------------------------------------------
+
+
+def test_a_route_that_mirrors_already_gets_progdels_mirror_in_mirrors() -> None:
+    """istiod refuses an HTTP route with both ``mirror`` and ``mirrors``."""
+    spec = user_vs()
+    spec["http"][1]["mirrors"] = [{"destination": {"host": "shadow"}, "percentage": {"value": 5.0}}]
+    on = set_routes(spec, NAMES, TrafficPlan(Weights(100, 0, mirrored=True), mirror_percentage=50), 9898)
+    main = on["http"][1]
+    assert "mirror" not in main
+    assert main["mirrors"] == [
+        {"destination": {"host": "shadow"}, "percentage": {"value": 5.0}},
+        {"destination": {"host": "podinfo-canary"}, "percentage": {"value": 50.0}},
+    ]
+    assert read_weights(on, NAMES) == Weights(100, 0, True)
+    off = set_routes(on, NAMES, TrafficPlan(Weights(90, 10)), 9898)
+    assert off["http"][1]["mirrors"] == spec["http"][1]["mirrors"], "the user's mirror stays"
+    assert read_weights(off, NAMES) == Weights(90, 10, False)
+
+
+def test_a_users_own_mirror_moves_into_mirrors_and_stays() -> None:
+    spec = user_vs()
+    spec["http"][1]["mirror"] = {"host": "shadow"}
+    spec["http"][1]["mirrorPercentage"] = {"value": 1.0}
+    on = set_routes(spec, NAMES, TrafficPlan(Weights(100, 0, mirrored=True)), 9898)
+    main = on["http"][1]
+    assert "mirror" not in main and "mirrorPercentage" not in main
+    assert main["mirrors"] == [
+        {"destination": {"host": "shadow"}, "percentage": {"value": 1.0}},
+        {"destination": {"host": "podinfo-canary"}},
+    ]
+    ab = set_routes(
+        spec, NAMES, TrafficPlan(Weights(0, 100), ab_match=({"headers": {"x": {"exact": "1"}}},)), 9898
+    )
+    assert ab["http"][2]["mirror"] == {"host": "shadow"}, "an A/B run keeps the user's mirror"
+
+
+def test_destinations_to_a_subset_lose_the_subset_on_the_split() -> None:
+    """progdel's DestinationRules for -primary/-canary define no subsets (Flagger's neither): a
+    destination naming one would answer 503 (no healthy upstream)."""
+    spec = user_vs()
+    spec["http"][1]["route"][0]["destination"]["subset"] = "v1"
+    out = set_route_weights(spec, NAMES, Weights(90, 10), 9898)
+    dests = [d["destination"] for d in out["http"][1]["route"]]
+    assert dests[0] == {"host": "podinfo-primary", "port": {"number": 9898}}
+    assert dests[1] == {"host": "podinfo-canary", "port": {"number": 9898}}

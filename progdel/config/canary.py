@@ -117,6 +117,9 @@ def format_go_number(x: float) -> str:
 # Models
 # --------------------------------------------------------------------------------------------
 
+#: the pattern Flagger's CRD holds durations to (intervals, webhook timeouts): a prefix match
+_CRD_DURATION = re.compile(r"^[0-9]+(m|s)")
+
 
 class _Model(BaseModel):
     """camelCase fields, unknown fields rejected."""
@@ -272,6 +275,11 @@ class CanaryWebhook(_Model):
     @classmethod
     def _timeout(cls, v: str) -> str:
         parse_duration(v)
+        if not _CRD_DURATION.match(v):
+            raise ValueError(
+                f"{v!r} is refused by Flagger's CRD (pattern ^[0-9]+(m|s)): write whole seconds or "
+                "minutes, e.g. 2s"
+            )
         return v
 
 
@@ -436,7 +444,7 @@ class MetricTemplateProvider(_Model):
     type: str = "prometheus"
     address: str | None = None
     secret_ref: LocalObjectReference | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, list[str]] | None = None  # Go's http.Header: each name has a list of values
     insecure_skip_verify: bool = False
     region: str | None = None
 
@@ -593,6 +601,28 @@ class CanarySpec:
 def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], str]]:
     problems: list[tuple[tuple[str | int, ...], str]] = []
     spec = canary.spec
+    if spec.provider == "gatewayapi":
+        problems.append(
+            (
+                ("spec", "provider"),
+                "'gatewayapi' is refused by Flagger's CRD: write gatewayapi:v1 (or gatewayapi:v1beta1)",
+            )
+        )
+    if spec.canary_analysis is not None:
+        problems.append(
+            (
+                ("spec", "canaryAnalysis"),
+                "Flagger's v1beta1 CRD has no canaryAnalysis (a cluster drops it): rename it to analysis",
+            )
+        )
+    elif spec.analysis is None:
+        problems.append(
+            (
+                ("spec",),
+                "analysis is required (Flagger's CRD refuses a Canary without it; with skipAnalysis "
+                "it still needs interval, threshold and stepWeight, stepWeights or iterations)",
+            )
+        )
     key = "analysis" if spec.analysis is not None or spec.canary_analysis is None else "canaryAnalysis"
     a = spec.analysis
     if a is not None and not spec.skip_analysis:
@@ -653,6 +683,15 @@ def _check(canary: Canary, doc: Document) -> None:
 def _canary_from_document(doc: Document) -> Canary:
     if not isinstance(doc.data, dict):
         raise InvalidInput(f"{doc.source}: expected a Canary object, got {type(doc.data).__name__}")
+    api_version = str(doc.data.get("apiVersion") or "")
+    if api_version.startswith("flagger.app/v1alpha"):
+        line = doc.line_of(("apiVersion",))
+        where = f"{doc.source}:{line}" if line else doc.source
+        raise InvalidInput(
+            f"{where}: apiVersion: {api_version} is no longer served (Flagger's CRD serves "
+            f"{API_VERSION} only, and a cluster would drop its canaryAnalysis): convert the file "
+            "(apiVersion flagger.app/v1beta1, canaryAnalysis renamed to analysis)"
+        )
     canary = validate(Canary, doc)
     _check(canary, doc)
     return canary

@@ -7,11 +7,12 @@
 ``spec.provider``                          router
 ========================================  =====================================================
 absent, ``istio``                          ``VirtualServiceRouter`` (VirtualService + DestinationRules)
-``gatewayapi``, ``gatewayapi:v1``          ``HTTPRouteRouter`` on ``gateway.networking.k8s.io/v1``
+``gatewayapi:v1``                          ``HTTPRouteRouter`` on ``gateway.networking.k8s.io/v1``
 ``gatewayapi:v1beta1``                     ``HTTPRouteRouter`` on ``gateway.networking.k8s.io/v1beta1``
 ========================================  =====================================================
 
-Any other provider is a spec error naming ``spec.provider`` and the supported values.
+Any other provider is a spec error naming ``spec.provider`` and the supported values (a bare
+``gatewayapi``, which Flagger's CRD refuses, included).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from progdel.kube.client import Kube
     from progdel.routing.base import Router
 
-SUPPORTED_PROVIDERS = ("istio", "gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1")
+SUPPORTED_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
 
 
 def provider_of(canary: Canary) -> str:

@@ -2,8 +2,8 @@
 
 The second implementation of the ``Router`` protocol, for clusters whose traffic goes through a
 Gateway API implementation (Istio, Envoy Gateway, Contour, ...) rather than an Istio
-VirtualService. Selected with ``spec.provider: gatewayapi`` (Flagger's ``gatewayapi:v1`` and
-``gatewayapi:v1beta1`` pick the API version of the HTTPRoute).
+VirtualService. Selected with Flagger's ``spec.provider: gatewayapi:v1`` (or
+``gatewayapi:v1beta1``), which also picks the API version of the HTTPRoute.
 
 The HTTPRoute is named after the apex service, like the VirtualService; its ``parentRefs`` come from
 ``spec.service.gatewayRefs`` and its ``hostnames`` from ``spec.service.hosts``. progdel's rule is the

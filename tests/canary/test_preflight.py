@@ -478,7 +478,7 @@ def test_needed_access_for_istio_and_gatewayapi() -> None:
     httproutes = [(v, "httproutes.gateway.networking.k8s.io", "ns") for v in ("get", "create", "update")]
     assert _described(_canary()) == common + istio
     assert _described(_canary(provider="istio")) == common + istio
-    assert _described(_canary(provider="gatewayapi")) == common + httproutes
+    assert _described(_canary(provider="gatewayapi:v1")) == common + httproutes
     v1beta1 = needed_access(_canary(provider="gatewayapi:v1beta1"))
     assert [a.resource for a in v1beta1 if a.resource.plural == "httproutes"] == [HTTPROUTES_V1BETA1] * 3
     assert not any(a.resource.plural == "virtualservices" for a in v1beta1)

@@ -95,7 +95,9 @@ def test_ab_on_gatewayapi_writes_the_match_rule_and_keeps_everyone_else_on_the_p
     kube: Kube, namespace: str
 ) -> None:
     gateway = {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "edge"}]}
-    runner = start(kube, namespace, {"provider": "gatewayapi", "service": gateway}, iterations=2, match=MATCH)
+    runner = start(
+        kube, namespace, {"provider": "gatewayapi:v1", "service": gateway}, iterations=2, match=MATCH
+    )
     seen = []
     for _ in range(15):
         result = runner.tick()

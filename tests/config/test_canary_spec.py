@@ -276,3 +276,64 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+# ---- what Flagger's CRD (artifacts/flagger/crd.yaml) refuses or drops is refused here ----------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            "spec:\n  targetRef",
+            "spec:\n  provider: gatewayapi\n  targetRef",
+            "canary.yaml:7: spec.provider: 'gatewayapi' is refused by Flagger's CRD: write gatewayapi:v1",
+        ),
+        (
+            "  analysis:\n",
+            "  canaryAnalysis:\n",
+            "canary.yaml:30: spec.canaryAnalysis: Flagger's v1beta1 CRD has no canaryAnalysis",
+        ),
+        (
+            "timeout: 5s",
+            "timeout: 1.5s",
+            "canary.yaml:54: spec.analysis.webhooks[1].timeout: Value error, '1.5s' is refused by Flagger",
+        ),
+        (
+            "apiVersion: flagger.app/v1beta1",
+            "apiVersion: flagger.app/v1alpha3",
+            "canary.yaml:1: apiVersion: flagger.app/v1alpha3 is no longer served",
+        ),
+    ],
+)
+def test_what_flaggers_crd_refuses_is_a_spec_error(tmp_path: Path, old: str, new: str, error: str) -> None:
+    assert old in TUTORIAL
+    with pytest.raises(InvalidInput) as err:
+        load_canary(write(tmp_path, TUTORIAL.replace(old, new, 1)))
+    assert str(err.value).startswith(str(tmp_path / error)), str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_a_canary_without_analysis_is_refused(tmp_path: Path) -> None:
+    text = TUTORIAL[: TUTORIAL.index("  analysis:\n")]
+    with pytest.raises(InvalidInput, match=r"canary\.yaml:\d+: spec: analysis is required"):
+        load_canary(write(tmp_path, text))
+
+
+def test_metric_template_headers_are_lists_as_in_flaggers_crd(tmp_path: Path) -> None:
+    text = """\
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: latency, namespace: test}
+spec:
+  provider:
+    type: prometheus
+    address: http://mimir:9009/prometheus
+    headers:
+      X-Scope-OrgID: [tenant-a]
+  query: vector(1)
+"""
+    (template,) = load_metric_templates(write(tmp_path, text))
+    assert template.spec.provider.headers == {"X-Scope-OrgID": ["tenant-a"]}
+    with pytest.raises(InvalidInput, match=r"canary\.yaml:9: spec\.provider\.headers\.X-Scope-OrgID"):
+        load_metric_templates(write(tmp_path, text.replace("[tenant-a]", "tenant-a")))

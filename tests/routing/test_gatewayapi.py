@@ -298,7 +298,6 @@ def test_router_for_picks_by_provider(kube: Kube) -> None:
     assert isinstance(router_for(kube, canary_model("t", None)), VirtualServiceRouter)
     assert isinstance(router_for(kube, canary_model("t", "istio")), VirtualServiceRouter)
     for provider, resource in (
-        ("gatewayapi", HTTPROUTES),
         ("gatewayapi:v1", HTTPROUTES),
         ("gatewayapi:v1beta1", HTTPROUTES_V1BETA1),
     ):

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from progdel.errors import ProgdelError
+from progdel.errors import InvalidInput
 
 
-class RoutingError(ProgdelError):
-    """progdel's route is missing from, or unusable in, a routing object."""
+class RoutingError(InvalidInput):
+    """progdel's route is missing from, or unusable in, a routing object (exit 2: the route, or
+    the spec, has to change)."""
 
 
 @dataclass(frozen=True)

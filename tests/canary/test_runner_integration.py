@@ -260,9 +260,10 @@ def test_prometheus_down_holds_then_rolls_back_after_the_limit(
     with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
         records: list[dict[str, Any]] = []
         clock = ReplayClock(T0 + timedelta(seconds=300))
-        runner = CanaryRunner(
-            kube, "podinfo", namespace, records.append, RunOptions(prometheus_url=prom.url), clock
-        )
+        # the count of erroring ticks lives in the stored status: lost on a write, it would never
+        # reach the limit, and the run would time out instead
+        options = RunOptions(prometheus_url=prom.url, timeout=900)
+        runner = CanaryRunner(kube, "podinfo", namespace, records.append, options, clock)
         original_tick = runner.tick
 
         def tick_then_outage() -> engine.TickResult:
@@ -316,3 +317,28 @@ def test_a_split_far_from_the_weight_is_reported(kube: Kube, namespace: str, tmp
     messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
     expected = f"Traffic split for podinfo.{namespace}: canary served 2%"
     assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_a_canary_that_never_becomes_ready_rolls_back_at_the_progress_deadline(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """The deadline is timed from when the canary was first seen not ready, a time kept in the
+    stored status between ticks: were it lost on a write, every tick would start the wait again."""
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    doc = canary_doc(namespace)
+    doc["spec"]["progressDeadlineSeconds"] = 35
+    store.apply_canary(kube, doc, namespace)
+    assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
+    new_revision(kube, "registry.invalid/podinfo:6.0.1")  # never becomes ready
+    with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        code, records = run(kube, namespace, prom.url, T0 + timedelta(seconds=300), timeout=600)
+    assert code is ExitCode.CANARY_FAILED
+    ticks = [r for r in records if r["kind"] == "tick"]
+    waiting = [t for t in ticks if t["note"] == "waiting for the canary to become ready"]
+    assert 3 <= len(waiting) <= 5, "10 s ticks wait out a 35 s deadline, once"
+    messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
+    assert (
+        f"Rolling back podinfo.{namespace} progress deadline exceeded: canary podinfo.{namespace} not ready"
+        in messages
+    )
+    assert kube.get(DEPLOYMENTS, "podinfo")["spec"]["replicas"] == 0

@@ -119,6 +119,8 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     # ---- response helpers -----------------------------------------------------------------
     def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+        if content_type == "application/json":
+            body += b"\n"  # kube-apiserver's JSON encoder ends every document with a newline
         reason = self.responses.get(code, ("",))[0]
         head = (
             f"HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\n"
@@ -303,7 +305,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         if ns is None and rt.namespaced and name is not None:
             raise _not_found_path()
         if sub and not (
-            (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale_subresource)
+            (sub == "status" and rt.status_subresource)
+            or (sub == "scale" and rt.scale_subresource)
+            or (sub == "finalize" and rt.key == NAMESPACE_KEY)
         ):
             raise _not_found_path()
         return Route(rt, version, ns, name, sub)
@@ -349,6 +353,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             return self._access_review(method, r, body)
         ns = r.namespace or ""
         dry_run = bool(query.get("dryRun"))
+        if r.sub == "finalize" and method != "PUT":  # the namespace finalize subresource is update-only
+            raise _method_not_allowed()
         if method == "GET":
             if r.name is None:
                 if query.get("watch") in ("1", "true", "True"):
@@ -407,7 +413,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             if r.name is None:
                 return self._delete_collection(r, query, options)
             obj, finished = objects.delete(rt, ns, r.name, options, dry_run)
-            if finished and rt.builtin and rt.key != NAMESPACE_KEY:
+            if finished and not rt.returns_deleted_object:
+                # What the generic registry answers once an object is gone; an object that
+                # waits on finalizers is answered as it now is, with its deletionTimestamp.
                 details: dict[str, Any] = {"name": r.name}
                 if rt.group:
                     details["group"] = rt.group

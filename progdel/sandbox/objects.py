@@ -160,6 +160,16 @@ def validate_name(rt: ResourceType, name: str) -> list[schemas.FieldError]:
     return []
 
 
+NAMESPACE_FINALIZER = "kubernetes"
+# NamespaceLifecycle refuses to delete these (kube-apiserver's immortal namespaces).
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+
+def _held(rt: ResourceType, obj: dict[str, Any]) -> bool:
+    """A namespace is not removed while its ``spec.finalizers`` (the namespace controller's) remain."""
+    return rt.key == NAMESPACE_KEY and bool((obj.get("spec") or {}).get("finalizers"))
+
+
 def _random_suffix() -> str:
     return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
 
@@ -256,21 +266,23 @@ class Objects:
         return selected, rv, None, None
 
     # ---- helpers --------------------------------------------------------------------------
-    def _check_namespace(self, rt: ResourceType, ns: str, creating: bool) -> None:
+    def _check_namespace(self, rt: ResourceType, ns: str, creating: bool, name: str = "") -> None:
+        """The NamespaceLifecycle admission plugin: 404 for a missing namespace, and no new
+        content in one that is being terminated (``name``: the object's name, or generateName)."""
         if not rt.namespaced:
             return
         nso = self.store.get(NAMESPACE_KEY, "", ns)
         if nso is None:
             raise namespace_not_found(ns)
         if creating and (nso.obj.get("status") or {}).get("phase") == "Terminating":
+            what = f'{rt.qualified} "{name}"' if name else rt.qualified
             raise ApiError(
                 403,
                 "Forbidden",
-                f"{rt.plural} is forbidden: unable to create new content in namespace {ns} because it is "
+                f"{what} is forbidden: unable to create new content in namespace {ns} because it is "
                 "being terminated",
                 {
-                    "name": ns,
-                    "kind": "namespaces",
+                    **_details(rt, name),
                     "causes": [
                         {
                             "reason": "NamespaceTerminating",
@@ -296,7 +308,8 @@ class Objects:
                 else f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
                 f"kind {kind!r} does not match"
             )
-        obj = copy.deepcopy(body)
+        # The order the real server writes: kind, apiVersion, metadata, then the rest.
+        obj = {"kind": rt.kind, "apiVersion": rt.api_version(version), **copy.deepcopy(body)}
         obj["apiVersion"] = rt.api_version(version)
         obj["kind"] = rt.kind
         meta = obj.get("metadata")
@@ -376,6 +389,8 @@ class Objects:
                     if isinstance(p, dict):
                         p.setdefault("protocol", "TCP")
         elif rt.key == NAMESPACE_KEY:
+            # The namespace controller's finalizer: the namespace goes once its content is gone.
+            obj["spec"] = {"finalizers": [NAMESPACE_FINALIZER]}
             obj["status"] = {"phase": "Active"}
             labels = obj["metadata"].setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
@@ -424,6 +439,8 @@ class Objects:
     ) -> dict[str, Any]:
         obj = self._body_object(rt, version, ns, body)
         meta = obj["metadata"]
+        # Admission (NamespaceLifecycle) comes before naming and validation, as in kube-apiserver.
+        self._check_namespace(rt, ns, True, str(meta.get("name") or meta.get("generateName") or ""))
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + _random_suffix()
         if rt.status_subresource and rt.key not in ("/services",):
@@ -432,7 +449,7 @@ class Objects:
         self._validate(rt, version, obj)
         name = meta["name"]
         with self.store.lock:
-            self._check_namespace(rt, ns, creating=True)
+            self._check_namespace(rt, ns, creating=True, name=name)
             if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:
                 raise ApiError(
                     409, "AlreadyExists", f'{rt.qualified} "{name}" already exists', _details(rt, name)
@@ -484,7 +501,13 @@ class Objects:
             want_rv = meta.get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
-            if subresource == "status":
+            if subresource == "finalize":
+                finalizers = (new.get("spec") or {}).get("finalizers")
+                new = copy.deepcopy(old)
+                new["apiVersion"] = rt.api_version(version)
+                new["spec"] = {"finalizers": finalizers} if finalizers else {}
+                managed = False
+            elif subresource == "status":
                 status = new.get("status")
                 new = copy.deepcopy(old)
                 new["apiVersion"] = rt.api_version(version)
@@ -500,6 +523,7 @@ class Objects:
                     else:
                         new.pop("status", None)
                 if rt.key == NAMESPACE_KEY:
+                    new["spec"] = copy.deepcopy(old.get("spec") or {})
                     new["status"] = copy.deepcopy(old.get("status") or {"phase": "Active"})
                     new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
                 if rt.key == "/services":
@@ -532,7 +556,7 @@ class Objects:
             if dry_run:
                 meta["resourceVersion"] = om["resourceVersion"]
                 return new
-            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _held(rt, new):
                 self.store.put(rt.key, new)
                 gone = self.store.delete(rt.key, key_ns, name)
                 self._after_delete(rt, old)
@@ -706,6 +730,25 @@ class Objects:
                     f"ResourceVersion in object meta: {cur.obj['metadata']['resourceVersion']}",
                     _details(rt, name),
                 )
+            if rt.key == NAMESPACE_KEY:
+                if name in IMMORTAL_NAMESPACES:
+                    raise ApiError(
+                        403,
+                        "Forbidden",
+                        f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                        _details(rt, name),
+                    )
+                if not cur.obj["metadata"].get("deletionTimestamp"):
+                    # The first DELETE only starts the termination: the namespace controller
+                    # deletes what the namespace holds, then finalizes and removes it.
+                    obj = cur.copy()
+                    obj["metadata"]["deletionTimestamp"] = now_iso()
+                    obj.setdefault("status", {})["phase"] = "Terminating"
+                    if dry_run:
+                        return obj, False
+                    return self.store.put(rt.key, obj).obj, False
+                if _held(rt, cur.obj):
+                    return cur.obj, False
             if dry_run:
                 return cur.obj, True
             if cur.obj["metadata"].get("finalizers"):
@@ -717,15 +760,6 @@ class Objects:
                 if "generation" in obj["metadata"]:
                     obj["metadata"]["generation"] += 1
                 return self.store.put(rt.key, obj).obj, False
-            if rt.key == NAMESPACE_KEY:
-                obj = cur.copy()
-                obj["metadata"]["deletionTimestamp"] = now_iso()
-                obj["status"] = {"phase": "Terminating"}
-                self.store.put(rt.key, obj)
-                for other in self.registry.all():
-                    if other.namespaced:
-                        for e in self.store.list(other.key, name)[0]:
-                            self.store.delete(other.key, name, e.obj["metadata"]["name"])
             gone = self.store.delete(rt.key, key_ns, name)
             self._after_delete(rt, cur.obj)
             return (gone.obj if gone else cur.obj), True

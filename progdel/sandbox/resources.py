@@ -37,6 +37,9 @@ class ResourceType:
     storage_version: str = ""
     served_verbs: list[str] = field(default_factory=list)  # when set, the only verbs served
     proxy_subresource: bool = False  # ``/proxy[/...]`` forwards requests to a backend (services)
+    # DELETE answers with the deleted object rather than a ``Status`` (the registry's
+    # ``ReturnDeletedObject``: namespaces, services, serviceaccounts on kube-apiserver).
+    returns_deleted_object: bool = False
 
     @property
     def key(self) -> str:
@@ -77,6 +80,7 @@ def _builtin(
     scale: bool = False,
     verbs: list[str] | None = None,
     proxy: bool = False,
+    returns_deleted: bool = False,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -92,18 +96,21 @@ def _builtin(
         builtin=True,
         served_verbs=verbs or [],
         proxy_subresource=proxy,
+        returns_deleted_object=returns_deleted,
     )
 
 
 BUILTINS: list[ResourceType] = [
-    _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], status=True),
-    _builtin("", "v1", "services", "Service", True, ["svc"], ["all"], status=True, proxy=True),
+    _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], status=True, returns_deleted=True),
+    _builtin(
+        "", "v1", "services", "Service", True, ["svc"], ["all"], status=True, proxy=True, returns_deleted=True
+    ),
     # Stored as given: no controller fills them (see proxy.py for who reads them).
     _builtin("", "v1", "endpoints", "Endpoints", True, ["ep"]),
     _builtin("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
     _builtin("", "v1", "secrets", "Secret", True),
     _builtin("", "v1", "events", "Event", True, ["ev"]),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
+    _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"], returns_deleted=True),
     _builtin("apps", "v1", "deployments", "Deployment", True, ["deploy"], ["all"], status=True, scale=True),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
     _builtin(
@@ -145,6 +152,7 @@ CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 NAMESPACE_KEY = "/namespaces"
 SERVICE_KEY = "/services"
 ENDPOINTS_KEY = "/endpoints"
+SERVICE_ACCOUNT_KEY = "/serviceaccounts"
 DEPLOYMENT_KEY = "apps/deployments"
 EVENT_KEY = "/events"
 RBAC_GROUP = "rbac.authorization.k8s.io"

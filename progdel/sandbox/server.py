@@ -13,6 +13,7 @@ from progdel.sandbox.auth import TOKEN_FILE
 from progdel.sandbox.backend import ReplicaBackend
 from progdel.sandbox.controllers import DeploymentController
 from progdel.sandbox.kubeconfig import write_kubeconfig
+from progdel.sandbox.namespaces import NamespaceController
 from progdel.sandbox.objects import ApiError, Objects
 from progdel.sandbox.replicas import InstantReplicaBackend
 from progdel.sandbox.resources import CRD_KEY, NAMESPACE_KEY, ResourceRegistry, resource_from_crd
@@ -44,7 +45,7 @@ def bundled_crds() -> list[dict[str, Any]]:
 
 
 class SandboxServer:
-    """progdel's local Kubernetes API server on SQLite, with its deployment controller.
+    """progdel's local Kubernetes API server on SQLite, with its deployment and namespace controllers.
 
     ``backend`` decides when replicas are ready (default: at once, see
     ``InstantReplicaBackend``); the mesh mode passes a process-running one.
@@ -69,6 +70,7 @@ class SandboxServer:
         self._httpd: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._controller: DeploymentController | None = None
+        self._namespaces: NamespaceController | None = None
 
     @property
     def url(self) -> str:
@@ -103,6 +105,8 @@ class SandboxServer:
         self.store, self.objects, self._httpd = store, objects, httpd
         self._controller = DeploymentController(objects, self.backend)
         self._controller.start()
+        self._namespaces = NamespaceController(objects)
+        self._namespaces.start()
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="sandbox-apiserver", daemon=True
         )
@@ -144,6 +148,8 @@ class SandboxServer:
             self._httpd.stopping = True
             self._httpd.shutdown()
             self._httpd.server_close()
+        if self._namespaces is not None:
+            self._namespaces.stop()
         if self._controller is not None:
             self._controller.stop()
         try:
@@ -153,6 +159,7 @@ class SandboxServer:
                 self.store.close()
             self._httpd = None
             self._controller = None
+            self._namespaces = None
 
     def __enter__(self) -> SandboxServer:
         self.start()

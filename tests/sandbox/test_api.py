@@ -126,15 +126,144 @@ def test_service_configmap_secret_lease(api_client: Any, namespace: str) -> None
     coord.delete_namespaced_lease("lock", namespace)
 
 
-def test_namespace_delete_removes_contents(api_client: Any) -> None:
+def gone(read: Any, *args: Any) -> bool:
+    """Wait (generously) until ``read(*args)`` answers 404."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            read(*args)
+        except ApiException as err:
+            if err.status == 404:
+                return True
+            raise
+        time.sleep(0.02)
+    return False
+
+
+def test_namespace_termination(api_client: Any) -> None:
+    """kube-apiserver's namespace registry (pkg/registry/core/namespace/storage/storage.go), the
+    NamespaceLifecycle admission plugin and the namespace controller's deletion, as clients see them."""
     core = client.CoreV1Api(api_client)
-    core.create_namespace({"metadata": {"name": "doomed"}})
-    core.create_namespaced_config_map("doomed", {"metadata": {"name": "cfg"}})
-    core.delete_namespace("doomed")
+    co = client.CustomObjectsApi(api_client)
+    created = core.create_namespace({"metadata": {"name": "doomed"}})
+    assert created.spec.finalizers == ["kubernetes"] and created.status.phase == "Active"
+    core.create_namespaced_config_map(
+        "doomed", {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    )
+    core.create_namespaced_config_map("doomed", {"metadata": {"name": "plain"}})
+    co.create_namespaced_custom_object(VS_GROUP, VS_VERSION, "doomed", VS_PLURAL, virtual_service("web"))
+
+    answer = core.delete_namespace("doomed")  # the namespace itself, as it now is (typed V1Status: a dict)
+    assert answer["kind"] == "Namespace" and answer["metadata"]["deletionTimestamp"]
+    assert answer["status"]["phase"] == "Terminating"
+
     with pytest.raises(ApiException) as err:
-        core.read_namespace("doomed")
-    assert err.value.status == 404
+        core.create_namespaced_config_map("doomed", {"metadata": {"name": "late"}})
+    status = json.loads(err.value.body)
+    assert err.value.status == 403 and status["reason"] == "Forbidden"
+    assert status["message"] == (
+        'configmaps "late" is forbidden: unable to create new content in namespace doomed because it is '
+        "being terminated"
+    )
+    assert status["details"] == {
+        "name": "late",
+        "kind": "configmaps",
+        "causes": [
+            {
+                "reason": "NamespaceTerminating",
+                "message": "namespace doomed is being terminated",
+                "field": "metadata.namespace",
+            }
+        ],
+    }
+
+    assert gone(core.read_namespaced_config_map, "plain", "doomed")
+    assert gone(co.get_namespaced_custom_object, VS_GROUP, VS_VERSION, "doomed", VS_PLURAL, "web")
+    deadline = time.monotonic() + 15
+    while True:  # the finalizer holds its object, and with it the namespace
+        ns = core.read_namespace("doomed")
+        conditions = {c.type: c for c in ns.status.conditions or []}
+        remaining = conditions.get("NamespaceFinalizersRemaining")
+        if remaining is not None and remaining.status == "True":
+            break
+        assert time.monotonic() < deadline, "no NamespaceFinalizersRemaining condition"
+        time.sleep(0.02)
+    assert ns.status.phase == "Terminating"
+    assert remaining.message == (
+        "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    )
+    assert conditions["NamespaceContentRemaining"].message == (
+        "Some resources are remaining: configmaps. has 1 resource instances"
+    )
+    assert core.read_namespaced_config_map("held", "doomed").metadata.deletion_timestamp is not None
+    # a second DELETE changes nothing and answers the namespace again
+    assert core.delete_namespace("doomed")["status"]["phase"] == "Terminating"
+
+    core.patch_namespaced_config_map("held", "doomed", {"metadata": {"finalizers": None}})
+    assert gone(core.read_namespace, "doomed")
     assert core.list_config_map_for_all_namespaces(field_selector="metadata.namespace=doomed").items == []
+    # the name is free again once the namespace is gone
+    core.create_namespace({"metadata": {"name": "doomed"}})
+    core.delete_namespace("doomed")
+    assert gone(core.read_namespace, "doomed")
+
+
+def test_immortal_namespaces_refuse_deletion(api_client: Any) -> None:
+    """NamespaceLifecycle's immortal namespaces (plugin/namespace/lifecycle/admission.go)."""
+    core = client.CoreV1Api(api_client)
+    for name in ("default", "kube-system", "kube-public"):
+        with pytest.raises(ApiException) as err:
+            core.delete_namespace(name)
+        assert err.value.status == 403
+        assert json.loads(err.value.body)["message"] == (
+            f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+        )
+        assert core.read_namespace(name).status.phase == "Active"
+
+
+def test_finalize_subresource_releases_a_namespace(api_client: Any) -> None:
+    """A namespace whose spec.finalizers another controller owns waits for it; PUT .../finalize
+    (what `kubectl replace --raw` sends to unstick one) lets it go."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespace({"metadata": {"name": "held-ns"}})
+    ns = core.read_namespace("held-ns")
+    ns.spec.finalizers = ["kubernetes", "example.com/other"]
+    core.replace_namespace_finalize("held-ns", ns)
+    core.delete_namespace("held-ns")
+    deadline = time.monotonic() + 15
+    while core.read_namespace("held-ns").spec.finalizers != ["example.com/other"]:
+        assert time.monotonic() < deadline, "the namespace controller did not finalize"
+        time.sleep(0.02)
+    assert core.read_namespace("held-ns").status.phase == "Terminating"
+    ns = core.read_namespace("held-ns")
+    ns.spec.finalizers = []
+    core.replace_namespace_finalize("held-ns", ns)
+    assert gone(core.read_namespace, "held-ns")
+
+
+def test_every_namespace_has_a_default_service_account(api_client: Any, namespace: str) -> None:
+    """The service-account controller (pkg/controller/serviceaccount) creates `default` in every
+    namespace, the ones the cluster starts with included, and recreates it when it is deleted."""
+    core = client.CoreV1Api(api_client)
+
+    def default_account(ns: str) -> Any:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                return core.read_namespaced_service_account("default", ns)
+            except ApiException as err:
+                assert err.status == 404 and time.monotonic() < deadline
+                time.sleep(0.02)
+
+    for ns in (namespace, "default", "kube-system", "kube-public", "kube-node-lease"):
+        assert default_account(ns).metadata.name == "default"
+    uid = default_account(namespace).metadata.uid
+    deleted = core.delete_namespaced_service_account("default", namespace)
+    assert deleted.metadata.uid == uid  # a ServiceAccount DELETE answers the deleted object
+    deadline = time.monotonic() + 15
+    while default_account(namespace).metadata.uid == uid:
+        assert time.monotonic() < deadline, "the default ServiceAccount was not recreated"
+        time.sleep(0.02)
 
 
 def test_custom_objects_and_json_patch(api_client: Any, namespace: str) -> None:

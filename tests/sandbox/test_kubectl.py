@@ -29,6 +29,7 @@ def kubectl(sandbox: SandboxServer, namespace: str):  # type: ignore[no-untyped-
         return proc
 
     run.exe = exe  # type: ignore[attr-defined]
+    run.kubeconfig = str(sandbox.kubeconfig)  # type: ignore[attr-defined]
     return run
 
 
@@ -138,3 +139,41 @@ def test_kubectl_create_sends_protobuf_and_works_for_common_kinds(kubectl, names
     assert failed.returncode != 0
     assert "cannot decode apps/v1 Deployment from protobuf; send it as JSON" in failed.stderr
     kubectl("delete", "namespace", ns)
+
+
+def test_kubectl_delete_namespace_waits_for_termination(kubectl, api_client, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """`kubectl get ns` shows Terminating while content with a finalizer holds the namespace;
+    `kubectl delete ns` returns once the namespace is really gone; creating inside it meanwhile is
+    refused with kube-apiserver's NamespaceLifecycle message."""
+    from kubernetes import client
+
+    ns = f"{namespace}-gone"
+    kubectl("create", "namespace", ns)
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "held", "finalizers": ["example.com/x"]}})
+    started = kubectl("delete", "namespace", ns, "--wait=false")
+    assert f'namespace "{ns}" deleted' in started.stdout
+    assert kubectl("get", "namespace", ns, "--no-headers").stdout.split()[1] == "Terminating"
+    refused = kubectl("-n", ns, "create", "configmap", "late", check=False)
+    assert refused.returncode != 0
+    assert (
+        f'configmaps "late" is forbidden: unable to create new content in namespace {ns} '
+        "because it is being terminated"
+    ) in refused.stderr
+    waiter = subprocess.Popen(
+        [kubectl.exe, "--kubeconfig", kubectl.kubeconfig, "delete", "namespace", ns, "--timeout=60s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        assert waiter.poll() is None  # still waiting: the finalizer holds the namespace
+        core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
+        _, err = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+    assert waiter.returncode == 0, err
+    gone = kubectl("get", "namespace", ns, check=False)
+    assert gone.returncode != 0 and f'namespaces "{ns}" not found' in gone.stderr

@@ -221,6 +221,47 @@ def _ensure_namespace(kube: Kube, name: str, addon: str) -> None:
         kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
 
 
+def _terminating_reason(ns: dict[str, Any]) -> str:
+    """What the namespace controller says still holds a terminating namespace, if anything."""
+    conds = (ns.get("status") or {}).get("conditions") or []
+    return "; ".join(str(c.get("message")) for c in conds if c.get("status") == "True" and c.get("message"))
+
+
+def wait_namespaces_gone(kube: Kube, p: Plan, timeout: float, report: Report) -> None:
+    """Wait while a namespace the plan writes into is being deleted (a ``remove`` just now, say).
+
+    A deleted namespace stays ``Terminating`` while the cluster deletes what it holds, and
+    nothing can be created in it meanwhile; once it is gone, ``install`` creates it afresh.
+    Reading the inventory before that would see objects that are about to vanish.
+    """
+    names = {p.namespace} | {q.ref.namespace for q in p.objects if q.ref.namespace}
+    names |= {q.ref.name for q in p.objects if q.ref.kind == "Namespace"}
+    deadline = time.monotonic() + timeout
+    for name in sorted(names):
+        said = ""
+        while True:
+            try:
+                ns = kube.get_or_none(NAMESPACES, name)
+            except Forbidden:
+                break  # the RBAC pre-check names the missing right
+            if ns is None or not (ns.get("metadata") or {}).get("deletionTimestamp"):
+                break
+            why = _terminating_reason(ns)
+            line = f"{p.addon.name}: namespace {name} is being deleted; waiting for it to go" + (
+                f" ({why})" if why else ""
+            )
+            if line != said:
+                report(line)
+                said = line
+            if time.monotonic() >= deadline:
+                raise TimedOut(
+                    f"{p.addon.name}: namespace {name} is still being deleted after {timeout:g}s"
+                    + (f" ({why})" if why else "")
+                    + f"; install again once 'kubectl get namespace {name}' no longer finds it"
+                )
+            time.sleep(0.2)
+
+
 def _unchanged(kube: Kube, old: Inventory | None, p: Plan) -> bool:
     if old is None or old.state != "installed" or old.version != p.version:
         return False
@@ -292,6 +333,7 @@ def install(
 ) -> InstallResult:
     """Apply a plan: idempotent, pruning what the new render no longer has."""
     addon = p.addon
+    wait_namespaces_gone(kube, p, opts.timeout, report)
     old = inv_store.find(kube, addon.name, p.namespace)
     result = InstallResult(addon.name, p.namespace, p.version, "installed")
     if _unchanged(kube, old, p):

@@ -43,6 +43,16 @@ class Invalid(KubeError):
     exit_code = ExitCode.INVALID_INPUT
 
 
+class NamespaceTerminating(KubeError):
+    """Nothing new may be created in a namespace that is being deleted (kube-apiserver's 403)."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+    def __init__(self, message: str, status: int, reason: str, namespace: str) -> None:
+        super().__init__(message, status, reason)
+        self.namespace = namespace
+
+
 class ServerError(KubeError):
     exit_code = ExitCode.UNREACHABLE
 
@@ -96,6 +106,16 @@ def from_status(
             )
         return NotFound(message or "not found", status, reason)
     if status == 403:
+        causes = (data.get("details") or {}).get("causes") or []
+        if any(c.get("reason") == "NamespaceTerminating" for c in causes if isinstance(c, dict)):
+            what = describe_object(resource, name, None) if resource is not None else "the object"
+            return NamespaceTerminating(
+                f'cannot create {what}: namespace "{namespace}" is being deleted (Terminating); '
+                "wait until it is gone, or use another namespace",
+                status,
+                reason,
+                namespace or "",
+            )
         verb = _VERBS.get(method.upper(), method.lower())
         if verb == "get" and not name:
             verb = "list"

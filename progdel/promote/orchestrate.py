@@ -32,7 +32,7 @@ from progdel.canary.runner import Clock, Sink
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 from progdel.kube.client import Kube
-from progdel.kube.errors import NotFound
+from progdel.kube.errors import NamespaceTerminating, NotFound
 from progdel.promote import history
 from progdel.promote.direct import (
     ROLLOUT_FAILED,
@@ -182,6 +182,11 @@ def _run_step(
     try:
         history.start(kube, record)
         outcome.record = f"{env.namespace}/{record.name}"
+    except NamespaceTerminating:
+        raise InvalidInput(
+            f"namespace {env.namespace} (environment {env.name}) is being deleted: "
+            f"{app.name} {step.version} was not promoted and nothing was changed"
+        ) from None
     except NotFound:
         if env.kind == "direct":
             raise InvalidInput(

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -224,9 +225,78 @@ def test_remove_deletes_the_namespace_install_created_once_nothing_else_is_in_it
         code, out, err = cli(sandbox, "-n", ns, "-o", "json", "addon", "remove", "istio")
         assert code == 0, err
         assert json.loads(out)["namespace_deleted"] is True
-        assert kube.get_or_none(NAMESPACES, ns) is None
+        assert namespace_gone(kube, ns)  # a deleted namespace goes once the cluster emptied it
     finally:
         kube.delete(NAMESPACES, ns, missing_ok=True)
+
+
+def namespace_gone(kube: Any, ns: str, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while kube.get_or_none(NAMESPACES, ns) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_install_right_after_remove_waits_for_the_namespace_to_go(sandbox, kube, chart_repo):
+    """The namespace `remove` deletes is Terminating while the cluster deletes its content (and
+    nothing can be created in it): an `install` at once waits for it to go, saying so, or stops
+    after --timeout saying what holds it."""
+    ns = f"t-again-{uuid.uuid4().hex[:6]}"
+    install = [
+        sys.executable, "-m", "progdel", "--kubeconfig", str(sandbox.kubeconfig), "-n", ns,
+        "addon", "install", "istio", "--chart-repo", chart_repo.url, "--ingress-timeout", "0",
+    ]  # fmt: skip
+    try:
+        assert install_istio(sandbox, chart_repo.url, ns)[0] == 0
+        first_uid = kube.get(NAMESPACES, ns)["metadata"]["uid"]
+        owner = kube.get(DEPLOYMENTS, "istiod", ns)["metadata"]
+        # an owned object (not the user's: remove still deletes the namespace) whose finalizer
+        # keeps the namespace Terminating until the test lets it go
+        kube.create(
+            CONFIGMAPS,
+            {
+                "metadata": {
+                    "name": "held",
+                    "finalizers": ["example.com/hold"],
+                    "ownerReferences": [
+                        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "istiod", "uid": owner["uid"]}
+                    ],
+                }
+            },
+            ns,
+        )
+        code, _, err = cli(sandbox, "-n", ns, "addon", "remove", "istio")
+        assert code == 0, err
+
+        timed_out = subprocess.run([*install, "--timeout", "1"], capture_output=True, text=True, timeout=60)
+        assert timed_out.returncode == 7, timed_out.stderr
+        assert f"namespace {ns} is still being deleted after 1s" in timed_out.stderr
+        assert "finalizers remaining: example.com/hold in 1 resource instances" in timed_out.stderr
+        assert "Traceback" not in timed_out.stderr
+
+        proc = subprocess.Popen(install, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            waiting = proc.stderr.readline()  # its first line: it waits
+            assert f"istio: namespace {ns} is being deleted; waiting for it to go" in waiting
+            kube.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, ns)
+            _, rest = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, waiting + rest
+        fresh = kube.get(NAMESPACES, ns)
+        assert fresh["metadata"]["uid"] != first_uid and fresh["status"]["phase"] == "Active"
+        assert deployment_available(kube.get(DEPLOYMENTS, "istiod", ns))
+        assert inventory_of(kube, "istio", ns).state == "installed"  # type: ignore[union-attr]
+    finally:
+        kube.delete(NAMESPACES, ns, missing_ok=True)
+
+
+def deployment_available(dep: dict[str, Any]) -> bool:
+    return any(c["type"] == "Available" and c["status"] == "True" for c in dep["status"]["conditions"])
 
 
 def test_remove_keep_crds(sandbox, kube, chart_repo, namespace):

@@ -81,6 +81,27 @@ def test_cli_order_gate_and_force(shop: Shop) -> None:
     assert shop.image("production") == f"{IMAGE}:9.9.9"
 
 
+def test_cli_promotion_into_a_namespace_being_deleted(shop: Shop) -> None:
+    """A namespace being deleted refuses new content (kube-apiserver's NamespaceLifecycle 403):
+    the promotion stops before changing anything, in one line, exit 2, and leaves no record."""
+    from progdel.kube.resources import CONFIGMAPS, NAMESPACES
+
+    prod = shop.namespaces["production"]
+    # a finalizer nobody removes keeps the namespace Terminating for the test's duration
+    shop.kube.create(CONFIGMAPS, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}, prod)
+    shop.kube.delete(NAMESPACES, prod)
+    try:
+        out = progdel(shop, "promote", "web", "--version", "1.2.0", "--env", "production", "-b")
+        assert out.returncode == ExitCode.INVALID_INPUT, out.stderr
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+        assert f"namespace {prod} (environment production) is being deleted" in out.stderr
+        assert "nothing was changed" in out.stderr
+        records = shop.kube.items(CONFIGMAPS, prod, label_selector="progdel.dev/promotion=true")
+        assert records == []
+    finally:
+        shop.kube.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, prod)
+
+
 def test_cli_unknown_app_and_environment(shop: Shop) -> None:
     out = progdel(shop, "promote", "shop", "--env", "production", "-b")
     assert out.returncode == 2 and "unknown app 'shop'" in out.stderr

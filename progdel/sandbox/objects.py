@@ -11,7 +11,6 @@ import copy
 import hashlib
 import json
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -19,11 +18,13 @@ from typing import Any
 
 from progdel.sandbox import patch as patches
 from progdel.sandbox import schema as schemas
+from progdel.sandbox import validation
 from progdel.sandbox.resources import (
     CRD_KEY,
     DEPLOYMENT_KEY,
     ENDPOINTS_KEY,
     NAMESPACE_KEY,
+    SERVICE_KEY,
     ResourceRegistry,
     ResourceType,
     resource_from_crd,
@@ -120,44 +121,8 @@ def now_micro() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"
 
 
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-    "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-LABEL_NAMED = {NAMESPACE_KEY, "/services"}
 GENERATION_TRACKED = {DEPLOYMENT_KEY, CRD_KEY}
-
-
-def validate_name(rt: ResourceType, name: str) -> list[schemas.FieldError]:
-    if not name:
-        return [
-            schemas.FieldError(
-                "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"
-            )
-        ]
-    if rt.key in LABEL_NAMED:
-        ok, msg, limit = bool(_LABEL.match(name)), LABEL_MSG, 63
-    else:
-        ok, msg, limit = bool(_SUBDOMAIN.match(name)), SUBDOMAIN_MSG, 253
-    if not ok:
-        return [schemas.FieldError("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {msg}')]
-    if len(name) > limit:
-        return [
-            schemas.FieldError(
-                "metadata.name",
-                "FieldValueInvalid",
-                f'Invalid value: "{name}": must be no more than {limit} characters',
-            )
-        ]
-    return []
+MAX_GENERATED_PREFIX = 58  # the name generator keeps 5 characters for its random suffix
 
 
 NAMESPACE_FINALIZER = "kubernetes"
@@ -327,9 +292,14 @@ class Objects:
             meta.pop("namespace", None)
         return obj
 
-    def _validate(self, rt: ResourceType, version: str, obj: dict[str, Any]) -> None:
+    def _validate(
+        self, rt: ResourceType, version: str, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> None:
         name = obj["metadata"].get("name", "")
-        errors = validate_name(rt, name)
+        if rt.builtin:
+            errors = validation.validate(rt.key, obj, old)
+        else:
+            errors = validation.validate_metadata(rt.key, obj, old)
         if not rt.builtin:
             schema = rt.schemas.get(version) or rt.schemas.get(rt.preferred_version)
             if schema:
@@ -339,6 +309,17 @@ class Objects:
         if errors:
             raise invalid(rt, name, errors)
 
+    def _canonical(self, rt: ResourceType, version: str, obj: dict[str, Any]) -> None:
+        """Quantities as the real server stores them; one it cannot decode is a 400."""
+        if not rt.builtin:
+            return
+        try:
+            validation.canonicalize(rt.key, obj)
+        except validation.QuantityFieldError as err:
+            raise bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {err}'
+            ) from err
+
     def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if rt.key == DEPLOYMENT_KEY:
             spec = obj.setdefault("spec", {})
@@ -346,9 +327,12 @@ class Objects:
             spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
             strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
-            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+            if isinstance(strategy, dict) and strategy.get("type", "RollingUpdate") == "RollingUpdate":
                 strategy.setdefault("type", "RollingUpdate")
-                strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+                if not isinstance(strategy.get("rollingUpdate"), dict):
+                    strategy["rollingUpdate"] = {}
+                strategy["rollingUpdate"].setdefault("maxUnavailable", "25%")
+                strategy["rollingUpdate"].setdefault("maxSurge", "25%")
             pod = (spec.get("template") or {}).get("spec") or {}
             for c in pod.get("containers") or []:
                 if isinstance(c, dict):
@@ -367,16 +351,27 @@ class Objects:
                 pod.setdefault("terminationGracePeriodSeconds", 30)
                 pod.setdefault("schedulerName", "default-scheduler")
                 pod.setdefault("securityContext", {})
-        elif rt.key == "/services":
+        elif rt.key == SERVICE_KEY:
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
             spec.setdefault("sessionAffinity", "None")
-            if "clusterIP" not in spec:
-                h = hashlib.sha256(
-                    f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}".encode()
-                ).digest()
-                spec["clusterIP"] = f"10.96.{h[0]}.{max(h[1], 1)}"
-                spec["clusterIPs"] = [spec["clusterIP"]]
+            typ = spec["type"]
+            if typ != "ExternalName":
+                if not spec.get("clusterIP"):
+                    h = hashlib.sha256(
+                        f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}".encode()
+                    ).digest()
+                    spec["clusterIP"] = f"10.96.{h[0]}.{max(h[1], 1)}"
+                if not spec.get("clusterIPs"):
+                    spec["clusterIPs"] = [spec["clusterIP"]]
+                if spec["clusterIP"] != "None":
+                    spec.setdefault("ipFamilies", ["IPv4"])
+                    spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            if typ in ("NodePort", "LoadBalancer"):
+                spec.setdefault("externalTrafficPolicy", "Cluster")
+            if typ == "LoadBalancer":
+                spec.setdefault("allocateLoadBalancerNodePorts", True)
             for p in spec.get("ports") or []:
                 if isinstance(p, dict):
                     p.setdefault("protocol", "TCP")
@@ -442,14 +437,16 @@ class Objects:
         # Admission (NamespaceLifecycle) comes before naming and validation, as in kube-apiserver.
         self._check_namespace(rt, ns, True, str(meta.get("name") or meta.get("generateName") or ""))
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = str(meta["generateName"]) + _random_suffix()
-        if rt.status_subresource and rt.key not in ("/services",):
+            meta["name"] = str(meta["generateName"])[:MAX_GENERATED_PREFIX] + _random_suffix()
+        if rt.status_subresource and rt.key != SERVICE_KEY:
             obj.pop("status", None)
+        self._canonical(rt, version, obj)
         self._defaults(rt, obj)
         self._validate(rt, version, obj)
         name = meta["name"]
         with self.store.lock:
             self._check_namespace(rt, ns, creating=True, name=name)
+            self._allocate(rt, obj)
             if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:
                 raise ApiError(
                     409, "AlreadyExists", f'{rt.qualified} "{name}" already exists', _details(rt, name)
@@ -485,6 +482,7 @@ class Objects:
         managed: bool = False,
     ) -> dict[str, Any]:
         new = self._body_object(rt, version, ns, body)
+        self._canonical(rt, version, new)
         meta = new["metadata"]
         if meta.get("name") and meta["name"] != name:
             raise bad_request(
@@ -526,12 +524,9 @@ class Objects:
                     new["spec"] = copy.deepcopy(old.get("spec") or {})
                     new["status"] = copy.deepcopy(old.get("status") or {"phase": "Active"})
                     new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-                if rt.key == "/services":
-                    spec = new.setdefault("spec", {})
-                    old_spec = old.get("spec") or {}
-                    for k in ("clusterIP", "clusterIPs"):
-                        if k not in spec and k in old_spec:
-                            spec[k] = old_spec[k]
+                if rt.key == SERVICE_KEY:
+                    new.setdefault("spec", {}).setdefault("type", "ClusterIP")  # decoding defaults it
+                    validation.prepare_service_update(new, old)
                     self._defaults(rt, new)
                 if rt.key in (DEPLOYMENT_KEY, ENDPOINTS_KEY):
                     self._defaults(rt, new)
@@ -547,7 +542,8 @@ class Objects:
             if "generation" in om:
                 bump = _spec_part(old) != _spec_part(new)
                 meta["generation"] = om["generation"] + (1 if bump else 0)
-            self._validate(rt, version, new)
+            self._validate(rt, version, new, old)
+            self._allocate(rt, new)
             if not managed:
                 meta["managedFields"] = copy.deepcopy(om.get("managedFields") or [])
                 patches.record_update(old, new, manager, rt.kind, now_iso())
@@ -763,6 +759,23 @@ class Objects:
             gone = self.store.delete(rt.key, key_ns, name)
             self._after_delete(rt, cur.obj)
             return (gone.obj if gone else cur.obj), True
+
+    def _allocate(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Node ports for NodePort and LoadBalancer Services, unique in the cluster (under the lock)."""
+        if rt.key != SERVICE_KEY:
+            return
+        meta = obj["metadata"]
+        taken = {
+            p["nodePort"]
+            for e in self.store.list(SERVICE_KEY)[0]
+            if (e.obj["metadata"].get("namespace"), e.obj["metadata"]["name"])
+            != (meta.get("namespace"), meta["name"])
+            for p in (e.obj.get("spec") or {}).get("ports") or []
+            if isinstance(p, dict) and p.get("nodePort")
+        }
+        errors = validation.allocate_node_ports(obj, taken)
+        if errors:
+            raise invalid(rt, meta["name"], errors)
 
     def _after_delete(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if rt.key == CRD_KEY:

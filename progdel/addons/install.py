@@ -221,33 +221,47 @@ def _ensure_namespace(kube: Kube, name: str, addon: str) -> None:
         kube.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
 
 
-def _terminating_reason(ns: dict[str, Any]) -> str:
-    """What the namespace controller says still holds a terminating namespace, if anything."""
-    conds = (ns.get("status") or {}).get("conditions") or []
-    return "; ".join(str(c.get("message")) for c in conds if c.get("status") == "True" and c.get("message"))
+def _terminating_reason(obj: dict[str, Any]) -> str:
+    """What the cluster says still holds a namespace or CRD being deleted, if anything."""
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return "; ".join(
+        str(c.get("message"))
+        for c in conds
+        if c.get("status") == "True"
+        and c.get("message")
+        and c.get("type") != "Established"
+        and c.get("type") != "NamesAccepted"
+    )
 
 
-def wait_namespaces_gone(kube: Kube, p: Plan, timeout: float, report: Report) -> None:
-    """Wait while a namespace the plan writes into is being deleted (a ``remove`` just now, say).
+def wait_deletions(kube: Kube, p: Plan, timeout: float, report: Report) -> None:
+    """Wait while a namespace or CRD the plan writes is still being deleted (a ``remove`` just now).
 
     A deleted namespace stays ``Terminating`` while the cluster deletes what it holds, and
-    nothing can be created in it meanwhile; once it is gone, ``install`` creates it afresh.
-    Reading the inventory before that would see objects that are about to vanish.
+    nothing can be created in it meanwhile; a deleted CRD stays until its custom objects are
+    gone, and applying it then would only see it vanish. Once they are gone, ``install``
+    creates them afresh. Reading the inventory before that would see objects about to vanish.
     """
     names = {p.namespace} | {q.ref.namespace for q in p.objects if q.ref.namespace}
     names |= {q.ref.name for q in p.objects if q.ref.kind == "Namespace"}
+    waits = [(NAMESPACES, "namespace", n) for n in sorted(names)]
+    waits += [
+        (CRDS, "CustomResourceDefinition", q.ref.name)
+        for q in p.objects
+        if q.ref.kind == "CustomResourceDefinition"
+    ]
     deadline = time.monotonic() + timeout
-    for name in sorted(names):
+    for resource, what, name in waits:
         said = ""
         while True:
             try:
-                ns = kube.get_or_none(NAMESPACES, name)
+                obj = kube.get_or_none(resource, name)
             except Forbidden:
                 break  # the RBAC pre-check names the missing right
-            if ns is None or not (ns.get("metadata") or {}).get("deletionTimestamp"):
+            if obj is None or not (obj.get("metadata") or {}).get("deletionTimestamp"):
                 break
-            why = _terminating_reason(ns)
-            line = f"{p.addon.name}: namespace {name} is being deleted; waiting for it to go" + (
+            why = _terminating_reason(obj)
+            line = f"{p.addon.name}: {what} {name} is being deleted; waiting for it to go" + (
                 f" ({why})" if why else ""
             )
             if line != said:
@@ -255,9 +269,9 @@ def wait_namespaces_gone(kube: Kube, p: Plan, timeout: float, report: Report) ->
                 said = line
             if time.monotonic() >= deadline:
                 raise TimedOut(
-                    f"{p.addon.name}: namespace {name} is still being deleted after {timeout:g}s"
+                    f"{p.addon.name}: {what} {name} is still being deleted after {timeout:g}s"
                     + (f" ({why})" if why else "")
-                    + f"; install again once 'kubectl get namespace {name}' no longer finds it"
+                    + f"; install again once 'kubectl get {resource.plural} {name}' no longer finds it"
                 )
             time.sleep(0.2)
 
@@ -333,7 +347,7 @@ def install(
 ) -> InstallResult:
     """Apply a plan: idempotent, pruning what the new render no longer has."""
     addon = p.addon
-    wait_namespaces_gone(kube, p, opts.timeout, report)
+    wait_deletions(kube, p, opts.timeout, report)
     old = inv_store.find(kube, addon.name, p.namespace)
     result = InstallResult(addon.name, p.namespace, p.version, "installed")
     if _unchanged(kube, old, p):

@@ -126,6 +126,7 @@ MAX_GENERATED_PREFIX = 58  # the name generator keeps 5 characters for its rando
 
 
 NAMESPACE_FINALIZER = "kubernetes"
+CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 # NamespaceLifecycle refuses to delete these (kube-apiserver's immortal namespaces).
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
@@ -446,6 +447,8 @@ class Objects:
         name = meta["name"]
         with self.store.lock:
             self._check_namespace(rt, ns, creating=True, name=name)
+            if not rt.builtin:
+                self._check_crd_serving(rt)
             self._allocate(rt, obj)
             if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:
                 raise ApiError(
@@ -745,6 +748,33 @@ class Objects:
                     return self.store.put(rt.key, obj).obj, False
                 if _held(rt, cur.obj):
                     return cur.obj, False
+            if rt.key == CRD_KEY and not cur.obj["metadata"].get("deletionTimestamp"):
+                # apiextensions' registry: the CRD goes once its custom objects are deleted
+                # (lifecycle.py); until then it is Terminating.
+                obj = cur.copy()
+                obj["metadata"]["deletionTimestamp"] = now_iso()
+                finalizers = obj["metadata"].setdefault("finalizers", [])
+                if CRD_FINALIZER not in finalizers:
+                    finalizers.append(CRD_FINALIZER)
+                conds = [
+                    c
+                    for c in (obj.get("status") or {}).get("conditions") or []
+                    if c.get("type") != "Terminating"
+                ]
+                conds.append(
+                    {
+                        "type": "Terminating",
+                        "status": "True",
+                        "lastTransitionTime": now_iso(),
+                        "reason": "InstanceDeletionPending",
+                        "message": "CustomResourceDefinition marked for deletion; CustomResource "
+                        "deletion will begin soon",
+                    }
+                )
+                obj.setdefault("status", {})["conditions"] = conds
+                if dry_run:
+                    return obj, False
+                return self.store.put(rt.key, obj).obj, False
             if dry_run:
                 return cur.obj, True
             if cur.obj["metadata"].get("finalizers"):
@@ -759,6 +789,17 @@ class Objects:
             gone = self.store.delete(rt.key, key_ns, name)
             self._after_delete(rt, cur.obj)
             return (gone.obj if gone else cur.obj), True
+
+    def _check_crd_serving(self, rt: ResourceType) -> None:
+        """No new custom objects while their CRD is being deleted (apiextensions' crdHandler)."""
+        crd = self.store.get(CRD_KEY, "", f"{rt.plural}.{rt.group}")
+        if crd is not None and crd.obj["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+                {"group": rt.group, "kind": rt.plural},
+            )
 
     def _allocate(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Node ports for NodePort and LoadBalancer Services, unique in the cluster (under the lock)."""

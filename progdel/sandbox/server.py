@@ -13,7 +13,7 @@ from progdel.sandbox.auth import TOKEN_FILE
 from progdel.sandbox.backend import ReplicaBackend
 from progdel.sandbox.controllers import DeploymentController
 from progdel.sandbox.kubeconfig import write_kubeconfig
-from progdel.sandbox.namespaces import NamespaceController
+from progdel.sandbox.lifecycle import CRDCleanupController, NamespaceController
 from progdel.sandbox.objects import ApiError, Objects
 from progdel.sandbox.replicas import InstantReplicaBackend
 from progdel.sandbox.resources import CRD_KEY, NAMESPACE_KEY, ResourceRegistry, resource_from_crd
@@ -45,7 +45,7 @@ def bundled_crds() -> list[dict[str, Any]]:
 
 
 class SandboxServer:
-    """progdel's local Kubernetes API server on SQLite, with its deployment and namespace controllers.
+    """progdel's local Kubernetes API server on SQLite, with its deployment and lifecycle controllers.
 
     ``backend`` decides when replicas are ready (default: at once, see
     ``InstantReplicaBackend``); the mesh mode passes a process-running one.
@@ -71,6 +71,7 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         self._controller: DeploymentController | None = None
         self._namespaces: NamespaceController | None = None
+        self._crd_cleanup: CRDCleanupController | None = None
 
     @property
     def url(self) -> str:
@@ -107,6 +108,8 @@ class SandboxServer:
         self._controller.start()
         self._namespaces = NamespaceController(objects)
         self._namespaces.start()
+        self._crd_cleanup = CRDCleanupController(objects)
+        self._crd_cleanup.start()
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="sandbox-apiserver", daemon=True
         )
@@ -148,6 +151,8 @@ class SandboxServer:
             self._httpd.stopping = True
             self._httpd.shutdown()
             self._httpd.server_close()
+        if self._crd_cleanup is not None:
+            self._crd_cleanup.stop()
         if self._namespaces is not None:
             self._namespaces.stop()
         if self._controller is not None:
@@ -160,6 +165,7 @@ class SandboxServer:
             self._httpd = None
             self._controller = None
             self._namespaces = None
+            self._crd_cleanup = None
 
     def __enter__(self) -> SandboxServer:
         self.start()

@@ -723,8 +723,63 @@ def test_crd_lifecycle(api_client: Any, namespace: str) -> None:
         assert err.value.status == 422 and "spec.size" in err.value.body
     finally:
         ext.delete_custom_resource_definition("widgets.example.com")
+    assert gone(ext.read_custom_resource_definition, "widgets.example.com")
     with pytest.raises(ApiException) as err:
         co.list_namespaced_custom_object("example.com", "v1", namespace, "widgets")
+    assert err.value.status == 404
+
+
+def test_crd_deletion_waits_for_its_custom_objects(api_client: Any, namespace: str) -> None:
+    """apiextensions' CRD registry (pkg/registry/customresourcedefinition/etcd.go) and crdFinalizer
+    (pkg/controller/finalizer): a deleted CRD is Terminating until its custom objects are gone,
+    and refuses new ones meanwhile."""
+    ext = client.ApiextensionsV1Api(api_client)
+    co = client.CustomObjectsApi(api_client)
+    crd = {
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    ext.create_custom_resource_definition(crd)
+    gadget = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+    held = {**gadget, "metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    co.create_namespaced_custom_object("example.com", "v1", namespace, "gadgets", gadget)
+    co.create_namespaced_custom_object("example.com", "v1", namespace, "gadgets", held)
+
+    answer = ext.delete_custom_resource_definition("gadgets.example.com")  # the CRD as it now is (a dict)
+    assert answer["kind"] == "CustomResourceDefinition" and answer["metadata"]["deletionTimestamp"]
+    assert "customresourcecleanup.apiextensions.k8s.io" in answer["metadata"]["finalizers"]
+    assert gone(co.get_namespaced_custom_object, "example.com", "v1", namespace, "gadgets", "g")
+    terminating = {
+        c.type: c for c in ext.read_custom_resource_definition("gadgets.example.com").status.conditions
+    }
+    assert terminating["Terminating"].status == "True"
+    with pytest.raises(ApiException) as err:
+        co.create_namespaced_custom_object("example.com", "v1", namespace, "gadgets", gadget)
+    assert err.value.status == 405
+    assert json.loads(err.value.body)["message"] == (
+        "create not allowed while custom resource definition is terminating"
+    )
+
+    co.patch_namespaced_custom_object(
+        "example.com", "v1", namespace, "gadgets", "held", {"metadata": {"finalizers": None}}
+    )
+    assert gone(ext.read_custom_resource_definition, "gadgets.example.com")
+    with pytest.raises(ApiException) as err:
+        co.list_namespaced_custom_object("example.com", "v1", namespace, "gadgets")
     assert err.value.status == 404
 
 

@@ -1,22 +1,29 @@
-"""The sandbox's namespace and service-account controllers, as kube-controller-manager runs them.
+"""The sandbox's lifecycle controllers, as kube-controller-manager and apiextensions run them.
 
 Deleting a namespace only marks it ``Terminating`` (``objects.py``, like
-kube-apiserver's namespace registry). This controller then deletes everything
-the namespace holds, built-in and custom kinds alike, through the same delete
-path a client's DELETE takes, so finalizers hold objects back exactly as they
-do there. While something remains, the namespace's status conditions say what
-and why, in the real controller's words (``NamespaceContentRemaining``,
-``NamespaceFinalizersRemaining``). Once nothing is left it removes its
-``kubernetes`` finalizer (the ``finalize`` subresource) and the namespace is
-gone. Meanwhile creating anything in it is refused (``objects.py``).
+kube-apiserver's namespace registry). ``NamespaceController`` then deletes
+everything the namespace holds, built-in and custom kinds alike, through the
+same delete path a client's DELETE takes, so finalizers hold objects back
+exactly as they do there. While something remains, the namespace's status
+conditions say what and why, in the real controller's words
+(``NamespaceContentRemaining``, ``NamespaceFinalizersRemaining``). Once nothing
+is left it removes its ``kubernetes`` finalizer (the ``finalize``
+subresource) and the namespace is gone. Meanwhile creating anything in it is
+refused (``objects.py``).
 
 Every namespace also gets a ``default`` ServiceAccount, when it is created and
 again whenever that account is deleted while the namespace lives, as the
 service-account controller does: charts and operators rely on it.
 
-The controller runs in its own thread, woken by the store's change
-notifications, so deletion is asynchronous but quick; it resumes a termination
-that a restart interrupted.
+Deleting a CustomResourceDefinition works the same way (apiextensions'
+``crdFinalizer``): the CRD is marked ``Terminating`` with the
+``customresourcecleanup.apiextensions.k8s.io`` finalizer, ``CRDCleanupController``
+deletes its custom objects, and once none is left takes the finalizer off, and
+the CRD goes. Creating custom objects of a terminating CRD is refused.
+
+Each controller runs in its own thread, woken by the store's change
+notifications, so deletion is asynchronous but quick; it resumes work a restart
+interrupted.
 """
 
 from __future__ import annotations
@@ -27,8 +34,14 @@ import time
 from collections import Counter
 from typing import Any
 
-from progdel.sandbox.objects import NAMESPACE_FINALIZER, ApiError, Objects, now_iso
-from progdel.sandbox.resources import NAMESPACE_KEY, SERVICE_ACCOUNT_KEY, ResourceType
+from progdel.sandbox.objects import CRD_FINALIZER, NAMESPACE_FINALIZER, ApiError, Objects, now_iso
+from progdel.sandbox.resources import (
+    CRD_KEY,
+    NAMESPACE_KEY,
+    SERVICE_ACCOUNT_KEY,
+    ResourceType,
+    resource_from_crd,
+)
 from progdel.sandbox.store import DELETED, WatchEvent
 
 MANAGER = "kube-controller-manager"
@@ -54,19 +67,21 @@ _CONDITIONS = [
 ]
 
 
-class NamespaceController:
+class _Controller:
+    """A work queue of names, reconciled in one thread; names not done are looked at again."""
+
+    name = "controller"
+
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._due: dict[str, float] = {}
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="namespace-controller", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> None:
-        # Every namespace once: default ServiceAccounts, and terminations a restart interrupted.
-        for entry in self.objects.store.list(NAMESPACE_KEY)[0]:
-            self._pending.add(entry.obj["metadata"]["name"])
+        self._pending |= set(self._initial())
         self.objects.store.subscribe(self._on_event)
         self._thread.start()
 
@@ -77,19 +92,21 @@ class NamespaceController:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    def _initial(self) -> list[str]:
+        return []
+
+    def _wanted(self, ev: WatchEvent) -> str | None:
+        """Called under the store's write lock: only decide, quickly, which name to look at."""
+        return None
+
+    def _reconcile(self, name: str) -> bool:
+        """True once nothing is left to do for ``name`` as it is now."""
+        raise NotImplementedError
+
     def _on_event(self, ev: WatchEvent) -> None:
-        """Called under the store's write lock: only decide whether to look, quickly."""
-        if ev.key == NAMESPACE_KEY:
-            name = ev.name
-        elif not ev.namespace:
+        name = self._wanted(ev)
+        if name is None:
             return
-        elif ev.key == SERVICE_ACCOUNT_KEY and ev.name == DEFAULT_SERVICE_ACCOUNT and ev.type == DELETED:
-            name = ev.namespace
-        else:
-            ns = self.objects.store.get(NAMESPACE_KEY, "", ev.namespace)
-            if ns is None or not ns.obj["metadata"].get("deletionTimestamp"):
-                return
-            name = ev.namespace  # something changed in a terminating namespace
         with self._cond:
             self._pending.add(name)
             self._cond.notify_all()
@@ -121,10 +138,29 @@ class NamespaceController:
                     with self._cond:
                         self._due.setdefault(name, time.monotonic() + RECHECK)
 
+
+class NamespaceController(_Controller):
+    name = "namespace-controller"
+
+    def _initial(self) -> list[str]:
+        # Every namespace once: default ServiceAccounts, and terminations a restart interrupted.
+        return [e.obj["metadata"]["name"] for e in self.objects.store.list(NAMESPACE_KEY)[0]]
+
+    def _wanted(self, ev: WatchEvent) -> str | None:
+        if ev.key == NAMESPACE_KEY:
+            return ev.name
+        if not ev.namespace:
+            return None
+        if ev.key == SERVICE_ACCOUNT_KEY and ev.name == DEFAULT_SERVICE_ACCOUNT and ev.type == DELETED:
+            return ev.namespace
+        ns = self.objects.store.get(NAMESPACE_KEY, "", ev.namespace)
+        if ns is None or not ns.obj["metadata"].get("deletionTimestamp"):
+            return None
+        return ev.namespace  # something changed in a terminating namespace
+
     # -- one namespace -------------------------------------------------------------------
 
     def _reconcile(self, name: str) -> bool:
-        """True once nothing is left to do for the namespace as it is now."""
         entry = self.objects.store.get(NAMESPACE_KEY, "", name)
         if entry is None:
             return True
@@ -242,3 +278,104 @@ class NamespaceController:
         rt = self.objects.registry.by_key(NAMESPACE_KEY)
         assert rt is not None
         return rt
+
+
+class CRDCleanupController(_Controller):
+    """apiextensions' ``crdFinalizer``: a deleted CRD's custom objects go first, then the CRD."""
+
+    name = "crd-cleanup"
+
+    def _initial(self) -> list[str]:
+        return [
+            e.obj["metadata"]["name"]
+            for e in self.objects.store.list(CRD_KEY)[0]
+            if e.obj["metadata"].get("deletionTimestamp")
+        ]
+
+    def _wanted(self, ev: WatchEvent) -> str | None:
+        if ev.key == CRD_KEY:
+            return ev.name if ev.entry.obj["metadata"].get("deletionTimestamp") else None
+        if ev.type != DELETED or "/" not in ev.key:
+            return None
+        group, plural = ev.key.split("/", 1)
+        name = f"{plural}.{group}"
+        crd = self.objects.store.get(CRD_KEY, "", name) if group else None
+        return name if crd is not None and crd.obj["metadata"].get("deletionTimestamp") else None
+
+    def _reconcile(self, name: str) -> bool:
+        entry = self.objects.store.get(CRD_KEY, "", name)
+        if entry is None or CRD_FINALIZER not in (entry.obj["metadata"].get("finalizers") or []):
+            return True
+        served = resource_from_crd(entry.obj)
+        rt = self.objects.registry.by_key(served.key) or served
+        remaining = 0
+        for e in self.objects.store.list(rt.key)[0]:
+            meta = e.obj["metadata"]
+            if meta.get("deletionTimestamp"):
+                remaining += 1
+                continue
+            try:
+                _, finished = self.objects.delete(rt, meta.get("namespace", ""), meta["name"])
+            except ApiError as err:
+                if err.code == 404:
+                    continue
+                raise
+            remaining += 0 if finished else 1
+        if remaining:
+            self._condition(
+                name,
+                "True",
+                "InstanceDeletionInProgress",
+                f"CustomResource deletion is in progress: {remaining} remaining",
+            )
+            return False
+        with self.objects.store.lock:
+            current = self.objects.store.get(CRD_KEY, "", name)
+            if current is None:
+                return True
+            body = current.copy()
+            body["metadata"]["finalizers"] = [
+                f for f in body["metadata"].get("finalizers") or [] if f != CRD_FINALIZER
+            ]
+            body["metadata"].pop("resourceVersion", None)
+            _set_condition(body, "False", "InstanceDeletionCompleted", "removed all instances")
+            crds = self.objects.registry.by_key(CRD_KEY)
+            assert crds is not None
+            self.objects.update(crds, "v1", "", name, body, MANAGER)
+        return True
+
+    def _condition(self, name: str, status: str, reason: str, message: str) -> None:
+        with self.objects.store.lock:
+            current = self.objects.store.get(CRD_KEY, "", name)
+            if current is None:
+                return
+            body = current.copy()
+            if not _set_condition(body, status, reason, message):
+                return
+            body["metadata"].pop("resourceVersion", None)
+            crds = self.objects.registry.by_key(CRD_KEY)
+            assert crds is not None
+            self.objects.update(crds, "v1", "", name, body, MANAGER, subresource="status")
+
+
+def _set_condition(crd: dict[str, Any], status: str, reason: str, message: str) -> bool:
+    """Set the CRD's ``Terminating`` condition; whether anything changed."""
+    conds = crd.setdefault("status", {}).setdefault("conditions", [])
+    for c in conds:
+        if c.get("type") == "Terminating":
+            if (c.get("status"), c.get("reason"), c.get("message")) == (status, reason, message):
+                return False
+            if c.get("status") != status:
+                c["lastTransitionTime"] = now_iso()
+            c.update(status=status, reason=reason, message=message)
+            return True
+    conds.append(
+        {
+            "type": "Terminating",
+            "status": status,
+            "lastTransitionTime": now_iso(),
+            "reason": reason,
+            "message": message,
+        }
+    )
+    return True

@@ -1,0 +1,144 @@
+"""The sandbox's write guarantees: optimistic concurrency never loses an update, and a kill -9
+never loses a write it acknowledged (nor an unfinished namespace deletion)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client, config
+from kubernetes.client import ApiException
+
+
+def test_concurrent_read_modify_write_loses_no_increment(sandbox: Any, namespace: str) -> None:
+    """8 clients x 50 increments of one counter, each a GET then a PUT carrying the
+    resourceVersion read, retried on 409: exactly 400."""
+    clients, rounds = 8, 50
+    client.CoreV1Api(
+        config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+    ).create_namespaced_config_map(namespace, {"metadata": {"name": "counter"}, "data": {"n": "0"}})
+    conflicts = [0]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        api = config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+        core = client.CoreV1Api(api)
+        try:
+            for _ in range(rounds):
+                while True:
+                    cm = core.read_namespaced_config_map("counter", namespace)
+                    cm.data["n"] = str(int(cm.data["n"]) + 1)
+                    try:
+                        core.replace_namespaced_config_map("counter", namespace, cm)
+                        break
+                    except ApiException as err:
+                        if err.status != 409:
+                            raise
+                        with lock:
+                            conflicts[0] += 1
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+        finally:
+            api.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(sandbox.kubeconfig)))
+    assert core.read_namespaced_config_map("counter", namespace).data["n"] == str(clients * rounds)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "progdel.sandbox", "--port", str(port), "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the sandbox did not start"
+        time.sleep(0.05)
+
+
+def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    data, port = tmp_path / "sb", _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(data, port)
+    acknowledged: list[str] = []
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            http.post("/api/v1/namespaces", json={"metadata": {"name": "w"}}).raise_for_status()
+            # a namespace being deleted when the process dies: a finalizer holds it
+            http.post("/api/v1/namespaces", json={"metadata": {"name": "doomed"}}).raise_for_status()
+            held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+            http.post("/api/v1/namespaces/doomed/configmaps", json=held).raise_for_status()
+            http.delete("/api/v1/namespaces/doomed").raise_for_status()
+
+            stop = threading.Event()
+
+            def write() -> None:
+                i = 0
+                while not stop.is_set():
+                    try:
+                        r = http.post(
+                            "/api/v1/namespaces/w/configmaps", json={"metadata": {"name": f"c-{i}"}}
+                        )
+                    except httpx.HTTPError:
+                        return  # the server died under this request: not acknowledged
+                    if r.status_code == 201:
+                        acknowledged.append(f"c-{i}")
+                    i += 1
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            while len(acknowledged) < 50:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            stop.set()
+            writer.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = _serve(data, port)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            stored = {
+                i["metadata"]["name"] for i in http.get("/api/v1/namespaces/w/configmaps").json()["items"]
+            }
+            assert set(acknowledged) <= stored
+            assert http.get("/api/v1/namespaces/doomed").json()["status"]["phase"] == "Terminating"
+            http.patch(
+                "/api/v1/namespaces/doomed/configmaps/held",
+                json={"metadata": {"finalizers": None}},
+                headers={"Content-Type": "application/merge-patch+json"},
+            ).raise_for_status()
+            deadline = time.monotonic() + 30
+            while http.get("/api/v1/namespaces/doomed").status_code != 404:
+                assert time.monotonic() < deadline, "the interrupted namespace deletion did not finish"
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

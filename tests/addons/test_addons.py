@@ -185,7 +185,7 @@ def test_remove_deletes_exactly_the_inventory(sandbox, kube, chart_repo, namespa
     assert code == 0, err
     for ref in inv.objects:
         if ref.kind == "CustomResourceDefinition":
-            assert kube.get_or_none(CRDS, ref.name) is None
+            assert gone(kube, CRDS, ref.name)  # a deleted CRD goes once its custom objects have
         else:
             assert kube.get_or_none(ref.resource, ref.name, ref.namespace) is None, ref.describe()
     assert kube.get_or_none(CONFIGMAPS, "progdel-addon-istio", namespace) is None
@@ -225,14 +225,15 @@ def test_remove_deletes_the_namespace_install_created_once_nothing_else_is_in_it
         code, out, err = cli(sandbox, "-n", ns, "-o", "json", "addon", "remove", "istio")
         assert code == 0, err
         assert json.loads(out)["namespace_deleted"] is True
-        assert namespace_gone(kube, ns)  # a deleted namespace goes once the cluster emptied it
+        assert gone(kube, NAMESPACES, ns)  # a deleted namespace goes once the cluster emptied it
     finally:
         kube.delete(NAMESPACES, ns, missing_ok=True)
 
 
-def namespace_gone(kube: Any, ns: str, timeout: float = 30) -> bool:
+def gone(kube: Any, resource: Resource, name: str, timeout: float = 30) -> bool:
+    """Wait for a deleted namespace or CRD to go: the cluster first deletes what it holds."""
     deadline = time.monotonic() + timeout
-    while kube.get_or_none(NAMESPACES, ns) is not None:
+    while kube.get_or_none(resource, name) is not None:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -367,7 +368,7 @@ def test_flagger_installs_with_its_dependencies(sandbox, kube, chart_repo, names
     finally:
         for addon in ("flagger", "prometheus", "istio"):
             cli(sandbox, "-n", namespace, "addon", "remove", addon)
-    assert kube.get_or_none(CRDS, f"rollouttests.{namespace}.test.progdel.dev") is None
+    assert gone(kube, CRDS, f"rollouttests.{namespace}.test.progdel.dev")
 
 
 def test_unknown_version_lists_available_ones(sandbox, kube, chart_repo, namespace):
@@ -413,7 +414,7 @@ def test_failure_midway_says_what_was_applied_and_remove_cleans_up(sandbox, kube
     assert kube.get_or_none(CONFIGMAPS, "istio", namespace) is not None
     assert cli(sandbox, "-n", namespace, "addon", "remove", "istio")[0] == 0
     assert kube.get_or_none(CONFIGMAPS, "istio", namespace) is None
-    assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
+    assert gone(kube, CRDS, f"meshprobes.{namespace}.test.progdel.dev")
 
 
 def namespace_admin(sandbox: Any, kube: Any, namespace: str, tmp_path: Any) -> str:

@@ -547,6 +547,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         return None
 
     def _delete_collection(self, r: Route, query: dict[str, str], options: dict[str, Any]) -> None:
+        if "deletecollection" not in r.rt.verbs():
+            raise _method_not_allowed()
         objects = self.server.objects
         labels, fields = self._selectors(r, query)
         if r.rt.namespaced and r.namespace is None:

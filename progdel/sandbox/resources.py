@@ -101,7 +101,18 @@ def _builtin(
 
 
 BUILTINS: list[ResourceType] = [
-    _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], status=True, returns_deleted=True),
+    # No deletecollection: kube-apiserver's namespace registry does not offer it.
+    _builtin(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        False,
+        ["ns"],
+        status=True,
+        verbs=CLUSTER_VERBS,
+        returns_deleted=True,
+    ),
     _builtin(
         "", "v1", "services", "Service", True, ["svc"], ["all"], status=True, proxy=True, returns_deleted=True
     ),

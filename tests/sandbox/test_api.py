@@ -208,8 +208,12 @@ def test_namespace_termination(api_client: Any) -> None:
     assert gone(core.read_namespace, "doomed")
 
 
-def test_immortal_namespaces_refuse_deletion(api_client: Any) -> None:
-    """NamespaceLifecycle's immortal namespaces (plugin/namespace/lifecycle/admission.go)."""
+def test_immortal_namespaces_refuse_deletion(api_client: Any, sandbox: SandboxServer) -> None:
+    """NamespaceLifecycle's immortal namespaces (plugin/namespace/lifecycle/admission.go); and no
+    deletecollection of namespaces, which the namespace registry does not implement."""
+    import httpx
+
+    assert httpx.delete(f"{sandbox.url}/api/v1/namespaces").status_code == 405
     core = client.CoreV1Api(api_client)
     for name in ("default", "kube-system", "kube-public"):
         with pytest.raises(ApiException) as err:

@@ -435,3 +435,58 @@ def test_core_v1_events_skip_metadata_validation(core: Any, namespace: str) -> N
             'Invalid value: "elsewhere": does not match event.namespace',
         )
     ]
+
+
+def test_endpoints_ports_and_addresses(core: Any, namespace: str) -> None:
+    """ValidateEndpoints: addresses are IPs, ports in range, named when several."""
+    subsets = [{"addresses": [{"ip": "not-an-ip"}], "ports": [{"port": 0}, {"port": 9090}]}]
+    status = refused(
+        core.create_namespaced_endpoints, namespace, {"metadata": {"name": "e"}, "subsets": subsets}
+    )
+    assert causes(status) == [
+        (
+            "FieldValueInvalid",
+            "subsets[0].addresses[0].ip",
+            'Invalid value: "not-an-ip": must be a valid IP address',
+        ),
+        ("FieldValueRequired", "subsets[0].ports[0].name", "Required value"),
+        ("FieldValueInvalid", "subsets[0].ports[0].port", f"Invalid value: 0: {PORT_RULE}"),
+        ("FieldValueRequired", "subsets[0].ports[1].name", "Required value"),
+    ]
+
+
+def test_probe_ports(apps: Any, namespace: str) -> None:
+    """validateHTTPGetAction / validateTCPSocketAction: ValidatePortNumOrName."""
+    body = deployment(
+        readinessProbe={"httpGet": {"path": "/", "port": 70000}}, livenessProbe={"tcpSocket": {"port": "--"}}
+    )
+    status = refused(apps.create_namespaced_deployment, namespace, body)
+    base = "spec.template.spec.containers[0]"
+    assert [c[1] for c in causes(status)] == [
+        f"{base}.livenessProbe.tcpSocket.port",
+        f"{base}.livenessProbe.tcpSocket.port",
+        f"{base}.livenessProbe.tcpSocket.port",
+        f"{base}.readinessProbe.httpGet.port",
+    ]
+    assert causes(status)[-1][2] == f"Invalid value: 70000: {PORT_RULE}"
+
+
+def test_hpa_replicas(api_client: Any, namespace: str) -> None:
+    """ValidateHorizontalPodAutoscalerSpec: minReplicas >= 1, maxReplicas >= minReplicas."""
+    autoscaling = client.AutoscalingV2Api(api_client)
+    hpa = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 3,
+            "maxReplicas": 2,
+        },
+    }
+    status = refused(autoscaling.create_namespaced_horizontal_pod_autoscaler, namespace, hpa)
+    assert causes(status) == [
+        (
+            "FieldValueInvalid",
+            "spec.maxReplicas",
+            "Invalid value: 2: must be greater than or equal to `minReplicas`",
+        )
+    ]

@@ -3,6 +3,7 @@ writes so that a real server accepts it (Services it does not own, names, export
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,27 @@ def test_an_exported_canary_applies_without_its_server_set_metadata(
     stored = kube.get(CANARIES, "podinfo")
     assert stored["metadata"]["uid"] != doc["metadata"]["uid"]
     assert stored["status"]["phase"] == "Initialized"
+
+
+def test_check_lists_what_the_server_refuses_in_a_dry_run(
+    sandbox: Any, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    kubeconfig = restricted_kubeconfig(sandbox, kube, namespace, tmp_path)
+    path = tmp_path / "canary.yaml"
+    path.write_text(yaml.safe_dump(canary_doc(namespace)))
+    done = subprocess.run(
+        [sys.executable, "-m", "progdel", "--kubeconfig", str(kubeconfig), "-n", namespace, "-o", "json",
+         "canary", "check", "-f", str(path), "--prometheus-url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    report = json.loads(done.stdout)
+    refused = report["cluster"]["refused"]
+    assert [r.split(":")[0] for r in refused] == [
+        "Service podinfo",
+        "Service podinfo-primary",
+        "Service podinfo-canary",
+    ]
+    assert all("forbidden" in r for r in refused)
+    assert kube.items(SERVICES) == [] and kube.get_or_none(CANARIES, "podinfo") is None

@@ -519,13 +519,15 @@ def check_metrics(
     default_url: str,
     at: datetime,
     unavailable_templates: Callable[[Canary], str | None] = lambda _c: None,
-    provider_for: Callable[[str], PrometheusProvider] = PrometheusProvider.from_env,
+    provider_for: Callable[[str, Mapping[str, str]], PrometheusProvider] = (
+        lambda url, headers: PrometheusProvider.from_env(url, headers=headers)
+    ),
 ) -> list[MetricCheck]:
     """Render each metric with ``render`` (the runner's ``queries``, or ``metric_queries`` over the
-    given templates), run it once at ``at`` (through ``provider_for(url)``) and judge it as the
+    given templates), run it once at ``at`` (through ``provider_for(url, headers)``) and judge it as the
     engine would."""
     checks: list[MetricCheck] = []
-    to_send: dict[str, list[tuple[MetricCheck, str]]] = {}
+    to_send: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[MetricCheck, str]]] = {}
     settings = canary.settings
     for i, metric in enumerate(canary.analysis.metrics):
         lo, hi = threshold_bounds(metric)
@@ -545,16 +547,16 @@ def check_metrics(
             check.verdict, check.message = "invalid", str(err)
             continue
         check.query, check.server = query.query, query.address or default_url
-        to_send.setdefault(check.server, []).append((check, query.query))
-    for url, batch in to_send.items():
-        with provider_for(url) as provider:
+        to_send.setdefault((check.server, query.headers), []).append((check, query.query))
+    for (url, headers), batch in to_send.items():
+        with provider_for(url, dict(headers)) as provider:
             values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
         for i, (check, _q) in enumerate(batch):
             result = engine.MetricResult.from_provider(values[str(i)])
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, metric, settings.no_data_policy(check.name))
     if settings.min_requests:
-        with provider_for(default_url) as provider:
+        with provider_for(default_url, {}) as provider:
             _hold_on_too_little_traffic(checks, canary, provider, at)
     order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
     return sorted(checks, key=lambda c: order.get(c.name, 0))
@@ -851,8 +853,8 @@ def run_check(
 
     cluster = kube
 
-    def provider_for(url: str) -> PrometheusProvider:
-        return prometheus_for(url, cluster)
+    def provider_for(url: str, headers: Mapping[str, str]) -> PrometheusProvider:
+        return prometheus_for(url, cluster, headers)
 
     metrics = check_metrics(canary, render, default_url, at, missing, provider_for)
     return CheckReport(

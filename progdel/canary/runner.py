@@ -214,7 +214,7 @@ class CanaryRunner:
         self.clock = clock or SystemClock()
         self.recorder = EventRecorder(kube)
         self.identity = identity
-        self._providers: dict[str, PrometheusProvider] = {}
+        self._providers: dict[tuple[str, tuple[tuple[str, str], ...]], PrometheusProvider] = {}
         self.phase_before = engine.Phase.NONE  # the phase before the last tick
         self.hooks = WebhookCaller()
         self._alerts: AlertSender | None = None
@@ -222,10 +222,10 @@ class CanaryRunner:
 
     # -- wiring ---------------------------------------------------------------------------
 
-    def _provider(self, url: str) -> PrometheusProvider:
-        if url not in self._providers:
-            self._providers[url] = prometheus_for(url, self.kube)
-        return self._providers[url]
+    def _provider(self, url: str, headers: tuple[tuple[str, str], ...] = ()) -> PrometheusProvider:
+        if (url, headers) not in self._providers:
+            self._providers[(url, headers)] = prometheus_for(url, self.kube, dict(headers))
+        return self._providers[(url, headers)]
 
     def close(self) -> None:
         for p in self._providers.values():
@@ -263,7 +263,7 @@ class CanaryRunner:
         default = self.metrics_url(canary)
         for q in self.queries(canary):
             try:
-                self._provider(q.address or default).query(q.query, self.clock.now())
+                self._provider(q.address or default, q.headers).query(q.query, self.clock.now())
             except QueryRejected as err:
                 raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {q.name}: {err}") from None
             except MetricsError:
@@ -330,14 +330,14 @@ class CanaryRunner:
         self, canary: Canary, at: datetime, extra: tuple[str, str] | None
     ) -> dict[str, MetricResult]:
         default = self.metrics_url(canary)
-        by_server: dict[str, list[tuple[str, str]]] = {}
+        by_server: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[str, str]]] = {}
         for q in self.queries(canary):
-            by_server.setdefault(q.address or default, []).append((q.name, q.query))
+            by_server.setdefault((q.address or default, q.headers), []).append((q.name, q.query))
         if extra is not None:
-            by_server.setdefault(default, []).append(extra)
+            by_server.setdefault((default, ()), []).append(extra)
         results: dict[str, MetricResult] = {}
-        for url, batch in by_server.items():
-            for mname, value in self._provider(url).query_many(batch, at).items():
+        for (url, headers), batch in by_server.items():
+            for mname, value in self._provider(url, headers).query_many(batch, at).items():
                 results[mname] = MetricResult.from_provider(value)
         return results
 

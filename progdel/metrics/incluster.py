@@ -14,7 +14,7 @@ Prometheus credentials (``PROGDEL_PROMETHEUS_TOKEN``...) are not used on that pa
 from __future__ import annotations
 
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import httpx
@@ -46,7 +46,11 @@ class _KubeAuth(httpx.Auth):
 
 
 def through_cluster(
-    kube: Kube, url: str, address: ServiceAddress, timeout: float = QUERY_TIMEOUT
+    kube: Kube,
+    url: str,
+    address: ServiceAddress,
+    timeout: float = QUERY_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
 ) -> PrometheusProvider:
     """A provider for ``url`` whose requests go through the API server's service proxy."""
     config = kube.api.configuration
@@ -59,13 +63,17 @@ def through_cluster(
         verify=verify,
         cert=cert,
         timeout=timeout,
+        headers=headers,
     )
 
 
-def prometheus_for(url: str, kube: Kube | None) -> PrometheusProvider:
-    """A provider for ``url``: directly, or through the cluster when ``url`` is a Service address
-    that does not resolve here and a cluster connection is at hand."""
+def prometheus_for(
+    url: str, kube: Kube | None, headers: Mapping[str, str] | None = None
+) -> PrometheusProvider:
+    """A provider for ``url`` (sending ``headers`` with every query): directly, or through the
+    cluster when ``url`` is a Service address that does not resolve here and a cluster
+    connection is at hand."""
     address = service_address(url)
     if kube is not None and address is not None and not resolves(address.host):
-        return through_cluster(kube, url, address)
-    return PrometheusProvider.from_env(url)
+        return through_cluster(kube, url, address, headers=headers)
+    return PrometheusProvider.from_env(url, headers=headers)

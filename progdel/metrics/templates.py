@@ -87,6 +87,13 @@ class MetricQuery:
     query: str
     address: str | None = None
     provider_type: str = "prometheus"
+    headers: tuple[tuple[str, str], ...] = ()  # the template's provider.headers, values joined
+
+
+def header_items(headers: dict[str, list[str]] | None) -> tuple[tuple[str, str], ...]:
+    """A MetricTemplate's ``provider.headers`` (Go's ``http.Header``: a list of values per name) as
+    request headers, several values of one name joined with ``, `` as HTTP allows."""
+    return tuple(sorted((name, ", ".join(values)) for name, values in (headers or {}).items()))
 
 
 def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> list[MetricQuery]:
@@ -115,6 +122,7 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
                     ),
                     address=tmpl.spec.provider.address,
                     provider_type=tmpl.spec.provider.type,
+                    headers=header_items(tmpl.spec.provider.headers),
                 )
             )
         elif metric.query:

@@ -125,3 +125,44 @@ def test_what_progdel_cannot_drive_is_refused_before_anything_is_created(
     with pytest.raises(InvalidInput, match=error):
         initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)
     assert kube.get_or_none(DEPLOYMENTS, "podinfo-primary") is None
+
+
+def test_a_metric_templates_headers_go_with_its_queries(kube: Kube, namespace: str, httpx_mock: Any) -> None:
+    """Flagger sends a MetricTemplate's ``provider.headers`` (an http.Header: lists of values)
+    with its queries, e.g. a Mimir tenant (pkg/metrics/providers/prometheus.go)."""
+    from datetime import UTC, datetime
+
+    from progdel.canary.runner import RunOptions
+    from progdel.config.canary import parse_canary, parse_metric_template
+
+    template = parse_metric_template(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "MetricTemplate",
+            "metadata": {"name": "errors", "namespace": namespace},
+            "spec": {
+                "provider": {
+                    "type": "prometheus",
+                    "address": "http://127.0.0.1:9009/prometheus",
+                    "headers": {"X-Scope-OrgID": ["tenant-a"], "X-Extra": ["a", "b"]},
+                },
+                "query": "vector(1)",
+            },
+        },
+        "test",
+    )
+    doc = canary_doc(namespace)
+    doc["spec"]["analysis"]["metrics"] = [
+        {"name": "errors", "templateRef": {"name": "errors"}, "thresholdRange": {"max": 5}}
+    ]
+    httpx_mock.add_response(
+        match_headers={"X-Scope-OrgID": "tenant-a", "X-Extra": "a, b"},
+        json={
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "1"]}]},
+        },
+    )
+    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(templates=[template]))
+    results = runner.measure(parse_canary(doc, "test").model, datetime.now(UTC))
+    assert results["errors"].value == 1.0
+    assert str(httpx_mock.get_requests()[0].url).startswith("http://127.0.0.1:9009/prometheus/api/v1/query")

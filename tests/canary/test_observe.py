@@ -280,3 +280,50 @@ def test_once_reports_the_current_state(kube: Kube, namespace: str, api_client: 
     assert (
         FlaggerObserver(kube, "podinfo", namespace, records.append, once=True).run() is ExitCode.CANARY_FAILED
     )
+
+
+def test_a_canary_handed_from_flagger_to_progdel_keeps_flaggers_counters(
+    kube: Kube, namespace: str, api_client: Any
+) -> None:
+    """progdel initialized it; Flagger then drove it (its write keeps the conditions, so progdel's
+    is there but stale); the user hands it back with the annotation: progdel continues from
+    Flagger's counters and replaces its stale bookkeeping."""
+    from progdel.canary import store
+    from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+    from progdel.kube.resources import DEPLOYMENTS
+    from tests.canary.test_runner_integration import deployment, new_revision
+
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    store.apply_canary(kube, flagger_canary(namespace), namespace)
+    assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
+    new_revision(kube)
+    CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(once=True)).tick()  # scaled up
+    mine = kube.get(CANARIES, "podinfo")["status"]
+    assert progdel_wrote_last(mine) and mine["phase"] == "Progressing"
+
+    from progdel.routing.base import Weights
+
+    model = store.read(kube, "podinfo", namespace)[1].model
+    CanaryRunner(kube, "podinfo", namespace, lambda _r: None).router(model).set_weights(Weights(90, 10))
+    obj = kube.get(CANARIES, "podinfo")
+    obj["status"] = {
+        **mine,
+        "canaryWeight": 10,
+        "failedChecks": 1,
+        "lastTransitionTime": "2030-01-01T00:00:00Z",
+    }
+    from kubernetes import client
+
+    client.CustomObjectsApi(api_client).replace_namespaced_custom_object_status(
+        "flagger.app", "v1beta1", namespace, "canaries", "podinfo", obj, field_manager=FLAGGER
+    )
+    assert detect_driver(kube.get(CANARIES, "podinfo")).driver == "flagger"
+
+    kube.patch(CANARIES, "podinfo", {"metadata": {"annotations": {DRIVER_ANNOTATION: "progdel"}}})
+    assert not detect_driver(kube.get(CANARIES, "podinfo")).observe
+    dead = RunOptions(once=True, prometheus_url="http://127.0.0.1:9")
+    CanaryRunner(kube, "podinfo", namespace, lambda _r: None, dead).tick()  # Prometheus down: holds
+    status = kube.get(CANARIES, "podinfo")["status"]
+    assert progdel_wrote_last(status), "the stale bookkeeping was replaced"
+    assert (status["phase"], status["canaryWeight"], status["failedChecks"]) == ("Progressing", 10, 1)
+    assert CanaryStatus.from_dict(status).infra_errors == 1

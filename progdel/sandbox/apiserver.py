@@ -29,9 +29,14 @@ from urllib.parse import parse_qs, urlsplit
 from progdel.sandbox import auth, discovery, proxy, rbac
 from progdel.sandbox.objects import (
     APPLY_PATCH,
+    IGNORE,
+    STRICT,
+    WARN,
     ApiError,
+    FieldValidation,
     Objects,
     bad_request,
+    load_json,
 )
 from progdel.sandbox.resources import ENDPOINTS_KEY, NAMESPACE_KEY, SSAR_KEY, ResourceType
 from progdel.sandbox.selectors import (
@@ -44,6 +49,12 @@ from progdel.sandbox.selectors import (
 from progdel.sandbox.store import ADDED, DELETED, MODIFIED, Entry, Expired, encode
 
 TABLE_ACCEPT = "as=Table;v=v1;g=meta.k8s.io"
+OPTIONS_KIND = {
+    "POST": "CreateOptions",
+    "PUT": "UpdateOptions",
+    "PATCH": "PatchOptions",
+    "DELETE": "DeleteOptions",
+}
 BOOKMARK_INTERVAL = 10.0
 
 
@@ -113,6 +124,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     sys_version = ""
     server: SandboxHTTPServer
     user: auth.User = auth.ADMIN  # who sent the request being handled (set per request)
+    warnings: list[str]  # what the answer's ``Warning`` headers say (set per request)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -126,6 +138,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             f"HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nCache-Control: no-cache, private\r\n"
         )
+        for text in self.warnings:
+            head += "Warning: 299 - " + json.dumps(text, ensure_ascii=False) + "\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode() + b"\r\n" + (b"" if self.command == "HEAD" else body))
@@ -171,6 +185,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.rfile.readline(3)  # the CRLF after the chunk
 
     def _dispatch(self, method: str) -> None:
+        self.warnings = []
         try:
             body = self._read_body()
         except ValueError:
@@ -319,6 +334,53 @@ class ApiHandler(BaseHTTPRequestHandler):
         ua = self.headers.get("User-Agent") or "unknown"
         return ua.split("/", 1)[0] or "unknown"
 
+    def _write_options(self, method: str, sub: str) -> tuple[bool, FieldValidation]:
+        """The ``dryRun`` and ``fieldValidation`` of a write, checked as the real server checks them."""
+        params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        dry_run = params.get("dryRun") or []
+        directive = (params.get("fieldValidation") or [""])[-1]
+        errors = []
+        if any(v != "All" for v in dry_run):
+            shown = json.dumps(dry_run, separators=(",", ":"))
+            errors.append(
+                ("dryRun", "FieldValueNotSupported", f'Unsupported value: {shown}: supported values: "All"')
+            )
+        if method != "DELETE" and directive not in ("", IGNORE, STRICT, WARN):
+            errors.append(
+                (
+                    "fieldValidation",
+                    "FieldValueNotSupported",
+                    f"Unsupported value: {json.dumps(directive)}: "
+                    'supported values: "", "Ignore", "Strict", "Warn"',
+                )
+            )
+        if errors:
+            kind = OPTIONS_KIND.get(method, "CreateOptions")
+            text = ", ".join(f"{f}: {m}" for f, _, m in errors)
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{kind}.meta.k8s.io "" is invalid: {text if len(errors) == 1 else "[" + text + "]"}',
+                {
+                    "group": "meta.k8s.io",
+                    "kind": kind,
+                    "causes": [{"reason": r, "message": m, "field": f} for f, r, m in errors],
+                },
+            )
+        return bool(dry_run), FieldValidation(directive or WARN)
+
+    def _body_with_duplicates(self, body: bytes, validation: FieldValidation) -> Any:
+        """The JSON body; its duplicate fields become strict decoding errors of ``validation``."""
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype != "application/json" or validation.directive == IGNORE:
+            return self._json_body(body)
+        try:
+            data, duplicates = load_json(body or b"null")
+        except ValueError:
+            return self._json_body(body)
+        validation.decode_errors = [f'duplicate field "{d}"' for d in duplicates]
+        return data
+
     def _json_body(self, body: bytes) -> Any:
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if ctype == "application/vnd.kubernetes.protobuf":
@@ -345,14 +407,31 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise bad_request(f"couldn't get version/kind; json parse error: {err}") from err
 
     def _handle_resource(self, method: str, r: Route, query: dict[str, str], body: bytes) -> None:
-        objects = self.server.objects
-        rt = r.rt
         if r.sub == "proxy":
             return self._proxy(method, r, body)
-        if rt.key == SSAR_KEY:
+        if r.rt.key == SSAR_KEY:
             return self._access_review(method, r, body)
+        dry_run, validation = (
+            (False, FieldValidation()) if method == "GET" else self._write_options(method, r.sub)
+        )
+        try:
+            self._serve_resource(method, r, query, body, dry_run, validation)
+        finally:
+            self.warnings = validation.warnings
+        return None
+
+    def _serve_resource(
+        self,
+        method: str,
+        r: Route,
+        query: dict[str, str],
+        body: bytes,
+        dry_run: bool,
+        validation: FieldValidation,
+    ) -> None:
+        objects = self.server.objects
+        rt = r.rt
         ns = r.namespace or ""
-        dry_run = bool(query.get("dryRun"))
         if r.sub == "finalize" and method != "PUT":  # the namespace finalize subresource is update-only
             raise _method_not_allowed()
         if method == "GET":
@@ -380,17 +459,22 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise _method_not_allowed()
             if rt.namespaced and r.namespace is None:
                 raise _method_not_allowed()
-            obj = objects.create(rt, r.version, ns, self._json_body(body), self._manager(query), dry_run)
+            data = self._body_with_duplicates(body, validation)
+            obj = objects.create(rt, r.version, ns, data, self._manager(query), dry_run, checks=validation)
+            self.warnings = validation.warnings
             return self._send_json(201, objects.present_obj(rt, r.version, obj))
         if method == "PUT":
             if r.name is None:
                 raise _method_not_allowed()
-            data = self._json_body(body)
+            data = self._body_with_duplicates(body, validation)
             if r.sub == "scale":
                 return self._send_json(
-                    200, objects.update_scale(rt, r.version, ns, r.name, data, self._manager(query))
+                    200, objects.update_scale(rt, r.version, ns, r.name, data, self._manager(query), dry_run)
                 )
-            obj = objects.update(rt, r.version, ns, r.name, data, self._manager(query), r.sub, dry_run)
+            obj = objects.update(
+                rt, r.version, ns, r.name, data, self._manager(query), r.sub, dry_run, checks=validation
+            )
+            self.warnings = validation.warnings
             return self._send_json(200, objects.present_obj(rt, r.version, obj))
         if method == "PATCH":
             if r.name is None:
@@ -399,10 +483,11 @@ class ApiHandler(BaseHTTPRequestHandler):
             force = query.get("force") in ("true", "1", "True")
             manager = query.get("fieldManager") or (None if ctype == APPLY_PATCH else self._manager(query))
             if r.sub == "scale":
-                return self._patch_scale(r, ctype, body, manager or "unknown")
+                return self._patch_scale(r, ctype, body, manager or "unknown", dry_run)
             obj, created = objects.patch(
-                rt, r.version, ns, r.name, ctype, body, manager, force, r.sub, dry_run
+                rt, r.version, ns, r.name, ctype, body, manager, force, r.sub, dry_run, validation
             )
+            self.warnings = validation.warnings
             return self._send_json(201 if created else 200, objects.present_obj(rt, r.version, obj))
         if method == "DELETE":
             options = self._json_body(body) if body.strip() else {}
@@ -411,7 +496,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             if r.sub:
                 raise _method_not_allowed()
             if r.name is None:
-                return self._delete_collection(r, query, options)
+                return self._delete_collection(r, query, options, dry_run)
             obj, finished = objects.delete(rt, ns, r.name, options, dry_run)
             if finished and not rt.returns_deleted_object:
                 # What the generic registry answers once an object is gone; an object that
@@ -472,7 +557,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         decision = self._decide(self.user, rbac.review_attributes(data))
         self._send_json(201, rbac.review_response(data, decision))
 
-    def _patch_scale(self, r: Route, ctype: str, body: bytes, manager: str) -> None:
+    def _patch_scale(self, r: Route, ctype: str, body: bytes, manager: str, dry_run: bool) -> None:
         from progdel.sandbox import patch as patches
 
         objects = self.server.objects
@@ -498,14 +583,16 @@ class ApiHandler(BaseHTTPRequestHandler):
             ):
                 new["metadata"].pop("resourceVersion", None)
             self._send_json(
-                200, objects.update_scale(r.rt, r.version, r.namespace or "", r.name or "", new, manager)
+                200,
+                objects.update_scale(r.rt, r.version, r.namespace or "", r.name or "", new, manager, dry_run),
             )
 
     def _wants_table(self) -> bool:
         return TABLE_ACCEPT in (self.headers.get("Accept") or "")
 
     def _obj_at(self, r: Route, entry: Entry) -> dict[str, Any]:
-        return self.server.objects.present_obj(r.rt, r.version, entry.obj)
+        objects = self.server.objects
+        return objects.present_obj(r.rt, r.version, objects.stored(r.rt, entry).obj)
 
     def _selectors(self, r: Route, query: dict[str, str]) -> tuple[Any, Any]:
         try:
@@ -546,7 +633,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         self._send(200, head[:-1] + b',"items":[' + items + b"]}")
         return None
 
-    def _delete_collection(self, r: Route, query: dict[str, str], options: dict[str, Any]) -> None:
+    def _delete_collection(
+        self, r: Route, query: dict[str, str], options: dict[str, Any], dry_run: bool
+    ) -> None:
         if "deletecollection" not in r.rt.verbs():
             raise _method_not_allowed()
         objects = self.server.objects
@@ -557,9 +646,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         deleted = []
         for e in entries:
             try:
-                obj, _ = objects.delete(
-                    r.rt, r.namespace or "", e.obj["metadata"]["name"], options, bool(query.get("dryRun"))
-                )
+                obj, _ = objects.delete(r.rt, r.namespace or "", e.obj["metadata"]["name"], options, dry_run)
                 deleted.append(objects.present_obj(r.rt, r.version, obj))
             except ApiError as err:
                 if err.code != 404:

@@ -7,6 +7,7 @@ server answers with, worded as a real API server words it.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import hashlib
 import json
@@ -14,11 +15,12 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from progdel.sandbox import patch as patches
 from progdel.sandbox import schema as schemas
-from progdel.sandbox import validation
+from progdel.sandbox import structural, validation
 from progdel.sandbox.resources import (
     CRD_KEY,
     DEPLOYMENT_KEY,
@@ -59,8 +61,9 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
@@ -110,6 +113,107 @@ def invalid(rt: ResourceType, name: str, errors: list[schemas.FieldError]) -> Ap
     details["kind"] = rt.kind
     details["causes"] = causes
     return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}', details)
+
+
+IGNORE, WARN, STRICT = "Ignore", "Warn", "Strict"
+
+
+@dataclass
+class FieldValidation:
+    """What one write does with unknown and duplicate fields (``fieldValidation``), and its warnings.
+
+    ``decode_errors`` are the strict decoding errors found while reading the body
+    (``duplicate field "spec.a"``); ``patched`` is the patched object as JSON when
+    the write is a merge or JSON patch, whose strict errors are worded apart.
+    ``warnings`` collects what the answer's ``Warning`` headers say.
+    """
+
+    directive: str = IGNORE
+    decode_errors: list[str] = field(default_factory=list)
+    patched: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def report(self, rt: ResourceType, version: str, unknown: list[str]) -> None:
+        """Warn about, or refuse, the body's duplicate and unknown fields, as the directive says."""
+        errors = self.decode_errors + [f'unknown field "{p}"' for p in unknown]
+        self.decode_errors = []
+        if not errors or self.directive == IGNORE:
+            return
+        if self.directive == WARN:
+            self.warnings += errors
+            return
+        text = "strict decoding error: " + ", ".join(errors)
+        if self.patched is not None:
+            detail = f"Invalid value: {schemas.go_value(self.patched)}: {text}"
+            raise ApiError(
+                422,
+                "Invalid",
+                f' "" is invalid: patch: {detail}',
+                {"causes": [{"reason": "FieldValueInvalid", "message": detail, "field": "patch"}]},
+            )
+        raise bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {text}')
+
+
+def undecodable(rt: ResourceType, version: str, err: Exception) -> ApiError:
+    return bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {err}')
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, duplicates included (while looking for duplicate fields)."""
+
+
+def _duplicates(value: Any, path: str, out: list[str]) -> Any:
+    if isinstance(value, _Pairs):
+        obj: dict[str, Any] = {}
+        for k, v in value:
+            child = f"{path}.{k}" if path else k
+            if k in obj and child not in out:
+                out.append(child)
+            obj[k] = _duplicates(v, child, out)
+        return obj
+    if isinstance(value, list):
+        return [_duplicates(v, f"{path}[{i}]", out) for i, v in enumerate(value)]
+    return value
+
+
+def load_json(raw: bytes | str) -> tuple[Any, list[str]]:
+    """A JSON body and the paths of its duplicate fields (the last value wins, as in Go)."""
+    seen_duplicate = False
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal seen_duplicate
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen_duplicate = True
+        return obj
+
+    value = json.loads(raw, object_pairs_hook=check)
+    if not seen_duplicate:
+        return value, []
+    out: list[str] = []
+    return _duplicates(json.loads(raw, object_pairs_hook=_Pairs), "", out), out
+
+
+def load_yaml(text: str) -> tuple[Any, list[str]]:
+    """A YAML document and its duplicate keys, worded as Go's YAML decoder words them."""
+    import yaml
+
+    duplicates: list[str] = []
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                duplicates.append(f'line {key_node.start_mark.line + 1}: key "{key}" already set in map')
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader), duplicates
 
 
 def now_iso() -> str:
@@ -175,8 +279,26 @@ class Objects:
         self.on_crd_change: list[Callable[[], None]] = []
 
     # ---- presentation ---------------------------------------------------------------------
+    def stored(self, rt: ResourceType, entry: Entry) -> Entry:
+        """The object as a read returns it: one stored before its CRD's schema last changed is pruned
+        and defaulted again under the current schema (in memory only, as the real server does)."""
+        if rt.builtin or entry.rv > rt.schema_rv:
+            return entry
+        schema = rt.schemas.get(rt.preferred_version)
+        if not schema:
+            return entry
+        obj = entry.copy()
+        meta = obj.pop("metadata", None)
+        structural.prune(obj, schema)
+        structural.prune_nulls(obj, schema)
+        structural.default(obj, schema)
+        if meta is not None:
+            obj["metadata"] = meta
+        return Entry(obj, encode(obj), entry.rv)
+
     def present(self, rt: ResourceType, version: str, entry: Entry) -> bytes:
         """The object's JSON at the requested version (CRD versions share one stored copy)."""
+        entry = self.stored(rt, entry)
         want = rt.api_version(version)
         if entry.obj.get("apiVersion") == want:
             return entry.raw
@@ -197,7 +319,7 @@ class Objects:
         entry = self.store.get(rt.key, ns, name)
         if entry is None:
             raise not_found(rt, name)
-        return entry
+        return self.stored(rt, entry)
 
     def list(
         self,
@@ -217,7 +339,7 @@ class Objects:
             except (ValueError, KeyError, TypeError, IndexError) as err:
                 raise bad_request(f"invalid continue token: {err}") from err
         selected = [
-            e
+            self.stored(rt, e)
             for e in entries
             if (start is None or (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]) > start)
             and labels_match(labels, e.obj)
@@ -293,8 +415,35 @@ class Objects:
             meta.pop("namespace", None)
         return obj
 
+    def _decode_custom(
+        self, rt: ResourceType, version: str, obj: dict[str, Any], checks: FieldValidation | None
+    ) -> None:
+        """What decoding a custom object's body does: prune, coerce ObjectMeta, drop nulls, default.
+
+        Unknown and duplicate fields are then warned about or refused as ``checks`` says.
+        """
+        if rt.builtin:
+            if checks is not None:
+                checks.report(rt, version, [])
+            return
+        schema = rt.schemas.get(version) or rt.schemas.get(rt.preferred_version)
+        try:
+            unknown = structural.coerce(obj, schema)
+        except structural.MetadataError as err:
+            raise undecodable(rt, version, err) from err
+        if checks is not None:
+            checks.report(rt, version, unknown)
+        storage = rt.schemas.get(rt.preferred_version)
+        if storage is not None and storage is not schema:
+            structural.coerce(obj, storage)
+
     def _validate(
-        self, rt: ResourceType, version: str, obj: dict[str, Any], old: dict[str, Any] | None = None
+        self,
+        rt: ResourceType,
+        version: str,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None = None,
+        checks: FieldValidation | None = None,
     ) -> None:
         name = obj["metadata"].get("name", "")
         if rt.builtin:
@@ -304,7 +453,9 @@ class Objects:
         if not rt.builtin:
             schema = rt.schemas.get(version) or rt.schemas.get(rt.preferred_version)
             if schema:
-                errors += schemas.validate_custom_object(obj, schema)
+                prev = old if old is not None else schemas.MISSING
+                errors += schemas.validate_custom_object(obj, schema, prev)
+                errors += self._rules(rt, version, schema, obj, prev, errors, checks)
         if rt.key == CRD_KEY:
             errors += _validate_crd(obj)
         if errors:
@@ -320,6 +471,38 @@ class Objects:
             raise bad_request(
                 f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {err}'
             ) from err
+
+    def _rules(
+        self,
+        rt: ResourceType,
+        version: str,
+        schema: dict[str, Any],
+        obj: dict[str, Any],
+        old: Any,
+        errors: builtins.list[schemas.FieldError],
+        checks: FieldValidation | None,
+    ) -> builtins.list[schemas.FieldError]:
+        """The errors of the schema's ``x-kubernetes-validations`` rules (none run after blocking errors)."""
+        if version not in rt.rules:
+            from progdel.sandbox import cel
+
+            rt.rules[version] = cel.RuleSet(schema) if cel.has_rules(schema) else None
+        rules = rt.rules[version]
+        if rules is None:
+            return []
+        if any(e.reason in schemas.BLOCKING for e in errors):
+            return [
+                schemas.FieldError(
+                    "<nil>",
+                    "FieldValueInvalid",
+                    "Invalid value: null: some validation rules were not checked because the object was "
+                    "invalid; correct the existing errors to complete validation",
+                )
+            ]
+        outcome = rules.validate(obj, old)
+        if checks is not None:
+            checks.warnings += outcome.warnings
+        return outcome.errors
 
     def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if rt.key == DEPLOYMENT_KEY:
@@ -432,8 +615,10 @@ class Objects:
         manager: str,
         dry_run: bool = False,
         managed: bool = False,
+        checks: FieldValidation | None = None,
     ) -> dict[str, Any]:
         obj = self._body_object(rt, version, ns, body)
+        self._decode_custom(rt, version, obj, checks)
         meta = obj["metadata"]
         # Admission (NamespaceLifecycle) comes before naming and validation, as in kube-apiserver.
         self._check_namespace(rt, ns, True, str(meta.get("name") or meta.get("generateName") or ""))
@@ -443,7 +628,10 @@ class Objects:
             obj.pop("status", None)
         self._canonical(rt, version, obj)
         self._defaults(rt, obj)
-        self._validate(rt, version, obj)
+        self._validate(rt, version, obj, checks=checks)
+        if meta.get("resourceVersion") and not managed and not dry_run:
+            # The storage layer's refusal: an error without a Status reason, hence a 500.
+            raise ApiError(500, "", "resourceVersion should not be set on objects to be created")
         name = meta["name"]
         with self.store.lock:
             self._check_namespace(rt, ns, creating=True, name=name)
@@ -483,9 +671,11 @@ class Objects:
         subresource: str = "",
         dry_run: bool = False,
         managed: bool = False,
+        checks: FieldValidation | None = None,
     ) -> dict[str, Any]:
         new = self._body_object(rt, version, ns, body)
         self._canonical(rt, version, new)
+        self._decode_custom(rt, version, new, checks)
         meta = new["metadata"]
         if meta.get("name") and meta["name"] != name:
             raise bad_request(
@@ -498,7 +688,7 @@ class Objects:
             if cur is None:
                 self._check_namespace(rt, ns, creating=False)
                 raise not_found(rt, name)
-            old = cur.obj
+            old = self.stored(rt, cur).obj
             want_rv = meta.get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
@@ -545,7 +735,7 @@ class Objects:
             if "generation" in om:
                 bump = _spec_part(old) != _spec_part(new)
                 meta["generation"] = om["generation"] + (1 if bump else 0)
-            self._validate(rt, version, new, old)
+            self._validate(rt, version, new, old, checks)
             self._allocate(rt, new)
             if not managed:
                 meta["managedFields"] = copy.deepcopy(om.get("managedFields") or [])
@@ -577,9 +767,11 @@ class Objects:
         force: bool,
         subresource: str = "",
         dry_run: bool = False,
+        checks: FieldValidation | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Apply a patch; returns the object and whether it was created (apply only)."""
         key_ns = ns if rt.namespaced else ""
+        checks = checks if checks is not None else FieldValidation()
         if content_type == APPLY_PATCH_CBOR:
             raise ApiError(
                 415,
@@ -593,11 +785,19 @@ class Objects:
             import yaml
 
             try:
-                applied = yaml.safe_load(raw.decode() or "{}")
+                applied, duplicates = load_yaml(raw.decode() or "{}")
             except (yaml.YAMLError, UnicodeDecodeError) as err:
                 raise bad_request(f"error decoding YAML: {err}") from err
             if not isinstance(applied, dict):
                 raise bad_request("apply patch must be an object")
+            if duplicates and checks.directive != IGNORE:
+                text = "error converting YAML to JSON: yaml: unmarshal errors:\n" + "\n".join(
+                    f"  {d}" for d in duplicates
+                )
+                if checks.directive == STRICT:
+                    raise bad_request(f"error strict decoding YAML: {text}")
+                checks.warnings += duplicates
+            self._typed_apply_check(rt, version, ns, name, applied)
             if applied.get("kind") != rt.kind or applied.get("apiVersion") != rt.api_version(version):
                 raise bad_request(
                     f"invalid object type: {applied.get('apiVersion')}, Kind={applied.get('kind')}; expected "
@@ -637,20 +837,35 @@ class Objects:
                 if cur is None:
                     if subresource:
                         raise not_found(rt, name)
-                    return self.create(rt, version, ns, merged, manager, dry_run, managed=True), True
+                    created = self.create(
+                        rt, version, ns, merged, manager, dry_run, managed=True, checks=checks
+                    )
+                    return created, True
                 return self.update(
-                    rt, version, ns, name, merged, manager, subresource, dry_run, managed=True
+                    rt,
+                    version,
+                    ns,
+                    name,
+                    merged,
+                    manager,
+                    subresource,
+                    dry_run,
+                    managed=True,
+                    checks=checks,
                 ), False
         try:
-            body = json.loads(raw or b"null")
+            body, duplicates = load_json(raw or b"null")
         except ValueError as err:
             raise bad_request(f"error decoding patch: {err}") from err
+        if checks.directive != IGNORE:
+            prefix = "json patch " if content_type == JSON_PATCH else ""
+            checks.decode_errors = [f'{prefix}duplicate field "{d}"' for d in duplicates]
         with self.store.lock:
             cur = self.store.get(rt.key, key_ns, name)
             if cur is None:
                 self._check_namespace(rt, ns, creating=False)
                 raise not_found(rt, name)
-            current = self.present_obj(rt, version, cur.copy())
+            current = self.present_obj(rt, version, self.stored(rt, cur).copy())
             try:
                 if content_type == JSON_PATCH:
                     patched = patches.json_patch(current, body)
@@ -687,9 +902,43 @@ class Objects:
                 raise ApiError(422, "Invalid", "metadata must be an object", _details(rt, name))
             if pm.get("resourceVersion") == cur.obj["metadata"]["resourceVersion"]:
                 pm.pop("resourceVersion")
+            if content_type in (JSON_PATCH, MERGE_PATCH):
+                checks.patched = json.dumps(patched, sort_keys=True, separators=(",", ":"))
             return self.update(
-                rt, version, ns, name, patched, manager or "unknown", subresource, dry_run
+                rt,
+                version,
+                ns,
+                name,
+                patched,
+                manager or "unknown",
+                subresource,
+                dry_run,
+                checks=checks,
             ), False
+
+    def _typed_apply_check(self, rt: ResourceType, version: str, ns: str, name: str, applied: Any) -> None:
+        """Server-side apply reads the applied configuration against the schema: a field it does not
+        declare fails the request, whatever ``fieldValidation`` says (a 500, as kube-apiserver 1.32
+        answers it)."""
+        if rt.builtin:
+            return
+        schema = rt.schemas.get(version) or rt.schemas.get(rt.preferred_version)
+        probe = copy.deepcopy(applied)
+        unknown = structural.prune(probe, schema)
+        try:
+            _, meta_unknown = structural.coerce_object_meta(applied.get("metadata") or {})
+        except structural.MetadataError:
+            meta_unknown = []
+        errors = [f".{p}: field not declared in schema" for p in meta_unknown + unknown]
+        if not errors:
+            return
+        text = errors[0] if len(errors) == 1 else "errors:\n" + "\n".join(f"  {e}" for e in errors)
+        group = f"{rt.group}/{version}" if rt.group else version
+        raise ApiError(
+            500,
+            "",
+            f"failed to create typed patch object ({ns}/{name}; {group}, Kind={rt.kind}): {text}",
+        )
 
     def delete(
         self,
@@ -856,7 +1105,14 @@ class Objects:
         }
 
     def update_scale(
-        self, rt: ResourceType, version: str, ns: str, name: str, scale: Any, manager: str
+        self,
+        rt: ResourceType,
+        version: str,
+        ns: str,
+        name: str,
+        scale: Any,
+        manager: str,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         if not isinstance(scale, dict) or not isinstance(scale.get("spec"), dict):
             raise bad_request("the body of the request must be a Scale object")
@@ -888,7 +1144,7 @@ class Objects:
             obj = cur.copy()
             obj.setdefault("spec", {})["replicas"] = replicas
             obj["metadata"].pop("resourceVersion", None)
-            new = self.update(rt, version, ns, name, obj, manager)
+            new = self.update(rt, version, ns, name, obj, manager, dry_run=dry_run)
             return self.scale_of(rt, new)
 
 

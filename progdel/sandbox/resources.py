@@ -40,6 +40,11 @@ class ResourceType:
     # DELETE answers with the deleted object rather than a ``Status`` (the registry's
     # ``ReturnDeletedObject``: namespaces, services, serviceaccounts on kube-apiserver).
     returns_deleted_object: bool = False
+    # The resourceVersion of the CRD these schemas come from: objects stored at or before it were
+    # pruned and defaulted under an older schema, so reads prune and default them again.
+    schema_rv: int = 0
+    # Compiled validation rules per version (``cel.RuleSet``), built on first use.
+    rules: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -191,6 +196,7 @@ def resource_from_crd(crd: dict[str, Any]) -> ResourceType:
         categories=list(names.get("categories") or []),
         builtin=False,
         storage_version=storage,
+        schema_rv=int((crd.get("metadata") or {}).get("resourceVersion") or 0),
     )
     for v in versions:
         sub = v.get("subresources") or {}

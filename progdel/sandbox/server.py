@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from importlib import resources as package_files
@@ -32,15 +33,20 @@ class PortInUse(OSError):
         self.port = port
 
 
+@functools.cache
 def bundled_crds() -> list[dict[str, Any]]:
-    """The CRDs a cluster with Istio, the Gateway API and Flagger has (shipped in ``crds/``)."""
+    """The CRDs a cluster with Istio, the Gateway API and Flagger has (shipped in ``crds/``).
+
+    Read once per process: treat the result as read-only.
+    """
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     out: list[dict[str, Any]] = []
     folder = package_files.files("progdel.sandbox") / "crds"
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".yaml"):
-            out.extend(d for d in yaml.safe_load_all(item.read_text()) if d)
+            out.extend(d for d in yaml.load_all(item.read_text(), Loader=loader) if d)
     return out
 
 

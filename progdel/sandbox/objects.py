@@ -815,7 +815,7 @@ class Objects:
                     meta["namespace"] = ns
                 try:
                     merged = patches.server_side_apply(
-                        self.present_obj(rt, version, cur.obj) if cur else None,
+                        self.present_obj(rt, version, self.stored(rt, cur).obj) if cur else None,
                         applied,
                         manager,
                         force,

@@ -206,7 +206,8 @@ def resource_from_crd(crd: dict[str, Any]) -> ResourceType:
             rt.scale_subresource = True
         schema = (v.get("schema") or {}).get("openAPIV3Schema")
         if schema:
-            rt.schemas[v["name"]] = schema
+            # Versions with equal schemas share one object, so a write is pruned and validated once.
+            rt.schemas[v["name"]] = next((o for o in rt.schemas.values() if o == schema), schema)
         if v.get("additionalPrinterColumns"):
             rt.printer_columns[v["name"]] = list(v["additionalPrinterColumns"])
     return rt

@@ -182,14 +182,7 @@ class RuleSet:
             if rule.uses_old_self and old is MISSING:
                 continue  # transition rules need an old value
             if rule.program is None:
-                out.errors.append(
-                    FieldError(
-                        shown,
-                        "FieldValueInvalid",
-                        f"Invalid value: {json.dumps(typ)}: the sandbox cannot evaluate the rule "
-                        f"{rule.rule!r} ({rule.error}); it is refused rather than taken as passed",
-                    )
-                )
+                out.errors.append(self._unsupported(shown, typ, rule, rule.error))
                 continue
             if activation is None:
                 activation = {"self": to_cel(value, s)}
@@ -203,6 +196,9 @@ class RuleSet:
                 continue
             if not isinstance(result, celpy.celtypes.BoolType):
                 detail = _eval_error(result)
+                if detail.startswith("undeclared reference"):  # a function this library lacks
+                    out.errors.append(self._unsupported(shown, typ, rule, detail))
+                    continue
                 label = rule.message or rule.rule
                 err_text = f"Invalid value: {json.dumps(typ)}: {detail} evaluating rule: {label}"
                 out.errors.append(FieldError(shown, "FieldValueInvalid", err_text))
@@ -227,6 +223,15 @@ class RuleSet:
             else:
                 out.errors.append(error)
 
+    @staticmethod
+    def _unsupported(path: str, typ: str, rule: Rule, why: str) -> FieldError:
+        return FieldError(
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {json.dumps(typ)}: the sandbox cannot evaluate the rule {rule.rule!r} "
+            f"({why}); the write is refused rather than taken as passing it",
+        )
+
 
 def _key(item: Any, keys: list[str] | None) -> str:
     if not isinstance(item, dict) or not keys:
@@ -247,6 +252,9 @@ def _field_error(path: str, reason: str, value: Any, typ: str, detail: str) -> F
 
 def _eval_error(result: Any) -> str:
     text = str(result.args[0]) if getattr(result, "args", None) else str(result)
+    m = re.match(r"undeclared reference to '([^']*)'", text)
+    if m:
+        return f"undeclared reference to {m.group(1)!r}"
     m = re.search(r"no such (?:member in mapping|key): '?([^']*)'?", text)
     if m:
         return f"no such key: {m.group(1)}"

@@ -391,6 +391,7 @@ def test_custom_status_subresource(api_client: Any, namespace: str) -> None:
         "spec": {
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
             "service": {"port": 9898},
+            "analysis": {"interval": "1m", "threshold": 5, "iterations": 3},
         },
         "status": {"phase": "Ignored"},
     }

@@ -2,8 +2,8 @@
 
 The sandbox runs one process of this module per replica of a Deployment whose
 first container uses the demo image, so a canary demo has something real to
-route to and to measure. It is stdlib only and starts in a few tens of
-milliseconds.
+route to and to measure. It is stdlib only (with ``progdel.sandbox.httpapp``) and
+starts in a few tens of milliseconds.
 
 Conventions (what a pod template controls):
 
@@ -16,22 +16,29 @@ Conventions (what a pod template controls):
 - **DEMO_LATENCY_MS** (default 0): delay added before every ``GET /`` answer.
 - **DEMO_POD_NAME** (default ``HOSTNAME``, else ``demo-<pid>``): the pod name reported.
 - **--port** / ``DEMO_PORT``: the port on 127.0.0.1 (0 picks a free one; the chosen
-  port is printed as ``listening <port>`` on stdout).
+  port is printed as ``listening <port>`` on stdout); **--metrics-port**: a second port
+  that serves the same endpoints (the sandbox maps the container's metrics port to it).
+- **DEMO_METRICS_PORT** (default 9797): the container port that stands for the metrics
+  port (read by the sandbox, see ``progdel.sandbox.images``); every other container port
+  is the HTTP port.
 
 Endpoints: ``GET /`` answers ``{"version": ..., "pod": ...}`` with the header
-``x-demo-version``; ``GET /healthz`` answers 200 once the socket is serving.
-Keep-alive is supported, which is what Envoy uses upstream.
+``x-demo-version``; ``GET /healthz`` answers 200 once the socket is serving; ``GET
+/metrics`` has podinfo's ``http_request_duration_seconds`` histogram (labels ``method``,
+``path`` = ``root``/``version``/``healthz``/``metrics``, ``status``) and
+``http_requests_total``, so Flagger's app-level queries (its Gateway API and other
+non-Istio providers) can judge a demo canary. Keep-alive is supported, which is what
+Envoy uses upstream.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
-import signal
-import sys
+import time
+
+from progdel.sandbox.httpapp import Request, RequestMetrics, Response, json_response, route_label, run
 
 DEMO_IMAGE_REPOSITORY = "progdel/demo-app"
 
@@ -67,84 +74,6 @@ class ErrorSchedule:
         return False
 
 
-class _HttpProtocol(asyncio.Protocol):
-    """One client connection: parse pipelined HTTP/1.1 requests, answer them in order."""
-
-    def __init__(self, app: DemoApp) -> None:
-        self.app = app
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-        self.queue: asyncio.Queue[tuple[str, str, bool] | None] = asyncio.Queue()
-        self.writer_task: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.writer_task = asyncio.get_running_loop().create_task(self._answer_loop())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.queue.put_nowait(None)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > 65536 and self.transport is not None:
-                    self.transport.close()
-                return
-            head = self.buffer[:end].decode("latin-1")
-            lines = head.split("\r\n")
-            parts = lines[0].split(" ")
-            if len(parts) != 3:
-                self.queue.put_nowait(("BAD", "", False))
-                self.buffer = b""
-                return
-            method, target, proto = parts
-            length = 0
-            keep_alive = proto == "HTTP/1.1"
-            for line in lines[1:]:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key == "content-length":
-                    length = int(value.strip() or 0)
-                elif key == "connection":
-                    token = value.strip().lower()
-                    keep_alive = token != "close" and (keep_alive or token == "keep-alive")
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
-            self.buffer = self.buffer[total:]
-            self.queue.put_nowait((method, target.split("?", 1)[0], keep_alive))
-
-    async def _answer_loop(self) -> None:
-        while True:
-            item = await self.queue.get()
-            if item is None or self.transport is None or self.transport.is_closing():
-                return
-            method, path, keep_alive = item
-            status, body, headers = await self.app.answer(method, path)
-            head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}"]
-            head.append("content-type: application/json")
-            head.append(f"content-length: {len(body)}")
-            head.extend(f"{k}: {v}" for k, v in headers)
-            if not keep_alive:
-                head.append("connection: close")
-            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-            if not keep_alive:
-                self.transport.close()
-                return
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    500: "Internal Server Error",
-}
-
-
 class DemoApp:
     """The behaviour of the demo service, independent of sockets."""
 
@@ -154,38 +83,35 @@ class DemoApp:
         self.errors = ErrorSchedule(error_rate)
         self.latency = max(latency_ms, 0.0) / 1000.0
         self.served = 0
+        self.metrics = RequestMetrics()
 
-    async def answer(self, method: str, path: str) -> tuple[int, bytes, list[tuple[str, str]]]:
-        version_header = [("x-demo-version", self.version)]
-        if method == "BAD":
-            return 400, b'{"error": "bad request"}', version_header
+    async def handle(self, request: Request) -> Response:
+        """Answer one request and record it in the metrics, as podinfo's middleware does."""
+        started = time.monotonic()
+        resp, route = await self.answer(request.method, request.path)
+        if route is not None:
+            self.metrics.observe(request.method, route, resp.status, time.monotonic() - started)
+        resp.headers.append(("x-demo-version", self.version))
+        return resp
+
+    async def answer(self, method: str, path: str) -> tuple[Response, str | None]:
+        """The answer and the route label it is counted under (None: not counted, like a 404)."""
         if path == "/healthz":
-            return 200, b'{"status": "ok"}', version_header
+            return json_response(200, {"status": "ok"}, pretty=False), "healthz"
+        if path == "/metrics":
+            return self.metrics.response(), "metrics"
         if path not in ("/", "/version"):
-            return 404, b'{"error": "not found"}', version_header
+            return json_response(404, {"error": "not found"}, pretty=False), None
         if method not in ("GET", "HEAD", "POST"):
-            return 405, b'{"error": "method not allowed"}', version_header
+            return json_response(405, {"error": "method not allowed"}, pretty=False), None
+        route = route_label(path)
         self.served += 1
         if self.latency:
             await asyncio.sleep(self.latency)
         if self.errors.next_fails():
-            body = json.dumps({"error": "injected failure", "version": self.version, "pod": self.pod})
-            return 500, body.encode(), version_header
-        body = json.dumps({"version": self.version, "pod": self.pod})
-        return 200, body.encode(), version_header
-
-
-async def serve(app: DemoApp, port: int, host: str = "127.0.0.1") -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _HttpProtocol(app), host, port, reuse_address=True)
-    bound = server.sockets[0].getsockname()[1]
-    sys.stdout.write(f"listening {bound}\n")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
+            body = {"error": "injected failure", "version": self.version, "pod": self.pod}
+            return json_response(500, body, pretty=False), route
+        return json_response(200, {"version": self.version, "pod": self.pod}, pretty=False), route
 
 
 def _float_env(name: str, default: float) -> float:
@@ -201,6 +127,7 @@ def _float_env(name: str, default: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="demo-app", description="progdel sandbox demo service")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "0")))
+    parser.add_argument("--metrics-port", type=int, default=None)
     parser.add_argument("--image", default=os.environ.get("DEMO_IMAGE", ""))
     parser.add_argument("--version", default=os.environ.get("DEMO_VERSION", ""))
     parser.add_argument("--pod", default=os.environ.get("DEMO_POD_NAME") or os.environ.get("HOSTNAME", ""))
@@ -212,8 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         error_rate=_float_env("DEMO_ERROR_RATE", 0.0),
         latency_ms=_float_env("DEMO_LATENCY_MS", 0.0),
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(app, args.port))
+    servers = [(args.port, app.handle)]
+    if args.metrics_port is not None:
+        servers.append((args.metrics_port, app.handle))
+    run(servers)
 
 
 if __name__ == "__main__":

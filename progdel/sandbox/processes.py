@@ -1,11 +1,11 @@
 """Replicas as real local processes, and the one safe way the sandbox starts child processes.
 
 ``ProcessReplicaBackend`` is the sandbox's mesh-mode ``ReplicaBackend``: every replica of a
-Deployment whose first container uses the demo image (``progdel/demo-app:<version>``, see
-``progdel.sandbox.demoapp``) is one process of the demo service on its own loopback port;
-a replica is ready once its ``/healthz`` answers. Deployments with any other image are
-"instantly ready", as with the default backend (images from ``.invalid`` registries never get ready), so
-non-demo workloads still roll out.
+Deployment whose first container uses an image the sandbox runs (the demo app, podinfo,
+Flagger's load tester: see ``progdel.sandbox.images``) is one process on loopback ports of
+its own; a replica is ready once its readiness endpoint answers. Deployments with any other
+image are "instantly ready", as with the default backend (images from ``.invalid``
+registries never get ready), so other workloads still roll out.
 
 Child processes must never outlive the sandbox, even when it is killed with ``kill -9``.
 Every child therefore gets ``PR_SET_PDEATHSIG`` (Linux). That signal fires when the
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from progdel.sandbox.backend import ReplicaCounts, ReplicaSetKey
-from progdel.sandbox.demoapp import version_from_image
+from progdel.sandbox.images import ContainerView, LaunchContext, Program, kind_of, plan
 from progdel.sandbox.replicas import pullable
 
 _PR_SET_PDEATHSIG = 1
@@ -141,19 +141,40 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One replica as the mesh sees it: where it listens and the labels of its pod."""
+    """One replica (a pod) as the mesh and Prometheus see it.
+
+    ``host``/``port`` is its main address (where it answers readiness); ``ports`` maps the
+    ports inside the container to local ones, and ``catch_all`` (the demo app) serves any
+    other container port too. Without a port map the main address serves every port.
+    """
 
     host: str
     port: int
     ready: bool
     labels: Mapping[str, str]
     pod: str
+    ports: Mapping[int, int] = field(default_factory=dict)
+    catch_all: int | None = None
+    port_names: Mapping[str, int] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def local_port(self, target: int | str | None) -> int | None:
+        """The local port for a Service's ``targetPort`` (a number or a container port name)."""
+        if target is None or not self.ports:
+            return self.port
+        number = self.port_names.get(target) if isinstance(target, str) else target
+        if number is None:
+            if isinstance(target, str) and target.isdigit():
+                number = int(target)
+            else:
+                return None
+        return self.ports.get(number, self.catch_all)
 
 
 @dataclass
 class _Replica:
     pod: str
-    port: int = 0
+    program: Program | None = None
     proc: subprocess.Popen[bytes] | None = None
     ready: bool = False
     restarts: int = 0
@@ -164,26 +185,19 @@ class _Replica:
 @dataclass
 class _ReplicaSet:
     key: ReplicaSetKey
-    image: str
+    container: ContainerView
     labels: dict[str, str]
-    env: dict[str, str]
-    demo: bool
+    annotations: dict[str, str]
+    runs: bool  # a process per replica (else: instantly ready)
     replicas: list[_Replica] = field(default_factory=list)
     desired: int = 0
 
-
-def _container(template: Mapping[str, Any]) -> Mapping[str, Any]:
-    containers = ((template.get("spec") or {}).get("containers")) or [{}]
-    first = containers[0]
-    return first if isinstance(first, Mapping) else {}
+    @property
+    def image(self) -> str:
+        return self.container.image
 
 
-def _container_env(container: Mapping[str, Any]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in container.get("env") or []:
-        if isinstance(item, Mapping) and isinstance(item.get("name"), str) and "value" in item:
-            env[item["name"]] = "" if item["value"] is None else str(item["value"])
-    return env
+_POD_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of a ReplicaSet's pod name suffixes
 
 
 class ProcessReplicaBackend:
@@ -202,8 +216,10 @@ class ProcessReplicaBackend:
         log_dir: str | Path | None = None,
         grace: float = 0.5,
         probe_interval: float = 0.05,
+        context: LaunchContext | None = None,
     ) -> None:
         self.python = python
+        self.context = context or LaunchContext(python=python)
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.grace = grace
         self.probe_interval = probe_interval
@@ -220,30 +236,28 @@ class ProcessReplicaBackend:
     # ReplicaBackend -----------------------------------------------------------------------
 
     def reconcile(self, key: ReplicaSetKey, template: dict[str, Any], replicas: int) -> ReplicaCounts:
-        container = _container(template)
-        image = str(container.get("image") or "")
+        container = ContainerView.of(template)
         with self._lock:
             rs = self._sets.get(key)
-            if rs is None or rs.image != image:
-                labels = ((template.get("metadata") or {}).get("labels")) or {}
+            if rs is None or rs.container != container:
+                meta = template.get("metadata") or {}
                 rs = _ReplicaSet(
                     key=key,
-                    image=image,
-                    labels={str(k): str(v) for k, v in labels.items()},
-                    env=_container_env(container),
-                    demo=version_from_image(image) is not None,
+                    container=container,
+                    labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+                    annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+                    runs=kind_of(container.image) is not None,
                 )
                 old = self._sets.get(key)
                 if old is not None:
                     self._retire(old.replicas)
                 self._sets[key] = rs
             rs.desired = max(int(replicas), 0)
-            if not rs.demo or self._closed:  # the default backend's rule: ready unless unpullable
+            if not rs.runs or self._closed:  # the default backend's rule: ready unless unpullable
                 return ReplicaCounts(current=rs.desired, ready=rs.desired if pullable(template) else 0)
             while len(rs.replicas) < rs.desired:
-                rs.replicas.append(
-                    _Replica(pod=f"{key.deployment}-{key.template_hash}-{secrets.token_hex(3)[:5]}")
-                )
+                suffix = "".join(secrets.choice(_POD_SUFFIX) for _ in range(5))
+                rs.replicas.append(_Replica(pod=f"{key.deployment}-{key.template_hash}-{suffix}"))
             if len(rs.replicas) > rs.desired:
                 surplus = rs.replicas[rs.desired :]
                 del rs.replicas[rs.desired :]
@@ -277,16 +291,26 @@ class ProcessReplicaBackend:
     # What the mesh reads ------------------------------------------------------------------
 
     def endpoints(self) -> dict[ReplicaSetKey, list[Endpoint]]:
-        """Every demo replica that is running, with its readiness and pod labels."""
+        """Every replica process that is running, with its readiness, ports and pod metadata."""
         with self._lock:
             return {
                 key: [
-                    Endpoint("127.0.0.1", r.port, r.ready, dict(rs.labels), r.pod)
+                    Endpoint(
+                        "127.0.0.1",
+                        r.program.probe[0],
+                        r.ready,
+                        dict(rs.labels),
+                        r.pod,
+                        dict(r.program.ports),
+                        r.program.catch_all,
+                        dict(rs.container.port_names),
+                        dict(rs.annotations),
+                    )
                     for r in rs.replicas
-                    if r.proc is not None
+                    if r.proc is not None and r.program is not None
                 ]
                 for key, rs in self._sets.items()
-                if rs.demo
+                if rs.runs
             }
 
     def pids(self) -> list[int]:
@@ -328,7 +352,7 @@ class ProcessReplicaBackend:
             with self._lock:
                 if self._closed:
                     return
-                work = [(rs, rep) for rs in self._sets.values() if rs.demo for rep in rs.replicas]
+                work = [(rs, rep) for rs in self._sets.values() if rs.runs for rep in rs.replicas]
                 now = time.monotonic()
                 dying = [r for r in self._terminating if r.stop_at is not None and r.stop_at <= now]
             now = time.monotonic()
@@ -346,12 +370,15 @@ class ProcessReplicaBackend:
         if rep.proc is None:
             if now < rep.next_start:
                 return
-            proc = self._start(rs, rep)
+            started = self._start(rs, rep)
+            if started is None:
+                return
+            program, proc = started
             with self._lock:
                 if rep.stop_at is not None or self._closed or rep not in rs.replicas:
                     stop_process(proc, timeout=1.0)  # scaled away while starting
                     return
-                rep.proc = proc
+                rep.program, rep.proc = program, proc
             return
         if rep.proc.poll() is not None:  # crashed: restart with a back-off, like a kubelet
             with self._lock:
@@ -362,38 +389,29 @@ class ProcessReplicaBackend:
                     rep.ready = False
                     self._changed = True
             return
-        if not rep.ready and self._healthy(rep.port):
+        if not rep.ready and rep.program is not None and self._healthy(*rep.program.probe):
             with self._lock:
                 if rep.stop_at is None:
                     rep.ready = True
                     self._changed = True
 
-    def _start(self, rs: _ReplicaSet, rep: _Replica) -> subprocess.Popen[bytes]:
-        rep.port = free_port()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **rs.env}
-        env.update({"DEMO_POD_NAME": rep.pod, "HOSTNAME": rep.pod, "DEMO_IMAGE": rs.image})
-        argv = [
-            self.python,
-            "-I",
-            str(Path(__file__).with_name("demoapp.py")),
-            "--port",
-            str(rep.port),
-            "--image",
-            rs.image,
-            "--pod",
-            rep.pod,
-        ]
+    def _start(self, rs: _ReplicaSet, rep: _Replica) -> tuple[Program, subprocess.Popen[bytes]] | None:
+        program = plan(
+            rs.container, pod=rep.pod, namespace=rs.key.namespace, ctx=self.context, allocate=free_port
+        )
+        if program is None:
+            return None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_dir / f"{rs.key.namespace}_{rep.pod}.log", "ab") as log:
-                return spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        return spawn(argv, env=env)
+                return program, spawn(program.argv, env=program.env, stdout=log, stderr=subprocess.STDOUT)
+        return program, spawn(program.argv, env=program.env)
 
     @staticmethod
-    def _healthy(port: int) -> bool:
+    def _healthy(port: int, path: str) -> bool:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.2)
         try:
-            conn.request("GET", "/healthz")
+            conn.request("GET", path)
             return conn.getresponse().status == 200
         except OSError:
             return False

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from progdel.sandbox.backend import ReplicaSetKey
-from progdel.sandbox.mesh import selector_matches
+from progdel.sandbox.mesh import selector_matches, target_port
 from progdel.sandbox.objects import ApiError, bad_request
 from progdel.sandbox.processes import Endpoint
 
@@ -151,16 +151,22 @@ def endpoints_addresses(
 
 
 def replica_addresses(
-    namespace: str, selector: Mapping[str, str], replicas: Mapping[ReplicaSetKey, Iterable[Endpoint]]
+    namespace: str,
+    selector: Mapping[str, str],
+    replicas: Mapping[ReplicaSetKey, Iterable[Endpoint]],
+    target: int | str | None = None,
 ) -> list[tuple[str, int]]:
-    """(host, port) of every ready replica in ``namespace`` whose pod labels ``selector`` matches."""
-    return [
-        (e.host, e.port)
-        for key, eps in replicas.items()
-        if key.namespace == namespace
-        for e in eps
-        if e.ready and selector_matches(selector, e.labels)
-    ]
+    """(host, port) of every ready replica in ``namespace`` whose pod labels ``selector`` matches,
+    on the replica's local port for the container port ``target`` (a number or a name)."""
+    out = []
+    for key, eps in replicas.items():
+        if key.namespace != namespace:
+            continue
+        for e in eps:
+            port = e.local_port(target)
+            if e.ready and port is not None and selector_matches(selector, e.labels):
+                out.append((e.host, port))
+    return out
 
 
 def resolve(
@@ -177,7 +183,8 @@ def resolve(
         addresses = endpoints_addresses(endpoints, port_name, len(_ports(service)) <= 1)
     else:
         selector = (service.get("spec") or {}).get("selector") or {}
-        addresses = replica_addresses(namespace, selector, replicas or {}) if selector else []
+        target = target_port(port) if port is not None else None
+        addresses = replica_addresses(namespace, selector, replicas or {}, target) if selector else []
     if not addresses:
         raise unavailable(f'no endpoints available for service "{ref.name}"')
     host, number = random.choice(addresses)

@@ -59,9 +59,13 @@ STAT_PREFIX = "mesh"
 Obj = Mapping[str, Any]
 
 
-def cluster_name(namespace: str, workload: str) -> str:
-    """The Envoy cluster of a workload; Prometheus splits it back at the first ``_``."""
-    return f"{namespace}_{workload}"
+def cluster_name(namespace: str, workload: str, target: int | str) -> str:
+    """The Envoy cluster of a workload's port (a container port number or name).
+
+    Prometheus splits it back at the first and the last ``_``: Kubernetes names and port
+    names have none.
+    """
+    return f"{namespace}_{workload}_{target}"
 
 
 # Rendering: pure functions from cluster objects to Envoy resources ----------------------
@@ -83,6 +87,30 @@ def _meta(obj: Obj) -> tuple[str, str]:
 def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Whether a Service's ``selector`` picks pods with ``labels`` (an empty selector picks none)."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def service_ports(service: Obj) -> list[Mapping[str, Any]]:
+    return [p for p in (service.get("spec") or {}).get("ports") or [] if isinstance(p, Mapping)]
+
+
+def target_port(port: Mapping[str, Any] | None, number: int | None = None) -> int | str:
+    """Where a service port sends traffic: its ``targetPort`` (a number or a name), else its port."""
+    if port is None:
+        return number if number is not None else 80
+    target = port.get("targetPort")
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    if isinstance(target, str) and target:
+        return int(target) if target.isdigit() else target
+    return int(port.get("port") or 80)
+
+
+def pick_port(service: Obj, number: int | None) -> Mapping[str, Any] | None:
+    """The service port a client reaches on port ``number`` (None: the only or first port)."""
+    ports = service_ports(service)
+    if number is None:
+        return ports[0] if ports else None
+    return next((p for p in ports if p.get("port") == number), None)
 
 
 _CLUSTER_DOMAIN = "svc.cluster.local"
@@ -142,6 +170,12 @@ def _route_matches(match_list: Any) -> list[dict[str, Any]]:
     return out or [{"prefix": "/"}]
 
 
+def _port_number(value: Any) -> int | None:
+    if isinstance(value, Mapping):
+        value = value.get("number")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class MeshModel:
     """Indexes the cluster objects once, then answers "which clusters serve this host"."""
 
@@ -157,31 +191,47 @@ class MeshModel:
         for key, eps in inputs.endpoints.items():
             bucket = self.ready.setdefault((key.namespace, key.deployment), [])
             bucket.extend(e for e in eps if e.ready)
-        self.clusters: dict[str, list[Endpoint]] = {}
+        self.clusters: dict[str, list[tuple[str, int]]] = {}
 
-    def cluster(self, namespace: str, workload: str) -> str:
-        name = cluster_name(namespace, workload)
+    def _addresses(self, namespace: str, workload: str, target: int | str) -> list[tuple[str, int]]:
+        out = []
+        for e in self.ready.get((namespace, workload), []):
+            port = e.local_port(target)
+            if port is not None:
+                out.append((e.host, port))
+        return sorted(out, key=lambda a: a[1])
+
+    def cluster(self, namespace: str, workload: str, target: int | str) -> str:
+        name = cluster_name(namespace, workload, target)
         if name not in self.clusters:
-            self.clusters[name] = sorted(self.ready.get((namespace, workload), []), key=lambda e: e.port)
+            self.clusters[name] = self._addresses(namespace, workload, target)
         return name
 
-    def service_split(self, host: str, namespace: str) -> dict[str, float]:
-        """Envoy clusters behind a destination host, with their share of its traffic."""
+    def workloads(self, namespace: str, service: Obj) -> list[str]:
+        selector = (service.get("spec") or {}).get("selector") or {}
+        return [w for w, labels in self.deployments.get(namespace, []) if selector_matches(selector, labels)]
+
+    def service_split(self, host: str, namespace: str, port: int | None = None) -> dict[str, float]:
+        """Envoy clusters behind a Service host on ``port``, with their share of its traffic.
+
+        Each workload the selector matches is weighted by its ready replicas, as kube-proxy
+        spreads connections; the service port's ``targetPort`` picks the replicas' port.
+        """
         parts = host.lower().split(".")
         name = parts[0]
         ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else namespace
         service = self.services.get((ns, name))
         if service is None:
-            return {self.cluster(ns, name): 1.0}  # unknown Service: an empty cluster answers 503
-        selector = (service.get("spec") or {}).get("selector") or {}
-        workloads = [w for w, labels in self.deployments.get(ns, []) if selector_matches(selector, labels)]
+            return {self.cluster(ns, name, port or 80): 1.0}  # unknown Service: an empty cluster answers 503
+        target = target_port(pick_port(service, port), port)
+        workloads = self.workloads(ns, service)
         if not workloads:
-            return {self.cluster(ns, name): 1.0}
-        counts = {w: len(self.ready.get((ns, w), [])) for w in workloads}
+            return {self.cluster(ns, name, target): 1.0}
+        counts = {w: len(self._addresses(ns, w, target)) for w in workloads}
         total = sum(counts.values())
         if total == 0:
-            return {self.cluster(ns, w): 1.0 / len(workloads) for w in workloads}
-        return {self.cluster(ns, w): n / total for w, n in counts.items() if n}
+            return {self.cluster(ns, w, target): 1.0 / len(workloads) for w in workloads}
+        return {self.cluster(ns, w, target): n / total for w, n in counts.items() if n}
 
     def weighted(self, destinations: Iterable[Any], namespace: str) -> dict[str, int]:
         dests = [
@@ -197,30 +247,51 @@ class MeshModel:
             if w <= 0:
                 continue
             host = str(d["destination"].get("host", ""))
-            for cluster, share in self.service_split(host, namespace).items():
+            port = _port_number(d["destination"].get("port"))
+            for cluster, share in self.service_split(host, namespace, port).items():
                 out[cluster] = out.get(cluster, 0) + round(w * share * 1000)
         return {c: w for c, w in out.items() if w > 0}
 
 
-def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The Envoy clusters and the route configuration for the given cluster state."""
-    model = MeshModel(inputs)
-    # Every workload gets its cluster whether routed or not, so its counters (the workload's
-    # metrics) survive a weight of 0 instead of vanishing and restarting from zero.
-    for ns, workloads in model.deployments.items():
-        for workload, _labels in workloads:
-            model.cluster(ns, workload)
+_RETRY_POLICY = {
+    "retry_on": "connect-failure,refused-stream,reset",
+    "num_retries": 2,
+    "retry_host_predicate": [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.host."
+                "previous_hosts.v3.PreviousHostsPredicate"
+            },
+        }
+    ],
+}
+
+
+def _action(clusters: Mapping[str, int], timeout: str) -> dict[str, Any]:
+    action: dict[str, Any] = {"timeout": timeout, "retry_policy": _RETRY_POLICY}
+    if len(clusters) == 1:
+        action["cluster"] = next(iter(clusters))
+    else:
+        action["weighted_clusters"] = {
+            "clusters": [{"name": c, "weight": w} for c, w in sorted(clusters.items())]
+        }
+    return action
+
+
+def _virtualservice_hosts(model: MeshModel, inputs: MeshInputs, taken: set[str]) -> list[dict[str, Any]]:
+    """One virtual host per VirtualService: its hosts on any port, its routes and weights."""
     vhosts: list[dict[str, Any]] = []
-    taken: set[str] = set()
     for vs in sorted(inputs.virtualservices, key=_meta):
         ns, name = _meta(vs)
         spec = vs.get("spec") or {}
         domains = []
         for host in spec.get("hosts") or []:
             for form in _host_forms(str(host), ns):
-                if form not in taken:
-                    taken.add(form)
-                    domains.append(form)
+                for domain in (form, f"{form}:*"):
+                    if domain not in taken:
+                        taken.add(domain)
+                        domains.append(domain)
         if not domains:
             continue
         routes: list[dict[str, Any]] = []
@@ -230,31 +301,10 @@ def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             clusters = model.weighted(http.get("route") or [], ns)
             if not clusters:
                 continue
-            action: dict[str, Any] = {
-                "timeout": _duration(http.get("timeout"), "15s"),
-                "retry_policy": {
-                    "retry_on": "connect-failure,refused-stream,reset",
-                    "num_retries": 2,
-                    "retry_host_predicate": [
-                        {
-                            "name": "envoy.retry_host_predicates.previous_hosts",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.retry.host."
-                                "previous_hosts.v3.PreviousHostsPredicate"
-                            },
-                        }
-                    ],
-                },
-            }
-            if len(clusters) == 1:
-                action["cluster"] = next(iter(clusters))
-            else:
-                action["weighted_clusters"] = {
-                    "clusters": [{"name": c, "weight": w} for c, w in sorted(clusters.items())]
-                }
+            action = _action(clusters, _duration(http.get("timeout"), "15s"))
             mirror = http.get("mirror")
             if isinstance(mirror, Mapping) and mirror.get("host"):
-                split = model.service_split(str(mirror["host"]), ns)
+                split = model.service_split(str(mirror["host"]), ns, _port_number(mirror.get("port")))
                 pct = float(((http.get("mirrorPercentage") or {}).get("value")) or 100.0)
                 action["request_mirror_policies"] = [
                     {
@@ -266,7 +316,61 @@ def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 ]
             routes.extend({"match": m, "route": action} for m in _route_matches(http.get("match")))
         vhosts.append({"name": f"{ns}/{name}", "domains": domains, "routes": routes})
-    envoy_clusters = [_envoy_cluster(name, eps) for name, eps in sorted(model.clusters.items())]
+    return vhosts
+
+
+def _service_hosts(model: MeshModel, inputs: MeshInputs, taken: set[str]) -> list[dict[str, Any]]:
+    """One virtual host per Service port, as kube-proxy would route ``name[.ns[.svc...]]:port``.
+
+    A host without a port is port 80, else the Service's first port (a client of the mesh
+    listener names no port). Hosts a VirtualService claims are left to it.
+    """
+    vhosts: list[dict[str, Any]] = []
+    for (ns, name), service in sorted(model.services.items()):
+        ports = service_ports(service)
+        if not ports or not model.workloads(ns, service):
+            continue
+        bare = next((p for p in ports if p.get("port") == 80), ports[0])
+        forms = _host_forms(name, ns)
+        for port in ports:
+            number = port.get("port")
+            if not isinstance(number, int):
+                continue
+            domains = [f"{form}:{number}" for form in forms]
+            if port is bare:
+                domains += forms
+            # a VirtualService's host (``form:*``) is its own on every port
+            domains = [d for d in domains if d not in taken and f"{d.split(':')[0]}:*" not in taken]
+            if not domains:
+                continue
+            taken.update(domains)
+            clusters = model.weighted(
+                [{"destination": {"host": f"{name}.{ns}", "port": {"number": number}}}], ns
+            )
+            if not clusters:
+                continue
+            vhosts.append(
+                {
+                    "name": f"{ns}/{name}:{number}",
+                    "domains": domains,
+                    "routes": [{"match": {"prefix": "/"}, "route": _action(clusters, "0s")}],
+                }
+            )
+    return vhosts
+
+
+def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The Envoy clusters and the route configuration for the given cluster state."""
+    model = MeshModel(inputs)
+    # Every workload port a Service reaches gets its cluster whether routed or not, so its
+    # counters (the workload's metrics) survive a weight of 0 instead of restarting from zero.
+    for (ns, _name), service in model.services.items():
+        for workload in model.workloads(ns, service):
+            for port in service_ports(service):
+                model.cluster(ns, workload, target_port(port))
+    taken: set[str] = set()
+    vhosts = _virtualservice_hosts(model, inputs, taken) + _service_hosts(model, inputs, taken)
+    envoy_clusters = [_envoy_cluster(name, addresses) for name, addresses in sorted(model.clusters.items())]
     return envoy_clusters, {"@type": ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": vhosts}
 
 
@@ -279,7 +383,7 @@ def _duration(value: Any, default: str) -> str:
     return default
 
 
-def _envoy_cluster(name: str, endpoints: list[Endpoint]) -> dict[str, Any]:
+def _envoy_cluster(name: str, addresses: list[tuple[str, int]]) -> dict[str, Any]:
     return {
         "@type": CLUSTER_TYPE,
         "name": name,
@@ -291,16 +395,12 @@ def _envoy_cluster(name: str, endpoints: list[Endpoint]) -> dict[str, Any]:
             "endpoints": [
                 {
                     "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {"socket_address": {"address": e.host, "port_value": e.port}}
-                            }
-                        }
-                        for e in endpoints
+                        {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+                        for host, port in addresses
                     ]
                 }
             ]
-            if endpoints
+            if addresses
             else [],
         },
     }
@@ -360,7 +460,6 @@ class Envoy:
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
             "HttpConnectionManager",
             "stat_prefix": STAT_PREFIX,
-            "strip_any_host_port": True,
             "rds": {"route_config_name": ROUTE_CONFIG_NAME, "config_source": source(self.rds_path)},
             "http_filters": [
                 {

@@ -38,8 +38,11 @@ def deployment(name: str, app: str) -> dict[str, Any]:
     }
 
 
-def service(name: str, app: str) -> dict[str, Any]:
-    return {"metadata": {"namespace": NS, "name": name}, "spec": {"selector": {"app": app}}}
+def service(name: str, app: str, port: int = 9898, target: int | str = 9898) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": NS, "name": name},
+        "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": port, "targetPort": target}]},
+    }
 
 
 def virtualservice(
@@ -163,3 +166,170 @@ def wait_survivors(pids: list[int], expected: int, timeout: float = 5.0) -> int:
             return expected
         time.sleep(0.05)
     return sum(alive(p) for p in pids)
+
+
+# A whole sandbox with its data plane, shared by the tests of a session --------------------
+
+
+class MeshSandbox:
+    """The sandbox API server with a data plane (commands allowed), reached over HTTP."""
+
+    PATHS = {
+        "Namespace": "/api/v1/namespaces",
+        "Service": "/api/v1/namespaces/{ns}/services",
+        "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+        "VirtualService": "/apis/networking.istio.io/v1beta1/namespaces/{ns}/virtualservices",
+    }
+
+    def __init__(self, server: Any, plane: Any) -> None:
+        import httpx
+
+        self.server, self.plane = server, plane
+        self.api = httpx.Client(base_url=server.url, timeout=10)
+
+    def path(self, kind: str, namespace: str) -> str:
+        return self.PATHS[kind].format(ns=namespace)
+
+    def create(self, namespace: str, *objects: dict[str, Any]) -> None:
+        for obj in objects:
+            resp = self.api.post(self.path(obj["kind"], namespace), json=obj)
+            assert resp.status_code == 201, resp.text
+
+    def replace(self, namespace: str, obj: dict[str, Any]) -> None:
+        url = f"{self.path(obj['kind'], namespace)}/{obj['metadata']['name']}"
+        current = self.api.get(url).json()
+        body = {
+            **obj,
+            "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
+        }
+        resp = self.api.put(url, json=body)
+        assert resp.status_code == 200, resp.text
+
+    def wait_available(self, namespace: str, name: str, replicas: int = 1, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            url = f"{self.path('Deployment', namespace)}/{name}"
+            status = self.api.get(url).json().get("status") or {}
+            if status.get("readyReplicas") == replicas and status.get("replicas") == replicas:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"deployment {namespace}/{name} not ready: {status}")
+
+    def endpoints(self, namespace: str, deployment: str) -> list[Any]:
+        return [
+            e
+            for key, eps in self.plane.backend.endpoints().items()
+            if key.namespace == namespace and key.deployment == deployment
+            for e in eps
+        ]
+
+    def mesh_get(self, host: str, path: str = "/") -> Any:
+        import httpx
+
+        return httpx.get(f"{self.plane.mesh_url}{path}", headers={"host": host}, timeout=10)
+
+    def wait_routed(self, host: str, predicate: Any, path: str = "/", timeout: float = 15.0) -> Any:
+        """Poll the mesh until an answer for ``host`` satisfies ``predicate``; that answer."""
+        deadline = time.monotonic() + timeout
+        resp = None
+        while time.monotonic() < deadline:
+            resp = self.mesh_get(host, path)
+            if predicate(resp):
+                return resp
+            time.sleep(0.05)
+        raise AssertionError(
+            f"{host}{path}: {resp.status_code if resp else None} {resp.text if resp else ''}"
+        )
+
+
+@pytest.fixture(scope="session")
+def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    from progdel.sandbox.dataplane import DataPlane
+    from progdel.sandbox.server import SandboxServer
+
+    root = tmp_path_factory.mktemp("mesh-sandbox")
+    plane = DataPlane(root / "dataplane", allow_commands=True)
+    server = SandboxServer(root / "sandbox", "127.0.0.1", free_port(), backend=plane.backend)
+    server.start()
+    try:
+        plane.start(server.url)
+        sandbox = MeshSandbox(server, plane)
+        yield sandbox
+        sandbox.api.close()
+    finally:
+        plane.stop()
+        server.stop()
+
+
+@pytest.fixture
+def mesh_ns(mesh_sandbox: MeshSandbox) -> Iterator[str]:
+    """A fresh namespace of the shared mesh sandbox, deleted (with its replicas) afterwards."""
+    import uuid
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    mesh_sandbox.create(name, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    mesh_sandbox.api.delete(f"/api/v1/namespaces/{name}")
+
+
+PODINFO_IMAGE = "ghcr.io/stefanprodan/podinfo"
+
+
+def podinfo_deployment(
+    name: str, tag: str, *, app: str | None = None, replicas: int = 1, flags: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """podinfo as Flagger's kustomize/podinfo deploys it (command, ports, scrape annotations)."""
+    app = app or name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": app},
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9797"},
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "podinfod",
+                            "image": f"{PODINFO_IMAGE}:{tag}",
+                            "ports": [
+                                {"name": "http", "containerPort": 9898, "protocol": "TCP"},
+                                {"name": "http-metrics", "containerPort": 9797, "protocol": "TCP"},
+                                {"name": "grpc", "containerPort": 9999, "protocol": "TCP"},
+                            ],
+                            "command": [
+                                "./podinfo",
+                                "--port=9898",
+                                "--port-metrics=9797",
+                                "--grpc-port=9999",
+                                "--grpc-service-name=podinfo",
+                                "--level=info",
+                                "--random-delay=false",
+                                "--random-error=false",
+                                *flags,
+                            ],
+                            "env": [{"name": "PODINFO_UI_COLOR", "value": "#34577c"}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def cluster_service(name: str, app: str, ports: list[tuple[int, int | str]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"app": app},
+            "ports": [{"name": f"p{port}", "port": port, "targetPort": target} for port, target in ports],
+        },
+    }

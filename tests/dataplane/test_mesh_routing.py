@@ -62,7 +62,7 @@ def test_hosts_short_forms_and_unknown_host(backend: ProcessReplicaBackend, envo
 
 
 def test_render_one_cluster_per_workload() -> None:
-    """``podinfo`` and ``podinfo-primary`` select the same Deployment: one cluster, named for it."""
+    """``podinfo`` and ``podinfo-primary`` select the same Deployment: one cluster per workload port."""
     inputs = MeshInputs(
         virtualservices=[
             virtualservice("podinfo", [("podinfo-primary", 80), ("podinfo-canary", 20)]),
@@ -76,12 +76,12 @@ def test_render_one_cluster_per_workload() -> None:
         deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
     )
     clusters, routes = render(inputs)
-    assert [c["name"] for c in clusters] == ["test_podinfo", "test_podinfo-primary"]
+    assert [c["name"] for c in clusters] == ["test_podinfo-primary_9898", "test_podinfo_9898"]
     by_name = {vh["name"]: vh for vh in routes["virtual_hosts"]}
     weighted = by_name["test/podinfo"]["routes"][0]["route"]["weighted_clusters"]["clusters"]
     weights = {c["name"]: c["weight"] for c in weighted}
-    assert weights == {"test_podinfo-primary": 80000, "test_podinfo": 20000}
-    assert by_name["test/direct"]["routes"][0]["route"]["cluster"] == "test_podinfo-primary"
+    assert weights == {"test_podinfo-primary_9898": 80000, "test_podinfo_9898": 20000}
+    assert by_name["test/direct"]["routes"][0]["route"]["cluster"] == "test_podinfo-primary_9898"
     assert "podinfo.test.svc.cluster.local" in by_name["test/podinfo"]["domains"]
 
 
@@ -91,7 +91,7 @@ def test_new_replicas_join_without_resetting_counters(backend: ProcessReplicaBac
     world.route(0, 100)
 
     def canary_requests(client: httpx.Client) -> int:
-        pattern = r"^cluster\.test_podinfo\.upstream_rq_200$"
+        pattern = r"^cluster\.test_podinfo_9898\.upstream_rq_200$"
         text = client.get(f"{envoy.admin_url}/stats", params={"filter": pattern})
         return int(text.text.split(":")[1]) if ":" in text.text else 0
 

@@ -21,6 +21,7 @@ import atexit
 import errno
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from progdel.errors import ExitCode, ProgdelError
+from progdel.sandbox.images import LaunchContext
 from progdel.sandbox.loadgen import LoadGenerator
 from progdel.sandbox.mesh import Envoy, MeshSync
 from progdel.sandbox.processes import ProcessReplicaBackend, free_port
@@ -53,7 +55,8 @@ class DataPlane:
     """Process replicas + Envoy mesh + Prometheus for one sandbox cluster.
 
     Ports of 0 are picked free. ``prometheus=False`` skips the metrics store (faster to start,
-    for callers that only need traffic).
+    for callers that only need traffic). ``allow_commands`` lets the load tester run the
+    commands of Canary webhooks (in ``<data dir>/commands``, through the mesh).
     """
 
     def __init__(
@@ -65,13 +68,22 @@ class DataPlane:
         prometheus_port: int = 0,
         prometheus: bool = True,
         debounce: float = 0.05,
+        allow_commands: bool = False,
     ) -> None:
         self._tmp = None if data_dir is not None else tempfile.mkdtemp(prefix="progdel-dataplane-")
         self.data_dir = Path(data_dir if data_dir is not None else self._tmp)  # type: ignore[arg-type]
         self.requested_ports = {"mesh": mesh_port, "envoy admin": admin_port, "prometheus": prometheus_port}
+        # The mesh port is known before any replica starts: the load tester's commands use it.
+        self._mesh_port = mesh_port or free_port()
         self.with_prometheus = prometheus
         self.debounce = debounce
-        self.backend = ProcessReplicaBackend(log_dir=self.data_dir / "pods")
+        context = LaunchContext(
+            python=sys.executable,
+            mesh_proxy=f"http://127.0.0.1:{self._mesh_port}",
+            allow_commands=allow_commands,
+            work_dir=self.data_dir / "commands",
+        )
+        self.backend = ProcessReplicaBackend(log_dir=self.data_dir / "pods", context=context)
         self.envoy: Envoy | None = None
         self.sync: MeshSync | None = None
         self.prometheus: PrometheusServer | None = None
@@ -85,6 +97,7 @@ class DataPlane:
             if port:
                 check_port_free(port, what)
             ports[what] = port or free_port()
+        ports["mesh"] = self._mesh_port
         atexit.register(self.stop)
         self._started = True
         try:
@@ -99,11 +112,17 @@ class DataPlane:
                 self.prometheus = PrometheusServer(
                     self.data_dir / "prometheus", ports["prometheus"], f"127.0.0.1:{ports['envoy admin']}"
                 )
+                self.prometheus.write_pod_targets(self.backend.endpoints())
                 self.prometheus.start()
+                self.backend.add_listener(self._scrape_pods)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _scrape_pods(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.write_pod_targets(self.backend.endpoints())
 
     def stop(self) -> None:
         """Stop everything this data plane started (idempotent)."""

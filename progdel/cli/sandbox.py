@@ -41,8 +41,17 @@ def up(
         bool,
         typer.Option(
             "--mesh",
-            help="Also run the data plane: demo-app replicas as processes, a real Envoy following the "
-            "VirtualServices, and a real Prometheus with Istio's metrics.",
+            help="Also run the data plane: demo-app, podinfo and load tester replicas as processes, "
+            "a real Envoy routing Services and following the VirtualServices, and a real Prometheus "
+            "with Istio's metrics and the apps' own.",
+        ),
+    ] = False,
+    allow_commands: Annotated[
+        bool,
+        typer.Option(
+            "--allow-commands",
+            help="Let the load tester run the commands of Canary webhooks (hey, curl, bash) on this "
+            "machine, in a folder of the data dir (with --mesh).",
         ),
     ] = False,
     mesh_port: Annotated[
@@ -59,19 +68,17 @@ def up(
     /readyz, and prints the kubeconfig to use.
     """
     ddir = (data_dir or daemon.default_data_dir()).expanduser().resolve()
+    mesh_options: dict[str, Any] = {
+        "mesh": mesh,
+        "mesh_port": mesh_port,
+        "prometheus_port": prometheus_port,
+        "allow_commands": allow_commands,
+    }
     if not detach:
-        daemon.check_can_start(ddir, port, mesh=mesh, mesh_port=mesh_port, prometheus_port=prometheus_port)
-        daemon.serve(
-            ddir,
-            port,
-            "127.0.0.1",
-            quiet=False,
-            mesh=mesh,
-            mesh_port=mesh_port,
-            prometheus_port=prometheus_port,
-        )
+        daemon.check_can_start(ddir, port, **mesh_options)
+        daemon.serve(ddir, port, "127.0.0.1", quiet=False, **mesh_options)
         return
-    d = daemon.start_detached(ddir, port, mesh=mesh, mesh_port=mesh_port, prometheus_port=prometheus_port)
+    d = daemon.start_detached(ddir, port, **mesh_options)
     print(f"sandbox cluster running at {d.url} (pid {d.pid}, log {d.log})")
     print(f"kubeconfig: {d.kubeconfig}")
     if d.mesh_url:

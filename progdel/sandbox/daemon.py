@@ -85,6 +85,7 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument("--mesh", action="store_true")
     parser.add_argument("--mesh-port", type=int, default=DEFAULT_MESH_PORT)
     parser.add_argument("--prometheus-port", type=int, default=DEFAULT_PROMETHEUS_PORT)
+    parser.add_argument("--allow-commands", action="store_true")
     args = parser.parse_args(argv)
     try:
         serve(
@@ -95,6 +96,7 @@ def serve_main(argv: list[str]) -> int:
             mesh=args.mesh,
             mesh_port=args.mesh_port,
             prometheus_port=args.prometheus_port,
+            allow_commands=args.allow_commands,
         )
     except ProgdelError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -133,6 +135,7 @@ def serve(
     mesh: bool = False,
     mesh_port: int = DEFAULT_MESH_PORT,
     prometheus_port: int = DEFAULT_PROMETHEUS_PORT,
+    allow_commands: bool = False,
 ) -> None:
     from progdel.sandbox.server import PortInUse
 
@@ -140,7 +143,12 @@ def serve(
     if mesh:
         from progdel.sandbox.dataplane import DataPlane
 
-        plane = DataPlane(data_dir / "dataplane", mesh_port=mesh_port, prometheus_port=prometheus_port)
+        plane = DataPlane(
+            data_dir / "dataplane",
+            mesh_port=mesh_port,
+            prometheus_port=prometheus_port,
+            allow_commands=allow_commands,
+        )
     server = build_server(data_dir, port, host, backend=plane.backend if plane else None)
     try:
         server.start()
@@ -170,6 +178,10 @@ def serve(
     print(f"kubeconfig: {kubeconfig}", flush=True)
     if plane is not None:
         print(f"mesh (Envoy) at {plane.mesh_url}, Prometheus at {plane.prometheus_url}", flush=True)
+        if allow_commands:
+            print(
+                f"the load tester runs webhook commands in {data_dir / 'dataplane' / 'commands'}", flush=True
+            )
     if not quiet:
         print(f"export KUBECONFIG={kubeconfig}", flush=True)
     try:
@@ -191,9 +203,13 @@ def check_can_start(
     mesh: bool = False,
     mesh_port: int = DEFAULT_MESH_PORT,
     prometheus_port: int = DEFAULT_PROMETHEUS_PORT,
+    allow_commands: bool = False,
 ) -> None:
     """Refuse early, in one line, when a sandbox already runs from ``ddir`` or a port is taken."""
     from progdel.sandbox.server import port_free
+
+    if allow_commands and not mesh:
+        raise InvalidInput("--allow-commands needs --mesh: only the mesh's load tester runs commands")
 
     running = read_pid(ddir)
     if running is not None:
@@ -226,15 +242,25 @@ def start_detached(
     mesh: bool = False,
     mesh_port: int = DEFAULT_MESH_PORT,
     prometheus_port: int = DEFAULT_PROMETHEUS_PORT,
+    allow_commands: bool = False,
 ) -> Detached:
     """Start the sandbox in a background process and return once it answers /readyz."""
-    check_can_start(ddir, port, mesh=mesh, mesh_port=mesh_port, prometheus_port=prometheus_port)
+    check_can_start(
+        ddir,
+        port,
+        mesh=mesh,
+        mesh_port=mesh_port,
+        prometheus_port=prometheus_port,
+        allow_commands=allow_commands,
+    )
     ddir.mkdir(parents=True, exist_ok=True)
     log_path = ddir / LOG_FILE
     (ddir / URL_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "progdel.sandbox", "--port", str(port), "--data-dir", str(ddir)]
     if mesh:
         argv += ["--mesh", "--mesh-port", str(mesh_port), "--prometheus-port", str(prometheus_port)]
+    if allow_commands:
+        argv.append("--allow-commands")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -346,7 +347,7 @@ class LoadTester:
             shim.unlink(missing_ok=True)
             return
         shim.parent.mkdir(parents=True, exist_ok=True)
-        shim.write_text(f'#!/bin/sh\nexec {real} -x {self.mesh_proxy} "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec {shlex.quote(real)} -x {shlex.quote(self.mesh_proxy)} "$@"\n')
         shim.chmod(0o755)
 
     def log(self, canary: str, message: str) -> None:

@@ -1,4 +1,4 @@
-"""The sandbox mesh: a real Envoy whose routes follow the cluster's VirtualServices.
+"""The sandbox mesh: a real Envoy whose routes follow the cluster's Services and VirtualServices.
 
 One Envoy (``--concurrency 1``, admin on loopback) has one HTTP listener, the mesh port,
 that plays every sidecar and the ingress gateway at once. Its clusters and routes come
@@ -10,17 +10,24 @@ How cluster objects become Envoy config:
 
 - one *virtual host* per VirtualService, with its hosts and the short forms a client in
   the namespace would use (``podinfo``, ``podinfo.test``, ``podinfo.test.svc``,
-  ``podinfo.test.svc.cluster.local``); the port in the Host header is ignored;
+  ``podinfo.test.svc.cluster.local``), on any port (``podinfo:*``);
 - one Envoy *route* per ``http[].match`` entry, with the destinations' weights;
-- one Envoy *cluster per workload* (Deployment), named ``<namespace>_<deployment>``
-  (Kubernetes names have no ``_`` nor, for namespaces, ``.``, so both parts can be read
-  back; dots would confuse Envoy's stat tag extraction). Its endpoints are the
-  ready replicas of that Deployment (delivered by file-based EDS, so the cluster, and its
-  counters, survive endpoint changes). A destination (a Service) is expanded into the
-  workloads its selector matches, each weighted by its ready replicas, as kube-proxy would
-  spread connections. Per-workload clusters make Envoy's per-cluster statistics exactly
-  Istio's per-``destination_workload`` metrics, even when one Deployment sits behind
-  several Services (``podinfo`` and ``podinfo-primary`` both select ``podinfo-primary``).
+- one *virtual host* per port of every other Service (``podinfo-canary.test:9898``; a host
+  without a port is port 80, else the Service's first port), routed as kube-proxy would;
+- one Envoy *cluster per workload* (Deployment) *and port*, named
+  ``<namespace>_<deployment>_<target port>`` (Kubernetes names have no ``_`` nor, for
+  namespaces, ``.``, so the parts can be read back; dots would confuse Envoy's stat tag
+  extraction). Its endpoints are the ready replicas of that Deployment on their local
+  port for the container port (delivered by file-based EDS, so the cluster, and its
+  counters, survive endpoint changes). A destination (a Service and port) is expanded into
+  the workloads its selector matches, each weighted by its ready replicas, as kube-proxy
+  would spread connections, on the port its ``targetPort`` names. Clusters are never per
+  Service, so Envoy's per-cluster statistics summed by workload are exactly Istio's
+  per-``destination_workload`` metrics, even when one Deployment sits behind several
+  Services (``podinfo`` and ``podinfo-primary`` both select ``podinfo-primary``).
+
+The listener also accepts absolute-form requests (``GET http://podinfo-canary.test:9898/``),
+so it serves as an HTTP proxy for in-cluster names (``http_proxy``).
 
 The input is read as any client would: list + watch of VirtualServices
 (networking.istio.io/v1beta1), Services and Deployments through the API server's REST

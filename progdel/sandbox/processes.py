@@ -192,10 +192,6 @@ class _ReplicaSet:
     replicas: list[_Replica] = field(default_factory=list)
     desired: int = 0
 
-    @property
-    def image(self) -> str:
-        return self.container.image
-
 
 _POD_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of a ReplicaSet's pod name suffixes
 
@@ -212,14 +208,12 @@ class ProcessReplicaBackend:
     def __init__(
         self,
         *,
-        python: str = sys.executable,
         log_dir: str | Path | None = None,
         grace: float = 0.5,
         probe_interval: float = 0.05,
         context: LaunchContext | None = None,
     ) -> None:
-        self.python = python
-        self.context = context or LaunchContext(python=python)
+        self.context = context or LaunchContext(python=sys.executable)
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.grace = grace
         self.probe_interval = probe_interval

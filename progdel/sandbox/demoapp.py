@@ -38,7 +38,15 @@ import asyncio
 import os
 import time
 
-from progdel.sandbox.httpapp import Request, RequestMetrics, Response, json_response, route_label, run
+from progdel.sandbox.httpapp import (
+    Request,
+    RequestMetrics,
+    Response,
+    image_tag,
+    json_response,
+    route_label,
+    run,
+)
 
 DEMO_IMAGE_REPOSITORY = "progdel/demo-app"
 
@@ -49,12 +57,7 @@ def version_from_image(image: str) -> str | None:
     Accepts ``progdel/demo-app:1.0.0`` and registry-qualified forms such as
     ``docker.io/progdel/demo-app:1.0.0``; a digest or a missing tag is not a version.
     """
-    name, sep, tag = image.rpartition(":")
-    if not sep or "/" in tag or "@" in image:
-        return None
-    if name != DEMO_IMAGE_REPOSITORY and not name.endswith("/" + DEMO_IMAGE_REPOSITORY):
-        return None
-    return tag or None
+    return image_tag(image, DEMO_IMAGE_REPOSITORY)
 
 
 class ErrorSchedule:

@@ -10,13 +10,15 @@ only, so a replica starts in a few tens of milliseconds. This module gives them:
   a histogram with the Prometheus client's default buckets and labels ``method``, ``path``,
   ``status``; ``http_requests_total{status}``) in the text exposition format;
 - ``listen_map``: which local port stands for which port inside the container
-  (``PROGDEL_LISTEN="9898=41234,9797=41235"``, set by the sandbox when it starts a replica).
+  (``PROGDEL_LISTEN="9898=41234,9797=41235"``, set by the sandbox when it starts a replica);
+- ``image_tag``: the version an image reference carries; ``die_on_parent_exit``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes  # imported before any fork: die_on_parent_exit runs in preexec_fn
 import os
 import re
 import signal
@@ -247,6 +249,24 @@ def listen_map(env: Mapping[str, str] | None = None) -> dict[int, int]:
         if sep and inner.strip().isdigit() and local.strip().isdigit():
             out[int(inner)] = int(local)
     return out
+
+
+def image_tag(image: str, repository: str) -> str | None:
+    """The tag of ``repository:TAG``, also behind any registry (``ghcr.io/REPOSITORY:TAG``).
+
+    None for another repository, a digest or a missing tag.
+    """
+    name, sep, tag = image.rpartition(":")
+    if not sep or not tag or "/" in tag or "@" in image:
+        return None
+    return tag if name == repository or name.endswith("/" + repository) else None
+
+
+def die_on_parent_exit(sig: int) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent thread ends (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, sig, 0, 0, 0)
 
 
 def json_response(status: int, data: object, *, pretty: bool = True) -> Response:

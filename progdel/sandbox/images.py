@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from progdel.sandbox import demoapp, podinfo
+from progdel.sandbox.httpapp import image_tag
 from progdel.sandbox.loadtester import go_flags
 
-LOADTESTER_REPOSITORIES = ("ghcr.io/fluxcd/flagger-loadtester", "fluxcd/flagger-loadtester")
+LOADTESTER_REPOSITORY = "fluxcd/flagger-loadtester"
 LOADTESTER_DEFAULT_PORT = 9090  # the load tester's -port default
 
 
@@ -98,10 +99,7 @@ class ContainerView:
 
 
 def loadtester_version(image: str) -> str | None:
-    name, sep, tag = image.rpartition(":")
-    if not sep or "/" in tag or "@" in image or not tag:
-        return None
-    return tag if name in LOADTESTER_REPOSITORIES else None
+    return image_tag(image, LOADTESTER_REPOSITORY)
 
 
 def kind_of(image: str) -> str | None:

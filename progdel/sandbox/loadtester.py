@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -50,7 +49,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from progdel.sandbox.httpapp import Request, Response, listen_map, serve
+from progdel.sandbox.httpapp import Request, Response, die_on_parent_exit, listen_map, serve
 
 DEFAULT_PORT = 9090
 DEFAULT_TIMEOUT = 3600.0
@@ -104,15 +103,8 @@ def go_flags(argv: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _die_on_parent_exit(sig: int) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent ends (PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, sig, 0, 0, 0)
-
-
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    _die_on_parent_exit(signal.SIGKILL)
+    die_on_parent_exit(signal.SIGKILL)
 
 
 class Payload:
@@ -361,7 +353,7 @@ def _true(value: str | None) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    _die_on_parent_exit(signal.SIGTERM)  # so that commands are killed with the load tester
+    die_on_parent_exit(signal.SIGTERM)  # so that commands are killed with the load tester
     flags = go_flags(args)
     try:
         port = int(flags.get("port", DEFAULT_PORT))

@@ -51,13 +51,14 @@ from progdel.sandbox.httpapp import (
     Request,
     RequestMetrics,
     Response,
+    image_tag,
     json_response,
     listen_map,
     route_label,
     run,
 )
 
-REPOSITORIES = ("ghcr.io/stefanprodan/podinfo", "stefanprodan/podinfo", "docker.io/stefanprodan/podinfo")
+REPOSITORY = "stefanprodan/podinfo"  # on ghcr.io, Docker Hub or a mirror
 DEFAULT_PORT = 9898
 
 _BOOL_FLAGS = {"random-delay", "random-error", "unhealthy", "unready", "h2c", "cache-tls-enabled", "version"}
@@ -93,10 +94,7 @@ _VALUE_FLAGS = {
 
 def version_from_image(image: str) -> str | None:
     """The tag of a podinfo image reference, or None when it is not podinfo."""
-    name, sep, tag = image.rpartition(":")
-    if not sep or "/" in tag or "@" in image or not tag:
-        return None
-    return tag if name in REPOSITORIES else None
+    return image_tag(image, REPOSITORY)
 
 
 @dataclass

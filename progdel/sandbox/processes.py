@@ -17,7 +17,6 @@ that calls ``reconcile`` and then ends must not take the replicas with it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import os
 import queue
@@ -34,20 +33,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from progdel.sandbox.backend import ReplicaCounts, ReplicaSetKey
+from progdel.sandbox.httpapp import die_on_parent_exit
 from progdel.sandbox.images import ContainerView, LaunchContext, Program, kind_of, plan
 from progdel.sandbox.replicas import pullable
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     """preexec_fn: ask the kernel to SIGKILL this child when its parent (thread) dies."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
+    die_on_parent_exit(signal.SIGKILL)
+    if sys.platform.startswith("linux") and os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 class _Launcher:

@@ -59,7 +59,7 @@ def render(query: str, namespace: str, target: str) -> str:
     )
 
 
-def wait_value(sb: MeshSandbox, query: str, accept: Any = lambda v: True, timeout: float = 45.0) -> float:
+def wait_value(sb: MeshSandbox, query: str, accept: Any = lambda v: True, timeout: float = 90.0) -> float:
     prometheus = sb.plane.prometheus
     deadline = time.monotonic() + timeout
     value = None
@@ -70,6 +70,14 @@ def wait_value(sb: MeshSandbox, query: str, accept: Any = lambda v: True, timeou
         time.sleep(0.25)
     targets = httpx.get(f"{sb.plane.prometheus_url}/api/v1/targets").json()["data"]["activeTargets"]
     raise AssertionError(f"{query}: {value}; targets {[(t['labels'], t['health']) for t in targets]}")
+
+
+def wait_scraped(sb: MeshSandbox, namespace: str, target: str, selector: str, requests: int) -> None:
+    """Wait until the last minute Prometheus scraped holds ``requests`` of the target's answers
+    matching ``selector``: the window Flagger's queries read then holds the traffic sent."""
+    pods = f'kubernetes_namespace="{namespace}",kubernetes_pod_name=~"{target}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"'
+    query = f"sum(increase(http_request_duration_seconds_count{{{pods}{selector}}}[1m]))"
+    wait_value(sb, query, lambda v: v >= requests)
 
 
 def demo_deployment(name: str, version: str, error_rate: str) -> dict[str, Any]:
@@ -184,6 +192,8 @@ def test_flagger_http_queries_judge_a_demo_app_canary(mesh_sandbox: MeshSandbox,
     sb.wait_routed(f"web-canary.{ns}", lambda r: r.headers.get("x-demo-version") == "1.1.0")
     sb.wait_routed(f"web-primary.{ns}", lambda r: r.status_code == 200)
     with Traffic(sb, f"web-canary.{ns}", ["/"]), Traffic(sb, f"web-primary.{ns}", ["/"]):
+        wait_scraped(sb, ns, "web", "", 80)
+        wait_scraped(sb, ns, "web-primary", "", 30)
         canary = wait_value(sb, render(SUCCESS_RATE, ns, "web"))
         primary = wait_value(sb, render(SUCCESS_RATE, ns, "web-primary"))
         duration = wait_value(sb, render(DURATION, ns, "web"))

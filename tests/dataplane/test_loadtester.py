@@ -163,9 +163,16 @@ def test_bash_commands_reach_in_cluster_names(mesh_sandbox: MeshSandbox, mesh_ns
     resp = httpx.post(url, content=payload(failing, namespace=ns), timeout=60)
     assert resp.status_code == 500 and resp.text.startswith(f"command {failing['cmd']} failed: ")
 
-    # the tester is a Service of the mesh too (port 80 -> targetPort http)
+    # the tester is a Service of the mesh too (port 80 -> targetPort http), and the API server's
+    # service proxy reaches it as a webhook URL http://flagger-loadtester.NS/ would be reached
     routed = sb.wait_routed(f"flagger-loadtester.{ns}", lambda r: r.status_code == 200, path="/healthz")
     assert routed.text == "OK"
+    proxied = sb.api.post(
+        f"/api/v1/namespaces/{ns}/services/flagger-loadtester:80/proxy/",
+        content=payload(acceptance, namespace=ns),
+        timeout=60,
+    )
+    assert proxied.status_code == 200, proxied.text
 
     # commands run in their own folder of the data dir, with a bounded environment
     probe = {"type": "bash", "cmd": "pwd; env", "returnCmdOutput": "true"}

@@ -78,6 +78,7 @@ SHOWN_KINDS = (
     "DestinationRule",
     "VirtualService",
     "HTTPRoute",
+    "HorizontalPodAutoscaler",
 )
 
 

@@ -136,7 +136,7 @@ def write(target: Path, header: str, crds: list[dict[str, Any]]) -> None:
 
 
 def main(shared: Path) -> None:
-    folder = Path(__file__).resolve().parent.parent / "progdel" / "sandbox" / "crds"
+    folder = Path(__file__).resolve().parent.parent / "progdel" / "kube" / "crds"
     for filename, header, source, names in SOURCES:
         upstream = upstream_crds(shared, source)
         write(folder / filename, header, [bundled(upstream[n]) for n in names])

@@ -7,9 +7,9 @@
   (VirtualService, DestinationRule...);
 - Gateway API v1.3.0: ``crds/gateway-api-v1.3.0/httproutes.yaml``.
 
-Tests that use them skip, saying why, where ``../shared`` is absent. Pruning is the sandbox's own
-structural pruning (the apiextensions-apiserver algorithm), so these tests and the sandbox agree
-on what a server keeps.
+Tests that use them skip, saying why, where ``../shared`` is absent. Pruning is the structural
+pruning the sandbox serves custom objects with (``progdel.kube.structural``, the
+apiextensions-apiserver algorithm), so these tests and the sandbox agree on what a server keeps.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from progdel.kube.structural import prune
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 _SOURCES = {
@@ -64,15 +66,6 @@ def schema(api_version: str, kind: str) -> dict[str, Any]:
     raise AssertionError(f"no CRD for {kind} {api_version} in {_SOURCES[group][0]}")
 
 
-def _prune() -> Any:
-    try:
-        from progdel.sandbox.structural import prune
-    except ImportError:
-        pytest.skip("the sandbox's structural pruning is not available")
-    return prune
-
-
 def dropped(obj: dict[str, Any]) -> list[str]:
     """The paths a real API server would prune from ``obj`` (by its apiVersion and kind)."""
-    prune = _prune()
     return list(prune(copy.deepcopy(obj), schema(obj["apiVersion"], obj["kind"])))

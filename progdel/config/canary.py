@@ -671,7 +671,15 @@ def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], s
 
 
 def _check(canary: Canary, doc: Document) -> None:
+    from progdel.config.crdcheck import crd_problems
+
     problems = _cross_field_problems(canary)
+    named = {path for path, _ in problems}
+    problems += [(path, msg) for path, msg in crd_problems(doc.data, "Canary") if path not in named]
+    _raise_first(problems, doc)
+
+
+def _raise_first(problems: list[tuple[tuple[str | int, ...], str]], doc: Document) -> None:
     if problems:
         path, msg = problems[0]
         line = doc.line_of(path)
@@ -718,14 +726,22 @@ def load_canary(path: str | Path) -> CanarySpec:
     return CanarySpec(_canary_from_document(canaries[0]), str(path))
 
 
+def _metric_template(doc: Document) -> MetricTemplate:
+    from progdel.config.crdcheck import crd_problems
+
+    template = validate(MetricTemplate, doc)
+    _raise_first(crd_problems(doc.data, "MetricTemplate"), doc)
+    return template
+
+
 def load_metric_templates(path: str | Path) -> list[MetricTemplate]:
-    """Every ``MetricTemplate`` in a YAML file (other kinds are ignored)."""
+    """Every ``MetricTemplate`` in a YAML file (other kinds are ignored), held to Flagger's CRD."""
     out: list[MetricTemplate] = []
     for doc in load_documents(path):
         if isinstance(doc.data, dict) and doc.data.get("kind") == "MetricTemplate":
-            out.append(validate(MetricTemplate, doc))
+            out.append(_metric_template(doc))
     return out
 
 
 def parse_metric_template(data: dict[str, Any], source: str) -> MetricTemplate:
-    return validate(MetricTemplate, Document(data=data, source=source))
+    return _metric_template(Document(data=data, source=source))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from progdel.sandbox.schema import MISSING, FieldError, go_value
+from progdel.kube.schema import MISSING, FieldError, go_value
 
 RESERVED = {
     "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",

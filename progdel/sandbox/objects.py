@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from progdel.kube import schema as schemas
+from progdel.kube import structural
 from progdel.sandbox import patch as patches
-from progdel.sandbox import schema as schemas
-from progdel.sandbox import structural, validation
+from progdel.sandbox import validation
 from progdel.sandbox.resources import (
     CRD_KEY,
     DEPLOYMENT_KEY,

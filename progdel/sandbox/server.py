@@ -43,7 +43,7 @@ def bundled_crds() -> list[dict[str, Any]]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     out: list[dict[str, Any]] = []
-    folder = package_files.files("progdel.sandbox") / "crds"
+    folder = package_files.files("progdel.kube") / "crds"
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".yaml"):
             out.extend(d for d in yaml.load_all(item.read_text(), Loader=loader) if d)

@@ -512,7 +512,7 @@ def test_needed_access_follows_the_spec_and_the_target() -> None:
             "apiVersion": "flagger.app/v1beta1",
             "kind": "MetricTemplate",
             "metadata": {"name": "latency"},
-            "spec": {"query": "vector(1)"},
+            "spec": {"provider": {"type": "prometheus"}, "query": "vector(1)"},
         },
         "test",
     )

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from progdel.sandbox import cel, structural
-from progdel.sandbox.schema import validate_custom_object
+from progdel.kube import structural
+from progdel.kube.schema import validate_custom_object
+from progdel.sandbox import cel
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 GATEWAY_API = SHARED / "crds" / "gateway-api-v1.3.0"

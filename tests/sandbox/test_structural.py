@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from progdel.sandbox import schema, structural
+from progdel.kube import schema, structural
 
 # ---- pruning (schema/pruning/algorithm_test.go) ------------------------------------------------
 PRUNE_CASES: list[tuple[str, Any, dict[str, Any] | None, Any, list[str]]] = [

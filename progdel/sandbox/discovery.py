@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from progdel.sandbox import kinds
 from progdel.sandbox.resources import ResourceRegistry, ResourceType
 
 KUBE_VERSION = {
@@ -117,8 +118,7 @@ def _gv_path(group: str, version: str) -> str:
 
 def schema_name(rt: ResourceType, version: str) -> str:
     if rt.builtin:
-        area = {"": "core", "coordination.k8s.io": "coordination", "apiextensions.k8s.io": "apiextensions"}
-        pkg = area.get(rt.group, rt.group)
+        pkg = rt.group.split(".")[0] or "core"  # rbac.authorization.k8s.io -> rbac
         prefix = (
             "io.k8s.apiextensions-apiserver.pkg.apis" if rt.group == "apiextensions.k8s.io" else "io.k8s.api"
         )
@@ -335,6 +335,8 @@ def table_columns(rt: ResourceType, version: str) -> list[dict[str, Any]]:
         cols += [_col("Type"), _col("Reason"), _col("Object"), _col("Message")]
     elif rt.key == "coordination.k8s.io/leases":
         cols += [_col("Holder")]
+    elif rt.key in kinds.TABLES:
+        cols += [_col(name, typ) for name, typ in kinds.TABLES[rt.key][0]]
     else:
         for pc in rt.printer_columns.get(version, []):
             cols.append(
@@ -383,6 +385,8 @@ def table_cells(rt: ResourceType, version: str, obj: dict[str, Any], now: dateti
         ]
     elif rt.key == "coordination.k8s.io/leases":
         cells += [spec.get("holderIdentity", "")]
+    elif rt.key in kinds.TABLES:
+        cells += kinds.TABLES[rt.key][1](obj, now)
     else:
         for pc in rt.printer_columns.get(version, []):
             val = _jsonpath(obj, pc.get("jsonPath", ""))

@@ -20,8 +20,8 @@ from typing import Any
 
 from progdel.kube import schema as schemas
 from progdel.kube import structural
+from progdel.sandbox import kinds, validation
 from progdel.sandbox import patch as patches
-from progdel.sandbox import validation
 from progdel.sandbox.resources import (
     CRD_KEY,
     DEPLOYMENT_KEY,
@@ -226,7 +226,7 @@ def now_micro() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"
 
 
-GENERATION_TRACKED = {DEPLOYMENT_KEY, CRD_KEY}
+GENERATION_TRACKED = {DEPLOYMENT_KEY, CRD_KEY, *kinds.GENERATION_TRACKED}
 MAX_GENERATED_PREFIX = 58  # the name generator keeps 5 characters for its random suffix
 
 
@@ -459,6 +459,8 @@ class Objects:
                 errors += self._rules(rt, version, schema, obj, prev, errors, checks)
         if rt.key == CRD_KEY:
             errors += _validate_crd(obj)
+        if rt.builtin and kinds.has_schema(rt.key):
+            errors += kinds.check(rt.key, obj)
         if errors:
             raise invalid(rt, name, errors)
 
@@ -506,7 +508,9 @@ class Objects:
         return outcome.errors
 
     def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        if rt.key == DEPLOYMENT_KEY:
+        if rt.builtin and kinds.has_schema(rt.key):
+            kinds.defaults(rt.key, obj)
+        elif rt.key == DEPLOYMENT_KEY:
             spec = obj.setdefault("spec", {})
             spec.setdefault("replicas", 1)
             spec.setdefault("revisionHistoryLimit", 10)
@@ -722,7 +726,7 @@ class Objects:
                     new.setdefault("spec", {}).setdefault("type", "ClusterIP")  # decoding defaults it
                     validation.prepare_service_update(new, old)
                     self._defaults(rt, new)
-                if rt.key in (DEPLOYMENT_KEY, ENDPOINTS_KEY):
+                if rt.key in (DEPLOYMENT_KEY, ENDPOINTS_KEY) or kinds.has_schema(rt.key):
                     self._defaults(rt, new)
                 if rt.key == CRD_KEY:
                     new["status"] = copy.deepcopy(old.get("status"))

@@ -168,9 +168,14 @@ MERGE_KEYS: dict[str, str] = {
 PRIMITIVE_MERGE_LISTS = {"finalizers"}
 
 
+WEBHOOK_KINDS = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+
+
 def merge_key(field: str, path: tuple[str, ...], kind: str) -> str | None:
     if field == "ports" and kind == "Service" and path == ("spec",):
         return "port"
+    if field == "webhooks" and kind in WEBHOOK_KINDS and path == ():
+        return "name"
     return MERGE_KEYS.get(field)
 
 

@@ -2,7 +2,14 @@
 
 Versions are pinned so that an install is reproducible; ``--version`` moves an
 addon to another version (every chart of the addon shares the version, as
-Istio's and Flagger's charts do).
+Istio's and Flagger's charts do). The values set here are keys each chart's
+``values.yaml`` defines, checked against the real charts by the test suite.
+
+An addon that runs a controller says how to recognise what that controller
+writes: the field manager its writes carry (``metadata.managedFields``), and
+where it creates objects of its own at run time. ``status`` and re-installs
+leave the controller's fields alone; ``remove`` deletes the controller's
+objects with the addon.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from progdel.errors import InvalidInput
+from progdel.kube.resources import CONFIGMAPS, LEASES, SECRETS, Resource
 
 ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts"
 PROMETHEUS_REPO = "https://prometheus-community.github.io/helm-charts"
@@ -30,14 +38,31 @@ class ChartSpec:
 
 
 @dataclass(frozen=True)
+class RuntimeObjects:
+    """Objects an addon's controller creates while it runs (no chart renders them).
+
+    ``everywhere``: in every namespace, else only in the addon's. Only objects
+    whose every field manager is the addon's controller are taken for its own.
+    """
+
+    resource: Resource
+    everywhere: bool = False
+    label_selector: str | None = None
+
+
+@dataclass(frozen=True)
 class Addon:
     name: str
     description: str
     version: str
     repo: str
     charts: tuple[ChartSpec, ...]
-    namespace: str = DEFAULT_NAMESPACE
+    #: None: the namespace the user works in (``-n``, else the kubeconfig context's)
+    namespace: str | None = DEFAULT_NAMESPACE
     requires: tuple[str, ...] = ()
+    #: field managers of the controllers the addon runs, as they appear in ``managedFields``
+    controllers: tuple[str, ...] = ()
+    runtime_objects: tuple[RuntimeObjects, ...] = ()
     #: the Service whose load balancer address is the public entry point
     ingress_service: str | None = None
     #: create ``public-gateway`` (an Istio Gateway for port 80, all hosts) with this addon
@@ -56,13 +81,23 @@ CATALOG: dict[str, Addon] = {
         version="1.27.1",
         repo=ISTIO_REPO,
         charts=(
-            ChartSpec("base", "istio-base", {"defaultRevision": "default"}),
+            ChartSpec("base", "istio-base", {}),
             ChartSpec("istiod", "istiod", {}),
             # the release name gives the gateway the label istio: ingressgateway
             ChartSpec("gateway", "istio-ingressgateway", {}),
         ),
         ingress_service="istio-ingressgateway",
         public_gateway=True,
+        # istiod sets its webhooks' failurePolicy and caBundle once it serves them, and creates
+        # its CA (Secret istio-ca-secret), leader-election ConfigMaps and Leases in its namespace
+        # and the root certificate (ConfigMap istio-ca-root-cert) in every namespace.
+        controllers=("pilot-discovery",),
+        runtime_objects=(
+            RuntimeObjects(CONFIGMAPS),
+            RuntimeObjects(SECRETS),
+            RuntimeObjects(LEASES),
+            RuntimeObjects(CONFIGMAPS, everywhere=True, label_selector="istio.io/config=true"),
+        ),
     ),
     "prometheus": Addon(
         name="prometheus",
@@ -96,10 +131,27 @@ CATALOG: dict[str, Addon] = {
             ChartSpec(
                 "flagger",
                 "flagger",
-                {"meshProvider": "istio", "crd": {"create": True}},
+                # the chart's crds/ folder installs its CRDs; crd.create is for Helm v2 only
+                {"meshProvider": "istio"},
             ),
         ),
         requires=("istio", "prometheus"),
+    ),
+    "grafana": Addon(
+        name="grafana",
+        description="Grafana with Flagger's canary dashboards, reading the prometheus addon",
+        version="1.7.0",
+        repo=FLAGGER_REPO,
+        charts=(ChartSpec("grafana", "flagger-grafana", {}),),
+        requires=("prometheus",),
+    ),
+    "loadtester": Addon(
+        name="loadtester",
+        description="Flagger's load tester: traffic and webhook gates for canaries, in your namespace",
+        version="0.38.0",
+        repo=FLAGGER_REPO,
+        charts=(ChartSpec("loadtester", "flagger-loadtester", {}),),
+        namespace=None,
     ),
 }
 
@@ -115,13 +167,26 @@ def get_addon(name: str) -> Addon:
 def chart_values(addon: Addon, spec: ChartSpec, namespaces: dict[str, str]) -> dict[str, Any]:
     """The catalog's values for one chart; ``namespaces`` maps addon name -> its namespace.
 
-    Flagger's ``metricsServer`` is always set explicitly to the prometheus addon's
-    Service, never left to a chart default that may name another Prometheus.
+    Flagger's ``metricsServer`` and Grafana's datasource ``url`` are always set
+    explicitly to the prometheus addon's Service, never left to a chart default
+    that may name another Prometheus.
     """
     values: dict[str, Any] = _deep_copy(spec.values)
+    prometheus = prometheus_url(namespaces.get("prometheus", DEFAULT_NAMESPACE))
     if addon.name == "flagger":
-        values["metricsServer"] = prometheus_url(namespaces.get("prometheus", DEFAULT_NAMESPACE))
+        values["metricsServer"] = prometheus
+    if addon.name == "grafana":
+        values["url"] = prometheus
     return values
+
+
+def removal_order(names: list[str]) -> list[str]:
+    """The addons to remove, dependents first, whatever order they were named in."""
+    for n in names:
+        get_addon(n)
+    wanted = list(dict.fromkeys(names))
+    install_order = resolve_order(wanted, with_deps=False, installed=set(CATALOG))
+    return [n for n in reversed(install_order) if n in wanted]
 
 
 def resolve_order(names: list[str], with_deps: bool, installed: set[str]) -> list[str]:

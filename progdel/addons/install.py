@@ -5,6 +5,17 @@ CRDs are applied first and waited for (``Established``, or served by discovery),
 then namespaces, then the rest in dependency order. The inventory is written
 before the first object is applied and again at the end, so a failure midway
 leaves a record that ``progdel addon remove`` or a re-run can act on.
+
+A CRD the cluster already has (installed by hand, by another tool, or built in)
+is left exactly as it is, as Helm leaves a chart's ``crds/``: applying it with
+force would make progdel its owner, and ``remove`` would then delete every
+object of that kind. It is recorded as pre-existing and only has to serve the
+versions the addon's objects use.
+
+Fields one of the addon's own controllers owns after install (per
+``managedFields``: istiod sets its webhooks' ``failurePolicy`` and ``caBundle``)
+are not progdel's: they are left out of what is applied and of drift, so a
+re-install neither fights the controller nor reports it.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +34,10 @@ from progdel.addons.charts import ChartRepository
 from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef, object_hash
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
-from progdel.kube.access import Access, denied, refused
+from progdel.kube.access import Access, denied, escalations, refused
 from progdel.kube.client import Kube
 from progdel.kube.errors import AlreadyExists, Forbidden
+from progdel.kube.fields import owned_by, same_quantity, without
 from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, Resource
 
 Report = Callable[[str], None]
@@ -73,6 +85,8 @@ class InstallResult:
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """CRDs the cluster had before: left as they are."""
     ingress: str | None = None
 
 
@@ -180,7 +194,8 @@ def plan(
 def drifted_fields(applied: Any, live: Any, path: str = "") -> list[str]:
     """Paths of fields set in ``applied`` whose live value differs.
 
-    Fields only the server set (defaults, status) are not drift.
+    Fields only the server set (defaults, status) are not drift, nor a quantity
+    the server stored in canonical form (``2048Mi`` as ``2Gi``).
     """
     if isinstance(applied, dict):
         if not isinstance(live, dict):
@@ -204,9 +219,24 @@ def drifted_fields(applied: Any, live: Any, path: str = "") -> list[str]:
         for i, (a, b) in enumerate(zip(applied, live, strict=True)):
             out.extend(drifted_fields(a, b, f"{path}[{i}]"))
         return out
-    if applied != live and str(applied) != str(live):
+    if applied != live and str(applied) != str(live) and not same_quantity(applied, live):
         return [path]
     return []
+
+
+def ours(
+    applied: dict[str, Any], live: dict[str, Any] | None, controllers: tuple[str, ...]
+) -> dict[str, Any]:
+    """``applied`` without the fields the addon's ``controllers`` own in ``live`` (their values, not ours)."""
+    if live is None or not controllers:
+        return applied
+    taken = owned_by(live, controllers)
+    return without(applied, taken) if taken else applied
+
+
+def drift(applied: dict[str, Any], live: dict[str, Any], controllers: tuple[str, ...]) -> list[str]:
+    """Fields progdel applied that hold another value now, leaving out what the controllers own."""
+    return drifted_fields(ours(applied, live, controllers), live)
 
 
 # -- applying -------------------------------------------------------------------------------
@@ -279,16 +309,62 @@ def wait_deletions(kube: Kube, p: Plan, timeout: float, report: Report) -> None:
 def _unchanged(kube: Kube, old: Inventory | None, p: Plan) -> bool:
     if old is None or old.state != "installed" or old.version != p.version:
         return False
-    if {o.key: o.hash for o in old.objects} != {q.ref.key: q.ref.hash for q in p.objects}:
+    recorded = {o.key: o.hash for o in old.objects}
+    if any(recorded.get(q.ref.key) != q.ref.hash for q in p.objects):
+        return False
+    planned = {q.ref.key for q in p.objects}
+    if any(o.key not in planned and o.kind != "CustomResourceDefinition" for o in old.objects):
         return False
     have = {(lb.namespace, lb.key, lb.value) for lb in old.labels}
     if not set(p.labels) <= have:
         return False
+    preexisting = {o.key for o in old.objects if o.preexisting}
     for q in p.objects:
         live = kube.get_or_none(q.ref.resource, q.ref.name, q.ref.namespace or None)
-        if live is None or drifted_fields(q.obj, live):
+        if live is None:
+            return False
+        if q.ref.key not in preexisting and drift(q.obj, live, p.addon.controllers):
             return False
     return True
+
+
+def mark_preexisting_crds(kube: Kube, p: Plan, old: Inventory | None) -> None:
+    """Mark the plan's CRDs the cluster had before this addon's first install.
+
+    A CRD the addon's inventory says it created stays its own; one that exists
+    without that record was there before and is left alone.
+    """
+    before = {o.key: o for o in (old.objects if old else [])}
+    for q in p.objects:
+        if q.ref.kind != "CustomResourceDefinition":
+            continue
+        recorded = before.get(q.ref.key)
+        if recorded is not None:
+            preexisting = recorded.preexisting
+        else:
+            try:
+                preexisting = kube.get_or_none(CRDS, q.ref.name) is not None
+            except Forbidden:  # the RBAC pre-check names "get customresourcedefinitions"
+                preexisting = False
+        q.ref = replace(q.ref, preexisting=preexisting)
+
+
+def check_preexisting_crds(kube: Kube, p: Plan, discovery: ApiDiscovery) -> None:
+    """A CRD left as it was must serve every version the addon's own objects use."""
+    kept = {q.ref.name for q in p.objects if q.ref.preexisting}
+    if not kept:
+        return
+    for q in p.objects:
+        if q.ref.kind == "CustomResourceDefinition":
+            continue
+        crd = f"{q.ref.plural}.{q.ref.resource.group}"
+        if crd in kept and discovery.resource(q.ref.api_version, q.ref.kind) is None:
+            raise InvalidInput(
+                f"the {p.addon.name} addon needs {q.ref.kind} at {q.ref.api_version}, which the "
+                f"CustomResourceDefinition {crd} already on the cluster does not serve; progdel leaves "
+                "CRDs it did not create as they are: upgrade it first (kubectl apply --server-side -f "
+                "the chart's CRD), nothing was applied"
+            )
 
 
 def _wait_crd(kube: Kube, discovery: ApiDiscovery, obj: dict[str, Any], deadline: float) -> None:
@@ -316,7 +392,8 @@ def needed_access(p: Plan, stale: list[ObjectRef], namespace_missing: bool) -> l
     wanted += [Access(v, CONFIGMAPS, p.namespace) for v in ("get", "create", "patch")]  # the inventory
     for q in p.objects:
         ns = q.ref.namespace or None
-        wanted += [Access(v, q.ref.resource, ns) for v in ("get", "create", "patch")]
+        verbs = ("get",) if q.ref.preexisting else ("get", "create", "patch")
+        wanted += [Access(v, q.ref.resource, ns) for v in verbs]
     wanted += [Access("delete", o.resource, o.namespace or None) for o in stale]
     if p.labels:
         wanted.append(Access("patch", NAMESPACES))
@@ -330,6 +407,9 @@ def check_access(kube: Kube, p: Plan, stale: list[ObjectRef]) -> None:
     except Forbidden:
         namespace_missing = False  # the review names "get namespaces"
     missing = denied(kube, needed_access(p, stale, namespace_missing))
+    if missing is not None:
+        # creating a Role granting rights one does not hold needs ``escalate``, binding one ``bind``
+        missing += escalations(kube, [q.obj for q in p.objects]) or []
     if missing:
         raise refused(
             f"installing {p.addon.name}",
@@ -362,6 +442,9 @@ def install(
     new_keys = {q.ref.key for q in p.objects}
     old_refs = {o.key: o for o in (old.objects if old else [])}
     stale = [o for o in (old.objects if old else []) if o.key not in new_keys]
+    mark_preexisting_crds(kube, p, old)
+    discovery = ApiDiscovery(kube)
+    check_preexisting_crds(kube, p, discovery)
     check_access(kube, p, stale)
     _ensure_namespace(kube, p.namespace, addon.name)
     labels = list(old.labels) if old else []
@@ -383,17 +466,23 @@ def install(
     inv_store.write(kube, inv)  # before anything is applied: a failure can always be cleaned up
 
     done: list[str] = []
-    discovery = ApiDiscovery(kube)
     deadline = time.monotonic() + max(opts.timeout, 30.0)
     try:
         for q in p.objects:
+            if q.ref.preexisting:
+                result.kept.append(q.ref.describe())
+                continue
             prev = old_refs.get(q.ref.key)
-            if prev is not None and prev.hash == q.ref.hash:
-                live = kube.get_or_none(q.ref.resource, q.ref.name, q.ref.namespace or None)
-                if live is not None and not drifted_fields(q.obj, live):
-                    result.unchanged.append(q.ref.describe())
-                    continue
-            kube.apply(q.ref.resource, q.obj, force=True)
+            live = kube.get_or_none(q.ref.resource, q.ref.name, q.ref.namespace or None)
+            if (
+                prev is not None
+                and prev.hash == q.ref.hash
+                and live is not None
+                and not drift(q.obj, live, addon.controllers)
+            ):
+                result.unchanged.append(q.ref.describe())
+                continue
+            kube.apply(q.ref.resource, ours(q.obj, live, addon.controllers), force=True)
             done.append(q.ref.describe())
             if q.ref.kind == "CustomResourceDefinition":
                 _wait_crd(kube, discovery, q.obj, deadline)
@@ -410,13 +499,12 @@ def install(
                 kube.patch(NAMESPACES, ns, {"metadata": {"labels": {key: value}}})
                 done.append(f"label {key}={value} on namespace {ns}")
                 result.labels.append(f"{ns}: {key}={value}")
+        # a CRD the new version no longer renders is never pruned: it stays in the inventory,
+        # for ``remove`` to judge (deleting a CRD deletes every object of its kind)
         for o in sorted(stale, key=lambda r: kind_rank(r.kind), reverse=True):
             if o.kind == "CustomResourceDefinition":
                 continue
             if kube.delete(o.resource, o.name, o.namespace or None, missing_ok=True):
-                result.pruned.append(o.describe())
-        for o in stale:
-            if o.kind == "CustomResourceDefinition" and kube.delete(o.resource, o.name, missing_ok=True):
                 result.pruned.append(o.describe())
     except ProgdelError as err:
         applied = ", ".join(done) if done else "nothing"
@@ -427,8 +515,12 @@ def install(
             err.exit_code,
         ) from err
 
-    inv.objects = [q.ref for q in p.objects]
-    inv.applied = {q.ref.key: q.obj for q in p.objects}
+    kept_crds = [o for o in stale if o.kind == "CustomResourceDefinition"]
+    inv.objects = [*kept_crds, *(q.ref for q in p.objects)]
+    inv.applied = {
+        **{o.key: inv.applied[o.key] for o in kept_crds if o.key in inv.applied},
+        **{q.ref.key: q.obj for q in p.objects},
+    }
     inv.state = "installed"
     inv_store.write(kube, inv)
     result.applied = done
@@ -436,7 +528,9 @@ def install(
         result.outcome = "unchanged"
     report(
         f"{addon.name} {p.version}: {result.outcome} ({len(done)} applied, "
-        f"{len(result.unchanged)} unchanged, {len(result.pruned)} pruned)"
+        f"{len(result.unchanged)} unchanged, {len(result.pruned)} pruned"
+        + (f", {len(result.kept)} CRDs already on the cluster left as they are" if result.kept else "")
+        + ")"
     )
     _finish_wait(kube, p, opts, result, on_wait)
     return result

@@ -44,6 +44,8 @@ class ObjectRef:
     name: str
     hash: str = ""
     chart: str = ""
+    #: a CRD the cluster had before the addon's first install: never applied, never deleted by default
+    preexisting: bool = False
 
     @property
     def resource(self) -> Resource:

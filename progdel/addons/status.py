@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from progdel.addons.install import deployment_ready, drifted_fields
+from progdel.addons.catalog import CATALOG
+from progdel.addons.install import deployment_ready, drift
 from progdel.addons.inventory import Inventory
 from progdel.kube.client import Kube
 from progdel.kube.errors import NotFound
@@ -19,6 +20,10 @@ class ObjectHealth:
 
 
 def check(kube: Kube, inv: Inventory) -> list[ObjectHealth]:
+    """Each object's health. A CRD that was on the cluster before is only checked to exist; fields
+    the addon's controllers own now (``managedFields``) are theirs, not drift."""
+    addon = CATALOG.get(inv.addon)
+    controllers = addon.controllers if addon else ()
     out: list[ObjectHealth] = []
     for ref in inv.objects:
         try:
@@ -29,7 +34,7 @@ def check(kube: Kube, inv: Inventory) -> list[ObjectHealth]:
             out.append(ObjectHealth(ref.describe(), "missing"))
             continue
         applied = inv.applied.get(ref.key)
-        fields = drifted_fields(applied, live) if applied is not None else []
+        fields = drift(applied, live, controllers) if applied is not None and not ref.preexisting else []
         if fields:
             shown = ", ".join(fields[:5]) + (", ..." if len(fields) > 5 else "")
             out.append(ObjectHealth(ref.describe(), "drifted", shown))

@@ -256,7 +256,13 @@ class PlannedKube(Kube):
         return self._store(entry, _merge_patch(entry.planned or {}, body))
 
     def delete(
-        self, resource: Resource, name: str, namespace: str | None = None, *, missing_ok: bool = False
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        missing_ok: bool = False,
+        propagation: str | None = None,
     ) -> bool:
         entry = self._entry(resource, name, namespace)
         if entry.planned is None:

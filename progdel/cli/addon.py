@@ -1,4 +1,4 @@
-"""``progdel addon``: install, inspect and remove Istio, Prometheus and Flagger."""
+"""``progdel addon``: install, inspect and remove Istio, Prometheus, Flagger, Grafana and the load tester."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from progdel.kube.client import Kube
 
 app = typer.Typer(
-    help="Install, inspect and remove the mesh (istio), metrics (prometheus) and flagger, idempotently.",
+    help=(
+        "Install, inspect and remove the mesh (istio), metrics (prometheus), flagger, its dashboards "
+        "(grafana) and its load tester (loadtester), idempotently."
+    ),
     no_args_is_help=True,
 )
 
@@ -71,12 +74,12 @@ def _namespaces_of(kube: Kube, explicit: str | None, names: list[str]) -> dict[s
     from progdel.addons import inventory
     from progdel.addons.catalog import CATALOG
 
-    out = {n: a.namespace for n, a in CATALOG.items()}
+    out = {n: a.namespace or kube.namespace for n, a in CATALOG.items()}
     for inv in inventory.find_all(kube):
         if inv.addon in out:
             out[inv.addon] = inv.namespace
     for n in names:
-        out[n] = explicit or CATALOG[n].namespace
+        out[n] = explicit or CATALOG[n].namespace or kube.namespace
     return out
 
 
@@ -114,7 +117,10 @@ def install(
     ctx: typer.Context,
     names: Annotated[
         list[str],
-        typer.Argument(help="Addons to install: istio, prometheus, flagger.", autocompletion=complete.addons),
+        typer.Argument(
+            help="Addons to install: istio, prometheus, flagger, grafana, loadtester.",
+            autocompletion=complete.addons,
+        ),
     ],
     version: Annotated[
         str | None, typer.Option("--version", help="Chart version (one addon only; default: pinned).")
@@ -151,7 +157,9 @@ def install(
     """Install or upgrade addons from pinned Helm charts, with server-side apply and an inventory.
 
     Re-running is safe: unchanged objects are left alone, a new version prunes what it no longer
-    renders. -n puts the named addons in that namespace instead of istio-system.
+    renders. -n puts the named addons in that namespace instead of istio-system (loadtester goes
+    to your namespace: -n, else the kubeconfig context's). A CRD already on the cluster is left
+    as it is, never taken over.
     """
     from progdel.addons import inventory
     from progdel.addons.catalog import get_addon, resolve_order
@@ -278,7 +286,7 @@ def list_(ctx: typer.Context) -> None:
                 "name": name,
                 "catalogVersion": addon.version,
                 "installed": inv.version if inv else "",
-                "namespace": inv.namespace if inv else addon.namespace,
+                "namespace": inv.namespace if inv else addon.namespace or kube.namespace,
                 "health": status.summary(inv, status.check(kube, inv)) if inv else "not installed",
                 "description": addon.description,
             }
@@ -332,32 +340,63 @@ def status_(
 @app.command()
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The addon.", autocompletion=complete.addons)],
-    keep_crds: Annotated[
-        bool, typer.Option("--keep-crds", help="Keep the CRDs (and so every custom resource).")
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="Addons to remove, taken dependents first whatever the order given.",
+            autocompletion=complete.addons,
+        ),
+    ],
+    delete_crds: Annotated[
+        bool,
+        typer.Option(
+            "--delete-crds",
+            help="Also delete CRDs that still hold objects or were on the cluster before the install, "
+            "and with them every object of their kinds (each is named first).",
+        ),
     ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the addon's Deployments to go before cleaning up.")
+    ] = 120,
 ) -> None:
-    """Delete exactly what the addon's inventory lists (labels and Gateway included), then the inventory."""
+    """Delete what the addons' inventories list (labels and Gateway included), then the inventories.
+
+    CRDs go only when this addon's install created them and no object of their kind is left;
+    the others are kept and named with how many objects each holds. Objects the addon's
+    controller created while it ran (istiod's CA Secret, leader-election ConfigMaps and Leases,
+    its root certificate in every namespace) are deleted too, and a namespace the install
+    created goes once nothing else lives in it.
+    """
     from dataclasses import asdict
 
     from progdel.addons import inventory
-    from progdel.addons.catalog import get_addon
+    from progdel.addons.catalog import CATALOG, removal_order
+    from progdel.addons.remove import check_access
     from progdel.addons.remove import remove as do_remove
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
-    get_addon(name)
+    order = removal_order(names)
     kube = connect(opts)
-    inv = inventory.find(kube, name, opts.namespace)
-    if inv is None:
-        _say(f"{name}: not installed, nothing to remove")
-        return
-    result = do_remove(kube, inv, keep_crds=keep_crds, report=_say)
+    found = []
+    for name in order:
+        inv = inventory.find(kube, name, opts.namespace)
+        if inv is None:
+            _say(f"{name}: not installed, nothing to remove")
+        else:
+            found.append(inv)
+    for inv in found:  # every right first: nothing is deleted when one addon could not be removed
+        check_access(kube, inv, CATALOG.get(inv.addon))
+    results = [
+        asdict(do_remove(kube, inv, delete_crds=delete_crds, report=_say, timeout=timeout, checked=True))
+        for inv in found
+    ]
     emit(
         opts,
-        asdict(result),
-        lambda r: (
-            f"{name} removed from {r['namespace']}: {len(r['deleted'])} objects deleted"
+        results,
+        lambda rs: "\n".join(
+            f"{r['addon']} removed from {r['namespace']}: {len(r['deleted'])} objects deleted"
             + (f", labels: {'; '.join(r['labels'])}" if r["labels"] else "")
+            for r in rs
         ),
     )

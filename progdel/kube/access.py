@@ -3,6 +3,11 @@
 A command that writes many objects (an addon install) asks first, so that a
 user without the rights gets one message listing everything missing, and the
 cluster is left untouched, instead of a 403 halfway through.
+
+RBAC's escalation rules are asked too, as kube-apiserver enforces them: creating
+a Role or ClusterRole that grants rights one does not hold needs ``escalate`` on
+it, and binding one (a RoleBinding or ClusterRoleBinding) needs ``bind`` on the
+role it names, unless one holds every right it grants, in the binding's scope.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Access:
     resource: Resource
     namespace: str | None = None
     subresource: str | None = None
+    name: str | None = None
 
 
 def denied(kube: Kube, wanted: Iterable[Access]) -> list[Access] | None:
@@ -46,16 +52,121 @@ def denied(kube: Kube, wanted: Iterable[Access]) -> list[Access] | None:
             attributes["subresource"] = access.subresource
         if access.namespace and access.resource.namespaced:
             attributes["namespace"] = access.namespace
-        review = {"spec": {"resourceAttributes": attributes}}
-        try:
-            answer = kube.create(SELF_SUBJECT_ACCESS_REVIEWS, review)
-        except KubeError as err:
-            if err.status in (403, 404, 405):
-                return None
-            raise
-        if not (answer.get("status") or {}).get("allowed"):
+        if access.name:
+            attributes["name"] = access.name
+        allowed = _review(kube, {"resourceAttributes": attributes})
+        if allowed is None:
+            return None
+        if not allowed:
             out.append(access)
     return out
+
+
+def _review(kube: Kube, spec: dict[str, Any]) -> bool | None:
+    try:
+        answer = kube.create(SELF_SUBJECT_ACCESS_REVIEWS, {"spec": spec})
+    except KubeError as err:
+        if err.status in (403, 404, 405):
+            return None
+        raise
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLES = Resource(RBAC_GROUP, "v1", "roles", "Role")
+CLUSTER_ROLES = Resource(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", namespaced=False)
+
+
+def _atoms(rules: Any) -> list[dict[str, Any]]:
+    """Each PolicyRule split into single rights: one verb on one resource (and name), or one URL."""
+    out: list[dict[str, Any]] = []
+    for rule in rules or []:
+        if not isinstance(rule, dict):
+            continue
+        verbs = [str(v) for v in rule.get("verbs") or []]
+        for url in rule.get("nonResourceURLs") or []:
+            out += [{"nonResourceAttributes": {"verb": v, "path": str(url)}} for v in verbs]
+        names: list[str | None] = [str(n) for n in rule.get("resourceNames") or []] or [None]
+        for group in rule.get("apiGroups") or []:
+            for res in rule.get("resources") or []:
+                plural, _, sub = str(res).partition("/")
+                for verb in verbs:
+                    for name in names:
+                        attrs = {"verb": verb, "group": str(group), "resource": plural}
+                        if sub:
+                            attrs["subresource"] = sub
+                        if name:
+                            attrs["name"] = name
+                        out.append({"resourceAttributes": attrs})
+    return out
+
+
+def _holds_all(kube: Kube, rules: Any, namespace: str | None) -> bool | None:
+    """Whether the user holds every right ``rules`` grant (in ``namespace``, else cluster-wide)."""
+    for atom in _atoms(rules):
+        spec = {k: dict(v) for k, v in atom.items()}
+        if namespace and "resourceAttributes" in spec:
+            spec["resourceAttributes"]["namespace"] = namespace
+        if "nonResourceAttributes" in spec and namespace:
+            return False  # non-resource rights exist only cluster-wide: a Role cannot hold them
+        allowed = _review(kube, spec)
+        if not allowed:
+            return allowed
+    return True
+
+
+def escalations(kube: Kube, objects: list[dict[str, Any]]) -> list[Access] | None:
+    """The ``escalate`` and ``bind`` rights that writing ``objects`` needs and RBAC does not grant.
+
+    A role that grants only rights the user holds needs no ``escalate``; a binding to such a
+    role needs no ``bind``. A binding whose role is neither among ``objects`` nor readable
+    needs ``bind``. None when the cluster cannot be asked.
+    """
+    roles: dict[tuple[str, str, str], Any] = {}
+    for obj in objects:
+        if obj.get("apiVersion") == f"{RBAC_GROUP}/v1" and obj.get("kind") in ("Role", "ClusterRole"):
+            meta = obj.get("metadata") or {}
+            ns = str(meta.get("namespace") or "") if obj["kind"] == "Role" else ""
+            roles[(str(obj["kind"]), ns, str(meta.get("name")))] = obj.get("rules") or []
+    out: list[Access] = []
+    for (role_kind, ns, name), rules in roles.items():
+        res = ROLES if role_kind == "Role" else CLUSTER_ROLES
+        access = Access("escalate", res, ns or None, name=name)
+        answer = denied(kube, [access])
+        if answer is None:
+            return None
+        if answer and not _holds_all(kube, rules, ns or None):
+            out.append(access)
+    for obj in objects:
+        kind = obj.get("kind")
+        if obj.get("apiVersion") != f"{RBAC_GROUP}/v1" or kind not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        meta = obj.get("metadata") or {}
+        scope = str(meta.get("namespace") or "") if kind == "RoleBinding" else ""
+        ref = obj.get("roleRef") or {}
+        ref_kind, ref_name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        role_ns = scope if ref_kind == "Role" else ""
+        res = ROLES if ref_kind == "Role" else CLUSTER_ROLES
+        access = Access("bind", res, role_ns or None, name=ref_name)
+        answer = denied(kube, [access])
+        if answer is None:
+            return None
+        if not answer:
+            continue
+        rules = roles.get((ref_kind, role_ns, ref_name))
+        if rules is None:
+            live = _read_role(kube, res, ref_name, role_ns)
+            rules = live.get("rules") if live is not None else None
+        if rules is None or not _holds_all(kube, rules, scope or None):
+            out.append(access)
+    return out
+
+
+def _read_role(kube: Kube, res: Resource, name: str, namespace: str) -> dict[str, Any] | None:
+    try:
+        return kube.get_or_none(res, name, namespace or None)
+    except KubeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -65,28 +176,34 @@ class MissingRights:
     verbs: tuple[str, ...]
     resource: str
     namespace: str | None
+    name: str | None = None
 
     def __str__(self) -> str:
         where = f' in namespace "{self.namespace}"' if self.namespace else " at cluster scope"
-        return f"{', '.join(self.verbs)} {self.resource}{where}"
+        named = f' "{self.name}"' if self.name else ""
+        return f"{', '.join(self.verbs)} {self.resource}{named}{where}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verbs": list(self.verbs),
             "resource": self.resource,
             "namespace": self.namespace,
+            "name": self.name,
             "message": str(self),
         }
 
 
 def group_rights(missing: Iterable[Access]) -> list[MissingRights]:
     """``missing`` grouped per resource (and subresource) and namespace, in order."""
-    grouped: dict[tuple[str, str | None], list[str]] = {}
+    grouped: dict[tuple[str, str | None, str | None], list[str]] = {}
     for a in missing:
         what = a.resource.qualified + (f"/{a.subresource}" if a.subresource else "")
         ns = a.namespace if a.resource.namespaced else None
-        grouped.setdefault((what, ns), []).append(a.verb)
-    return [MissingRights(tuple(dict.fromkeys(verbs)), what, ns) for (what, ns), verbs in grouped.items()]
+        grouped.setdefault((what, ns, a.name), []).append(a.verb)
+    return [
+        MissingRights(tuple(dict.fromkeys(verbs)), what, ns, name)
+        for (what, ns, name), verbs in grouped.items()
+    ]
 
 
 def refused(action: str, missing: Iterable[Access], outcome: str) -> Forbidden:

@@ -291,12 +291,23 @@ class Kube:
         )
 
     def delete(
-        self, resource: Resource, name: str, namespace: str | None = None, *, missing_ok: bool = False
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        missing_ok: bool = False,
+        propagation: str | None = None,
     ) -> bool:
+        """Delete one object; ``propagation`` (``Foreground``, ``Background``, ``Orphan``) says what
+        happens to its dependents. Returns False when it was already gone (with ``missing_ok``)."""
         ns = self._ns(resource, namespace)
         self._forget(resource, ns, name)
+        body = {"propagationPolicy": propagation} if propagation else None
         try:
-            self._send("DELETE", resource.path(ns, name), resource=resource, name=name, namespace=ns)
+            self._send(
+                "DELETE", resource.path(ns, name), body=body, resource=resource, name=name, namespace=ns
+            )
         except NotFound:
             if missing_ok:
                 return False

@@ -217,14 +217,14 @@ def test_remove_deletes_the_namespace_install_created_once_nothing_else_is_in_it
         kube.create(CONFIGMAPS, {"metadata": {"name": "mine", "namespace": ns}, "data": {"k": "v"}})
         code, out, err = cli(sandbox, "-n", ns, "-o", "json", "addon", "remove", "prometheus")
         assert code == 0, err
-        assert json.loads(out)["namespace_kept_for"] == ["ConfigMap mine"]
+        assert json.loads(out)[0]["namespace_kept_for"] == ["ConfigMap mine"]
         assert kube.get(CONFIGMAPS, "mine", ns)["data"] == {"k": "v"}
 
         kube.delete(CONFIGMAPS, "mine", ns)
         assert install_istio(sandbox, chart_repo.url, ns)[0] == 0
         code, out, err = cli(sandbox, "-n", ns, "-o", "json", "addon", "remove", "istio")
         assert code == 0, err
-        assert json.loads(out)["namespace_deleted"] is True
+        assert json.loads(out)[0]["namespace_deleted"] is True
         assert gone(kube, NAMESPACES, ns)  # a deleted namespace goes once the cluster emptied it
     finally:
         kube.delete(NAMESPACES, ns, missing_ok=True)
@@ -300,12 +300,47 @@ def deployment_available(dep: dict[str, Any]) -> bool:
     return any(c["type"] == "Available" and c["status"] == "True" for c in dep["status"]["conditions"])
 
 
-def test_remove_keep_crds(sandbox, kube, chart_repo, namespace):
+def test_remove_keeps_crds_that_hold_objects_unless_told(sandbox, kube, chart_repo, namespace):
+    crd = f"meshprobes.{namespace}.test.progdel.dev"
+    probes = Resource(f"{namespace}.test.progdel.dev", "v1", "meshprobes", "MeshProbe")
     assert install_istio(sandbox, chart_repo.url, namespace)[0] == 0
-    assert cli(sandbox, "-n", namespace, "addon", "remove", "istio", "--keep-crds")[0] == 0
-    assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is not None
+    kube.create(probes, {"metadata": {"name": "mine"}, "spec": {"target": "x"}}, namespace)
+    code, _, err = cli(sandbox, "-n", namespace, "addon", "remove", "istio")
+    assert code == 0, err
+    assert f"kept 1 CRDs: CustomResourceDefinition {crd} (1 object of its kind remain)" in err
+    assert kube.get(probes, "mine", namespace)["spec"] == {"target": "x"}
     assert kube.get_or_none(DEPLOYMENTS, "istiod", namespace) is None
-    kube.delete(CRDS, f"meshprobes.{namespace}.test.progdel.dev")
+
+    # installed again, the CRD is still the install's own; --delete-crds says what goes, then deletes
+    assert install_istio(sandbox, chart_repo.url, namespace)[0] == 0
+    code, _, err = cli(sandbox, "-n", namespace, "addon", "remove", "istio", "--delete-crds")
+    assert code == 0, err
+    assert f"deleting CustomResourceDefinition {crd} although 1 object of its kind remain" in err
+    assert gone(kube, CRDS, crd)  # once the cluster has deleted its objects
+
+
+def test_a_crd_on_the_cluster_before_is_neither_taken_over_nor_deleted(sandbox, kube, chart_repo, namespace):
+    crd = f"meshprobes.{namespace}.test.progdel.dev"
+    code, out, _ = cli(
+        sandbox, "-n", namespace, "-o", "yaml", "addon", "install", "istio", "--chart-repo", chart_repo.url,
+        "--dry-run",
+    )  # fmt: skip
+    theirs = next(d for d in yaml.safe_load_all(out) if d["kind"] == "CustomResourceDefinition")
+    theirs["metadata"]["labels"] = {"owner": "platform-team"}
+    kube.apply(CRDS, theirs, field_manager="platform-team")
+    before = kube.get(CRDS, crd)
+    code, _, err = install_istio(sandbox, chart_repo.url, namespace)
+    assert code == 0, err
+    assert "1 CRDs already on the cluster left as they are" in err
+    after = kube.get(CRDS, crd)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert {e["manager"] for e in after["metadata"]["managedFields"]} == {"platform-team"}
+    code, out, _ = cli(sandbox, "-n", namespace, "-o", "json", "addon", "status", "istio")
+    assert code == 0 and json.loads(out)["health"] == "healthy"
+    code, _, err = cli(sandbox, "-n", namespace, "addon", "remove", "istio")
+    assert code == 0, err
+    assert f"CustomResourceDefinition {crd} (it was on the cluster before the install)" in err
+    assert kube.get(CRDS, crd)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
 def test_dry_run_prints_ordered_documents_and_creates_nothing(sandbox, kube, chart_repo):
@@ -393,10 +428,10 @@ def test_digest_mismatch_is_refused(sandbox, kube, chart_repo, namespace):
 
 def test_unserved_kind_is_refused_before_anything_is_applied(sandbox, kube, chart_repo, namespace):
     code, _, err = install_istio(
-        sandbox, chart_repo.url, namespace, "--set", "istiod:podDisruptionBudget.enabled=true"
+        sandbox, chart_repo.url, namespace, "--set", "istiod:podSecurityPolicy.enabled=true"
     )
     assert code == 2
-    assert "does not serve PodDisruptionBudget (policy/v1)" in err
+    assert "does not serve PodSecurityPolicy (policy/v1beta1)" in err
     assert inventory_of(kube, "istio", namespace) is None
     assert kube.get_or_none(CRDS, f"meshprobes.{namespace}.test.progdel.dev") is None
 

@@ -169,9 +169,14 @@ def chart_values(addon: Addon, spec: ChartSpec, namespaces: dict[str, str]) -> d
 
     Flagger's ``metricsServer`` and Grafana's datasource ``url`` are always set
     explicitly to the prometheus addon's Service, never left to a chart default
-    that may name another Prometheus.
+    that may name another Prometheus; Istio's ``global.istioNamespace`` to the
+    istio addon's namespace.
     """
     values: dict[str, Any] = _deep_copy(spec.values)
+    if addon.name == "istio" and spec.chart in ("base", "istiod"):
+        # where istiod's ServiceAccount, Role and webhook Service are: the release namespace
+        # is not enough, these templates name global.istioNamespace (istio-system by default)
+        values.setdefault("global", {})["istioNamespace"] = namespaces.get("istio", DEFAULT_NAMESPACE)
     prometheus = prometheus_url(namespaces.get("prometheus", DEFAULT_NAMESPACE))
     if addon.name == "flagger":
         values["metricsServer"] = prometheus

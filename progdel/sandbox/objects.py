@@ -217,6 +217,26 @@ def load_yaml(text: str) -> tuple[Any, list[str]]:
     return yaml.load(text, Loader=Loader), duplicates
 
 
+def load_apply_body(raw: bytes) -> tuple[Any, list[str]]:
+    """An apply patch's body: JSON when it is JSON (PyYAML would read a JSON surrogate pair, an
+    emoji escaped as two ``\\u`` halves, as two lone surrogates that cannot be stored), unless
+    it repeats a key: YAML then words the duplicates as the server does."""
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        repeated = repeated or len({k for k, _ in items}) != len(items)
+        return dict(items)
+
+    try:
+        doc = json.loads(raw or b"{}", object_pairs_hook=pairs)
+    except ValueError:
+        doc, repeated = None, True
+    if not repeated:
+        return doc, []
+    return load_yaml(raw.decode() or "{}")
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -790,7 +810,7 @@ class Objects:
             import yaml
 
             try:
-                applied, duplicates = load_yaml(raw.decode() or "{}")
+                applied, duplicates = load_apply_body(raw)
             except (yaml.YAMLError, UnicodeDecodeError) as err:
                 raise bad_request(f"error decoding YAML: {err}") from err
             if not isinstance(applied, dict):

@@ -10,8 +10,15 @@ Every authenticated user may read the discovery and health endpoints and
 create SelfSubjectAccessReviews, like the default ``system:discovery``,
 ``system:public-info-viewer`` and ``system:basic-user`` bindings grant.
 
-The functions here are pure except ``policy_from_store``, which reads the RBAC
-objects of the sandbox's store (a handful; they are read on every request).
+Writing a role or a binding is also held to RBAC's escalation rules, as
+kube-apiserver's RBAC storage does: a Role or ClusterRole may grant only rights
+the writer holds, unless the writer may ``escalate`` it; a binding may bind only
+a role whose rights the writer holds in the binding's scope, unless the writer
+may ``bind`` that role.
+
+The functions here are pure except ``policy_from_store`` (and the escalation
+check built on it), which read the RBAC objects of the sandbox's store (a
+handful; they are read on every request).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from progdel.sandbox.objects import ApiError
 from progdel.sandbox.resources import (
     CLUSTER_ROLE_BINDING_KEY,
     CLUSTER_ROLE_KEY,
+    RBAC_GROUP,
     ROLE_BINDING_KEY,
     ROLE_KEY,
 )
@@ -391,3 +399,86 @@ def review_response(body: Any, decision: Decision) -> dict[str, Any]:
         "spec": body.get("spec") if isinstance(body, dict) else {},
         "status": status,
     }
+
+
+# ---- escalation -------------------------------------------------------------------------------
+ESCALATION_KEYS = {ROLE_KEY, CLUSTER_ROLE_KEY, ROLE_BINDING_KEY, CLUSTER_ROLE_BINDING_KEY}
+
+
+def _atoms(rules: Any) -> list[Attributes]:
+    """Each rule split into single rights, as RBAC's escalation check compares them."""
+    out: list[Attributes] = []
+    for rule in rules or []:
+        if not isinstance(rule, dict):
+            continue
+        verbs = _strings(rule.get("verbs"))
+        for url in _strings(rule.get("nonResourceURLs")):
+            out += [Attributes(verb=v, path=url, resource_request=False) for v in verbs]
+        names = _strings(rule.get("resourceNames")) or [""]
+        for group in _strings(rule.get("apiGroups")):
+            for res in _strings(rule.get("resources")):
+                plural, _, sub = res.partition("/")
+                out += [Attributes(v, group, plural, sub, "", n) for v in verbs for n in names]
+    return out
+
+
+def _not_held(user: User, rules: Any, namespace: str, store: Store) -> list[Attributes]:
+    policy = policy_from_store(store, namespace)
+    missing = []
+    for atom in _atoms(rules):
+        scoped = Attributes(
+            atom.verb, atom.group, atom.resource, atom.subresource, namespace, atom.name, atom.path,
+            atom.resource_request,
+        )  # fmt: skip
+        if not authorize(user, scoped, policy).allowed:
+            missing.append(atom)
+    return missing
+
+
+def _show(atom: Attributes) -> str:
+    if not atom.resource_request:
+        return f'{{NonResourceURLs:["{atom.path}"], Verbs:["{atom.verb}"]}}'
+    res = f"{atom.resource}/{atom.subresource}" if atom.subresource else atom.resource
+    names = f', ResourceNames:["{atom.name}"]' if atom.name else ""
+    return f'{{APIGroups:["{atom.group}"], Resources:["{res}"]{names}, Verbs:["{atom.verb}"]}}'
+
+
+def escalation_error(user: User, key: str, plural: str, obj: dict[str, Any], store: Store) -> ApiError | None:
+    """The 403 kube-apiserver answers when writing ``obj`` (a role or binding) would grant the user
+    rights it does not hold: unless it may ``escalate`` that role, or ``bind`` the bound role."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    namespace = str(meta.get("namespace") or "") if key in (ROLE_KEY, ROLE_BINDING_KEY) else ""
+    if key in (ROLE_KEY, CLUSTER_ROLE_KEY):
+        allowed = Attributes("escalate", RBAC_GROUP, plural, "", namespace, name)
+        if authorize(user, allowed, policy_from_store(store, namespace)).allowed:
+            return None
+        rules = obj.get("rules")
+    else:
+        ref = obj.get("roleRef") or {}
+        ref_kind, ref_name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        ref_plural = "roles" if ref_kind == "Role" else "clusterroles"
+        ref_ns = namespace if ref_kind == "Role" else ""
+        allowed = Attributes("bind", RBAC_GROUP, ref_plural, "", ref_ns, ref_name)
+        if authorize(user, allowed, policy_from_store(store, namespace)).allowed:
+            return None
+        role = store.get(ROLE_KEY if ref_kind == "Role" else CLUSTER_ROLE_KEY, ref_ns, ref_name)
+        rules = role.obj.get("rules") if role is not None else None
+        if rules is None:
+            return ApiError(
+                403, "Forbidden",
+                f'{plural}.{RBAC_GROUP} "{name}" is forbidden: user "{user.name}" cannot bind '
+                f'{ref_kind} "{ref_name}": it does not exist',
+                {"name": name, "group": RBAC_GROUP, "kind": plural},
+            )  # fmt: skip
+    missing = _not_held(user, rules, namespace, store)
+    if not missing:
+        return None
+    groups = " ".join(f'"{g}"' for g in user.groups)
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{plural}.{RBAC_GROUP} "{name}" is forbidden: user "{user.name}" (groups=[{groups}]) is '
+        "attempting to grant RBAC permissions not currently held:\n" + "\n".join(_show(a) for a in missing),
+        {"name": name, "group": RBAC_GROUP, "kind": plural},
+    )

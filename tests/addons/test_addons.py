@@ -565,3 +565,70 @@ def test_wait_times_out_naming_what_is_not_ready(sandbox, kube, chart_repo, name
     assert code == 7
     assert f"not Available after 1s: deployment {namespace}/istiod" in err
     assert inventory_of(kube, "istio", namespace).state == "installed"
+
+
+def installer(sandbox: Any, kube: Any, namespace: str, tmp_path: Any, *extra_rules: dict[str, Any]) -> str:
+    """A kubeconfig for a user who may write every kind the istio test charts render, cluster-wide,
+    but holds none of the rights the charts' ClusterRole grants (pods), unless ``extra_rules``."""
+    user, token = f"installer-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    with (sandbox.data_dir / "tokens.csv").open("a") as f:
+        f.write(f"{token},{user},{user}\n")
+    cluster_role = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False)
+    cluster_binding = Resource(
+        "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+    )
+    groups = ["", "apps", "apiextensions.k8s.io", "rbac.authorization.k8s.io", "networking.istio.io"]
+    resources = ["namespaces", "configmaps", "services", "deployments", "customresourcedefinitions"]
+    resources += ["clusterroles", "clusterrolebindings", "gateways", "meshprobes"]
+    rules = [
+        {
+            "apiGroups": [*groups, f"{namespace}.test.progdel.dev"],
+            "resources": resources,
+            "verbs": ["get", "list", "create", "patch", "update", "delete"],
+        },
+        *extra_rules,
+    ]
+    kube.create(cluster_role, {"metadata": {"name": user}, "rules": rules})
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user}
+    subjects = [{"kind": "User", "name": user}]
+    kube.create(cluster_binding, {"metadata": {"name": user}, "roleRef": ref, "subjects": subjects})
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = token
+    path = tmp_path / f"kubeconfig-{user}"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_rbac_precheck_asks_for_escalate_and_bind(sandbox, kube, chart_repo, namespace, tmp_path):
+    """Creating a ClusterRole with rights one does not hold needs escalate, binding it needs bind
+    (kube-apiserver's RBAC escalation prevention): the pre-check names both before anything is applied,
+    and with them granted the install goes through on the server too."""
+    role_name = f"istiod-{namespace}"
+    args = ["-n", namespace, "addon", "install", "istio", "--chart-repo", chart_repo.url,
+            "--ingress-timeout", "0", "--set", "istiod:clusterRBAC.enabled=true"]  # fmt: skip
+    restricted = installer(sandbox, kube, namespace, tmp_path)
+    result = CliRunner().invoke(app, ["--kubeconfig", restricted, *args])
+    assert isinstance(result.exception, ProgdelError) and result.exception.exit_code == 2
+    message = str(result.exception)
+    assert f'escalate, bind clusterroles.rbac.authorization.k8s.io "{role_name}" at cluster scope' in message
+    assert "Nothing was applied" in message
+    assert inventory_of(kube, "istio", namespace) is None
+
+    may_escalate = {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles"],
+        "verbs": ["escalate", "bind"],
+        "resourceNames": [role_name],
+    }
+    allowed = installer(sandbox, kube, namespace, tmp_path, may_escalate)
+    result = CliRunner().invoke(app, ["--kubeconfig", allowed, *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.stderr
+    assert cli(sandbox, "-n", namespace, "addon", "remove", "istio")[0] == 0
+
+    # who holds the rights the role grants needs neither
+    holds = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    holder = installer(sandbox, kube, namespace, tmp_path, holds)
+    result = CliRunner().invoke(app, ["--kubeconfig", holder, *args])
+    assert result.exit_code == 0, (result.exception, result.stderr)
+    assert cli(sandbox, "-n", namespace, "addon", "remove", "istio")[0] == 0

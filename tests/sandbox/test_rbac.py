@@ -286,6 +286,59 @@ def test_role_binding_allows_configmaps_in_its_namespace_only(
         assert c.get("/api/v1/configmaps").status_code == 403, "a RoleBinding grants nothing cluster-wide"
 
 
+def test_roles_and_bindings_grant_only_what_the_writer_holds(
+    admin: Any, add_user: Any, namespace: str
+) -> None:
+    """RBAC's escalation prevention, as kube-apiserver's RBAC storage enforces it
+    (kubernetes pkg/registry/rbac/validation: ConfirmNoEscalation, BindingAuthorized)."""
+    dev = add_user()
+    manage = {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["create"],
+    }
+    read = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}
+    grant_in(admin, namespace, dev.name, [manage, read])
+    secrets = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    roles = f"{RBAC_API}/namespaces/{namespace}/roles"
+    bindings = f"{RBAC_API}/namespaces/{namespace}/rolebindings"
+    admin.make(roles, role("Role", "secret-reader", [secrets]))
+    with dev.client() as c:
+        assert c.post(roles, json=role("Role", "cm-reader", [read])).status_code == 201
+        r = c.post(roles, json=role("Role", "greedy", [read, secrets]))
+        assert r.status_code == 403
+        assert r.json()["message"] == (
+            f'roles.rbac.authorization.k8s.io "greedy" is forbidden: user "{dev.name}" '
+            '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently '
+            'held:\n{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}'
+        )
+        mine = binding("RoleBinding", "to-cm", "Role", "cm-reader", user_subject("someone"))
+        assert c.post(bindings, json=mine).status_code == 201
+        theirs = binding("RoleBinding", "to-secrets", "Role", "secret-reader", user_subject("someone"))
+        r = c.post(bindings, json=theirs)
+        assert r.status_code == 403 and "not currently held" in r.json()["message"]
+
+    # escalate lets the user write a role beyond its rights, bind lets it bind one
+    grant_in(
+        admin,
+        namespace,
+        dev.name,
+        [
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["roles"],
+                "verbs": ["escalate", "bind"],
+                "resourceNames": ["greedy", "secret-reader"],
+            },
+        ],
+    )
+    with dev.client() as c:
+        assert c.post(roles, json=role("Role", "greedy", [read, secrets])).status_code == 201
+        assert c.post(bindings, json=theirs).status_code == 201
+        other = c.post(roles, json=role("Role", "other", [secrets]))
+        assert other.status_code == 403, "escalate names only the roles it lists"
+
+
 def test_cluster_role_bound_to_a_group(admin: Any, add_user: Any, namespace: str) -> None:
     group = unique("deployers")
     member, outsider = add_user(group, "other"), add_user("other")

@@ -67,7 +67,7 @@ def test_canary_names_come_from_the_cluster(sandbox: Any, namespace: str) -> Non
 
 
 def test_addons_apps_and_environments(tmp_path: Path) -> None:
-    assert complete("progdel addon install ") == ["flagger", "istio", "prometheus"]
+    assert complete("progdel addon install ") == ["flagger", "grafana", "istio", "loadtester", "prometheus"]
     assert complete("progdel addon remove pro") == ["prometheus"]
     shutil.copy(EXAMPLES / "progdel.yaml", tmp_path / "progdel.yaml")
     assert complete("progdel promote --env ", cwd=tmp_path) == ["dev", "production", "sandbox", "staging"]

@@ -35,7 +35,7 @@ from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
 from progdel.kube.access import Access, denied, escalations, refused
-from progdel.kube.client import Kube
+from progdel.kube.client import FIELD_MANAGER, Kube
 from progdel.kube.errors import AlreadyExists, Forbidden
 from progdel.kube.fields import owned_by, same_quantity, without
 from progdel.kube.resources import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, Resource
@@ -331,8 +331,9 @@ def _unchanged(kube: Kube, old: Inventory | None, p: Plan) -> bool:
 def mark_preexisting_crds(kube: Kube, p: Plan, old: Inventory | None) -> None:
     """Mark the plan's CRDs the cluster had before this addon's first install.
 
-    A CRD the addon's inventory says it created stays its own; one that exists
-    without that record was there before and is left alone.
+    A CRD the addon's inventory says it created stays its own, and so does one
+    progdel applied before (a kept CRD of an earlier install); one that exists
+    without either was there before and is left alone.
     """
     before = {o.key: o for o in (old.objects if old else [])}
     for q in p.objects:
@@ -343,10 +344,20 @@ def mark_preexisting_crds(kube: Kube, p: Plan, old: Inventory | None) -> None:
             preexisting = recorded.preexisting
         else:
             try:
-                preexisting = kube.get_or_none(CRDS, q.ref.name) is not None
+                live = kube.get_or_none(CRDS, q.ref.name)
             except Forbidden:  # the RBAC pre-check names "get customresourcedefinitions"
-                preexisting = False
+                live = None
+            # one an earlier install of this addon created and its remove kept (it held objects)
+            # carries progdel's apply in its managedFields: still the addon's own
+            preexisting = live is not None and not _applied_by_progdel(live)
         q.ref = replace(q.ref, preexisting=preexisting)
+
+
+def _applied_by_progdel(obj: dict[str, Any]) -> bool:
+    return any(
+        e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply"
+        for e in (obj.get("metadata") or {}).get("managedFields") or []
+    )
 
 
 def check_preexisting_crds(kube: Kube, p: Plan, discovery: ApiDiscovery) -> None:

@@ -41,7 +41,8 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "addon": (
         "progdel.cli.addon",
         "app",
-        "Install, inspect and remove the mesh (istio), metrics (prometheus) and flagger, idempotently.",
+        "Install, inspect and remove the mesh (istio), metrics (prometheus), flagger, its dashboards "
+        "(grafana) and its load tester (loadtester), idempotently.",
     ),
     "sandbox": (
         "progdel.cli.sandbox",

@@ -311,8 +311,10 @@ def test_remove_keeps_crds_that_hold_objects_unless_told(sandbox, kube, chart_re
     assert kube.get(probes, "mine", namespace)["spec"] == {"target": "x"}
     assert kube.get_or_none(DEPLOYMENTS, "istiod", namespace) is None
 
-    # installed again, the CRD is still the install's own; --delete-crds says what goes, then deletes
-    assert install_istio(sandbox, chart_repo.url, namespace)[0] == 0
+    # installed again, the kept CRD is still the addon's own (progdel applied it before): it is
+    # updated, not left alone; --delete-crds says what goes, then deletes
+    code, _, err = install_istio(sandbox, chart_repo.url, namespace)
+    assert code == 0 and "already on the cluster" not in err, err
     code, _, err = cli(sandbox, "-n", namespace, "addon", "remove", "istio", "--delete-crds")
     assert code == 0, err
     assert f"deleting CustomResourceDefinition {crd} although 1 object of its kind remain" in err

@@ -401,8 +401,8 @@ def test_install_status_reinstall_and_remove_the_real_addons(
     assert "istio: deleted 5 objects its controller created" in err
     code, out, err = cli(sandbox, "-n", app_ns, "addon", "remove", "loadtester")
     assert code == 0, err
-    assert _wait_for_namespace_gone(kube, ns), f"namespace {ns} is still there"
-    left = dump(kube)
+    # a deleted namespace or CRD goes once the cluster has deleted what it holds: wait for that
+    left = _settled_dump(kube, set(before))
     assert set(left) == set(before), {
         "left behind": sorted(set(left) - set(before)),
         "gone": sorted(set(before) - set(left)),
@@ -411,12 +411,12 @@ def test_install_status_reinstall_and_remove_the_real_addons(
     assert changed == [], changed
 
 
-def _wait_for_namespace_gone(kube: Any, name: str) -> bool:
+def _settled_dump(kube: Any, want: set[Any], timeout: float = 90) -> dict[Any, dict[str, Any]]:
     import time
 
-    deadline = time.monotonic() + 60
-    while kube.get_or_none(NAMESPACES, name) is not None:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
+    deadline = time.monotonic() + timeout
+    while True:
+        left = dump(kube)
+        if set(left) == want or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)

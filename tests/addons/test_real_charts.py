@@ -40,6 +40,7 @@ from .conftest import _QuietHandler
 from .test_addons import cli
 from .test_render import HELM_DIR, _without_helm
 
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 MIRROR = Path(__file__).resolve().parents[3] / "shared" / "charts-mirror"
 VWC = Resource(
     "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
@@ -352,6 +353,9 @@ def test_install_status_reinstall_and_remove_the_real_addons(
     ns = f"mesh-{uuid.uuid4().hex[:6]}"
     app_ns = f"test-{uuid.uuid4().hex[:6]}"
     kube.create(NAMESPACES, {"metadata": {"name": app_ns}})
+    # the cluster gives a new namespace its default ServiceAccount shortly after: wait for it, so
+    # that it is part of the state before
+    assert _settled(lambda: kube.get_or_none(SERVICE_ACCOUNTS, "default", app_ns) is not None)
     before = dump(kube)
 
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "COLUMNS": "200"}
@@ -409,6 +413,17 @@ def test_install_status_reinstall_and_remove_the_real_addons(
     }
     changed = [k for k in before if left[k] != before[k]]
     assert changed == [], changed
+
+
+def _settled(ready: Any, timeout: float = 30) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _settled_dump(kube: Any, want: set[Any], timeout: float = 90) -> dict[Any, dict[str, Any]]:

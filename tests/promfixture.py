@@ -94,11 +94,14 @@ def _phase_at(phases: list[TrafficPhase], offset: float) -> TrafficPhase | None:
     return current
 
 
-def _latency_split(latency_ms: float) -> tuple[float, float, float]:
+def _latency_split(
+    latency_ms: float, buckets: Sequence[float] = ISTIO_BUCKETS_MS
+) -> tuple[float, float, float]:
     """(lower bound, upper bound, share of requests at the lower bound) such that Prometheus'
-    ``histogram_quantile(0.99, ...)`` interpolates to exactly ``latency_ms``."""
+    ``histogram_quantile(0.99, ...)`` interpolates to exactly ``latency_ms`` (in the unit of
+    ``buckets``)."""
     lo = 0.0
-    for hi in ISTIO_BUCKETS_MS:
+    for hi in buckets:
         if latency_ms <= hi:
             break
         lo = hi
@@ -204,6 +207,67 @@ def istio_openmetrics(
                     continue
                 sample = f"istio_request_duration_milliseconds_{suffix}{{{base}}}"
                 out.append(f"{sample} {_fmt(getattr(row, attr))} {_fmt(t0 + off)}")
+    out.append("# EOF")
+    return "\n".join(out) + "\n"
+
+
+#: the Prometheus client's default buckets (seconds), which podinfo's histogram uses
+HTTP_BUCKETS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def pod_name(workload: str) -> str:
+    """The one pod of ``workload`` in an ``http_openmetrics`` history (ReplicaSet hash, suffix)."""
+    return f"{workload}-5d9c7b8f6-x2k4z"
+
+
+def http_openmetrics(
+    start: datetime, duration_s: int, step_s: int, series: Mapping[str, Sequence[PhaseLike]]
+) -> str:
+    """OpenMetrics text for an application's own ``http_request_duration_seconds`` histogram (as
+    podinfo exposes it), labelled as Prometheus' kubernetes-pods discovery labels it
+    (``kubernetes_namespace``, ``kubernetes_pod_name``, one pod per workload named
+    ``pod_name(workload)``), with ``status`` 200 or 500: what Flagger's HTTP observer queries for
+    ``gatewayapi`` and ``kubernetes`` canaries. ``series`` as for ``istio_openmetrics``; latencies
+    are still given in milliseconds."""
+    t0 = start.timestamp() if start.tzinfo else start.replace(tzinfo=UTC).timestamp()
+    steps = [i * step_s for i in range(duration_s // step_s + 1)]
+    family = "http_request_duration_seconds"
+    out = [f"# HELP {family} Request duration.", f"# TYPE {family} histogram"]
+    for key, items in series.items():
+        ns, _, name = key.rpartition("/")
+        phases = _phases(items)
+        pod = pod_name(name)
+        base = f'kubernetes_namespace="{ns or "test"}",kubernetes_pod_name="{pod}",method="GET",path="/"'
+        counts = {"200": 0.0, "500": 0.0}
+        buckets = {code: dict.fromkeys(HTTP_BUCKETS_S, 0.0) for code in counts}
+        sums = dict.fromkeys(counts, 0.0)
+        previous: float | None = None
+        lines: list[tuple[str, float, float]] = []
+        for off in steps:
+            phase = _phase_at(phases, off)
+            if phase is None:
+                continue
+            dt = 0.0 if previous is None else off - previous
+            previous = off
+            latency = phase.latency_ms / 1000
+            lo, hi, low_share = _latency_split(latency, HTTP_BUCKETS_S)
+            for code, share in (("200", 1 - phase.error_ratio), ("500", phase.error_ratio)):
+                n = phase.rps * dt * share
+                counts[code] += n
+                for b in HTTP_BUCKETS_S:
+                    if b >= hi:
+                        buckets[code][b] += n
+                    elif lo > 0 and b >= lo:
+                        buckets[code][b] += n * low_share
+                sums[code] += n * (low_share * lo + (1 - low_share) * latency)
+                labels = f'{base},status="{code}"'
+                for b in HTTP_BUCKETS_S:
+                    lines.append((f'{family}_bucket{{{labels},le="{_fmt(b)}"}}', buckets[code][b], t0 + off))
+                lines.append((f'{family}_bucket{{{labels},le="+Inf"}}', counts[code], t0 + off))
+                lines.append((f"{family}_count{{{labels}}}", counts[code], t0 + off))
+                lines.append((f"{family}_sum{{{labels}}}", sums[code], t0 + off))
+        lines.sort(key=lambda line: line[0])  # OpenMetrics wants each series' samples together
+        out += [f"{name} {_fmt(value)} {_fmt(ts)}" for name, value, ts in lines]
     out.append("# EOF")
     return "\n".join(out) + "\n"
 

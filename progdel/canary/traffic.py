@@ -7,7 +7,9 @@ served split differ from the set one. progdel reads what the destination sidecar
     sum by (destination_workload) (rate(istio_requests_total{reporter="destination",
         destination_workload_namespace="NS",destination_workload=~"TARGET|TARGET-primary"}[INTERVAL]))
 
-and warns when the canary's share is far from its weight ("Traffic split for podinfo.test: canary
+(for ``gatewayapi`` and ``kubernetes`` canaries, the application's own
+``http_request_duration_seconds_count`` per pod, as Flagger's HTTP observer reads it) and warns
+when the canary's share is far from its weight ("Traffic split for podinfo.test: canary
 served 2% of requests, weight 20%").
 
 How to call it so the comparison is fair: evaluate at the tick's time, over a window no longer than
@@ -26,11 +28,13 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from progdel.config.canary import Canary, parse_duration
+from progdel.metrics.builtin import Observer, observer_of
 from progdel.metrics.provider import MetricsProvider, NoData
 
 DEFAULT_MIN_RATE = 1.0  # requests per second over the window
 
 _METRIC = "istio_requests_total"
+_HTTP_METRIC = "http_request_duration_seconds_count"
 
 
 def _selector(namespace: str, workloads: str, op: str = "=~") -> str:
@@ -38,6 +42,16 @@ def _selector(namespace: str, workloads: str, op: str = "=~") -> str:
         f'reporter="destination",destination_workload_namespace="{namespace}",'
         f'destination_workload{op}"{workloads}"'
     )
+
+
+def _pods(target: str) -> str:
+    """The pods of the Deployment ``target`` (``TARGET-<hash>-<suffix>``), as Flagger's HTTP
+    observer selects them: anchored, so ``TARGET-primary-...`` is not among them."""
+    return f"{target}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"
+
+
+def _http_selector(namespace: str, pods: str) -> str:
+    return f'kubernetes_namespace="{namespace}",kubernetes_pod_name=~"{pods}"'
 
 
 def served_split_query(namespace: str, target: str, interval: str) -> str:
@@ -50,8 +64,18 @@ def served_split_query(namespace: str, target: str, interval: str) -> str:
     return f"sum by (destination_workload) (rate({_METRIC}{{{sel}}}[{interval}]))"
 
 
-def served_rate_queries(namespace: str, target: str, interval: str) -> tuple[str, str]:
-    """(total rate of canary + primary, rate of the canary alone, 0 when it has no series)."""
+def served_rate_queries(
+    namespace: str, target: str, interval: str, provider: str | None = None
+) -> tuple[str, str]:
+    """(total rate of canary + primary, rate of the canary alone, 0 when it has no series), from
+    the metrics Flagger's observer for ``provider`` reads: Istio's, or the application's own
+    histogram for ``gatewayapi`` and ``kubernetes``."""
+    if observer_of(provider) is Observer.HTTP:
+        both = _http_selector(namespace, f"{_pods(target)}|{_pods(target + '-primary')}")
+        total = f"sum(rate({_HTTP_METRIC}{{{both}}}[{interval}]))"
+        one = _http_selector(namespace, _pods(target))
+        canary = f"sum(rate({_HTTP_METRIC}{{{one}}}[{interval}])) or vector(0)"
+        return total, canary
     total = f"sum(rate({_METRIC}{{{_selector(namespace, f'{target}|{target}-primary')}}}[{interval}]))"
     canary = f"sum(rate({_METRIC}{{{_selector(namespace, target, '=')}}}[{interval}])) or vector(0)"
     return total, canary
@@ -64,13 +88,22 @@ def metrics_window(canary: Canary) -> str:
     return max(intervals, key=parse_duration) if intervals else "1m"
 
 
-def canary_requests_query(namespace: str, target: str, window: str) -> str:
-    """How many requests the canary (``target``) served over ``window``; 0 when it has no series."""
+def canary_requests_query(namespace: str, target: str, window: str, provider: str | None = None) -> str:
+    """How many requests the canary (``target``) served over ``window``; 0 when it has no series.
+    Counted in the metrics Flagger's observer for ``provider`` reads."""
+    if observer_of(provider) is Observer.HTTP:
+        sel = _http_selector(namespace, _pods(target))
+        return f"sum(increase({_HTTP_METRIC}{{{sel}}}[{window}])) or vector(0)"
     return f"sum(increase({_METRIC}{{{_selector(namespace, target, '=')}}}[{window}])) or vector(0)"
 
 
 def served_split(
-    provider: MetricsProvider, namespace: str, target: str, interval: str, at: datetime
+    provider: MetricsProvider,
+    namespace: str,
+    target: str,
+    interval: str,
+    at: datetime,
+    mesh_provider: str | None = None,
 ) -> dict[str, float] | None:
     """The shares of requests the primary and the canary served over ``interval`` before ``at``.
 
@@ -78,7 +111,7 @@ def served_split(
     request rate), or ``None`` when neither workload served anything in the window. Errors of the
     metrics server (unreachable, rejected query) are raised as the provider raises them.
     """
-    total_q, canary_q = served_rate_queries(namespace, target, interval)
+    total_q, canary_q = served_rate_queries(namespace, target, interval, mesh_provider)
     results = provider.query_many([("total", total_q), ("canary", canary_q)], at)
     total = results["total"]
     if isinstance(total, NoData):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from progdel.config.canary import Canary, CanaryMetric, MetricTemplate
 from progdel.errors import InvalidInput
-from progdel.metrics.builtin import BUILTIN_QUERIES, builtin_query, collapse_whitespace
+from progdel.metrics.builtin import BUILTIN_METRICS, builtin_query, builtin_scale, collapse_whitespace
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _NAMES = ("name", "namespace", "target", "service", "ingress", "route", "interval")
@@ -88,6 +88,7 @@ class MetricQuery:
     address: str | None = None
     provider_type: str = "prometheus"
     headers: tuple[tuple[str, str], ...] = ()  # the template's provider.headers, values joined
+    scale: float = 1.0  # the value is multiplied by it before it is judged (seconds -> ms)
 
 
 def header_items(headers: dict[str, list[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -127,15 +128,31 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
             )
         elif metric.query:
             first.append(MetricQuery(metric.name, render_query(metric.query, ctx, what=what)))
-        elif metric.name in BUILTIN_QUERIES:
+        elif metric.name in BUILTIN_METRICS:
+            provider = canary.spec.provider
             first.append(
                 MetricQuery(
                     metric.name,
                     builtin_query(
-                        metric.name, namespace=canary.namespace, target=ctx.target, interval=metric.interval
+                        metric.name,
+                        namespace=canary.namespace,
+                        target=ctx.target,
+                        interval=metric.interval,
+                        provider=provider,
                     ),
+                    scale=builtin_scale(metric.name, provider),
                 )
             )
         else:
             raise InvalidInput(f"{what}: not a built-in metric and no templateRef or query")
     return first + later
+
+
+def one_metric(canary: Canary, index: int) -> Canary:
+    """A copy of ``canary`` whose analysis has only its ``index``-th metric, to render (and so
+    fail) one metric at a time."""
+    one = canary.model_copy(deep=True)
+    analysis = one.spec.analysis or one.spec.canary_analysis
+    assert analysis is not None
+    analysis.metrics = [analysis.metrics[index]]
+    return one

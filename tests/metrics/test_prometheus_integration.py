@@ -126,3 +126,45 @@ def test_unreachable_when_prometheus_stops(tmp_path: Path) -> None:
         prom.start()  # the outage ends: same URL, same history
         assert p.query(sr("podinfo-primary"), at(100)) == pytest.approx(100.0)
         p.close()
+
+
+def test_the_http_observer_queries_on_the_applications_own_histogram(tmp_path: Path) -> None:
+    """Flagger's HTTP observer (gatewayapi, kubernetes) against a real Prometheus holding
+    podinfo's ``http_request_duration_seconds`` per pod: the canary's pods and the primary's are
+    told apart by the pod-name pattern, and the p99 in seconds is judged in milliseconds."""
+    from progdel.metrics.builtin import builtin_scale
+    from tests.promfixture import http_openmetrics
+
+    require_prometheus()
+    text = http_openmetrics(T0, 900, 10, HISTORY)
+    provider_name = "gatewayapi:v1"
+    q = {"namespace": "test", "interval": "1m", "provider": provider_name}
+    with run_prometheus(text, tmp_path) as prom, PrometheusProvider(prom.url) as provider:
+        canary_sr = builtin_query("request-success-rate", target="podinfo", **q)
+        primary_sr = builtin_query("request-success-rate", target="podinfo-primary", **q)
+        duration = builtin_query("request-duration", target="podinfo", **q)
+        assert provider.query(canary_sr, at(250)) == pytest.approx(100.0)
+        assert provider.query(canary_sr, at(600)) == pytest.approx(70.0)
+        assert provider.query(primary_sr, at(600)) == pytest.approx(100.0)
+        seconds = provider.query(duration, at(600))
+        assert seconds * builtin_scale("request-duration", provider_name) == pytest.approx(1200.0)
+        with pytest.raises(NoData):
+            provider.query(builtin_query("request-success-rate", target="quiet", **q), at(300))
+
+
+def test_served_split_and_request_count_of_a_gateway_api_canary(tmp_path: Path) -> None:
+    """The verified-traffic split and the min-requests count read the same metrics as the
+    provider's built-in queries: the pods' own histogram for a gatewayapi canary."""
+    from progdel.canary import traffic
+    from tests.promfixture import http_openmetrics
+
+    require_prometheus()
+    with (
+        run_prometheus(http_openmetrics(T0, 900, 10, HISTORY), tmp_path) as prom,
+        PrometheusProvider(prom.url) as provider,
+    ):
+        split = traffic.served_split(provider, "test", "podinfo", "1m", at(250), "gatewayapi:v1")
+        assert split is not None and split["canary"] == pytest.approx(10 / 30)
+        count = traffic.canary_requests_query("test", "podinfo", "1m", "gatewayapi:v1")
+        assert provider.query(count, at(250)) == pytest.approx(600.0)
+        assert traffic.served_split(provider, "test", "podinfo", "1m", at(250)) is None, "no Istio metrics"

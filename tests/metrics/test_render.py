@@ -6,24 +6,74 @@ import pytest
 
 from progdel.config.canary import CanaryMetric, load_canary, load_metric_templates
 from progdel.errors import InvalidInput
-from progdel.metrics.builtin import builtin_query, check_metric
+from progdel.metrics.builtin import builtin_query, builtin_scale, check_metric
 from progdel.metrics.templates import QueryContext, metric_queries, render_query
 
+# The strings Flagger's own observer tests pin (pkg/metrics/observers/istio_test.go and
+# http_test.go), for namespace "test": Flagger sends them with a leading space, which Prometheus
+# ignores and progdel trims.
 SR = (
-    'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",'
-    'destination_workload=~"podinfo",response_code!~"5.*"}[1m])) / sum(rate(istio_requests_total{'
-    'reporter="destination",destination_workload_namespace="test",'
-    'destination_workload=~"podinfo"}[1m])) * 100'
+    'sum( rate( istio_requests_total{ reporter="destination", destination_workload_namespace="test", '
+    'destination_workload=~"podinfo", response_code!~"5.*" }[1m] ) ) / sum( rate( istio_requests_total{ '
+    'reporter="destination", destination_workload_namespace="test", destination_workload=~"podinfo" }[1m] ) '
+    ") * 100"
 )
 DUR = (
-    'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",'
-    'destination_workload_namespace="test",destination_workload=~"podinfo"}[1m])) by (le))'
+    "histogram_quantile( 0.99, sum( rate( istio_request_duration_milliseconds_bucket{ "
+    'reporter="destination", destination_workload_namespace="test", destination_workload=~"podinfo" }[1m] ) '
+    ") by (le) )"
+)
+HTTP_SR = (
+    'sum( rate( http_request_duration_seconds_count{ kubernetes_namespace="test", '
+    'kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)", status!~"5.*" }[1m] ) ) / '
+    'sum( rate( http_request_duration_seconds_count{ kubernetes_namespace="test", '
+    'kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)" }[1m] ) ) * 100'
+)
+HTTP_DUR = (
+    "histogram_quantile( 0.99, sum( rate( http_request_duration_seconds_bucket{ "
+    'kubernetes_namespace="test", kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)" }[1m] ) '
+    ") by (le) )"
 )
 
 
 def test_builtin_queries_are_flaggers_exact_strings() -> None:
+    """TestIstioObserver_GetRequestSuccessRate / _GetRequestDuration (istio_test.go)."""
     assert builtin_query("request-success-rate", namespace="test", target="podinfo", interval="1m") == SR
     assert builtin_query("request-duration", namespace="test", target="podinfo", interval="1m") == DUR
+    for provider in ("istio", "", None):
+        assert (
+            builtin_query(
+                "request-duration", namespace="test", target="podinfo", interval="1m", provider=provider
+            )
+            == DUR
+        )
+
+
+@pytest.mark.parametrize("provider", ["gatewayapi:v1", "gatewayapi:v1beta1", "kubernetes"])
+def test_gateway_api_and_kubernetes_use_flaggers_http_observer(provider: str) -> None:
+    """TestHttpObserver_GetRequestSuccessRate / _GetRequestDuration (http_test.go), and the
+    observer Flagger's factory (observers/factory.go) picks for these providers."""
+    q = {"namespace": "test", "target": "podinfo", "interval": "1m", "provider": provider}
+    assert builtin_query("request-success-rate", **q) == HTTP_SR
+    assert builtin_query("request-duration", **q) == HTTP_DUR
+    assert builtin_scale("request-duration", provider) == 1000.0
+    assert builtin_scale("request-success-rate", provider) == 1.0
+    assert builtin_scale("request-duration", "istio") == 1.0
+
+
+def test_http_observer_durations_are_seconds_judged_in_milliseconds() -> None:
+    """http_test.go: a p99 of "0.100" seconds is 100ms; Flagger truncates to whole ms."""
+    metric = CanaryMetric(name="request-duration", thresholdRange={"max": 100})
+    assert check_metric(metric, 0.100 * builtin_scale("request-duration", "gatewayapi:v1")).passed
+    slow = check_metric(metric, 0.1019 * builtin_scale("request-duration", "gatewayapi:v1"))
+    assert not slow.passed and slow.message == "request duration 101ms > 100ms"
+
+
+def test_a_gateway_api_canary_renders_the_http_observer_queries() -> None:
+    canary = load_canary("examples/canary-gatewayapi.yaml").model
+    queries = {q.name: q for q in metric_queries(canary)}
+    assert "http_request_duration_seconds_count" in queries["request-success-rate"].query
+    assert queries["request-duration"].scale == 1000.0
 
 
 def test_examples_render() -> None:

@@ -27,8 +27,8 @@ from progdel.routing.gatewayapi import (
     set_rule_weights,
 )
 from progdel.routing.istio import ORIGINAL_ANNOTATION, RoutingError, VirtualServiceRouter
-from tests.canary.test_runner_integration import T0, ReplayClock, deployment, history, new_revision
-from tests.promfixture import TrafficPhase, require_prometheus, run_prometheus
+from tests.canary.test_runner_integration import T0, ReplayClock, deployment, new_revision
+from tests.promfixture import TrafficPhase, http_openmetrics, require_prometheus, run_prometheus
 
 GATEWAY = {"name": "public", "namespace": "istio-ingress"}
 SERVICE = {"port": 9898, "hosts": ["app.example.com"], "gatewayRefs": [GATEWAY]}
@@ -345,7 +345,12 @@ def test_full_canary_run_through_the_runner_shifts_httproute_weights(
         if record["kind"] == "tick":
             seen.append(tuple(w or 0 for _, w in backends(kube.get(HTTPROUTES, "podinfo"))))
 
-    with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+    # a gatewayapi canary is judged by Flagger's HTTP observer: the app's own histogram
+    series = {
+        f"{namespace}/podinfo-primary": [TrafficPhase(0, 20)],
+        f"{namespace}/podinfo": [TrafficPhase(0, 10)],
+    }
+    with run_prometheus(http_openmetrics(T0, 1800, 5, series), tmp_path) as prom:
         runner = CanaryRunner(
             kube,
             "podinfo",

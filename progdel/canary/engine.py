@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from progdel.canary.revision import configs_changed, is_legacy
 from progdel.config.canary import (
     CONFIRM_GATE_NAMES,
     Canary,
@@ -56,7 +57,7 @@ from progdel.config.canary import (
     StrategyKind,
 )
 from progdel.errors import ExitCode
-from progdel.metrics.builtin import check_metric
+from progdel.metrics.builtin import REQUEST_SUCCESS_RATE, check_metric, no_values_error
 
 # --------------------------------------------------------------------------------------------
 # Status
@@ -79,6 +80,8 @@ class Phase(enum.StrEnum):
 _SETTLED = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
 _RUNNING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
 ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)  # the phases whose ticks judge metrics
+#: the phases in which a run has moved traffic or replicas, and must be brought to an end
+MOVING = _RUNNING
 
 
 class FailureReason(enum.StrEnum):
@@ -255,7 +258,8 @@ class CanaryStatus:
     last_applied_spec: str = ""
     last_promoted_spec: str = ""
     last_transition_time: str | None = None
-    tracked_configs: dict[str, str] = field(default_factory=dict)
+    # None: the status has none; {} is written when the target uses no tracked config (as Flagger)
+    tracked_configs: dict[str, str] | None = None
     conditions: list[dict[str, Any]] = field(default_factory=list)  # without the run condition
     session_affinity_cookie: str | None = None
     previous_session_affinity_cookie: str | None = None
@@ -272,7 +276,7 @@ class CanaryStatus:
         out: dict[str, Any] = dict(self.extra)
         for attr, key in _FLAGGER_FIELDS.items():
             value = getattr(self, attr)
-            if value is None or (key in ("trackedConfigs",) and not value):
+            if value is None:
                 continue
             out[key] = str(value) if isinstance(value, enum.Enum) else copy.deepcopy(value)
         out["conditions"] = [*out.get("conditions", []), self.run_condition(out)]
@@ -362,6 +366,7 @@ class MetricOutcome(enum.StrEnum):
     NO_DATA = "no-data"
     INFRA_ERROR = "infra-error"
     REJECTED = "rejected"
+    ERROR = "error"  # the metric could not be evaluated: its template, Secret or query is broken
 
 
 @dataclass(frozen=True)
@@ -389,8 +394,15 @@ class MetricResult:
         return cls(MetricOutcome.REJECTED, None, message)
 
     @classmethod
-    def from_provider(cls, result: float | BaseException) -> MetricResult:
-        """Map a ``MetricsProvider.query_many`` result (value or error) to a ``MetricResult``."""
+    def error(cls, message: str) -> MetricResult:
+        """The metric could not be evaluated (a MetricTemplate or its Secret is missing, a
+        variable is not set): a failed check, as Flagger counts it; ``message`` is the event."""
+        return cls(MetricOutcome.ERROR, None, message)
+
+    @classmethod
+    def from_provider(cls, result: float | BaseException, scale: float = 1.0) -> MetricResult:
+        """Map a ``MetricsProvider.query_many`` result (value or error) to a ``MetricResult``; a
+        value is multiplied by ``scale`` (a query's unit conversion)."""
         from progdel.metrics.provider import NoData, QueryRejected
 
         if isinstance(result, NoData):
@@ -399,7 +411,7 @@ class MetricResult:
             return cls.rejected(str(result))
         if isinstance(result, BaseException):
             return cls.infra_error(str(result))
-        return cls.ok(float(result))
+        return cls.ok(float(result) * scale)
 
 
 @dataclass(frozen=True)
@@ -472,7 +484,13 @@ class Observation:
     command: Command | None = None
     infra_error: str | None = None
     tracked_configs: Mapping[str, str] | None = None
+    # progdel's own revision hash of the target, for a status an older progdel wrote
+    legacy_revision: str = ""
     not_ready_reason: str = ""
+    primary_not_ready_reason: str = ""
+    # the Canary as stored no longer validates (it was edited mid-run): the tick runs on the last
+    # valid spec, and an analysing tick counts a failed check saying why
+    spec_error: str | None = None
     # webhook results by type, for the types the runner has called (see HooksRequiredError)
     webhooks: Mapping[HookType, Sequence[HookResult]] | None = None
     approval: HookType | None = None  # a confirm gate an operator has approved
@@ -519,11 +537,13 @@ class ConsumeApproval:
 
 @dataclass(frozen=True)
 class CallWebhooks:
-    """Call the webhooks of ``hook_type`` with ``phase`` (``post-rollout``); failures are only
-    logged."""
+    """Call the webhooks of ``hook_type`` with ``phase`` (``post-rollout``), one after another,
+    stopping at the first failure; each result is an Event ("Post-rollout check NAME passed", or
+    the failure) on the canary as it is at ``event_phase``. Failures change nothing else."""
 
     hook_type: HookType
     phase: str
+    event_phase: str = ""
 
 
 @dataclass(frozen=True)
@@ -533,11 +553,19 @@ class PromoteTemplate:
 
 @dataclass(frozen=True)
 class Event:
-    """A Kubernetes Event on the Canary (reason ``Synced``), worded as Flagger's."""
+    """A Kubernetes Event on the Canary (reason ``Synced``), worded as Flagger's.
+
+    ``alert`` also sends it to the canary's alert providers at that severity, worded
+    ``alert_message`` (Flagger words its alerts apart from its events); ``phase`` is the phase the
+    canary has at this event, which event webhooks receive (Flagger sends the phase of the object
+    it records the event on: "New revision detected!" already Progressing, "Canary failed!"
+    already Failed)."""
 
     type: Literal["Normal", "Warning"]
     message: str
-    alert: Severity | None = None  # also send to the canary's alert providers at this severity
+    alert: Severity | None = None
+    alert_message: str | None = None
+    phase: str = ""
 
 
 Action = (
@@ -626,14 +654,24 @@ def ordered_metrics(analysis: CanaryAnalysis) -> list[CanaryMetric]:
     ]
 
 
-def revision_changed(status: CanaryStatus, revision: str) -> bool:
-    """Flagger's rule: a new revision unless it is the one applied, or the promoted one (a
-    manual revert to the promoted version does not start a run)."""
-    if not status.last_applied_spec:
+def revision_changed(
+    status: CanaryStatus,
+    revision: str,
+    configs: Mapping[str, str] | None = None,
+    legacy: str = "",
+) -> bool:
+    """Flagger's rule (``shouldAdvance``): a new revision when the pod template's hash is neither
+    the applied one nor the promoted one (a manual revert to the promoted version does not start
+    a run), or when the tracked configs changed. ``configs`` None: not observed. ``legacy`` is
+    progdel's own hash, compared with a status an older progdel wrote in that form."""
+    applied = status.last_applied_spec
+    if not applied:
         return True
-    if revision == status.last_promoted_spec:
-        return False
-    return revision != status.last_applied_spec
+    if legacy and is_legacy(applied):
+        return legacy != applied and legacy != status.last_promoted_spec
+    if revision != status.last_promoted_spec and revision != applied:
+        return True
+    return configs is not None and configs_changed(status.tracked_configs, configs)
 
 
 def _next_weight(analysis: CanaryAnalysis, current: int) -> int:
@@ -669,8 +707,18 @@ class _Tick:
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def event(self, message: str, warning: bool = False, alert: Severity | None = None) -> None:
-        self.actions.append(Event("Warning" if warning else "Normal", message, alert))
+    def event(
+        self,
+        message: str,
+        warning: bool = False,
+        alert: Severity | None = None,
+        *,
+        alert_message: str | None = None,
+        phase: Phase | None = None,
+    ) -> None:
+        """Emit an Event; its phase is the canary's at this point of the tick unless given."""
+        at = self.s.phase if phase is None else phase
+        self.actions.append(Event("Warning" if warning else "Normal", message, alert, alert_message, str(at)))
 
     def set_phase(self, phase: Phase) -> None:
         self.s.phase = phase
@@ -684,42 +732,77 @@ class _Tick:
         self.s.canary_not_ready_since = None
         self.s.pending_gate = None
 
-    def end_run(self, phase: Phase) -> None:
-        """Succeeded or Failed: reset the counters, retire the session cookie, post-rollout."""
+    def end_run(self, phase: Phase, hooks_see: Phase | None = None) -> None:
+        """Succeeded or Failed: reset the counters, retire the session cookie, post-rollout.
+
+        ``hooks_see`` is the phase the post-rollout hooks' own events carry (Flagger records them
+        on the canary as it was before a rollback, and as Succeeded after a promotion)."""
         self.reset_run(phase)
         if self.s.session_affinity_cookie:
             self.s.previous_session_affinity_cookie = self.s.session_affinity_cookie
             self.s.session_affinity_cookie = None
         if webhooks_of(self.c, HookType.POST_ROLLOUT):
-            self.actions.append(CallWebhooks(HookType.POST_ROLLOUT, str(phase)))
+            self.actions.append(CallWebhooks(HookType.POST_ROLLOUT, str(phase), str(hooks_see or phase)))
 
-    def rollback(self, reason_message: str | None, reason: FailureReason) -> None:
+    def rollback(
+        self,
+        reason_message: str | None,
+        reason: FailureReason,
+        *,
+        alert: Severity = "error",
+        alert_message: str | None = None,
+    ) -> None:
+        """Flagger's rollback: all traffic to the primary, "Canary failed!", the target to zero,
+        Failed, post-rollout hooks with Failed. ``reason_message`` is the Warning before it
+        (with the alert); without one, "Canary failed!" carries the alert."""
+        before = self.s.phase
         if reason_message:
-            self.event(reason_message, warning=True, alert="error")
+            self.event(reason_message, warning=True, alert=alert, alert_message=alert_message)
         self.actions.append(SetWeights(100, 0))
         self.event(
             f"Canary failed! Scaling down {self.name}",
             warning=True,
-            alert=None if reason_message else "error",
+            alert=None if reason_message else alert,
+            alert_message=None if reason_message else alert_message,
+            phase=Phase.FAILED,
         )
         self.actions.append(ScaleCanaryToZero())
-        self.end_run(Phase.FAILED)
+        self.end_run(Phase.FAILED, hooks_see=before)
         self.s.failure_reason = reason
         self.exit_hint = _FAILURE_EXIT[reason]
         self.settled = True
 
+    def threshold_rollback(self) -> None:
+        n = self.s.failed_checks
+        self.rollback(
+            f"Rolling back {self.name} failed checks threshold reached {n}",
+            FailureReason.ANALYSIS,
+            alert_message=f"Failed checks threshold reached {n}",
+        )
+
+    def failed_check(self, message: str) -> None:
+        """A failed check (a hook, a metric, a broken spec): a Warning, one more failed check, and
+        the rollback once ``threshold`` is reached (on this tick: Flagger waits for the next)."""
+        self.event(message, warning=True)
+        self.s.failed_checks += 1
+        self.s.infra_errors = 0
+        if self.s.failed_checks >= self.a.threshold:
+            self.threshold_rollback()
+
     # ---- webhooks and gates ------------------------------------------------------------
 
     def hook_results(self, hook_type: HookType, phase: Phase | str) -> list[HookResult]:
-        """Results of the ``hook_type`` webhooks ([] when there are none); raises
-        ``HooksRequiredError`` when the runner has not called them yet."""
+        """Results of the ``hook_type`` webhooks ([] when there are none), in the spec's order
+        and only as far as they were called (one after another, stopping at the first failure;
+        at the first success for ``rollback``); raises ``HooksRequiredError`` when the runner has
+        not called them yet."""
         hooks = webhooks_of(self.c, hook_type)
         if not hooks:
             return []
         got = (self.obs.webhooks or {}).get(hook_type)
         if got is None:
             if self.assume_hooks_pass:
-                return [HookResult(h.name, True) for h in hooks]
+                return [HookResult(h.name, hook_type is not HookType.ROLLBACK) for h in hooks]
             raise HooksRequiredError(hook_type, str(phase))
         return list(got)
 
@@ -727,30 +810,25 @@ class _Tick:
         return any(w.name == hook_name and w.mute_alert for w in self.a.webhooks)
 
     def check_hooks(self, hook_type: HookType, label: str) -> bool:
-        """Run pre-rollout or rollout hooks: a failure is a failed check (and maybe a rollback)."""
+        """Run pre-rollout or rollout hooks: a failure is a failed check (and maybe a rollback).
+        As in Flagger, a failing hook is a Warning event and no alert of its own: only the
+        rollback it may lead to alerts."""
         for r in self.hook_results(hook_type, Phase.PROGRESSING):
             if not r.ok:
-                self.event(
-                    f"Halt {self.name} advancement {label} {r.name} failed {r.message}",
-                    warning=True,
-                    alert=None if self._muted(r.name) else "error",
-                )
-                self.s.failed_checks += 1
-                if self.s.failed_checks >= self.a.threshold:
-                    self.rollback(
-                        f"Rolling back {self.name} failed checks threshold reached {self.s.failed_checks}",
-                        FailureReason.ANALYSIS,
-                    )
+                self.failed_check(f"Halt {self.name} advancement {label} {r.name} failed {r.message}")
                 return False
             if hook_type is HookType.PRE_ROLLOUT:
                 self.event(f"Pre-rollout check {r.name} passed")
         return True
 
-    def gate(self, gate: HookType, phase: Phase | str, waiting: str) -> bool:
+    def gate(self, gate: HookType, phase: Phase | str, waiting: str, alert_message: str) -> bool:
         """Whether the confirm gate ``gate`` is open. With no webhook of its type and no manual
         declaration there is no gate. An approval for the gate opens it (once); a manual gate
-        opens only so; otherwise every webhook of the type must pass. A closed gate emits
-        ``waiting`` (Flagger's "Halt ... waiting for ... approval NAME") and records the gate."""
+        opens only so; otherwise the hooks of the type are called in order and every one must
+        pass ("Confirm-... check NAME passed" for each that did). A closed gate emits ``waiting``
+        (Flagger's "Halt ... waiting for ... approval NAME": for confirm-traffic-increase on every
+        tick, for the others when the wait begins) and records the gate; the wait's first tick
+        alerts (``alert_message``, warn) unless the closing hook has ``muteAlert``."""
         manual = gate in manual_gates(self.c)
         if not manual and not webhooks_of(self.c, gate):
             return True
@@ -761,28 +839,43 @@ class _Tick:
             self.s.pending_gate = None
             return True
         blocker = "(progdel canary approve)"
+        muted = False
         if not manual:
-            results = self.hook_results(gate, phase)
-            failed = next((r for r in results if not r.ok), None)
-            if failed is None:
-                if gate is not HookType.CONFIRM_TRAFFIC_INCREASE:
-                    for r in results:
-                        self.event(f"{str(gate).capitalize()} check {r.name} passed")
+            for r in self.hook_results(gate, phase):
+                if not r.ok:
+                    blocker, muted = r.name, self._muted(r.name)
+                    break
+                self.event(f"{str(gate).capitalize()} check {r.name} passed")
+            else:
                 self.s.pending_gate = None
                 return True
-            blocker = failed.name
         first = self.old.pending_gate != str(gate)
         self.s.pending_gate = str(gate)
-        self.event(f"Halt {self.name} advancement {waiting} {blocker}", alert="warn" if first else None)
+        if first or gate is HookType.CONFIRM_TRAFFIC_INCREASE:
+            self.event(
+                f"Halt {self.name} advancement {waiting} {blocker}",
+                warning=True,
+                alert="warn" if first and not muted else None,
+                alert_message=alert_message,
+            )
         self.note = f"waiting at gate {gate}"
         return False
 
     def promote_gated(self) -> None:
         """The analysis is complete: pass the confirm-promotion gate, then promote."""
-        if not self.gate(HookType.CONFIRM_PROMOTION, Phase.PROGRESSING, "waiting for promotion approval"):
-            self.set_phase(Phase.WAITING_PROMOTION)
-            return
-        self.promote()
+        if self._promotion_gate():
+            self.promote()
+
+    def _promotion_gate(self) -> bool:
+        if self.gate(
+            HookType.CONFIRM_PROMOTION,
+            Phase.PROGRESSING,
+            "waiting for promotion approval",
+            "Canary promotion is waiting for approval.",
+        ):
+            return True
+        self.set_phase(Phase.WAITING_PROMOTION)
+        return False
 
     def promote(self) -> None:
         primary = f"{self.c.primary_name}.{self.c.namespace}"
@@ -860,6 +953,7 @@ class _Tick:
     def _run(self) -> None:
         c, s, obs = self.c, self.s, self.obs
         if c.spec.suspend:
+            self.event("skipping canary run as object is suspended")
             self.note = "suspended"
             return
         phase = s.phase
@@ -882,11 +976,16 @@ class _Tick:
             if obs.tracked_configs is not None:
                 s.tracked_configs = dict(obs.tracked_configs)
             self.actions += [SetWeights(100, 0), ScaleCanaryToZero()]
-            self.event(f"Initialization done! {self.name}", alert="info")
+            kind = c.spec.target_ref.kind
+            self.event(
+                f"Initialization done! {self.name}",
+                alert="info",
+                alert_message=f"New {kind} detected, initialization completed.",
+            )
             self.settled, self.exit_hint = True, ExitCode.OK
             return
 
-        changed = revision_changed(s, obs.revision)
+        changed = revision_changed(s, obs.revision, obs.tracked_configs, obs.legacy_revision)
         if phase in _SETTLED and not changed:
             self.settled = True
             if phase is Phase.FAILED:
@@ -906,17 +1005,14 @@ class _Tick:
         if not c.skip_analysis:
             primary = self.readiness("primary", obs.primary)
             if primary is Readiness.DEADLINE_EXCEEDED:
-                message = f"Rolling back {self.name} progress deadline exceeded: primary not ready"
                 if phase in (Phase.PROMOTING, Phase.FINALISING):
-                    # The primary is already rolling to the new template: send traffic to the canary.
-                    self.event(message, warning=True)
-                    self.actions.append(SetWeights(0, 100))
-                    s.canary_weight = 100
-                    self.set_phase(Phase.FAILED)
-                    s.failure_reason = FailureReason.DEADLINE
-                    self.exit_hint, self.settled = ExitCode.CANARY_FAILED, True
+                    self._failed_promotion()
                 else:
-                    self.rollback(message, FailureReason.DEADLINE)
+                    self.rollback(
+                        f"Rolling back {self.name} progress deadline exceeded: primary not ready",
+                        FailureReason.DEADLINE,
+                        alert_message=f"Progress deadline exceeded {self._primary_not_ready()}",
+                    )
                 return
             if primary is Readiness.NOT_READY:
                 self.note = "waiting for the primary to become ready"
@@ -926,12 +1022,18 @@ class _Tick:
 
         # A new run starts: scale the canary up; no analysis this tick.
         if phase not in _RUNNING:
-            if not self.gate(HookType.CONFIRM_ROLLOUT, phase, "waiting for approval"):
+            if not self.gate(
+                HookType.CONFIRM_ROLLOUT, phase, "waiting for approval", "Canary is waiting for approval."
+            ):
                 self.set_phase(Phase.WAITING)
                 return
-            self.event(f"New revision detected! Scaling up {self.target}", alert="info")
-            self.actions.append(ScaleCanary("up"))
             self.reset_run(Phase.PROGRESSING)
+            self.event(
+                f"New revision detected! Scaling up {self.target}",
+                alert="info",
+                alert_message="New revision detected, progressing canary analysis.",
+            )
+            self.actions.append(ScaleCanary("up"))
             s.failure_reason = None
             s.last_applied_spec = obs.revision
             s.session_affinity_cookie = self._cookie()
@@ -961,9 +1063,11 @@ class _Tick:
         # Canary readiness.
         canary_ready = self.readiness("canary", obs.canary)
         if canary_ready is Readiness.DEADLINE_EXCEEDED:
+            reason = obs.not_ready_reason or "progress deadline exceeded"
             self.rollback(
                 f"Rolling back {self.name} progress deadline exceeded: canary {self.target} not ready",
                 FailureReason.DEADLINE,
+                alert_message=f"Progress deadline exceeded canary {self.target} not ready: {reason}",
             )
             return
         if canary_ready is Readiness.NOT_READY:
@@ -981,16 +1085,28 @@ class _Tick:
             self.actions.append(ScaleCanaryToZero())
             self.end_run(Phase.SUCCEEDED)
             s.last_promoted_spec = s.last_applied_spec
-            self.event(f"Promotion completed! Canary analysis was skipped for {self.target}", alert="info")
+            self.event(
+                f"Promotion completed! Canary analysis was skipped for {self.target}",
+                alert="info",
+                alert_message="Canary analysis was skipped, promotion finished.",
+            )
             self.exit_hint, self.settled = ExitCode.OK, True
             return
 
-        # Rollback hooks: any that answers 2xx rolls the canary back.
+        # Rollback hooks, one after another: the first that answers 2xx rolls the canary back.
         if phase in ANALYSING:
             for r in self.hook_results(HookType.ROLLBACK, phase):
-                if r.ok:
-                    self.rollback(f"Rolling back {self.name} manual webhook invoked", FailureReason.ABORTED)
-                    return
+                if not r.ok:
+                    self.event(f"Rollback hook {r.name} not signaling a rollback")
+                    continue
+                self.event(f"Rollback check {r.name} passed", warning=True)
+                self.rollback(
+                    f"Rolling back {self.name} manual webhook invoked",
+                    FailureReason.ABORTED,
+                    alert="warn",
+                    alert_message="Rolling back manual webhook invoked",
+                )
+                return
 
         if obs.command is Command.PROMOTE and phase in ANALYSING:
             self.event(f"Promotion of {self.name} requested by operator, skipping the rest of the analysis")
@@ -1005,16 +1121,24 @@ class _Tick:
             self.actions.append(ScaleCanaryToZero())
             self.end_run(Phase.SUCCEEDED)
             s.last_promoted_spec = s.last_applied_spec
-            self.event(f"Promotion completed! Scaling down {self.target}", alert="info")
+            self.event(
+                f"Promotion completed! Scaling down {self.target}",
+                alert="info",
+                alert_message="Canary analysis completed successfully, promotion finished.",
+            )
             self.exit_hint, self.settled = ExitCode.OK, True
             return
 
         # Threshold reached on an earlier tick (e.g. status written by Flagger).
         if s.failed_checks >= self.a.threshold:
-            self.rollback(
-                f"Rolling back {self.name} failed checks threshold reached {s.failed_checks}",
-                FailureReason.ANALYSIS,
-            )
+            self.threshold_rollback()
+            return
+
+        # The Canary was edited into a spec that does not validate: no analysis can be trusted,
+        # so every such tick is a failed check (the run goes on with the last valid spec, and
+        # rolls back at the threshold, rather than stranding its traffic).
+        if obs.spec_error is not None:
+            self.failed_check(f"Halt {self.name} advancement invalid spec: {obs.spec_error}")
             return
 
         first_step = weights.canary == 0 and s.iterations == 0 and not (self.a.mirror and weights.mirrored)
@@ -1033,12 +1157,49 @@ class _Tick:
         else:
             self._step_canary(weights)
 
+    def _primary_not_ready(self) -> str:
+        why = self.obs.primary_not_ready_reason or "progress deadline exceeded"
+        return f"{self.c.primary_name}.{self.c.namespace} not ready: {why}"
+
+    def _failed_promotion(self) -> None:
+        """The primary missed its deadline while Promoting or Finalising: it already runs the new
+        template, so the canary is the only healthy copy. As Flagger 1.44: all traffic to the
+        canary (which keeps its replicas), Failed with the canary's weight at 100, an error
+        alert, and the post-rollout hooks with Failed."""
+        s = self.s
+        before = s.phase
+        why = self._primary_not_ready()
+        self.event(
+            f"Promotion of {self.target} failed, primary not ready: {why}",
+            warning=True,
+            alert="error",
+            alert_message=f"Promotion failed, primary not ready: {why}",
+        )
+        self.actions.append(SetWeights(0, 100))
+        self.end_run(Phase.FAILED, hooks_see=before)
+        s.canary_weight = 100
+        s.failure_reason = FailureReason.DEADLINE
+        self.exit_hint, self.settled = ExitCode.CANARY_FAILED, True
+
     # ---- analysis ----------------------------------------------------------------------
 
-    def _provider_label(self, m: CanaryMetric) -> str:
+    def _no_data(self, m: CanaryMetric) -> tuple[str, str]:
+        """(why, the Halt event) for a metric without data, in Flagger's words for its kind."""
         if m.template_ref is None and m.query is None:
-            return self.c.spec.provider or "istio"
-        return "prometheus"
+            why = (
+                f"no values found for {self.c.spec.provider or 'istio'} metric {m.name} "
+                f"probably {self.target} is not receiving traffic"
+            )
+            if m.name == REQUEST_SUCCESS_RATE:  # Flagger adds its error to this one only
+                return why, f"Halt advancement {why}: {no_values_error(self.c.spec.provider)}"
+            return why, f"Halt advancement {why}"
+        if m.template_ref is None:
+            return (
+                f"no values found for metric: {m.name}",
+                f"Halt advancement no values found for metric: {m.name}",
+            )
+        why = f"no values found for custom metric: {m.name}"
+        return why, f"Halt advancement {why}: no values found"
 
     def _analyse(self) -> bool:
         """Judge the metrics; True to advance. Records measurements and counts failures."""
@@ -1061,13 +1222,10 @@ class _Tick:
                     break
             elif r.outcome is MetricOutcome.NO_DATA:
                 policy = self.settings.no_data_policy(m.name)
-                why = (
-                    f"no values found for {self._provider_label(m)} metric {m.name} "
-                    f"probably {self.target} is not receiving traffic"
-                )
+                why, halt = self._no_data(m)
                 if policy is NoDataPolicy.FAIL:
                     self._measure(m.name, None, "no-data", why)
-                    failure = f"Halt advancement {why}"
+                    failure = halt
                     break
                 if policy is NoDataPolicy.SKIP:
                     self._measure(m.name, None, "skipped", why)
@@ -1075,6 +1233,10 @@ class _Tick:
                 else:
                     self._measure(m.name, None, "hold", why)
                     holds.append(f"Halt {self.name} advancement holding: {why}")
+            elif r.outcome is MetricOutcome.ERROR:
+                self._measure(m.name, None, "error", r.message)
+                failure = r.message
+                break
             elif r.outcome is MetricOutcome.INFRA_ERROR:
                 self._measure(m.name, None, "error", r.message)
                 infra.append(f"Metric query failed for {m.name}: {r.message}")
@@ -1089,14 +1251,7 @@ class _Tick:
 
         s = self.s
         if failure is not None:
-            self.event(failure, warning=True)
-            s.failed_checks += 1
-            s.infra_errors = 0
-            if s.failed_checks >= self.a.threshold:
-                self.rollback(
-                    f"Rolling back {self.name} failed checks threshold reached {s.failed_checks}",
-                    FailureReason.ANALYSIS,
-                )
+            self.failed_check(failure)
             return False
         if infra:
             self.infra(infra)
@@ -1146,16 +1301,24 @@ class _Tick:
         return session_cookie(self.c, self.obs.revision, self.now)
 
     def _step_canary(self, weights: Weights) -> None:
+        # Flagger asks the confirm-traffic-increase hooks before every move of a Progressing run
+        # that is not mirroring: before the mirrored step, before each weight step, and once more
+        # at maxWeight before the confirm-promotion gate.
+        moving = not weights.mirrored and self.s.phase is Phase.PROGRESSING
+        if moving and not self.gate(
+            HookType.CONFIRM_TRAFFIC_INCREASE,
+            Phase.PROGRESSING,
+            "waiting for traffic increase approval",
+            "Canary traffic increase is waiting for approval.",
+        ):
+            return
         max_weight = self.a.effective_max_weight
         if weights.canary < max_weight:
             if self.a.mirror and weights.canary == 0 and not weights.mirrored:
-                # one tick of mirrored traffic before the first weighted step (no gate)
+                # one tick of mirrored traffic before the first weighted step
                 self.actions.append(SetWeights(100, 0, mirror=True))
-                self.event(f"Advance {self.name} canary weight 0 with traffic mirroring")
-                return
-            if not self.gate(
-                HookType.CONFIRM_TRAFFIC_INCREASE, Phase.PROGRESSING, "waiting for traffic increase approval"
-            ):
+                self.s.canary_weight = 0
+                self.event(f"Advance {self.name} canary weight 0")
                 return
             canary_weight = min(100, _next_weight(self.a, weights.canary))
             self.actions.append(SetWeights(100 - canary_weight, canary_weight))
@@ -1173,19 +1336,26 @@ class _Tick:
         self.promote_gated()
 
     def _step_bluegreen(self, weights: Weights) -> None:
-        if self.a.iterations > self.s.iterations:
+        """Flagger's blue/green: ``iterations`` checks at 100/0 (mirrored with ``mirror``); then,
+        past the confirm-promotion gate, all traffic to the canary and one more check (counted as
+        iteration N+1); then the gate once more and the promotion."""
+        n = self.a.iterations
+        if n > self.s.iterations:
             if self.a.mirror and not weights.mirrored:
                 self.actions.append(SetWeights(100, 0, mirror=True))
             self.s.iterations += 1
-            self.event(f"Advance {self.name} canary iteration {self.s.iterations}/{self.a.iterations}")
+            self.event(f"Advance {self.name} canary iteration {self.s.iterations}/{n}")
             return
-        if weights.canary < 100:
-            if not self.gate(HookType.CONFIRM_PROMOTION, Phase.PROGRESSING, "waiting for promotion approval"):
-                self.set_phase(Phase.WAITING_PROMOTION)
-                return
-            self.event("Routing all traffic to canary")
+        if not self._promotion_gate():
+            return
+        if self.s.iterations == n:
+            if self.a.mirror:
+                self.event("Stop traffic mirroring and route all traffic to canary")
+            else:
+                self.event("Routing all traffic to canary")
             self.actions.append(SetWeights(0, 100))
             self.s.canary_weight = 100
+            self.s.iterations = n + 1
             return
         self.promote()
 

@@ -61,7 +61,7 @@ from progdel.kube.resources import (
 from progdel.metrics.builtin import check_metric, threshold_bounds
 from progdel.metrics.incluster import prometheus_for, resolves
 from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url, service_address
-from progdel.metrics.templates import MetricQuery, metric_queries
+from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
 
 # --------------------------------------------------------------------------------------------
 # A read-through, write-in-memory view of the cluster
@@ -512,14 +512,6 @@ class MetricCheck:
         }
 
 
-def _single(canary: Canary, index: int) -> Canary:
-    one = canary.model_copy(deep=True)
-    analysis = one.spec.analysis or one.spec.canary_analysis
-    assert analysis is not None
-    analysis.metrics = [analysis.metrics[index]]
-    return one
-
-
 def check_metrics(
     canary: Canary,
     render: Callable[[Canary], list[MetricQuery]],
@@ -535,12 +527,13 @@ def check_metrics(
     engine would."""
     checks: list[MetricCheck] = []
     to_send: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[MetricCheck, str]]] = {}
+    scales: dict[int, float] = {}
     settings = canary.settings
     for i, metric in enumerate(canary.analysis.metrics):
         lo, hi = threshold_bounds(metric)
         check = MetricCheck(metric.name, None, None, lo, hi)
         checks.append(check)
-        one = _single(canary, i)
+        one = one_metric(canary, i)
         missing = unavailable_templates(one)
         if missing:
             check.verdict, check.message = "unreachable", missing
@@ -554,12 +547,13 @@ def check_metrics(
             check.verdict, check.message = "invalid", str(err)
             continue
         check.query, check.server = query.query, query.address or default_url
+        scales[id(check)] = query.scale
         to_send.setdefault((check.server, query.headers), []).append((check, query.query))
     for (url, headers), batch in to_send.items():
         with provider_for(url, dict(headers)) as provider:
             values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
         for i, (check, _q) in enumerate(batch):
-            result = engine.MetricResult.from_provider(values[str(i)])
+            result = engine.MetricResult.from_provider(values[str(i)], scales.get(id(check), 1.0))
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, metric, settings.no_data_policy(check.name))
     if settings.min_requests:
@@ -574,7 +568,7 @@ def _hold_on_too_little_traffic(
 ) -> None:
     """As the engine: below ``progdel.dev/min-requests`` served requests, judged metrics hold."""
     window = traffic.metrics_window(canary)
-    query = traffic.canary_requests_query(canary.namespace, canary.target_name, window)
+    query = traffic.canary_requests_query(canary.namespace, canary.target_name, window, canary.spec.provider)
     answer = provider.query_many([("requests", query)], at)["requests"]
     result = engine.MetricResult.from_provider(answer)
     if result.outcome not in (engine.MetricOutcome.VALUE, engine.MetricOutcome.NO_DATA):
@@ -712,6 +706,22 @@ def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | Non
     return pod_template, secret_namespaces
 
 
+def proxy_access(canary: Canary, prometheus_url: str | None) -> list[Access]:
+    """The ``services/proxy`` rights of the in-cluster Services progdel reaches through the API
+    server because their addresses do not resolve here: ``get`` on a Prometheus (its queries are
+    GETs), ``create`` on each webhook's Service (Flagger's webhooks are POSTs, which RBAC checks
+    as ``create``)."""
+    wanted: list[Access] = []
+    proxied = service_address(prometheus_url) if prometheus_url else None
+    if proxied is not None and not resolves(proxied.host):
+        wanted.append(Access("get", SERVICES, proxied.namespace, "proxy"))
+    for hook in canary.analysis.webhooks:
+        address = service_address(hook.url)
+        if address is not None and not resolves(address.host):
+            wanted.append(Access("create", SERVICES, address.namespace, "proxy"))
+    return list(dict.fromkeys(wanted))
+
+
 def check_access(
     kube: Kube, canary: Canary, templates: Iterable[MetricTemplate] = (), prometheus_url: str | None = None
 ) -> tuple[list[MissingRights] | None, str]:
@@ -722,9 +732,7 @@ def check_access(
     wanted = needed_access(
         canary, templates=templates, pod_template=pod_template, alert_secret_namespaces=secret_namespaces
     )
-    proxied = service_address(prometheus_url) if prometheus_url else None
-    if proxied is not None and not resolves(proxied.host):
-        wanted.append(Access("get", SERVICES, proxied.namespace, "proxy"))
+    wanted += proxy_access(canary, prometheus_url)
     try:
         missing = denied(kube, wanted)
     except ProgdelError as err:

@@ -1,21 +1,36 @@
-"""The revision of a canary's target: a canonical hash of its pod template and its configs.
+"""The revision of a canary's target: its pod template's hash and its configs' checksums.
 
 A new revision is what starts a canary run. Like Flagger, progdel counts a change to the pod
 template *or* to the data of a ConfigMap or Secret the pods use (volumes, projected volumes,
-``env.valueFrom``, ``envFrom``, in containers and init containers) as a new revision. The hash
-is progdel's own (canonical JSON, SHA-256): stable across key order and across runs, so it can
-be stored in the Canary's status and compared by any later process.
+``env.valueFrom``, ``envFrom``, in containers and init containers) as a new revision, and
+stores them as Flagger does, so that a canary moves between Flagger and progdel without being
+seen as a new revision:
 
-Both functions are pure: the caller fetches the referenced objects.
+- ``status.lastAppliedSpec``/``lastPromotedSpec``: Flagger's hash of the pod template
+  (``flaggerhash.pod_template_hash``); for a template whose Go rendering progdel cannot
+  reproduce (a set ``creationTimestamp``...), progdel's own canonical hash (16 hex digits);
+- ``status.trackedConfigs``: ``configmap/NAME`` and ``secret/NAME`` mapped to Flagger's
+  checksum of their ``data``; an object annotated ``flagger.app/config-tracking: disabled``,
+  a Secret of another type than Opaque, basic-auth, ssh-auth or TLS, and one that does not
+  exist are not tracked, as in Flagger's ``config_tracker.go``.
+
+Statuses written by progdel before it computed Flagger's hashes hold a 16-hex-digit hash of the
+template and its configs together; ``legacy_revision_hash`` still computes it, so such a canary
+is not seen as changed either.
+
+All functions are pure: the caller fetches the referenced objects.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from progdel.canary.flaggerhash import Unsupported, config_checksum, pod_template_hash
 
 CONFIG_TRACKING_ANNOTATION = "flagger.app/config-tracking"
 
@@ -78,16 +93,69 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def revision_hash(template: Mapping[str, Any], configs: Mapping[ConfigRef, Mapping[str, Any] | None]) -> str:
-    """The revision of ``template`` together with the data of the configs it references.
+_LEGACY = re.compile(r"[0-9a-f]{16}")
 
-    ``configs`` maps each of ``referenced_configs(template)`` to the fetched object (or ``None``
-    when it does not exist); extra entries are ignored, so the caller may pass everything it has.
-    """
+
+def is_legacy(value: str) -> bool:
+    """Whether a stored revision is progdel's own hash (16 hex digits; Flagger's have at most 10
+    characters of another alphabet)."""
+    return bool(_LEGACY.fullmatch(value))
+
+
+def legacy_revision_hash(
+    template: Mapping[str, Any], configs: Mapping[ConfigRef, Mapping[str, Any] | None]
+) -> str:
+    """progdel's own revision: a canonical hash of ``template`` together with the data of the
+    configs it references (extra entries of ``configs`` are ignored)."""
     tracked = {f"{ref.kind}/{ref.name}": _tracked(configs.get(ref)) for ref in referenced_configs(template)}
     return canonical_hash({"template": template, "configs": tracked})
 
 
+@dataclass(frozen=True)
+class Revision:
+    """A target's revision: ``spec`` for ``lastAppliedSpec`` (Flagger's hash of the pod template,
+    or progdel's own when the template cannot be hashed as Flagger does), ``configs`` for
+    ``trackedConfigs``, and ``legacy`` for statuses an older progdel wrote."""
+
+    spec: str
+    configs: dict[str, str]
+    legacy: str
+
+
+def revision_of(
+    template: Mapping[str, Any], configs: Mapping[ConfigRef, Mapping[str, Any] | None]
+) -> Revision:
+    """The revision of ``template`` with the configs it references (each fetched object, or None
+    when it does not exist)."""
+    legacy = legacy_revision_hash(template, configs)
+    try:
+        spec = pod_template_hash(template)
+    except Unsupported:
+        spec = legacy
+    return Revision(spec, tracked_configs(configs), legacy)
+
+
+_TRACKED_SECRET_TYPES = ("Opaque", "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/tls")
+
+
 def tracked_configs(configs: Mapping[ConfigRef, Mapping[str, Any] | None]) -> dict[str, str]:
-    """Per-config checksums, for the status' ``trackedConfigs`` (``kind/name`` → hash)."""
-    return {f"{ref.kind}/{ref.name}": canonical_hash(_tracked(obj)) for ref, obj in sorted(configs.items())}
+    """Flagger's ``trackedConfigs``: ``configmap/NAME`` or ``secret/NAME`` to the checksum of the
+    object's ``data``, for the objects that exist and are tracked."""
+    out: dict[str, str] = {}
+    for ref, obj in sorted(configs.items()):
+        if obj is None:
+            continue
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get(CONFIG_TRACKING_ANNOTATION, "")).startswith("disable"):
+            continue
+        if ref.kind == "Secret" and (obj.get("type") or "Opaque") not in _TRACKED_SECRET_TYPES:
+            continue
+        out[f"{ref.kind.lower()}/{ref.name}"] = config_checksum(obj.get("data"))
+    return out
+
+
+def configs_changed(tracked: Mapping[str, str] | None, current: Mapping[str, str]) -> bool:
+    """Flagger's ``HasConfigChanged``: the tracked configs differ from those the target uses now."""
+    if tracked is None:
+        return bool(current)
+    return len(tracked) != len(current) or any(tracked.get(k) != v for k, v in current.items())

@@ -32,7 +32,7 @@ from progdel.canary import engine, store, traffic
 from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
-from progdel.canary.revision import referenced_configs, revision_hash, tracked_configs
+from progdel.canary.revision import referenced_configs, revision_of
 from progdel.canary.webhooks import WebhookCaller
 from progdel.canary.workloads import Workloads
 from progdel.config.canary import (
@@ -51,7 +51,7 @@ from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRET
 from progdel.metrics.incluster import prometheus_for
 from progdel.metrics.prometheus import QUERY_TIMEOUT, PrometheusProvider, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
-from progdel.metrics.templates import MetricQuery, metric_queries
+from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
 from progdel.routing import router_for
 from progdel.routing.base import Router, TrafficPlan, Weights
 
@@ -219,6 +219,7 @@ class CanaryRunner:
         self.hooks = WebhookCaller()
         self._alerts: AlertSender | None = None
         self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
+        self._last_valid: Canary | None = None  # the last spec read that validated
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -234,21 +235,51 @@ class CanaryRunner:
         if self._alerts is not None:
             self._alerts.close()
 
-    def _templates(self, canary: Canary) -> list[MetricTemplate]:
+    def _templates(self, canary: Canary) -> tuple[list[MetricTemplate], dict[tuple[str, str], str]]:
+        """The MetricTemplates the canary's metrics name (files first, then the cluster), and why
+        each of the others cannot be used (not found, or not a valid MetricTemplate)."""
         refs = {
             (m.template_ref.namespace or canary.namespace, m.template_ref.name)
             for m in canary.analysis.metrics
             if m.template_ref is not None
         }
         found = {(t.namespace, t.metadata.name): t for t in self.opts.templates}
+        problems: dict[tuple[str, str], str] = {}
         for ns, tname in refs - set(found):
             obj = self.kube.get_or_none(METRICTEMPLATES, tname, ns)
-            if obj is not None:
+            if obj is None:
+                problems[(ns, tname)] = f"metrictemplate {ns}/{tname} not found"
+                continue
+            try:
                 found[(ns, tname)] = parse_metric_template(obj, f"metrictemplate {ns}/{tname}")
-        return list(found.values())
+            except InvalidInput as err:
+                problems[(ns, tname)] = str(err)
+        return list(found.values()), problems
 
     def queries(self, canary: Canary) -> list[MetricQuery]:
-        return metric_queries(canary, self._templates(canary))
+        """Every metric's query; ``InvalidInput`` for the first that cannot be rendered."""
+        return metric_queries(canary, self._templates(canary)[0])
+
+    def rendered(self, canary: Canary) -> tuple[list[MetricQuery], dict[str, MetricResult]]:
+        """Every metric's query, one at a time: those that render, and for each metric that does
+        not (its MetricTemplate is gone or invalid, a variable is not set) a failed check saying
+        why, in Flagger's words, as Flagger counts it."""
+        templates, problems = self._templates(canary)
+        queries: list[MetricQuery] = []
+        broken: dict[str, MetricResult] = {}
+        for i, metric in enumerate(canary.analysis.metrics):
+            ref = metric.template_ref
+            try:
+                if ref is not None and (ref.namespace or canary.namespace, ref.name) in problems:
+                    raise InvalidInput(problems[(ref.namespace or canary.namespace, ref.name)])
+                queries += metric_queries(one_metric(canary, i), templates)
+            except InvalidInput as err:
+                if ref is not None:
+                    where = f"{ref.name}.{ref.namespace or canary.namespace}"
+                    broken[metric.name] = MetricResult.error(f"Metric template {where} error: {err}")
+                else:
+                    broken[metric.name] = MetricResult.error(f"Metric query failed for {metric.name}: {err}")
+        return queries, broken
 
     def metrics_url(self, canary: Canary) -> str:
         return resolve_prometheus_url(
@@ -258,10 +289,17 @@ class CanaryRunner:
         )
 
     def preflight(self, canary: Canary) -> None:
-        """Render every query and run it once: a query Prometheus rejects is a spec error (exit 2),
-        reported before any traffic moves. No data or an unreachable server are not errors here."""
+        """Render every query and run it once: a query that cannot be rendered or that Prometheus
+        rejects is a spec error (exit 2), reported before any traffic moves. No data or an
+        unreachable server are not errors here. (A run already under way is not preflighted: its
+        ticks count such problems as failed checks, so it ends in a rollback rather than with its
+        traffic stranded.)"""
         default = self.metrics_url(canary)
-        for q in self.queries(canary):
+        queries, broken = self.rendered(canary)
+        if broken:
+            name, result = next(iter(broken.items()))
+            raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {name}: {result.message}")
+        for q in queries:
             try:
                 self._provider(q.address or default, q.headers).query(q.query, self.clock.now())
             except QueryRejected as err:
@@ -308,14 +346,17 @@ class CanaryRunner:
             w = router.get_weights()
         except (Unreachable, ServerError) as err:
             return replace(operator, infra_error=str(err))
+        revision = revision_of(template, configs)
         return replace(
             operator,
-            revision=revision_hash(template, configs),
+            revision=revision.spec,
+            legacy_revision=revision.legacy,
             primary=primary.readiness,
             canary=canary_h.readiness,
             weights=engine.Weights(w.primary, w.canary, w.mirrored),
-            tracked_configs=tracked_configs(configs),
+            tracked_configs=revision.configs,
             not_ready_reason=canary_h.message if canary_h.readiness is not Readiness.READY else "",
+            primary_not_ready_reason=primary.message if primary.readiness is not Readiness.READY else "",
         )
 
     def router(self, canary: Canary) -> Router:
@@ -330,15 +371,16 @@ class CanaryRunner:
         self, canary: Canary, at: datetime, extra: tuple[str, str] | None
     ) -> dict[str, MetricResult]:
         default = self.metrics_url(canary)
+        queries, results = self.rendered(canary)
         by_server: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[str, str]]] = {}
-        for q in self.queries(canary):
+        scales = {q.name: q.scale for q in queries}
+        for q in queries:
             by_server.setdefault((q.address or default, q.headers), []).append((q.name, q.query))
         if extra is not None:
             by_server.setdefault((default, ()), []).append(extra)
-        results: dict[str, MetricResult] = {}
         for (url, headers), batch in by_server.items():
             for mname, value in self._provider(url, headers).query_many(batch, at).items():
-                results[mname] = MetricResult.from_provider(value)
+                results[mname] = MetricResult.from_provider(value, scales.get(mname, 1.0))
         return results
 
     def observe_metrics(self, canary: Canary, obs: Observation) -> Observation:
@@ -347,7 +389,9 @@ class CanaryRunner:
         if not canary.settings.min_requests:
             return replace(obs, metrics=self.measure(canary, obs.now))
         window = traffic.metrics_window(canary)
-        query = traffic.canary_requests_query(canary.namespace, canary.target_name, window)
+        query = traffic.canary_requests_query(
+            canary.namespace, canary.target_name, window, canary.spec.provider
+        )
         results = self._measure(canary, obs.now, (_REQUESTS_KEY, query))
         requests = results.pop(_REQUESTS_KEY)
         return replace(obs, metrics=results, canary_requests=requests, requests_window=window)
@@ -360,7 +404,7 @@ class CanaryRunner:
             try:
                 return engine.tick(canary, status, obs), obs
             except engine.HooksRequiredError as need:
-                results = self.hooks.call_type(canary, need.hook_type, need.phase, status)
+                results = self.hooks.call_type(canary, need.hook_type, need.phase, status, kube=self.kube)
                 obs = replace(obs, webhooks={**(obs.webhooks or {}), need.hook_type: results})
             except engine.MetricsRequiredError:
                 obs = self.observe_metrics(canary, obs)
@@ -379,7 +423,7 @@ class CanaryRunner:
         message = AlertMessage(
             canary.name,
             canary.namespace,
-            event.message,
+            event.alert_message or event.message,
             event.alert,
             str(status.phase),
             {
@@ -397,28 +441,61 @@ class CanaryRunner:
         log.warning(message)
         self.sink({"kind": "event", "type": "Warning", "message": message, "time": _stamp(self.clock.now())})
 
+    def emit(
+        self,
+        canary: Canary,
+        obj: dict[str, Any],
+        status: engine.CanaryStatus,
+        event: engine.Event,
+        read: engine.CanaryStatus | None = None,
+    ) -> None:
+        """One Event: recorded on the Canary, shown, sent to the event webhooks (with the phase the
+        canary has at that event, and the checksum of the status ``read`` at the tick's start, as
+        Flagger's come from the object it read) and, when it alerts, to the alert providers."""
+        self.recorder.record(obj, event.type, "Synced", event.message)
+        self.sink(
+            {"kind": "event", "type": event.type, "message": event.message, "time": _stamp(self.clock.now())}
+        )
+        if engine.webhooks_of(canary, HookType.EVENT):
+            ms = int(self.clock.now().timestamp() * 1000)
+            phase = event.phase or str(status.phase)
+            for r in self.hooks.call_type(
+                canary, HookType.EVENT, phase, read or status, (event.message, event.type, ms), kube=self.kube
+            ):
+                if not r.ok:
+                    log.warning("event hook %s failed %s", r.name, r.message)
+        self._alert(canary, status, event)
+
     def execute(
         self,
         canary: Canary,
         obj: dict[str, Any],
         actions: list[engine.Action],
         status: engine.CanaryStatus | None = None,
+        read: engine.CanaryStatus | None = None,
     ) -> None:
+        """Carry out ``actions`` for the tick whose new status is ``status``; ``read`` is the status
+        the tick started from (the one webhook payloads are checksummed on)."""
         work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
         router = self.router(canary)
-        status = status or engine.CanaryStatus.from_dict(obj.get("status"))
-        event_hooks = bool(engine.webhooks_of(canary, HookType.EVENT))
+        read = read or engine.CanaryStatus.from_dict(obj.get("status"))
+        status = status or read
         for action in actions:
             if isinstance(action, engine.SetWeights):
                 router.set_traffic(traffic_plan(canary, action, status))
             elif isinstance(action, engine.ConsumeApproval):
                 store.clear_approval(self.kube, self.name, self.namespace, str(action.gate))
             elif isinstance(action, engine.CallWebhooks):
-                for r in self.hooks.call_type(canary, action.hook_type, action.phase, status):
-                    if not r.ok:
-                        message = f"{str(action.hook_type).capitalize()} hook {r.name} failed {r.message}"
-                        self.recorder.record(obj, "Warning", "Synced", message)
-                        self._warn(message)
+                label = str(action.hook_type).capitalize()
+                for r in self.hooks.call_type(canary, action.hook_type, action.phase, read, kube=self.kube):
+                    if r.ok:
+                        event = engine.Event(
+                            "Normal", f"{label} check {r.name} passed", phase=action.event_phase
+                        )
+                    else:
+                        message = f"{label} hook {r.name} failed {r.message}"
+                        event = engine.Event("Warning", message, phase=action.event_phase)
+                    self.emit(canary, obj, status, event, read)
             elif isinstance(action, engine.ScaleCanary):
                 if action.replicas == "up":
                     work.scale_target_up()
@@ -429,24 +506,7 @@ class CanaryRunner:
             elif isinstance(action, engine.PromoteTemplate):
                 work.promote()
             elif isinstance(action, engine.Event):
-                self.recorder.record(obj, action.type, "Synced", action.message)
-                self.sink(
-                    {
-                        "kind": "event",
-                        "type": action.type,
-                        "message": action.message,
-                        "time": _stamp(self.clock.now()),
-                    }
-                )
-                if event_hooks:
-                    ms = int(self.clock.now().timestamp() * 1000)
-                    phase = str(self.phase_before)
-                    for r in self.hooks.call_type(
-                        canary, HookType.EVENT, phase, status, (action.message, action.type, ms)
-                    ):
-                        if not r.ok:
-                            log.warning("event hook %s failed %s", r.name, r.message)
-                self._alert(canary, status, action)
+                self.emit(canary, obj, status, action, read)
 
     def tick(self) -> engine.TickResult:
         # One tick reads the same objects several times (the router, the checks, the weight
@@ -454,15 +514,39 @@ class CanaryRunner:
         with self.kube.reads_cached():
             return self._tick()
 
+    def read(self) -> tuple[dict[str, Any], Canary, str | None]:
+        """The Canary object, its spec, and why the stored spec is invalid (else None).
+
+        A spec edited into one that no longer validates while a run moves traffic must not strand
+        that traffic: the run goes on with the last valid spec this process read, and every
+        analysing tick counts a failed check saying why (so it rolls back at the threshold, as
+        Flagger ends a run whose checks cannot pass). With no run under way there is nothing to
+        protect, and the spec error is raised (exit 2)."""
+        obj = self.kube.get(CANARIES, self.name, self.namespace)
+        try:
+            spec = store.parse(obj, self.name, self.namespace)
+        except InvalidInput as err:
+            if engine.CanaryStatus.from_dict(obj.get("status")).phase not in engine.MOVING:
+                raise
+            if self._last_valid is not None:
+                return obj, self._last_valid, str(err)
+            try:  # a watcher that never saw it valid: its fields are enough to end the run
+                return obj, store.parse_fields(obj, self.name, self.namespace).model, str(err)
+            except InvalidInput:
+                raise err from None
+        self._last_valid = spec.model
+        return obj, spec.model, None
+
     def _tick(self) -> engine.TickResult:
-        obj, spec = store.read(self.kube, self.name, self.namespace)
-        canary = spec.model
+        obj, canary, spec_error = self.read()
         status = engine.CanaryStatus.from_dict(obj.get("status"))
         self._marks = store.operator_marks(obj)
         obs = self.observe(canary, obj, status)
+        if spec_error is not None:
+            obs = replace(obs, spec_error=spec_error)
         self.phase_before = status.phase
         result, obs = self.decide(canary, status, obs)
-        self.execute(canary, obj, result.actions, result.status)
+        self.execute(canary, obj, result.actions, result.status, status)
         stored = obj.get("status") or {}
         claim = bool(stored.get("phase")) and not engine.progdel_wrote_last(stored)
         if claim or result.status.to_dict() != status.to_dict():
@@ -492,6 +576,7 @@ class CanaryRunner:
                 canary.target_name,
                 window,
                 obs.now,
+                canary.spec.provider,
             )
         except MetricsError:
             return None
@@ -551,13 +636,14 @@ class CanaryRunner:
 
     def run(self) -> ExitCode:
         """Drive the canary until its run ends; the exit code says how it ended."""
-        _, spec = store.read(self.kube, self.name, self.namespace)
-        canary = spec.model
+        obj, canary, _invalid = self.read()
         interval = canary.analysis.interval_seconds
         lease = store.lease_for(self.kube, self.name, self.namespace, lease_seconds(canary), self.identity)
         lease.acquire()
         try:
-            self.preflight(canary)
+            if engine.CanaryStatus.from_dict(obj.get("status")).phase not in engine.MOVING:
+                # before any traffic moves; a run under way judges its queries tick by tick
+                self.preflight(canary)
             return self._loop(interval, lease)
         finally:
             lease.release()

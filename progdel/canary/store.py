@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from progdel.config.canary import CanarySpec, parse_canary
+from progdel.config.canary import CanarySpec, parse_canary, parse_canary_fields
 from progdel.kube.client import Kube
 from progdel.kube.lease import Lease, default_identity
 from progdel.kube.resources import CANARIES
@@ -46,10 +46,19 @@ def source_of(namespace: str, name: str) -> str:
     return f"canary {namespace}/{name}"
 
 
+def parse(obj: dict[str, Any], name: str, namespace: str) -> CanarySpec:
+    """The spec of a Canary object read from the cluster (its status left out)."""
+    return parse_canary({k: v for k, v in obj.items() if k != "status"}, source_of(namespace, name))
+
+
+def parse_fields(obj: dict[str, Any], name: str, namespace: str) -> CanarySpec:
+    """``parse`` without the rules across fields (see ``parse_canary_fields``)."""
+    return parse_canary_fields({k: v for k, v in obj.items() if k != "status"}, source_of(namespace, name))
+
+
 def read(kube: Kube, name: str, namespace: str) -> tuple[dict[str, Any], CanarySpec]:
     obj = kube.get(CANARIES, name, namespace)
-    spec = parse_canary({k: v for k, v in obj.items() if k != "status"}, source_of(namespace, name))
-    return obj, spec
+    return obj, parse(obj, name, namespace)
 
 
 #: metadata the API server sets: a Canary exported with ``kubectl get -o yaml`` carries them, and a

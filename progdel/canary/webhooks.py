@@ -1,27 +1,37 @@
 """Calling a canary's webhooks: Flagger's JSON payload over HTTP POST, with timeouts and retries.
 
 The engine decides *when* hooks are called and what their answers mean; this module only makes
-the calls. A call succeeds on any 2xx answer (Flagger accepts only up to 202: progdel treats
-203-299 as success too, deliberately, since they are successes in HTTP). Connection errors,
-timeouts and 5xx answers are retried ``retries`` times; a 4xx answer is final (a closed gate
-answers 403, and asking again at once would not open it). The hooks of one type are called
-concurrently.
+the calls, as Flagger makes them: the hooks of one type one after another in the spec's order,
+stopping at the first that fails (at the first that answers 2xx for ``rollback`` hooks, whose
+success means "roll back"; ``event`` hooks are all called), so a ``db-migrate`` pre-rollout
+hook has finished before the ``smoke`` test after it starts. A call succeeds on any 2xx answer
+(Flagger accepts only up to 202: progdel treats 203-299 as success too, deliberately, since
+they are successes in HTTP). Connection errors, timeouts, 429 and 5xx answers other than 501
+are retried ``retries`` times, as Flagger's client retries them; another 4xx answer is final (a
+closed gate answers 403, and asking again at once would not open it).
+
+A URL naming a cluster Service (``http://flagger-loadtester.test/``, ``http://svc.ns:8080/x``,
+``.svc``, ``.svc.cluster.local``) that does not resolve where progdel runs is called through the
+API server's service proxy with the kubeconfig's credentials (``metrics.incluster``), keeping
+the path, the query, the body and the timeout.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from progdel.canary.engine import CanaryStatus, HookResult, HookType, webhooks_of
+from progdel.canary.flaggerhash import webhook_checksum
 from progdel.config.canary import Canary, CanaryWebhook, parse_duration
+
+if TYPE_CHECKING:
+    from progdel.kube.client import Kube
+    from progdel.metrics.incluster import ClusterRoute
 
 _BODY_LIMIT = 200
 
@@ -40,9 +50,10 @@ def mask_url(url: str) -> str:
 
 
 def checksum(status: CanaryStatus) -> str:
-    """A hash of the applied revision and the tracked configs, as the payload's ``checksum``."""
-    text = json.dumps({"spec": status.last_applied_spec, "configs": status.tracked_configs}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Flagger's ``checksum`` of the payload: its hash of the status' ``trackedConfigs`` and
+    ``lastAppliedSpec`` (``pkg/controller/webhook.go``), so a hook sees the same value whether
+    Flagger or progdel drives the canary."""
+    return webhook_checksum(status.tracked_configs, status.last_applied_spec)
 
 
 def payload(
@@ -66,11 +77,17 @@ def payload(
     }
 
 
+def _retried(status: int) -> bool:
+    """Flagger's client (go-retryablehttp) retries 429 and 5xx except 501 Not Implemented."""
+    return status == 429 or (status >= 500 and status != 501)
+
+
 class WebhookCaller:
-    """One httpx client per run; ``call_type`` runs all hooks of a type concurrently."""
+    """One httpx client per run (and one per API server for hooks reached through it);
+    ``call_type`` runs the hooks of a type one after another, as Flagger does."""
 
     def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
-        self._clients: dict[bool, httpx.Client] = {}
+        self._clients: dict[Any, httpx.Client] = {}
         self._transport = transport
 
     def _client(self, verify: bool) -> httpx.Client:
@@ -78,42 +95,53 @@ class WebhookCaller:
             self._clients[verify] = httpx.Client(verify=verify, transport=self._transport)
         return self._clients[verify]
 
+    def _proxy_client(self, route: ClusterRoute) -> httpx.Client:
+        key = ("proxy", route.verify, route.cert)
+        if key not in self._clients:
+            self._clients[key] = httpx.Client(
+                auth=route.auth, verify=route.verify, cert=route.cert, transport=self._transport
+            )
+        return self._clients[key]
+
     def close(self) -> None:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
 
-    def call(self, hook: CanaryWebhook, body: Mapping[str, Any]) -> HookResult:
+    def call(self, hook: CanaryWebhook, body: Mapping[str, Any], kube: Kube | None = None) -> HookResult:
+        """POST ``body`` to the hook; through the API server's service proxy when its URL names a
+        cluster Service that does not resolve here (and ``kube`` is given)."""
         timeout = parse_duration(hook.timeout) or 10.0
-        client = self._client(not hook.disable_tls)
+        route = None
+        if kube is not None:
+            from progdel.metrics.incluster import route_for
+
+            route = route_for(hook.url, kube)
+        if route is not None:
+            client, url = self._proxy_client(route), route.url_for(hook.url)
+            where = f"{mask_url(hook.url)} (through the Kubernetes API's service proxy)"
+        else:
+            client, url, where = self._client(not hook.disable_tls), hook.url, mask_url(hook.url)
         attempts = max(0, hook.retries) + 1
         last = HookResult(hook.name, False, "not called")
         for attempt in range(attempts):
             if attempt:
                 time.sleep(min(0.2 * attempt, 1.0))
             try:
-                resp = client.post(hook.url, json=dict(body), timeout=timeout)
+                resp = client.post(url, json=dict(body), timeout=timeout)
             except httpx.TimeoutException:
-                last = HookResult(
-                    hook.name, False, f"POST {mask_url(hook.url)} timed out after {hook.timeout}"
-                )
+                last = HookResult(hook.name, False, f"POST {where} timed out after {hook.timeout}")
                 continue
             except httpx.HTTPError as err:
-                last = HookResult(hook.name, False, f"POST {mask_url(hook.url)}: {type(err).__name__}")
+                last = HookResult(hook.name, False, f"POST {where}: {type(err).__name__}")
                 continue
             if 200 <= resp.status_code < 300:
                 return HookResult(hook.name, True, "", resp.status_code)
             text = resp.text.strip()[:_BODY_LIMIT] or resp.reason_phrase
             last = HookResult(hook.name, False, f"{resp.status_code} {text}".strip(), resp.status_code)
-            if resp.status_code < 500:
+            if not _retried(resp.status_code):
                 break
         return last
-
-    def call_many(self, calls: Sequence[tuple[CanaryWebhook, Mapping[str, Any]]]) -> list[HookResult]:
-        if len(calls) == 1:
-            return [self.call(*calls[0])]
-        with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-            return list(pool.map(lambda c: self.call(*c), calls))
 
     def call_type(
         self,
@@ -122,9 +150,21 @@ class WebhookCaller:
         phase: str,
         status: CanaryStatus,
         event: tuple[str, str, int] | None = None,
+        *,
+        kube: Kube | None = None,
     ) -> list[HookResult]:
-        hooks = webhooks_of(canary, hook_type)
-        return self.call_many([(h, payload(canary, phase, status, h, event)) for h in hooks])
+        """Call the hooks of ``hook_type`` in the spec's order, one after another: up to the first
+        failure, up to the first success for ``rollback`` hooks, all of them for ``event`` hooks.
+        The results are those of the hooks called."""
+        results: list[HookResult] = []
+        for hook in webhooks_of(canary, hook_type):
+            result = self.call(hook, payload(canary, phase, status, hook, event), kube)
+            results.append(result)
+            if hook_type is HookType.EVENT:
+                continue
+            if result.ok == (hook_type is HookType.ROLLBACK):
+                break
+        return results
 
 
 __all__ = ["WebhookCaller", "checksum", "mask_url", "payload"]

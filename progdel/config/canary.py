@@ -711,6 +711,13 @@ def parse_canary(data: dict[str, Any], source: str) -> CanarySpec:
     return CanarySpec(_canary_from_document(doc), source)
 
 
+def parse_canary_fields(data: dict[str, Any], source: str) -> CanarySpec:
+    """The fields of a Canary without the rules across them (a metric with neither a template nor
+    a query, A/B without iterations...): enough to route and scale a run that must be ended when
+    its spec was edited into one ``parse_canary`` refuses."""
+    return CanarySpec(validate(Canary, Document(data=data, source=source)), source)
+
+
 def load_canary(path: str | Path) -> CanarySpec:
     """Load the one ``Canary`` in a YAML file (other kinds in the file, such as MetricTemplates,
     are ignored here; see ``load_metric_templates``)."""

@@ -1,4 +1,5 @@
-"""Reaching an in-cluster Prometheus from outside the cluster, through the Kubernetes API.
+"""Reaching in-cluster Services (Prometheus, webhooks) from outside the cluster, through the
+Kubernetes API.
 
 progdel runs the canary loop from a laptop or a CI job, but Prometheus usually lives in the
 cluster, at a Service address (``http://prometheus.istio-system:9090``, the default) that resolves
@@ -6,6 +7,9 @@ only inside it. When such an address does not resolve here, progdel sends its qu
 the API server's service proxy instead (``/api/v1/namespaces/istio-system/services/
 http:prometheus:9090/proxy``), with the kubeconfig's own credentials, as ``kubectl get --raw``
 would. Nothing has to be port-forwarded; the user needs RBAC ``get`` on ``services/proxy`` there.
+Webhooks are the same: Flagger's canaries call ``http://flagger-loadtester.test/`` and the like,
+which progdel POSTs to that Service's proxy (RBAC ``create`` on ``services/proxy``), keeping
+the path, the query, the body and the timeout.
 
 Prometheus credentials (``PROGDEL_PROMETHEUS_TOKEN``...) are not used on that path: the
 ``Authorization`` header belongs to the API server, which does not pass it on.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,6 +50,42 @@ class _KubeAuth(httpx.Auth):
         yield request
 
 
+@dataclass(frozen=True)
+class ClusterRoute:
+    """How to reach a cluster Service from outside: the API server's service proxy for it
+    (``https://API/api/v1/namespaces/NS/services/SCHEME:NAME:PORT/proxy``), with the kubeconfig's
+    credentials and the API server's CA."""
+
+    base: str
+    auth: httpx.Auth
+    verify: bool | str
+    cert: tuple[str, str] | None
+
+    def url_for(self, url: str) -> str:
+        """``url`` (which names the Service) rewritten onto the proxy: path and query kept."""
+        parsed = httpx.URL(url)
+        path = parsed.raw_path.decode("ascii") or "/"
+        return self.base + path
+
+
+def cluster_route(kube: Kube, address: ServiceAddress) -> ClusterRoute:
+    """The API server's proxy for the Service at ``address``."""
+    config = kube.api.configuration
+    verify: bool | str = config.ssl_ca_cert or bool(config.verify_ssl)
+    cert = (config.cert_file, config.key_file) if config.cert_file and config.key_file else None
+    return ClusterRoute(kube.server.rstrip("/") + address.proxy_path(), _KubeAuth(config), verify, cert)
+
+
+def route_for(url: str, kube: Kube | None) -> ClusterRoute | None:
+    """The service-proxy route for ``url`` when it names a cluster Service
+    (``http://NAME.NAMESPACE[.svc[.cluster.local]][:PORT]/...``) that does not resolve here and a
+    cluster connection is at hand; None when ``url`` is to be reached directly."""
+    address = service_address(url)
+    if kube is None or address is None or resolves(address.host):
+        return None
+    return cluster_route(kube, address)
+
+
 def through_cluster(
     kube: Kube,
     url: str,
@@ -53,15 +94,13 @@ def through_cluster(
     headers: Mapping[str, str] | None = None,
 ) -> PrometheusProvider:
     """A provider for ``url`` whose requests go through the API server's service proxy."""
-    config = kube.api.configuration
-    verify: bool | str = config.ssl_ca_cert or bool(config.verify_ssl)
-    cert = (config.cert_file, config.key_file) if config.cert_file and config.key_file else None
+    route = cluster_route(kube, address)
     return PrometheusProvider(
         url,
-        via=kube.server.rstrip("/") + address.proxy_path(),
-        auth=_KubeAuth(config),
-        verify=verify,
-        cert=cert,
+        via=route.base,
+        auth=route.auth,
+        verify=route.verify,
+        cert=route.cert,
         timeout=timeout,
         headers=headers,
     )

@@ -12,6 +12,7 @@ import pytest
 from progdel.canary.engine import (
     CanaryStatus,
     Command,
+    Event,
     MetricResult,
     MetricsRequiredError,
     Observation,
@@ -307,7 +308,7 @@ def test_no_data_fails_by_default_with_flagger_wording() -> None:
     r = sim.step(NO_SR)
     assert r.messages == [
         "Halt advancement no values found for istio metric request-success-rate "
-        "probably podinfo.test is not receiving traffic"
+        "probably podinfo.test is not receiving traffic: running query failed: no values found"
     ]
     assert r.status.failed_checks == 1 and sim.weights == Weights(90, 10)
     assert r.status.measurements["request-success-rate"].verdict == "no-data"
@@ -538,10 +539,14 @@ def test_skip_analysis_promotes_at_once() -> None:
     assert PromoteTemplate() in r.actions and r.exit_hint is ExitCode.OK
 
 
-def test_suspend_does_nothing() -> None:
+def test_suspend_does_nothing_but_say_so() -> None:
+    """Flagger's ``advanceCanary``: a suspended canary records "skipping canary run as object is
+    suspended" on every tick and does nothing else."""
     sim = Sim(make_canary(suspend=True))
     r = sim.step()
-    assert r.actions == [] and r.status.phase is Phase.NONE
+    assert r.messages == ["skipping canary run as object is suspended"]
+    assert r.events[0].type == "Normal" and r.events[0].alert is None
+    assert [a for a in r.actions if not isinstance(a, Event)] == [] and r.status.phase is Phase.NONE
 
 
 # ---- A/B and Blue/Green ------------------------------------------------------------------------------
@@ -722,4 +727,4 @@ def test_post_rollout_hooks_run_after_success() -> None:
     sim = Sim(make_canary({"webhooks": [hook]}))
     sim.init_and_change()
     run_until_settled(sim)
-    assert CallWebhooks(HookType.POST_ROLLOUT, "Succeeded") in sim.history[-1].actions
+    assert CallWebhooks(HookType.POST_ROLLOUT, "Succeeded", "Succeeded") in sim.history[-1].actions

@@ -74,8 +74,10 @@ def test_a_manual_gate_opens_only_on_approval_and_the_approval_is_used_once() ->
         "Halt podinfo.test advancement waiting for promotion approval (progdel canary approve)"
     ]
     assert r.events[0].alert == "warn", "entering a wait alerts once"
+    assert r.events[0].alert_message == "Canary promotion is waiting for approval."
     again = tick(c, r.status, Observation(now=T0, revision="rev-2", weights=Weights(50, 50), metrics={}))
-    assert again.status.phase is Phase.WAITING_PROMOTION and again.events[0].alert is None
+    # as Flagger, the Halt event of a confirm-promotion wait is emitted when the wait begins
+    assert again.status.phase is Phase.WAITING_PROMOTION and again.events == []
     wrong = tick(
         c,
         r.status,
@@ -179,8 +181,16 @@ def test_approve_pause_resume_from_a_second_process(sandbox: Any, kube: Kube, na
         approval = store.pending_approval(obj)
         assert approval is not None and approval.gate == "confirm-traffic-increase"
         cli(sandbox, namespace, "resume", "podinfo")
-        read_until(watcher, lambda r: r.get("phase") == "WaitingPromotion")
+        # 0 -> 50, then at maxWeight the traffic-increase gate is asked again, as Flagger asks it
+        read_until(
+            watcher,
+            lambda r: (
+                r.get("canaryWeight") == 50 and r.get("note") == "waiting at gate confirm-traffic-increase"
+            ),
+        )
         assert store.pending_approval(kube.get(CANARIES, "podinfo")) is None, "the approval was used"
+        cli(sandbox, namespace, "approve", "podinfo")
+        read_until(watcher, lambda r: r.get("phase") == "WaitingPromotion")
         cli(sandbox, namespace, "approve", "podinfo")
         read_until(watcher, lambda r: r.get("kind") == "result" and r.get("outcome") == "promoted")
     finally:

@@ -1,10 +1,12 @@
-"""Revision hashes: template plus referenced ConfigMaps/Secrets, stable across key order."""
+"""progdel's own revision hash (template plus referenced ConfigMaps/Secrets, stable across key
+order), which it keeps for templates Flagger's hash cannot be computed for and for statuses
+older progdel versions wrote."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from progdel.canary.revision import ConfigRef, referenced_configs, revision_hash
+from progdel.canary.revision import ConfigRef, legacy_revision_hash, referenced_configs
 
 TEMPLATE: dict[str, Any] = {
     "metadata": {"labels": {"app": "podinfo"}},
@@ -50,13 +52,13 @@ def test_referenced_configs() -> None:
 
 def test_hash_is_stable_across_key_order() -> None:
     reordered = {"spec": dict(reversed(list(TEMPLATE["spec"].items()))), "metadata": TEMPLATE["metadata"]}
-    assert revision_hash(TEMPLATE, configs()) == revision_hash(
+    assert legacy_revision_hash(TEMPLATE, configs()) == legacy_revision_hash(
         reordered, dict(reversed(list(configs().items())))
     )
 
 
 def test_hash_changes_with_template_or_config_data() -> None:
-    base = revision_hash(TEMPLATE, configs())
+    base = legacy_revision_hash(TEMPLATE, configs())
     changed_image = {
         **TEMPLATE,
         "spec": {
@@ -64,22 +66,22 @@ def test_hash_changes_with_template_or_config_data() -> None:
             "containers": [{**TEMPLATE["spec"]["containers"][0], "image": "podinfo:6.0.1"}],
         },
     }
-    assert revision_hash(changed_image, configs()) != base
-    assert revision_hash(TEMPLATE, configs()) == base
+    assert legacy_revision_hash(changed_image, configs()) != base
+    assert legacy_revision_hash(TEMPLATE, configs()) == base
     cm = configs()
     cm[ConfigRef("ConfigMap", "vol-cm")] = {"data": {"k": "new"}}
-    assert revision_hash(TEMPLATE, cm) != base
+    assert legacy_revision_hash(TEMPLATE, cm) != base
     sec = configs()
     sec[ConfigRef("Secret", "init-secret")] = {"data": {"k": "init-secret"}, "binaryData": {"b": "AA=="}}
-    assert revision_hash(TEMPLATE, sec) != base
+    assert legacy_revision_hash(TEMPLATE, sec) != base
     # unrelated objects and metadata do not matter; opted-out objects are not tracked
     extra = configs()
     extra[ConfigRef("ConfigMap", "unrelated")] = {"data": {"x": "y"}}
     extra[ConfigRef("ConfigMap", "vol-cm")] = {"metadata": {"resourceVersion": "9"}, "data": {"k": "vol-cm"}}
-    assert revision_hash(TEMPLATE, extra) == base
+    assert legacy_revision_hash(TEMPLATE, extra) == base
     off = {"metadata": {"annotations": {"flagger.app/config-tracking": "disabled"}}}
     a = configs()
     a[ConfigRef("ConfigMap", "vol-cm")] = {**off, "data": {"k": "1"}}
     b = configs()
     b[ConfigRef("ConfigMap", "vol-cm")] = {**off, "data": {"k": "2"}}
-    assert revision_hash(TEMPLATE, a) == revision_hash(TEMPLATE, b)
+    assert legacy_revision_hash(TEMPLATE, a) == legacy_revision_hash(TEMPLATE, b)

@@ -9,9 +9,11 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from progdel.canary import store
 from progdel.canary.engine import (
@@ -46,10 +48,23 @@ class HookServer:
         self.codes: dict[str, int | list[int]] = {}
         self.delays: dict[str, float] = {}
         self.bodies: dict[str, str] = {}
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it was answering at once
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                with server.lock:
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _answer(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 server.requests.append((self.path, json.loads(raw or b"{}")))
                 time.sleep(server.delays.get(self.path, 0))
@@ -157,6 +172,45 @@ def test_5xx_is_retried_and_4xx_is_not(hook_server: HookServer) -> None:
     hook_server.codes["/closed"] = 403
     r = WebhookCaller().call(CanaryWebhook(name="c", url=hook_server.url("/closed"), retries=3), {})
     assert not r.ok and len(hook_server.calls("/closed")) == 1
+
+
+@pytest.mark.parametrize(("code", "calls"), [(429, 3), (502, 3), (501, 1), (404, 1)])
+def test_429_is_retried_like_5xx_and_501_is_not(hook_server: HookServer, code: int, calls: int) -> None:
+    """TestCallWebhook_Retries (webhook_test.go), with go-retryablehttp's rule: 429 and 5xx but
+    501 are retried."""
+    hook_server.codes["/r"] = code
+    r = WebhookCaller().call(CanaryWebhook(name="r", url=hook_server.url("/r"), retries=2), {})
+    assert not r.ok and len(hook_server.calls("/r")) == calls
+
+
+def test_hooks_of_one_type_run_one_after_another_up_to_the_first_failure(hook_server: HookServer) -> None:
+    """runPreRolloutHooks (scheduler_hooks.go): in the spec's order, each after the previous one
+    answered, stopping at the first failure; rollback hooks stop at the first that signals; event
+    hooks are all called."""
+    hooks = [
+        {"name": "db-migrate", "type": "pre-rollout", "url": hook_server.url("/migrate")},
+        {"name": "smoke", "type": "pre-rollout", "url": hook_server.url("/smoke")},
+        {"name": "load", "type": "pre-rollout", "url": hook_server.url("/load")},
+        {"name": "r1", "type": "rollback", "url": hook_server.url("/r1")},
+        {"name": "r2", "type": "rollback", "url": hook_server.url("/r2")},
+        {"name": "r3", "type": "rollback", "url": hook_server.url("/r3")},
+        {"name": "e1", "type": "event", "url": hook_server.url("/e1")},
+        {"name": "e2", "type": "event", "url": hook_server.url("/e2")},
+    ]
+    c = model(canary_doc("test", hooks))
+    hook_server.delays["/migrate"] = 0.3
+    hook_server.codes.update({"/smoke": 500, "/r1": 403, "/e1": 500})
+    caller = WebhookCaller()
+    status = CanaryStatus()
+    results = caller.call_type(c, HookType.PRE_ROLLOUT, "Progressing", status)
+    assert [(r.name, r.ok) for r in results] == [("db-migrate", True), ("smoke", False)]
+    assert [p for p, _ in hook_server.requests] == ["/migrate", "/smoke"], "load is never called"
+    assert hook_server.most_in_flight == 1, "smoke started only after db-migrate answered"
+    results = caller.call_type(c, HookType.ROLLBACK, "Progressing", status)
+    assert [(r.name, r.ok) for r in results] == [("r1", False), ("r2", True)]
+    results = caller.call_type(c, HookType.EVENT, "Progressing", status, ("m", "Normal", 1))
+    assert [(r.name, r.ok) for r in results] == [("e1", False), ("e2", True)]
+    caller.close()
 
 
 def test_timeout_and_connection_errors_are_retried(hook_server: HookServer) -> None:
@@ -282,8 +336,13 @@ def test_rollback_hook_2xx_rolls_back_and_post_rollout_is_an_action() -> None:
     assert decide(c, at10, Weights(90, 10), {HookType.ROLLBACK: False}).status.canary_weight == 20
     r = decide(c, at10, Weights(90, 10), {HookType.ROLLBACK: True})
     assert r.status.phase is Phase.FAILED and r.exit_hint is ExitCode.ABORTED
-    assert r.messages[0] == "Rolling back podinfo.test manual webhook invoked"
-    assert CallWebhooks(HookType.POST_ROLLOUT, "Failed") in r.actions
+    assert r.messages[:2] == [
+        "Rollback check stop passed",
+        "Rolling back podinfo.test manual webhook invoked",
+    ]
+    assert r.events[1].alert == "warn" and r.events[1].alert_message == "Rolling back manual webhook invoked"
+    # the post-rollout hooks' own events are recorded on the canary as it was before the rollback
+    assert CallWebhooks(HookType.POST_ROLLOUT, "Failed", "Progressing") in r.actions
 
 
 # ---- runner wiring against the sandbox -----------------------------------------------------------
@@ -327,7 +386,8 @@ def test_runner_calls_every_hook_type_in_order(kube: Kube, namespace: str, hook_
     assert [b["phase"] for b in hook_server.calls("/post-rollout")] == ["Succeeded"]
     assert all(b["phase"] == "Progressing" for b in hook_server.calls("/rollout"))
     assert hook_server.calls("/pre-rollout") and hook_server.calls("/confirm-promotion")
-    assert len(hook_server.calls("/confirm-traffic-increase")) == 2  # 0 -> 10 -> 20
+    # 0 -> 10 -> 20, then once more at maxWeight before confirm-promotion, as Flagger asks it
+    assert len(hook_server.calls("/confirm-traffic-increase")) == 3
     first = [p for p, _ in hook_server.requests if p != "/event"]
     assert first.index("/pre-rollout") < first.index("/rollout") < first.index("/confirm-promotion")
     events = hook_server.calls("/event")
@@ -359,3 +419,103 @@ def test_runner_post_rollout_gets_failed_after_a_rollback(
     assert runner.run() is ExitCode.CANARY_FAILED
     assert [b["phase"] for b in hook_server.calls("/post")] == ["Failed"]
     assert any("Post-rollout hook notify failed 500" in r.get("message", "") for r in records)
+
+
+# ---- webhooks naming in-cluster Services ---------------------------------------------------------
+
+
+def _register_service(kube: Kube, namespace: str, name: str, port: int, backend_port: int) -> None:
+    """A selector-less Service whose Endpoints are the test's loopback server, as a load tester
+    would sit in a cluster."""
+    from progdel.kube.resources import ENDPOINTS, SERVICES
+
+    kube.create(SERVICES, {"metadata": {"name": name}, "spec": {"ports": [{"name": "http", "port": port}]}})
+    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": backend_port}]}]
+    kube.create(ENDPOINTS, {"metadata": {"name": name}, "subsets": subsets})
+
+
+def test_in_cluster_webhook_urls_go_through_the_api_servers_service_proxy(
+    kube: Kube, namespace: str, hook_server: HookServer
+) -> None:
+    """Flagger's tutorials call ``http://flagger-loadtester.test/``: a name that resolves only in
+    the cluster. Reached through the sandbox's service proxy and a real HTTP server behind a
+    Service and its Endpoints, with path, query, body and timeout kept."""
+    backend = hook_server.httpd.server_address[1]
+    _register_service(kube, namespace, "loadtester", 80, backend)
+    _register_service(kube, namespace, "tester", 8080, backend)
+    urls = {
+        "bare": f"http://loadtester.{namespace}/",
+        "port": f"http://tester.{namespace}:8080/gate/check?name=podinfo&x=%2F",
+        "svc": f"http://loadtester.{namespace}.svc/rollback/check",
+        "fqdn": f"http://tester.{namespace}.svc.cluster.local:8080/hooks/smoke",
+    }
+    hooks = [{"name": n, "type": "pre-rollout", "url": u, "metadata": {"cmd": n}} for n, u in urls.items()]
+    c = model(canary_doc(namespace, hooks))
+    caller = WebhookCaller()
+    results = caller.call_type(c, HookType.PRE_ROLLOUT, "Progressing", CanaryStatus(), kube=kube)
+    assert [(r.name, r.ok) for r in results] == [(n, True) for n in urls]
+    assert [p for p, _ in hook_server.requests] == [
+        "/",
+        "/gate/check?name=podinfo&x=%2F",
+        "/rollback/check",
+        "/hooks/smoke",
+    ]
+    assert [b["metadata"]["cmd"] for _, b in hook_server.requests] == list(urls)
+    assert all(b["phase"] == "Progressing" and b["name"] == "podinfo" for _, b in hook_server.requests)
+
+    # the hook's timeout holds on the proxied call too, and errors name the hook's own URL
+    hook_server.delays["/slow"] = 3
+    slow = CanaryWebhook(name="slow", url=f"http://loadtester.{namespace}/slow", timeout="1s")
+    r = caller.call(slow, {}, kube)
+    via = "(through the Kubernetes API's service proxy)"
+    assert not r.ok and r.message == f"POST http://loadtester.{namespace}/*** {via} timed out after 1s"
+    # a Service without endpoints: the API server's 503, retried like any 5xx, then failed
+    from progdel.kube.resources import SERVICES
+
+    kube.create(SERVICES, {"metadata": {"name": "idle"}, "spec": {"ports": [{"name": "http", "port": 80}]}})
+    before = len(hook_server.requests)
+    r = caller.call(CanaryWebhook(name="idle", url=f"http://idle.{namespace}/", retries=1), {}, kube)
+    assert not r.ok and r.status_code == 503 and "no endpoints available" in r.message
+    assert len(hook_server.requests) == before
+    caller.close()
+
+
+def test_canary_check_lists_the_proxy_right_of_in_cluster_webhooks(sandbox: Any, namespace: str) -> None:
+    """A user who may not create ``services/proxy`` (RBAC's verb for a POST through the proxy)
+    in the load tester's namespace sees it among the rights ``canary check`` finds missing."""
+    from progdel.canary.preflight import check_access
+    from progdel.kube.resources import Resource
+    from tests.sandbox.test_rbac import add_token, unique
+
+    admin = connect(str(sandbox.kubeconfig), None, namespace)
+    reader = add_token(sandbox, unique("reader"))
+    role = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+    binding = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+    rules = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    admin.create(role, {"metadata": {"name": "all-but-proxy"}, "rules": rules}, namespace)
+    admin.create(
+        binding,
+        {
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "all-but-proxy"},
+            "subjects": [{"kind": "User", "name": reader.name}],
+        },
+        namespace,
+    )
+    hooks = [
+        {"name": "load", "type": "rollout", "url": "http://flagger-loadtester.test/"},
+        {"name": "here", "type": "rollout", "url": f"http://tester.{namespace}:8080/"},
+    ]
+    c = model(canary_doc(namespace, hooks))
+    kubeconfig = yaml.safe_load(Path(sandbox.kubeconfig).read_text())
+    kubeconfig["users"][0]["user"]["token"] = reader.token
+    restricted = Path(sandbox.data_dir) / f"{reader.name}-kubeconfig"
+    restricted.write_text(yaml.safe_dump(kubeconfig))
+    missing, _note = check_access(
+        connect(str(restricted), None, namespace), c, prometheus_url="http://127.0.0.1:9"
+    )
+    assert missing is not None
+    proxy = [(m.verbs, m.namespace, str(m)) for m in missing if m.resource == "services/proxy"]
+    assert proxy == [(("create",), "test", 'create services/proxy in namespace "test"')], [
+        m.to_dict() for m in missing
+    ]

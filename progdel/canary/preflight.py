@@ -61,7 +61,7 @@ from progdel.kube.resources import (
 from progdel.metrics.builtin import check_metric, threshold_bounds
 from progdel.metrics.incluster import prometheus_for, resolves
 from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url, service_address
-from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
+from progdel.metrics.templates import MetricQuery, metric_queries, one_metric, unsupported_provider
 
 # --------------------------------------------------------------------------------------------
 # A read-through, write-in-memory view of the cluster
@@ -432,6 +432,10 @@ def plan_init(
     status = engine.CanaryStatus.from_dict(obj.get("status"))
     runner = CanaryRunner(planned, name, namespace, lambda _record: None)
     try:
+        for template in runner.templates(spec.model)[0]:
+            refused = unsupported_provider(template)
+            if refused:  # never sent as PromQL to a server that speaks another language
+                raise InvalidInput(refused)
         obs = runner.observe(spec.model, obj, status)
         if obs.infra_error is not None:
             raise Unreachable(obs.infra_error)

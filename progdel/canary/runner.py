@@ -235,7 +235,7 @@ class CanaryRunner:
         if self._alerts is not None:
             self._alerts.close()
 
-    def _templates(self, canary: Canary) -> tuple[list[MetricTemplate], dict[tuple[str, str], str]]:
+    def templates(self, canary: Canary) -> tuple[list[MetricTemplate], dict[tuple[str, str], str]]:
         """The MetricTemplates the canary's metrics name (files first, then the cluster), and why
         each of the others cannot be used (not found, or not a valid MetricTemplate)."""
         refs = {
@@ -258,13 +258,13 @@ class CanaryRunner:
 
     def queries(self, canary: Canary) -> list[MetricQuery]:
         """Every metric's query; ``InvalidInput`` for the first that cannot be rendered."""
-        return metric_queries(canary, self._templates(canary)[0])
+        return metric_queries(canary, self.templates(canary)[0])
 
     def rendered(self, canary: Canary) -> tuple[list[MetricQuery], dict[str, MetricResult]]:
         """Every metric's query, one at a time: those that render, and for each metric that does
         not (its MetricTemplate is gone or invalid, a variable is not set) a failed check saying
         why, in Flagger's words, as Flagger counts it."""
-        templates, problems = self._templates(canary)
+        templates, problems = self.templates(canary)
         queries: list[MetricQuery] = []
         broken: dict[str, MetricResult] = {}
         for i, metric in enumerate(canary.analysis.metrics):

@@ -97,6 +97,24 @@ def header_items(headers: dict[str, list[str]] | None) -> tuple[tuple[str, str],
     return tuple(sorted((name, ", ".join(values)) for name, values in (headers or {}).items()))
 
 
+#: the MetricTemplate provider types progdel queries: Prometheus' HTTP API, which Thanos, Mimir,
+#: Cortex and VictoriaMetrics serve too. Flagger's other types (datadog, cloudwatch, newrelic...)
+#: speak other query languages: such a template is refused, never sent to its address as PromQL.
+QUERIED_PROVIDER_TYPES = ("prometheus",)
+
+
+def unsupported_provider(template: MetricTemplate) -> str | None:
+    """Why progdel cannot query ``template`` (its provider type), or None."""
+    kind = template.spec.provider.type
+    if kind in QUERIED_PROVIDER_TYPES:
+        return None
+    return (
+        f"MetricTemplate {template.namespace}/{template.metadata.name}: provider type {kind!r} is not "
+        "one progdel queries (it queries prometheus, and servers speaking Prometheus' HTTP API); "
+        "a cluster's Flagger can run this canary"
+    )
+
+
 def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> list[MetricQuery]:
     """The rendered queries of all the canary's metrics, built-in ones first (Flagger's order).
 
@@ -115,6 +133,9 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
             tmpl = by_key.get((ns, metric.template_ref.name))
             if tmpl is None:
                 raise InvalidInput(f"{what}: MetricTemplate {ns}/{metric.template_ref.name} not found")
+            refused = unsupported_provider(tmpl)
+            if refused:
+                raise InvalidInput(f"{what}: {refused}")
             later.append(
                 MetricQuery(
                     name=metric.name,

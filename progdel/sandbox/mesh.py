@@ -1,4 +1,5 @@
-"""The sandbox mesh: a real Envoy whose routes follow the cluster's Services and VirtualServices.
+"""The sandbox mesh: a real Envoy whose routes follow the cluster's Services, VirtualServices and
+Gateway API HTTPRoutes.
 
 One Envoy (``--concurrency 1``, admin on loopback) has one HTTP listener, the mesh port,
 that plays every sidecar and the ingress gateway at once. Its clusters and routes come
@@ -12,6 +13,11 @@ How cluster objects become Envoy config:
   the namespace would use (``podinfo``, ``podinfo.test``, ``podinfo.test.svc``,
   ``podinfo.test.svc.cluster.local``), on any port (``podinfo:*``);
 - one Envoy *route* per ``http[].match`` entry, with the destinations' weights;
+- one *virtual host* per HTTPRoute (``gateway.networking.k8s.io/v1``), as the Gateway it names
+  (or, for a ``parentRefs`` Service, the mesh) would serve it: its ``hostnames`` on any port
+  (a ``parentRefs`` Service adds that Service's host forms), one Envoy route per rule and
+  match (path, headers, query parameters, method), ordered by the Gateway API's precedence,
+  with the ``backendRefs``' weights (1 when unset) and a ``RequestMirror`` filter's mirror;
 - one *virtual host* per port of every other Service (``podinfo-canary.test:9898``; a host
   without a port is port 80, else the Service's first port), routed as kube-proxy would;
 - one Envoy *cluster per workload* (Deployment) *and port*, named
@@ -30,8 +36,9 @@ The listener also accepts absolute-form requests (``GET http://podinfo-canary.te
 so it serves as an HTTP proxy for in-cluster names (``http_proxy``).
 
 The input is read as any client would: list + watch of VirtualServices
-(networking.istio.io/v1beta1), Services and Deployments through the API server's REST
-interface, plus the replica endpoints of the ``ProcessReplicaBackend``.
+(networking.istio.io/v1beta1), HTTPRoutes (gateway.networking.k8s.io/v1), Services and
+Deployments through the API server's REST interface, plus the replica endpoints of the
+``ProcessReplicaBackend``.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class MeshInputs:
     services: Sequence[Obj] = field(default_factory=list)
     deployments: Sequence[Obj] = field(default_factory=list)
     endpoints: Mapping[ReplicaSetKey, list[Endpoint]] = field(default_factory=dict)
+    httproutes: Sequence[Obj] = field(default_factory=list)
 
 
 def _meta(obj: Obj) -> tuple[str, str]:
@@ -326,6 +334,113 @@ def _virtualservice_hosts(model: MeshModel, inputs: MeshInputs, taken: set[str])
     return vhosts
 
 
+def _gateway_string_match(match: Mapping[str, Any]) -> dict[str, Any]:
+    value = str(match.get("value", ""))
+    if match.get("type") == "RegularExpression":
+        return {"safe_regex": {"regex": value}}
+    return {"exact": value}
+
+
+def _httproute_match(match: Any) -> tuple[tuple[int, int, int, int, int], dict[str, Any]]:
+    """An Envoy route match for one ``HTTPRouteMatch``, and its precedence key (the Gateway API's
+    order: an exact path, then the longest prefix, a method, the most headers, the most query
+    parameters)."""
+    match = match if isinstance(match, Mapping) else {}
+    path = match.get("path") if isinstance(match.get("path"), Mapping) else {}
+    kind, value = str(path.get("type") or "PathPrefix"), str(path.get("value") or "/")
+    if kind == "Exact":
+        rm: dict[str, Any] = {"path": value}
+        exactness, length = 0, len(value)
+    elif kind == "RegularExpression":
+        rm = {"safe_regex": {"regex": value}}
+        exactness, length = 2, 0
+    else:
+        prefix = value.rstrip("/")
+        rm = {"path_separated_prefix": prefix} if prefix else {"prefix": "/"}
+        exactness, length = 1, len(value)
+    headers = [
+        {"name": str(h.get("name", "")).lower(), "string_match": _gateway_string_match(h)}
+        for h in match.get("headers") or []
+        if isinstance(h, Mapping)
+    ]
+    if match.get("method"):
+        headers.append({"name": ":method", "string_match": {"exact": str(match["method"])}})
+    if headers:
+        rm["headers"] = headers
+    params = [
+        {"name": str(q.get("name", "")), "string_match": _gateway_string_match(q)}
+        for q in match.get("queryParams") or []
+        if isinstance(q, Mapping)
+    ]
+    if params:
+        rm["query_parameters"] = params
+    method = 1 if match.get("method") else 0
+    return (exactness, -length, -method, -len(match.get("headers") or []), -len(params)), rm
+
+
+def _httproute_hosts(model: MeshModel, inputs: MeshInputs, taken: set[str]) -> list[dict[str, Any]]:
+    """One virtual host per HTTPRoute, as a Gateway (or the mesh, for a Service parent) routes it."""
+    vhosts: list[dict[str, Any]] = []
+    for route in sorted(inputs.httproutes, key=_meta):
+        ns, name = _meta(route)
+        spec = route.get("spec") or {}
+        hosts = [str(h).lower() for h in spec.get("hostnames") or []]
+        for parent in spec.get("parentRefs") or []:
+            if isinstance(parent, Mapping) and parent.get("kind") == "Service":
+                hosts += _host_forms(str(parent.get("name", "")), str(parent.get("namespace") or ns))
+        domains = []
+        for host in hosts:
+            for domain in (host, f"{host}:*"):
+                if domain not in taken:
+                    taken.add(domain)
+                    domains.append(domain)
+        if not domains:
+            continue
+        ranked: list[tuple[tuple[int, int, int, int, int], int, dict[str, Any]]] = []
+        for index, rule in enumerate(spec.get("rules") or []):
+            if not isinstance(rule, Mapping):
+                continue
+            refs = [r for r in rule.get("backendRefs") or [] if isinstance(r, Mapping)]
+            destinations = [
+                {
+                    "destination": {
+                        "host": f"{r.get('name')}.{r.get('namespace') or ns}",
+                        "port": {"number": r.get("port")},
+                    },
+                    "weight": r.get("weight", 1),
+                }
+                for r in refs
+            ]
+            clusters = model.weighted(destinations, ns) if any(d["weight"] for d in destinations) else {}
+            if not clusters:
+                continue
+            action = _action(clusters, _duration((rule.get("timeouts") or {}).get("request"), "15s"))
+            for f in rule.get("filters") or []:
+                mirror = (f.get("requestMirror") or {}) if isinstance(f, Mapping) else {}
+                ref = mirror.get("backendRef") or {}
+                if f.get("type") == "RequestMirror" and ref.get("name"):
+                    host = f"{ref['name']}.{ref.get('namespace') or ns}"
+                    split = model.service_split(host, ns, _port_number(ref.get("port")))
+                    percent = float(mirror.get("percent", 100))
+                    action["request_mirror_policies"] = [
+                        {
+                            "cluster": max(split, key=lambda c: split[c]),
+                            "runtime_fraction": {
+                                "default_value": {
+                                    "numerator": round(percent * 10000),
+                                    "denominator": "MILLION",
+                                }
+                            },
+                        }
+                    ]
+            for match in rule.get("matches") or [{}]:
+                key, envoy_match = _httproute_match(match)
+                ranked.append((key, index, {"match": envoy_match, "route": action}))
+        routes = [r for _key, _index, r in sorted(ranked, key=lambda x: (x[0], x[1]))]
+        vhosts.append({"name": f"{ns}/httproute/{name}", "domains": domains, "routes": routes})
+    return vhosts
+
+
 def _service_hosts(model: MeshModel, inputs: MeshInputs, taken: set[str]) -> list[dict[str, Any]]:
     """One virtual host per Service port, as kube-proxy would route ``name[.ns[.svc...]]:port``.
 
@@ -376,7 +491,11 @@ def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             for port in service_ports(service):
                 model.cluster(ns, workload, target_port(port))
     taken: set[str] = set()
-    vhosts = _virtualservice_hosts(model, inputs, taken) + _service_hosts(model, inputs, taken)
+    vhosts = (
+        _virtualservice_hosts(model, inputs, taken)
+        + _httproute_hosts(model, inputs, taken)
+        + _service_hosts(model, inputs, taken)
+    )
     envoy_clusters = [_envoy_cluster(name, addresses) for name, addresses in sorted(model.clusters.items())]
     return envoy_clusters, {"@type": ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": vhosts}
 
@@ -613,6 +732,7 @@ class Envoy:
 
 RESOURCES = {
     "virtualservices": "/apis/networking.istio.io/v1beta1/virtualservices",
+    "httproutes": "/apis/gateway.networking.k8s.io/v1/httproutes",
     "services": "/api/v1/services",
     "deployments": "/apis/apps/v1/deployments",
 }
@@ -772,6 +892,7 @@ class MeshSync:
             services=self.watches["services"].items(),
             deployments=self.watches["deployments"].items(),
             endpoints=self.endpoints(),
+            httproutes=self.watches["httproutes"].items(),
         )
 
     def _run(self) -> None:

@@ -104,3 +104,51 @@ def test_new_replicas_join_without_resetting_counters(backend: ProcessReplicaBac
         pods = {client.get(world.url, headers={"host": "podinfo"}).json()["pod"] for _ in range(30)}
         assert len(pods) == 3  # the new replicas get traffic
         assert canary_requests(client) == 60
+
+
+def test_render_follows_httproutes() -> None:
+    """A Gateway API canary's HTTPRoute (as progdel's router writes it) is served on its hostnames:
+    backendRefs' weights, an A/B rule whose header match outranks the catch-all, a mirror."""
+    route = {
+        "metadata": {"namespace": "test", "name": "podinfo"},
+        "spec": {
+            "parentRefs": [{"name": "public", "namespace": "gw"}],
+            "hostnames": ["podinfo.example.com"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [
+                        {"name": "podinfo-primary", "port": 9898, "weight": 75},
+                        {"name": "podinfo-canary", "port": 9898, "weight": 25},
+                    ],
+                    "filters": [
+                        {
+                            "type": "RequestMirror",
+                            "requestMirror": {"backendRef": {"name": "podinfo-canary", "port": 9898}},
+                        }
+                    ],
+                },
+                {
+                    "matches": [
+                        {"headers": [{"name": "X-Canary", "value": "insider"}], "path": {"value": "/api"}}
+                    ],
+                    "backendRefs": [{"name": "podinfo-canary", "port": 9898}],
+                },
+            ],
+        },
+    }
+    inputs = MeshInputs(
+        services=[service("podinfo-primary", "podinfo-primary"), service("podinfo-canary", "podinfo")],
+        deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
+        httproutes=[route],
+    )
+    _clusters, routes = render(inputs)
+    vhost = next(vh for vh in routes["virtual_hosts"] if vh["name"] == "test/httproute/podinfo")
+    assert vhost["domains"] == ["podinfo.example.com", "podinfo.example.com:*"]
+    ab, main = vhost["routes"]
+    assert ab["match"]["path_separated_prefix"] == "/api"
+    assert ab["match"]["headers"] == [{"name": "x-canary", "string_match": {"exact": "insider"}}]
+    assert ab["route"]["cluster"] == "test_podinfo_9898"
+    weights = {c["name"]: c["weight"] for c in main["route"]["weighted_clusters"]["clusters"]}
+    assert weights == {"test_podinfo-primary_9898": 75000, "test_podinfo_9898": 25000}
+    assert main["route"]["request_mirror_policies"][0]["cluster"] == "test_podinfo_9898"

@@ -16,6 +16,9 @@ from urllib.parse import urljoin
 
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
 
+INDEX_MAX_BYTES = 64 * 1024 * 1024
+"""The largest chart repository index progdel reads (public ones run to tens of MiB)."""
+
 
 class ChartIntegrityError(ProgdelError):
     """A chart archive does not match the digest its repository's index publishes (exit 6)."""
@@ -68,12 +71,12 @@ class ChartRepository:
 
     def index(self) -> dict[str, Any]:
         if self._index is None:
-            import yaml
+            from progdel.config.yamlfile import load_yaml
 
             url = f"{self.url}/index.yaml"
-            try:
-                data = yaml.safe_load(self._get(url))
-            except yaml.YAMLError as err:
+            try:  # bounded as user files are, with room for the largest public repositories
+                data = load_yaml(self._get(url).decode("utf-8", "replace"), url, max_bytes=INDEX_MAX_BYTES)
+            except InvalidInput as err:
                 raise Unreachable(f"{url} is not a chart repository index: {err}") from None
             if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
                 raise Unreachable(f"{url} is not a chart repository index (no 'entries')")

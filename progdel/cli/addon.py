@@ -85,20 +85,14 @@ def _namespaces_of(kube: Kube, explicit: str | None, names: list[str]) -> dict[s
 
 def _split_values(sets: list[str], files: list[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``--values`` files and ``--set`` expressions; ``--set CHART:key=v`` targets one chart."""
-    import yaml
-
     from progdel.addons.install import deep_merge
     from progdel.addons.render import parse_set
+    from progdel.config.yamlfile import load_yaml, read_text
 
     common: dict[str, Any] = {}
     per_chart: dict[str, dict[str, Any]] = {}
     for path in files:
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except OSError as err:
-            raise InvalidInput(f"--values {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise InvalidInput(f"--values {path}: invalid YAML: {err}") from None
+        data = load_yaml(read_text(path, f"--values {path}"), f"--values {path}") or {}
         if not isinstance(data, dict):
             raise InvalidInput(f"--values {path}: expected a mapping of values")
         common = deep_merge(common, data)

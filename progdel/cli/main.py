@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from progdel import __version__
 from progdel.cli.options import GlobalOptions, OutputFormat
-from progdel.errors import ExitCode, ProgdelError
+from progdel.errors import ExitCode, InvalidInput, ProgdelError, printable
 
 #: name -> (module, attribute: a Typer app or a command function, the one line `progdel --help` shows)
 GROUPS: dict[str, tuple[str, str, str]] = {
@@ -149,6 +149,7 @@ def run() -> None:
     args = hoist_global_flags(sys.argv[1:])
     verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
     try:
+        _check_encoding(sys.argv[1:])
         app(args=args, prog_name="progdel")
     except ProgdelError as err:
         if verbose:
@@ -169,5 +170,20 @@ def run() -> None:
         sys.exit(int(ExitCode.INTERNAL))
 
 
+def _check_encoding(args: list[str]) -> None:
+    """Refuse an argument that is not valid UTF-8 (Python hands its bytes over as lone
+    surrogates, which nothing downstream can encode), naming the flag it belongs to."""
+    for i, arg in enumerate(args):
+        if not any("\udc80" <= ch <= "\udcff" for ch in arg):
+            continue
+        if arg.startswith("--") and "=" in arg:
+            what = f"the value of {arg.split('=', 1)[0]}"
+        elif i and args[i - 1].startswith("-") and "=" not in args[i - 1]:
+            what = f"the value of {args[i - 1]}"
+        else:
+            what = f"argument {i + 1}"
+        raise InvalidInput(f"{printable(what)} is not valid UTF-8")
+
+
 def _print_error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)

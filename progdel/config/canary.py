@@ -24,7 +24,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -134,7 +134,14 @@ class _OpenModel(BaseModel):
 
 
 OpaqueDict = dict[str, Any]
-IntOrString = int | str
+
+# Ranges, as Kubernetes validates them: an int32 for counts and seconds, a percentage for weights,
+# a port number for ports. Flagger's CRD leaves most of them open; a value outside makes no sense
+# (maxWeight 150 would promote without the canary ever reaching it) or overflows int32.
+INT32_MAX = 2**31 - 1
+Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class ObjectMeta(_OpenModel):
@@ -164,8 +171,8 @@ class TargetReference(_Model):
 
 
 class ScalerReplicas(_Model):
-    min_replicas: int | None = None
-    max_replicas: int | None = None
+    min_replicas: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    max_replicas: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
 
 
 class AutoscalerReference(_Model):
@@ -184,9 +191,9 @@ class CustomMetadata(_Model):
 class CanaryService(_Model):
     """``spec.service``: ports, apex name, and the Istio passthrough blocks (kept opaque)."""
 
-    port: int
+    port: Port
     port_name: str = "http"
-    target_port: IntOrString | None = None
+    target_port: Port | str | None = None
     port_discovery: bool = False
     app_protocol: str | None = None
     name: str | None = None
@@ -217,8 +224,14 @@ class CanaryService(_Model):
 
 
 class ThresholdRange(_Model):
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {format_go_number(self.min)} is above max {format_go_number(self.max)}")
+        return self
 
 
 class TemplateRef(_Model):
@@ -231,7 +244,7 @@ class CanaryMetric(_Model):
 
     name: str
     interval: str = "1m"
-    threshold: float | None = None  # deprecated by Flagger: min for success rate, max otherwise
+    threshold: float | None = Field(default=None, allow_inf_nan=False)  # deprecated: min for success rate
     threshold_range: ThresholdRange | None = None
     query: str | None = None  # deprecated by Flagger in favour of templateRef
     template_ref: TemplateRef | None = None
@@ -267,7 +280,7 @@ class CanaryWebhook(_Model):
     url: str
     mute_alert: bool = False
     timeout: str = "10s"
-    retries: int = 0
+    retries: Int32 = 0
     metadata: dict[str, str] | None = None
     disable_tls: bool = Field(default=False, alias="disableTLS")
 
@@ -296,7 +309,7 @@ class CanaryAlert(_Model):
 
 class SessionAffinity(_Model):
     cookie_name: str | None = None
-    max_age: int | None = None
+    max_age: Int32 | None = None
     primary_cookie_name: str | None = None
 
 
@@ -304,17 +317,17 @@ class CanaryAnalysis(_Model):
     """``spec.analysis`` with Flagger's defaults (``maxWeight`` is filled in when absent)."""
 
     interval: str = "60s"
-    threshold: int = 1
-    max_weight: int | None = None
-    step_weight: int = 0
-    step_weights: list[int] = Field(default_factory=list)
-    step_weight_promotion: int = 0
-    iterations: int = 0
+    threshold: Annotated[int, Field(le=INT32_MAX)] = 1
+    max_weight: Percent | None = None
+    step_weight: Percent = 0
+    step_weights: list[Percent] = Field(default_factory=list)
+    step_weight_promotion: Percent = 0
+    iterations: Int32 = 0
     match: list[OpaqueDict] = Field(default_factory=list)
     mirror: bool = False
-    mirror_weight: int = 0
-    primary_ready_threshold: int = 100
-    canary_ready_threshold: int = 100
+    mirror_weight: Percent = 0
+    primary_ready_threshold: Percent = 100
+    canary_ready_threshold: Percent = 100
     session_affinity: SessionAffinity | None = None
     alerts: list[CanaryAlert] = Field(default_factory=list)
     metrics: list[CanaryMetric] = Field(default_factory=list)
@@ -375,7 +388,7 @@ class CanarySpecBody(_Model):
     analysis: CanaryAnalysis | None = None
     canary_analysis: CanaryAnalysis | None = None  # Flagger's deprecated spelling
     skip_analysis: bool = False
-    progress_deadline_seconds: int = 600
+    progress_deadline_seconds: Int32 = 600
     revert_on_deletion: bool = False
     suspend: bool = False
 

@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from progdel.config.yamlfile import Document, PathKey, format_path, load_documents, validate
+from progdel.config.yamlfile import Document, PathKey, format_path, parse_documents, read_text, validate
 from progdel.errors import InvalidInput
 from progdel.promote.yamledit import parse_key
 
 DEFAULT_FILE = "progdel.yaml"
+RESERVED_APP_NAMES = ("history",)
+"""Words ``progdel promote`` takes as subcommands, which therefore cannot name an app."""
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -133,6 +135,13 @@ class App(_Model):
     @property
     def deployment_name(self) -> str:
         return self.deployment or self.name
+
+    @field_validator("name")
+    @classmethod
+    def _app_name(cls, value: str) -> str:
+        if value in RESERVED_APP_NAMES:
+            raise _invalid(f"{value!r} is reserved: 'progdel promote {value}' is a command")
+        return _dns_label(value)
 
     @field_validator("image")
     @classmethod
@@ -356,11 +365,10 @@ def load_project(path: str | None, cwd: Path) -> Project:
         raise InvalidInput(
             f"no {DEFAULT_FILE} in {cwd}: create one (see examples/progdel.yaml) or pass --config PATH"
         )
-    docs = load_documents(file)
+    source = str(path) if path else DEFAULT_FILE
+    docs = parse_documents(read_text(file, source), source)
     if not docs:
         raise InvalidInput(f"{file}: empty; expected environments and apps")
     if len(docs) > 1:
         raise InvalidInput(f"{file}: expected one YAML document, found {len(docs)}")
-    source = path if path else DEFAULT_FILE
-    docs[0].source = str(source)
     return project_from_document(docs[0], file.resolve().parent)

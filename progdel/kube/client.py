@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from progdel.errors import InvalidInput
+from progdel.errors import InvalidInput, check_credential, printable
 from progdel.kube.errors import Conflict, KubeError, NotFound, from_status, unreachable
 from progdel.kube.resources import Resource
 
@@ -435,6 +435,9 @@ def connect(
     candidates = [p for p in (path or "").split(os.pathsep) if p] if path else []
     if kubeconfig and not Path(kubeconfig).expanduser().exists():
         raise InvalidInput(f"kubeconfig {kubeconfig}: no such file")
+    for file in candidates or [str(default_path)]:
+        if Path(file).expanduser().exists():
+            check_kubeconfig(Path(file).expanduser())
     in_cluster = not candidates and not default_path.exists() and "KUBERNETES_SERVICE_HOST" in os.environ
     context_ns: str | None = None
     try:
@@ -464,5 +467,52 @@ def connect(
                 context_ns = (chosen.get("context") or {}).get("namespace")
             api_client = k8s_config.new_client_from_config(config_file=config_file, context=context)
     except ConfigException as err:
-        raise InvalidInput(f"invalid kubeconfig: {err}") from None
+        raise InvalidInput(f"invalid kubeconfig: {printable(str(err))}") from None
+    except (TypeError, KeyError, AttributeError, ValueError) as err:  # a shape the client trips over
+        raise InvalidInput(f"invalid kubeconfig: {type(err).__name__}: {printable(str(err))}") from None
     return Kube(api_client, namespace or context_ns or "default")
+
+
+def _kind(value: Any) -> str:
+    for kind, name in ((dict, "a mapping"), (list, "a list"), (str, "a string")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def check_kubeconfig(path: Path) -> None:
+    """Read a kubeconfig as every user file is read (at most 3 MiB of UTF-8, bounded aliases, no
+    duplicate keys) and check its shape and its users' credentials, so that a broken one ends in
+    one line (exit 2) naming the file, never in what the client trips over, and a token with a
+    control character is refused before it is sent or printed."""
+    from progdel.config.yamlfile import load_yaml, read_text
+
+    where = f"kubeconfig {path}"
+    data = load_yaml(read_text(path, where), where)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            f"{where}: expected a mapping (apiVersion, clusters, contexts, users), got {_kind(data)}"
+        )
+    for section in ("clusters", "contexts", "users"):
+        items = data.get(section)
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise InvalidInput(f"{where}: {section}: expected a list of mappings, got {_kind(items)}")
+        for item in items:
+            body = item.get(section[:-1])
+            if body is not None and not isinstance(body, dict):
+                name = printable(str(item.get("name", "")))
+                raise InvalidInput(f"{where}: {section} {name!r}: {section[:-1]}: expected a mapping")
+    current = data.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise InvalidInput(f"{where}: current-context: expected a string, got {_kind(current)}")
+    for item in data.get("users") or []:
+        user = item.get("user") or {}
+        name = printable(str(item.get("name", "")))
+        for key in ("token", "username", "password"):
+            value = user.get(key)
+            if isinstance(value, str):
+                check_credential(value, f"{where}: user {name!r}: {key}")

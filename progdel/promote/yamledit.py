@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from progdel.config.yamlfile import iter_yaml, load_yaml
 from progdel.errors import InvalidInput
 
 Segment = str | int | tuple[str, str]
@@ -83,12 +84,7 @@ class Edit:
 
 
 def _compose(text: str, source: str) -> yaml.Node | None:
-    try:
-        nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InvalidInput(f"{where}: invalid YAML: {getattr(err, 'problem', None) or err}") from None
+    nodes = [node for node, _ in iter_yaml(text, source)]
     if len(nodes) > 1:
         raise InvalidInput(f"{source}: has {len(nodes)} YAML documents; progdel edits single-document files")
     return nodes[0] if nodes else None
@@ -233,11 +229,11 @@ def _check(
     old_text: str, new_text: str, segments: list[Segment], value: str, source: str, where: str
 ) -> None:
     """Refuse an edit whose parsed result differs from the old data in more than the one value."""
-    expected = yaml.safe_load(old_text)
+    expected = load_yaml(old_text, source)
     _assign(expected, segments, value)
     try:
-        actual = yaml.safe_load(new_text)
-    except yaml.YAMLError:
+        actual = load_yaml(new_text, source)
+    except InvalidInput:
         actual = object()
     if actual != expected:
         raise InvalidInput(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from progdel.cli.options import GlobalOptions, OutputFormat
+from progdel.errors import printable
 
 
 def _json_default(value: Any) -> Any:
@@ -43,7 +44,8 @@ def emit(opts: GlobalOptions, data: Any, human: Callable[[Any], Any]) -> None:
     else:
         rendered = human(data)
         if isinstance(rendered, str):
-            sys.stdout.write(rendered + ("" if rendered.endswith("\n") else "\n"))
+            # what people read may hold text from files or the cluster: no control characters
+            sys.stdout.write("".join(printable(line) + "\n" for line in rendered.splitlines() or [""]))
         else:
             _print_unclipped(rendered)
     sys.stdout.flush()
@@ -76,7 +78,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
     for col in columns:
         t.add_column(col.upper(), no_wrap=True)
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*("" if v is None else printable(str(v)) for v in row))
     return t
 
 

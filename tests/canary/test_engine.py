@@ -204,7 +204,7 @@ def test_first_step_runs_no_metrics_and_later_steps_do() -> None:
         ({"maxWeight": 100, "stepWeight": 30}, [30, 60, 90, 100]),
         ({"maxWeight": None, "stepWeight": 50}, [50, 100]),
         ({"stepWeight": None, "maxWeight": None, "stepWeights": [1, 5, 25, 50]}, [1, 5, 25, 50]),
-        ({"stepWeight": None, "maxWeight": None, "stepWeights": [10, 150]}, [10, 100]),
+        ({"stepWeight": None, "maxWeight": None, "stepWeights": [10, 100]}, [10, 100]),
     ],
 )
 def test_weight_steps(analysis: dict[str, Any], weights: list[int]) -> None:

@@ -114,7 +114,7 @@ def test_defaults_for_a_minimal_canary() -> None:
                 "analysis": {
                     "interval": "1m",
                     "threshold": 1,
-                    "stepWeights": [5, 20, 120],
+                    "stepWeights": [5, 20, 90],
                     "metrics": [{"name": "request-success-rate", "threshold": 99}],
                 },
             },
@@ -122,7 +122,7 @@ def test_defaults_for_a_minimal_canary() -> None:
         "cluster:prod/web",
     ).model
     a = c.analysis
-    assert (a.max_weight, a.metrics[0].interval) == (100, "1m")
+    assert (a.max_weight, a.metrics[0].interval) == (90, "1m")
     assert c.spec.progress_deadline_seconds == 600
     assert (c.spec.service.target_port, c.spec.service.name, c.spec.service.port_name) == (80, "web", "http")
 

@@ -59,8 +59,14 @@ from progdel.kube.resources import (
     Resource,
 )
 from progdel.metrics.builtin import check_metric, threshold_bounds
-from progdel.metrics.incluster import prometheus_for, resolves
-from progdel.metrics.prometheus import PrometheusProvider, resolve_prometheus_url, service_address
+from progdel.metrics.incluster import resolves
+from progdel.metrics.prometheus import (
+    PrometheusProvider,
+    configured_prometheus_url,
+    resolve_prometheus_url,
+    service_address,
+)
+from progdel.metrics.servers import Headers, MetricsServers, SecretName
 from progdel.metrics.templates import MetricQuery, metric_queries, one_metric, unsupported_provider
 
 # --------------------------------------------------------------------------------------------
@@ -502,6 +508,8 @@ class MetricCheck:
     value: float | None = None
     verdict: str = "pass"
     message: str = ""
+    warning: str = ""
+    """Why the query deserves a second look (a variable that shapes it), beside the verdict."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -513,6 +521,7 @@ class MetricCheck:
             "max": self.max,
             "verdict": self.verdict,
             "message": self.message,
+            "warning": self.warning or None,
         }
 
 
@@ -521,16 +530,14 @@ def check_metrics(
     render: Callable[[Canary], list[MetricQuery]],
     default_url: str,
     at: datetime,
+    servers: MetricsServers,
     unavailable_templates: Callable[[Canary], str | None] = lambda _c: None,
-    provider_for: Callable[[str, Mapping[str, str]], PrometheusProvider] = (
-        lambda url, headers: PrometheusProvider.from_env(url, headers=headers)
-    ),
 ) -> list[MetricCheck]:
     """Render each metric with ``render`` (the runner's ``queries``, or ``metric_queries`` over the
-    given templates), run it once at ``at`` (through ``provider_for(url, headers)``) and judge it as the
-    engine would."""
+    given templates), run it once at ``at`` (on the server ``servers`` gives, with the credentials
+    that belong there and the template's headers) and judge it as the engine would."""
     checks: list[MetricCheck] = []
-    to_send: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[MetricCheck, str]]] = {}
+    to_send: dict[tuple[str, SecretName | None, Headers], list[tuple[MetricCheck, str]]] = {}
     scales: dict[int, float] = {}
     settings = canary.settings
     for i, metric in enumerate(canary.analysis.metrics):
@@ -551,18 +558,33 @@ def check_metrics(
             check.verdict, check.message = "invalid", str(err)
             continue
         check.query, check.server = query.query, query.address or default_url
+        if query.shaping_variables:
+            names = ", ".join(query.shaping_variables)
+            check.warning = (
+                f"templateVariables {names} used outside a quoted label value: the value becomes part "
+                "of the query's structure and can change what it selects or computes; quote it "
+                '(label="{{ variables.X }}") unless that is intended'
+            )
         scales[id(check)] = query.scale
-        to_send.setdefault((check.server, query.headers), []).append((check, query.query))
-    for (url, headers), batch in to_send.items():
-        with provider_for(url, dict(headers)) as provider:
-            values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
+        to_send.setdefault((check.server, query.secret, query.headers), []).append((check, query.query))
+    for (url, secret, headers), batch in to_send.items():
+        try:
+            provider = servers.provider(url, secret, headers)
+        except (Unreachable, ServerError) as err:
+            for check, _q in batch:
+                check.verdict, check.message = "unreachable", str(err)
+            continue
+        except ProgdelError as err:
+            for check, _q in batch:
+                check.verdict, check.message = "invalid", str(err)
+            continue
+        values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
         for i, (check, _q) in enumerate(batch):
             result = engine.MetricResult.from_provider(values[str(i)], scales.get(id(check), 1.0))
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, metric, settings.no_data_policy(check.name))
     if settings.min_requests:
-        with provider_for(default_url, {}) as provider:
-            _hold_on_too_little_traffic(checks, canary, provider, at)
+        _hold_on_too_little_traffic(checks, canary, servers.provider(default_url), at)
     order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
     return sorted(checks, key=lambda c: order.get(c.name, 0))
 
@@ -775,6 +797,10 @@ class CheckReport:
     missing_access: list[MissingRights] = field(default_factory=list)
 
     @property
+    def warnings(self) -> list[str]:
+        return [f"metric {m.name}: {m.warning}" for m in self.metrics if m.warning]
+
+    @property
     def exit_code(self) -> ExitCode:
         codes = [VERDICT_EXIT.get(m.verdict, ExitCode.INTERNAL) for m in self.metrics]
         if self.cluster_error is not None:
@@ -800,6 +826,7 @@ class CheckReport:
                 "note": self.access_note,
                 "missing": [m.to_dict() for m in self.missing_access],
             },
+            "warnings": self.warnings,
             "exitCode": int(self.exit_code),
         }
 
@@ -822,6 +849,10 @@ def run_check(
     from progdel.routing import provider_of
 
     provider_of(canary)  # an unsupported provider is a spec error before anything else
+    # progdel's own Prometheus credentials are checked before anything else too
+    servers = MetricsServers(
+        None, configured_prometheus_url(prometheus_url, project_default=project_prometheus_url)
+    )
     namespace = canary.namespace
     changes: list[PlannedChange] = []
     refusals: list[str] = []
@@ -870,12 +901,11 @@ def run_check(
                 "and the cluster was not reached"
             )
 
-    cluster = kube
-
-    def provider_for(url: str, headers: Mapping[str, str]) -> PrometheusProvider:
-        return prometheus_for(url, cluster, headers)
-
-    metrics = check_metrics(canary, render, default_url, at, missing, provider_for)
+    servers.kube = kube
+    try:
+        metrics = check_metrics(canary, render, default_url, at, servers, missing)
+    finally:
+        servers.close()
     return CheckReport(
         canary=f"{namespace}/{canary.name}",
         at=at,

@@ -48,9 +48,9 @@ from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
-from progdel.metrics.incluster import prometheus_for
-from progdel.metrics.prometheus import QUERY_TIMEOUT, PrometheusProvider, resolve_prometheus_url
+from progdel.metrics.prometheus import QUERY_TIMEOUT, configured_prometheus_url, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
+from progdel.metrics.servers import Headers, MetricsServers, SecretName
 from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
 from progdel.routing import router_for
 from progdel.routing.base import Router, TrafficPlan, Weights
@@ -214,7 +214,7 @@ class CanaryRunner:
         self.clock = clock or SystemClock()
         self.recorder = EventRecorder(kube)
         self.identity = identity
-        self._providers: dict[tuple[str, tuple[tuple[str, str], ...]], PrometheusProvider] = {}
+        self._servers: MetricsServers | None = None
         self.phase_before = engine.Phase.NONE  # the phase before the last tick
         self.hooks = WebhookCaller()
         self._alerts: AlertSender | None = None
@@ -223,14 +223,19 @@ class CanaryRunner:
 
     # -- wiring ---------------------------------------------------------------------------
 
-    def _provider(self, url: str, headers: tuple[tuple[str, str], ...] = ()) -> PrometheusProvider:
-        if (url, headers) not in self._providers:
-            self._providers[(url, headers)] = prometheus_for(url, self.kube, dict(headers))
-        return self._providers[(url, headers)]
+    @property
+    def servers(self) -> MetricsServers:
+        """The Prometheus servers of this run; the first use checks progdel's own credentials."""
+        if self._servers is None:
+            url = configured_prometheus_url(
+                self.opts.prometheus_url, project_default=self.opts.project_prometheus_url
+            )
+            self._servers = MetricsServers(self.kube, url)
+        return self._servers
 
     def close(self) -> None:
-        for p in self._providers.values():
-            p.close()
+        if self._servers is not None:
+            self._servers.close()
         self.hooks.close()
         if self._alerts is not None:
             self._alerts.close()
@@ -301,7 +306,9 @@ class CanaryRunner:
             raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {name}: {result.message}")
         for q in queries:
             try:
-                self._provider(q.address or default, q.headers).query(q.query, self.clock.now())
+                self.servers.provider(q.address or default, q.secret, q.headers).query(
+                    q.query, self.clock.now()
+                )
             except QueryRejected as err:
                 raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {q.name}: {err}") from None
             except MetricsError:
@@ -372,14 +379,20 @@ class CanaryRunner:
     ) -> dict[str, MetricResult]:
         default = self.metrics_url(canary)
         queries, results = self.rendered(canary)
-        by_server: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[str, str]]] = {}
+        by_server: dict[tuple[str, SecretName | None, Headers], list[tuple[str, str]]] = {}
         scales = {q.name: q.scale for q in queries}
         for q in queries:
-            by_server.setdefault((q.address or default, q.headers), []).append((q.name, q.query))
+            by_server.setdefault((q.address or default, q.secret, q.headers), []).append((q.name, q.query))
         if extra is not None:
-            by_server.setdefault((default, ()), []).append(extra)
-        for (url, headers), batch in by_server.items():
-            for mname, value in self._provider(url, headers).query_many(batch, at).items():
+            by_server.setdefault((default, None, ()), []).append(extra)
+        for (url, secret, headers), batch in by_server.items():
+            try:
+                provider = self.servers.provider(url, secret, headers)
+            except InvalidInput as err:  # its secretRef cannot be used: a failed check, as Flagger counts it
+                for mname, _query in batch:
+                    results[mname] = MetricResult.error(f"Metric query failed for {mname}: {err}")
+                continue
+            for mname, value in provider.query_many(batch, at).items():
                 results[mname] = MetricResult.from_provider(value, scales.get(mname, 1.0))
         return results
 
@@ -571,7 +584,7 @@ class CanaryRunner:
         window = format_go_duration(canary.analysis.interval_seconds)
         try:
             served = traffic.served_split(
-                self._provider(self.metrics_url(canary)),
+                self.servers.provider(self.metrics_url(canary)),
                 canary.namespace,
                 canary.target_name,
                 window,
@@ -636,6 +649,7 @@ class CanaryRunner:
 
     def run(self) -> ExitCode:
         """Drive the canary until its run ends; the exit code says how it ended."""
+        self.servers  # noqa: B018 - a bad credential is refused before anything is done
         obj, canary, _invalid = self.read()
         interval = canary.analysis.interval_seconds
         lease = store.lease_for(self.kube, self.name, self.namespace, lease_seconds(canary), self.identity)

@@ -121,6 +121,7 @@ def render_report(report: CheckReport) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from progdel.errors import printable
     from progdel.ui.canary_view import _bounds, _fmt_value
 
     parts: list[Any] = [
@@ -138,13 +139,15 @@ def render_report(report: CheckReport) -> Any:
         metrics.add_column(col)
     for m in report.metrics:
         metrics.add_row(
-            m.name,
+            printable(m.name),
             _fmt_value(m.value),
             _bounds({"min": m.min, "max": m.max}),
             Text(m.verdict, style=_VERDICT_STYLE.get(m.verdict, "")),
-            m.message,
+            printable(m.message),
         )
     parts.append(metrics if report.metrics else Text("No metrics to check."))
+    for warning in report.warnings:
+        parts.append(Text.assemble(("warning: ", "yellow"), printable(warning)))
     parts.append(Text(""))
     parts.append(Text.assemble(("Cluster ", "bold"), f"(what `canary init` would do): {report.cluster_note}"))
     if report.changes:
@@ -152,12 +155,12 @@ def render_report(report: CheckReport) -> Any:
         for col in ("ACTION", "KIND", "NAME"):
             objects.add_column(col)
         for c in report.changes:
-            objects.add_row(Text(c.action, style=_ACTION_STYLE.get(c.action, "")), c.kind, c.name)
+            objects.add_row(Text(c.action, style=_ACTION_STYLE.get(c.action, "")), c.kind, printable(c.name))
         parts.append(objects)
         for c in report.changes:
             if c.diff:
                 diff = Text()
-                for line in c.diff.splitlines():
+                for line in map(printable, c.diff.splitlines()):
                     style = ""
                     if line.startswith("+") and not line.startswith("+++"):
                         style = "green"

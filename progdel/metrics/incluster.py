@@ -25,7 +25,13 @@ from typing import Any
 import httpx
 
 from progdel.kube.client import Kube
-from progdel.metrics.prometheus import QUERY_TIMEOUT, PrometheusProvider, ServiceAddress, service_address
+from progdel.metrics.prometheus import (
+    QUERY_TIMEOUT,
+    PrometheusCredentials,
+    PrometheusProvider,
+    ServiceAddress,
+    service_address,
+)
 
 
 def resolves(host: str) -> bool:
@@ -107,12 +113,23 @@ def through_cluster(
 
 
 def prometheus_for(
-    url: str, kube: Kube | None, headers: Mapping[str, str] | None = None
+    url: str,
+    kube: Kube | None,
+    credentials: PrometheusCredentials | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> PrometheusProvider:
-    """A provider for ``url`` (sending ``headers`` with every query): directly, or through the
-    cluster when ``url`` is a Service address that does not resolve here and a cluster
-    connection is at hand."""
+    """A provider for ``url`` (sending ``headers`` with every query): directly with
+    ``credentials`` (none by default), or through the cluster when ``url`` is a Service address
+    that does not resolve here and a cluster connection is at hand (then with the kubeconfig's
+    credentials only)."""
     address = service_address(url)
     if kube is not None and address is not None and not resolves(address.host):
         return through_cluster(kube, url, address, headers=headers)
-    return PrometheusProvider.from_env(url, headers=headers)
+    creds = credentials or PrometheusCredentials()
+    return PrometheusProvider(
+        url,
+        bearer_token=creds.bearer_token,
+        basic_auth=creds.basic_auth,
+        verify=creds.verify,
+        headers=headers,
+    )

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from progdel.errors import InvalidInput
+from progdel.errors import InvalidInput, check_credential
 from progdel.metrics.provider import MetricsError, MetricsUnreachable, NoData, QueryRejected
 
 DEFAULT_PROMETHEUS_URL = "http://prometheus.istio-system:9090"
@@ -49,25 +49,90 @@ def resolve_prometheus_url(
     return DEFAULT_PROMETHEUS_URL
 
 
+def configured_prometheus_url(
+    flag: str | None, env: Mapping[str, str] = os.environ, project_default: str | None = None
+) -> str:
+    """The Prometheus URL the operator chose, the only one progdel's own credentials are for: the
+    first of ``--prometheus-url``, ``$PROGDEL_PROMETHEUS_URL``, progdel.yaml's, and the default.
+    Unlike ``resolve_prometheus_url`` it never comes from a Canary: whoever may edit a Canary
+    could otherwise point progdel's token at a server of theirs."""
+    return resolve_prometheus_url(flag, env, None, project_default)
+
+
+Origin = tuple[str, str, int]
+
+
+def origin(url: str) -> Origin | None:
+    """``(scheme, host, port)`` of an http(s) URL, the port made explicit; None for anything else."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    scheme = parsed.scheme.lower()
+    if scheme not in ("http", "https") or not parsed.raw_host:
+        return None
+    host = parsed.raw_host.decode("ascii", "replace").lower().rstrip(".")
+    return scheme, host, parsed.port or (443 if scheme == "https" else 80)
+
+
+def same_origin(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name the same server: scheme, host and port, not a string prefix
+    (``http://prom:9090.evil.example`` or ``http://prom:9090@evil.example`` is another server)."""
+    oa = origin(a)
+    return oa is not None and oa == origin(b)
+
+
 @dataclass(frozen=True)
 class PrometheusCredentials:
     bearer_token: str | None = None
     basic_auth: tuple[str, str] | None = None
     verify: bool | str = True
 
+    @property
+    def empty(self) -> bool:
+        return self.bearer_token is None and self.basic_auth is None and self.verify is True
+
+    @classmethod
+    def from_secret(cls, data: Mapping[str, bytes], where: str) -> PrometheusCredentials:
+        """A MetricTemplate's ``secretRef`` Secret, read as Flagger reads it: ``token`` (a bearer
+        token), else ``username`` and ``password`` (basic auth), both required. ``where`` names the
+        Secret in errors; values never appear in them."""
+        values: dict[str, str] = {}
+        for key in ("token", "username", "password"):
+            if key not in data:
+                continue
+            try:
+                values[key] = data[key].decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(f"{where}: key {key} is not UTF-8 text") from None
+            check_credential(values[key], f"{where}: key {key}")
+        if "token" in values:
+            return cls(bearer_token=values["token"] or None)
+        for key in ("username", "password"):
+            if key not in values:
+                raise InvalidInput(f"{where}: no key token, and no key {key} for basic auth")
+        return cls(basic_auth=(values["username"], values["password"]))
+
 
 def _read_secret_file(path: str, env_name: str) -> str:
     try:
-        return Path(path).read_text().strip()
+        value = Path(path).read_text().strip()
     except OSError as err:
         raise InvalidInput(f"{env_name}={path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{env_name}={path}: not UTF-8 text") from None
+    check_credential(value, f"{env_name}={path}: the file")
+    return value
 
 
 def resolve_prometheus_credentials(env: Mapping[str, str] = os.environ) -> PrometheusCredentials:
     """Credentials from the environment: a bearer token (``PROGDEL_PROMETHEUS_TOKEN`` or
     ``PROGDEL_PROMETHEUS_TOKEN_FILE``), or basic auth (``PROGDEL_PROMETHEUS_USERNAME`` with
     ``PROGDEL_PROMETHEUS_PASSWORD_FILE`` or ``PROGDEL_PROMETHEUS_PASSWORD``); a private CA in
-    ``PROGDEL_PROMETHEUS_CA_FILE``. Setting both a token and a username is an error."""
+    ``PROGDEL_PROMETHEUS_CA_FILE``. Setting both a token and a username is an error, and so is a
+    value with a control character."""
+    for name in (ENV_TOKEN, ENV_USERNAME, ENV_PASSWORD):
+        check_credential(env.get(name, ""), name)
     token = env.get(ENV_TOKEN) or None
     if env.get(ENV_TOKEN_FILE):
         token = _read_secret_file(env[ENV_TOKEN_FILE], ENV_TOKEN_FILE)
@@ -139,13 +204,6 @@ class PrometheusProvider:
         )
         self._timeout = timeout
         self._max_concurrency = max(1, max_concurrency)
-
-    @classmethod
-    def from_env(cls, url: str, env: Mapping[str, str] = os.environ, **kwargs: Any) -> PrometheusProvider:
-        creds = resolve_prometheus_credentials(env)
-        return cls(
-            url, bearer_token=creds.bearer_token, basic_auth=creds.basic_auth, verify=creds.verify, **kwargs
-        )
 
     def close(self) -> None:
         self._client.close()

@@ -9,7 +9,7 @@ the braces optional) and, like Flagger, refuses to send a query with a hole in i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from progdel.config.canary import Canary, CanaryMetric, MetricTemplate
@@ -48,40 +48,116 @@ class QueryContext:
         )
 
 
+def _scan(text: str, quote: str | None) -> str | None:
+    """The PromQL string (or comment) ``text`` leaves open, starting inside ``quote``: ``"``,
+    ``'`` or a backtick for a string, ``#`` for a comment, None for neither."""
+    escaped = False
+    for ch in text:
+        if quote is None:
+            if ch in "\"'`#":
+                quote = ch
+        elif quote == "#":
+            if ch == "\n":
+                quote = None
+        elif quote != "`" and escaped:
+            escaped = False
+        elif quote != "`" and ch == "\\":
+            escaped = True
+        elif ch == quote:
+            quote = None
+    return quote
+
+
+def _placeholders(template: str) -> Iterator[tuple[re.Match[str], str | None]]:
+    """Each placeholder of ``template`` and the PromQL string it sits in (see ``_scan``)."""
+    quote: str | None = None
+    pos = 0
+    for m in _PLACEHOLDER.finditer(template):
+        quote = _scan(template[pos : m.start()], quote)
+        yield m, quote
+        pos = m.end()
+
+
+def _in_string(value: str, quote: str | None, what: str) -> str:
+    """``value`` written so that it stays inside the string (or comment) it is pasted into:
+    it can neither close it nor start a new line of the query."""
+    if quote is None:
+        return value
+    if quote == "#":
+        return value.replace("\n", " ").replace("\r", " ")
+    if quote == "`":
+        if "`" in value:
+            raise InvalidInput(f"{what}: the value holds a backtick, which a `...` string cannot contain")
+        return value
+    out = []
+    for ch in value:
+        if ch in ("\\", quote):
+            out.append("\\" + ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def render_query(template: str, ctx: QueryContext, *, what: str = "query") -> str:
     """Fill in the placeholders of ``template``; whitespace is collapsed as Flagger does.
 
+    A value pasted inside a quoted PromQL string (a label value: ``{code="{{ variables.code }}"}``)
+    is escaped for that string, so it can only ever be the label value (or regex) it stands for:
+    ``"`` and ``\\`` in it are written ``\\"`` and ``\\\\``. (Flagger pastes values as they are.)
     Raises ``InvalidInput`` naming the placeholder when a value is missing or unknown.
     """
+    out: list[str] = []
+    pos = 0
+    for m, quote in _placeholders(template):
+        out.append(template[pos : m.start()])
+        out.append(_in_string(_value(m.group(1), ctx, what), quote, f"{what}: {m.group(0)}"))
+        pos = m.end()
+    out.append(template[pos:])
+    return collapse_whitespace("".join(out))
 
-    def substitute(m: re.Match[str]) -> str:
+
+def shaping_variables(template: str) -> list[str]:
+    """The ``templateVariables`` used outside any quoted string in ``template``: their values
+    become part of the query's structure (a label name, a range, a number, an operator), so a
+    value can change what the query selects or computes, not only which series it matches."""
+    names: list[str] = []
+    for m, quote in _placeholders(template):
         expr = m.group(1)
-        if expr.startswith("variables."):
-            key = expr[len("variables.") :]
-            if key not in ctx.variables:
-                raise InvalidInput(
-                    f"{what}: template variable {key!r} is not set (add it to templateVariables)"
-                )
-            return ctx.variables[key]
-        if expr.startswith("."):  # Go's {{ .name }} style is not what Flagger documents; be clear
-            raise InvalidInput(f"{what}: unsupported placeholder {{{{ {expr} }}}} (use {{{{ {expr[1:]} }}}})")
-        if expr in _NAMES:
-            value = getattr(ctx, expr)
-            if value is None:
-                ref = "spec.ingressRef" if expr == "ingress" else "spec.routeRef"
-                raise InvalidInput(f"{what}: {{{{ {expr} }}}} is used but {ref} is not set")
-            return str(value)
-        raise InvalidInput(
-            f"{what}: unknown placeholder {{{{ {expr} }}}} (known: {', '.join(_NAMES)}, variables.KEY)"
-        )
+        if quote is None and expr.startswith("variables.") and expr[len("variables.") :] not in names:
+            names.append(expr[len("variables.") :])
+    return names
 
-    return collapse_whitespace(_PLACEHOLDER.sub(substitute, template))
+
+def _value(expr: str, ctx: QueryContext, what: str) -> str:
+    if expr.startswith("variables."):
+        key = expr[len("variables.") :]
+        if key not in ctx.variables:
+            raise InvalidInput(f"{what}: template variable {key!r} is not set (add it to templateVariables)")
+        return ctx.variables[key]
+    if expr.startswith("."):  # Go's {{ .name }} style is not what Flagger documents; be clear
+        raise InvalidInput(f"{what}: unsupported placeholder {{{{ {expr} }}}} (use {{{{ {expr[1:]} }}}})")
+    if expr in _NAMES:
+        value = getattr(ctx, expr)
+        if value is None:
+            ref = "spec.ingressRef" if expr == "ingress" else "spec.routeRef"
+            raise InvalidInput(f"{what}: {{{{ {expr} }}}} is used but {ref} is not set")
+        return str(value)
+    raise InvalidInput(
+        f"{what}: unknown placeholder {{{{ {expr} }}}} (known: {', '.join(_NAMES)}, variables.KEY)"
+    )
 
 
 @dataclass(frozen=True)
 class MetricQuery:
-    """One metric of a canary, ready to send: its name, PromQL, and the server to send it to
-    (``None``: the canary's metrics server)."""
+    """One metric of a canary, ready to send: its name, PromQL, the server to send it to
+    (``None``: the canary's metrics server) and the Secret with its credentials (namespace, name)."""
 
     name: str
     query: str
@@ -89,6 +165,9 @@ class MetricQuery:
     provider_type: str = "prometheus"
     headers: tuple[tuple[str, str], ...] = ()  # the template's provider.headers, values joined
     scale: float = 1.0  # the value is multiplied by it before it is judged (seconds -> ms)
+    secret: tuple[str, str] | None = None
+    shaping_variables: tuple[str, ...] = ()
+    """``templateVariables`` whose values shape the query (used outside a quoted string)."""
 
 
 def header_items(headers: dict[str, list[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -136,6 +215,7 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
             refused = unsupported_provider(tmpl)
             if refused:
                 raise InvalidInput(f"{what}: {refused}")
+            secret_ref = tmpl.spec.provider.secret_ref
             later.append(
                 MetricQuery(
                     name=metric.name,
@@ -145,10 +225,18 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
                     address=tmpl.spec.provider.address,
                     provider_type=tmpl.spec.provider.type,
                     headers=header_items(tmpl.spec.provider.headers),
+                    secret=(ns, secret_ref.name) if secret_ref else None,
+                    shaping_variables=tuple(shaping_variables(tmpl.spec.query)),
                 )
             )
         elif metric.query:
-            first.append(MetricQuery(metric.name, render_query(metric.query, ctx, what=what)))
+            first.append(
+                MetricQuery(
+                    metric.name,
+                    render_query(metric.query, ctx, what=what),
+                    shaping_variables=tuple(shaping_variables(metric.query)),
+                )
+            )
         elif metric.name in BUILTIN_METRICS:
             provider = canary.spec.provider
             first.append(

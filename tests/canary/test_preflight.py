@@ -550,3 +550,50 @@ def test_a_cluster_that_cannot_answer_reviews_is_a_note_not_a_failure() -> None:
     missing, note = check_access(_NoReviews(), _canary())
     assert missing is None
     assert note.startswith("not checked: the cluster does not answer SelfSubjectAccessReviews")
+
+
+def test_a_variable_that_shapes_a_query_is_warned_about(
+    sandbox: Any, prom: PrometheusInstance, tmp_path: Path
+) -> None:
+    path = canary_file(tmp_path, "good")
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["analysis"]["metrics"] = [
+        {
+            "name": "by-label",
+            "query": (
+                'sum(vector({{ variables.limit }})) + 0 * count(up{job="{{ variables.job }}"} or vector(1))'
+            ),
+            "templateVariables": {"limit": "99", "job": 'x"} or vector(0) or up{job="'},
+            "thresholdRange": {"min": 95},
+        }
+    ]
+    path.write_text(yaml.safe_dump(doc))
+    code, data, err = check(
+        sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--at", AT, "--no-cluster"
+    )
+    assert code == 0, err
+    assert data is not None
+    (metric,) = data["metrics"]
+    assert metric["query"].endswith('count(up{job="x\\"} or vector(0) or up{job=\\""} or vector(1))')
+    assert metric["warning"].startswith("templateVariables limit used outside a quoted label value")
+    assert data["warnings"] == [f"metric by-label: {metric['warning']}"]
+    human = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progdel",
+            "canary",
+            "check",
+            "-f",
+            str(path),
+            "--prometheus-url",
+            prom.url,
+            "--at",
+            AT,
+            "--no-cluster",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "warning: metric by-label: templateVariables limit used outside" in " ".join(human.stdout.split())

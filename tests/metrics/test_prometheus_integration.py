@@ -168,3 +168,17 @@ def test_served_split_and_request_count_of_a_gateway_api_canary(tmp_path: Path) 
         count = traffic.canary_requests_query("test", "podinfo", "1m", "gatewayapi:v1")
         assert provider.query(count, at(250)) == pytest.approx(600.0)
         assert traffic.served_split(provider, "test", "podinfo", "1m", at(250)) is None, "no Istio metrics"
+
+
+def test_a_template_variable_cannot_turn_no_data_into_a_pass(provider: PrometheusProvider) -> None:
+    """Pasted as it is (as Flagger does), the value closes the label string and appends
+    ``or vector(100)``: a canary with no traffic would pass. Escaped, it is only a label value."""
+    from progdel.metrics.templates import QueryContext, render_query
+
+    template = 'sum(istio_requests_total{destination_workload="{{ variables.workload }}"})'
+    injection = 'quiet"} or vector(100) or up{job="'
+    pasted = template.replace("{{ variables.workload }}", injection)
+    assert provider.query(pasted, at(100)) == pytest.approx(100.0)  # what pasting lets through
+    ctx = QueryContext("q", "test", "quiet", "quiet", "1m", variables={"workload": injection})
+    with pytest.raises(NoData):
+        provider.query(render_query(template, ctx), at(100))

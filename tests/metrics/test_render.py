@@ -7,7 +7,7 @@ import pytest
 from progdel.config.canary import CanaryMetric, load_canary, load_metric_templates
 from progdel.errors import InvalidInput
 from progdel.metrics.builtin import builtin_query, builtin_scale, check_metric
-from progdel.metrics.templates import QueryContext, metric_queries, render_query
+from progdel.metrics.templates import QueryContext, metric_queries, render_query, shaping_variables
 
 # The strings Flagger's own observer tests pin (pkg/metrics/observers/istio_test.go and
 # http_test.go), for namespace "test": Flagger sends them with a leading space, which Prometheus
@@ -147,3 +147,56 @@ def test_render_errors_name_the_variable(template: str, error: str) -> None:
 def test_check_metric(metric: dict, value: float, passed: bool, message: str) -> None:
     result = check_metric(CanaryMetric.model_validate(metric), value)
     assert (result.passed, result.message) == (passed, message)
+
+
+INJECTION = '404"} or vector(100) or up{job="'
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "expected"),
+    [
+        (
+            'x{code="{{ variables.code }}"}',
+            {"code": INJECTION},
+            'x{code="404\\"} or vector(100) or up{job=\\""}',
+        ),
+        ("x{code='{{ variables.code }}'}", {"code": "a'b\"c"}, "x{code='a\\'b\"c'}"),
+        ('x{path=~"{{ variables.re }}"}', {"re": "/api/.*|/v2"}, 'x{path=~"/api/.*|/v2"}'),
+        ('x{path=~"{{ variables.re }}"}', {"re": "a\\.b"}, 'x{path=~"a\\\\.b"}'),
+        ('x{a="{{ variables.v }}"}', {"v": "l1\nl2\x00"}, 'x{a="l1\\nl2\\x00"}'),
+        ('x{a="\\"{{ variables.v }}"}', {"v": '"'}, 'x{a="\\"\\""}'),
+        ("x{a=`{{ variables.v }}`}", {"v": 'a"b\\c'}, 'x{a=`a"b\\c`}'),
+        ("x # note {{ variables.v }}", {"v": "a\nvector(1)"}, "x # note a vector(1)"),
+        ('x{a="{{ namespace }}"}[{{ interval }}]', {}, 'x{a="ns"}[2m]'),
+    ],
+)
+def test_values_inside_quoted_strings_are_escaped_for_them(
+    template: str, variables: dict[str, str], expected: str
+) -> None:
+    ctx = QueryContext(name="pi", namespace="ns", target="t", service="s", interval="2m", variables=variables)
+    assert render_query(template, ctx) == expected
+
+
+def test_a_backtick_cannot_close_a_raw_string() -> None:
+    ctx = QueryContext(
+        name="pi", namespace="ns", target="t", service="s", interval="2m", variables={"v": "`"}
+    )
+    with pytest.raises(InvalidInput, match="holds a backtick"):
+        render_query("x{a=`{{ variables.v }}`}", ctx)
+
+
+@pytest.mark.parametrize(
+    ("template", "shaping"),
+    [
+        ('x{code="{{ variables.code }}"}', []),
+        ("sum by ({{ variables.label }}) (x)", ["label"]),
+        (
+            'rate(x{a="{{ variables.a }}"}[{{ variables.window }}]) > {{ variables.limit }}',
+            ["window", "limit"],
+        ),
+        ('x{a="}{{ variables.a }}"} # {{ variables.b }}', []),
+        ('x{a="\\"", b={{ variables.b }}}', ["b"]),
+    ],
+)
+def test_variables_outside_a_quoted_string_are_named(template: str, shaping: list[str]) -> None:
+    assert shaping_variables(template) == shaping

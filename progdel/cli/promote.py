@@ -62,13 +62,18 @@ class TerminalReporter:
         self._spinner: Any = None
 
     def status(self, text: str) -> None:
+        from rich.markup import escape
+
+        from progdel.errors import printable
+
+        text = printable(text)
         if self.tty:
-            self.console.print(f"[dim]·[/dim] {text}", highlight=False, markup=True)
+            self.console.print(f"[dim]·[/dim] {escape(text)}", highlight=False, markup=True)
             if self._spinner is None:
-                self._spinner = self.console.status(text)
+                self._spinner = self.console.status(escape(text))
                 self._spinner.start()
             else:
-                self._spinner.update(text)
+                self._spinner.update(escape(text))
         else:
             print(f"progdel: {text}", file=sys.stderr, flush=True)
 
@@ -176,9 +181,12 @@ def promote(
     from progdel.promote.inventory import inventory
     from progdel.promote.orchestrate import PromoteOptions, PromotionFailed, run_plan
     from progdel.promote.plan import plan_promotion
+    from progdel.promote.versions import check_version
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
+    if version is not None:
+        check_version(version, "--version")  # before anything else: it names images, branches, records
     project = load_project(opts.config, Path.cwd())
     the_app = project.resolve_app(app_name, Path.cwd())
     seconds = _timeout_seconds(timeout, project.defaults.timeout_seconds)

@@ -8,6 +8,7 @@ Failures become one-line ``ProgdelError``s that keep git's own words.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -154,6 +155,11 @@ class Clone:
                 non_fast_forward=nff,
             )
         raise GitError(f"git push to {self.url} branch {target_branch} failed: {summarize(proc.stderr)}")
+
+    def delete_remote_branch(self, branch: str) -> None:
+        """Best effort: remove ``branch`` from origin (a failure is left for the caller's error)."""
+        with contextlib.suppress(GitError):
+            run_git(["push", "-q", "origin", "--delete", f"refs/heads/{branch}"], self.path, timeout=60)
 
 
 def _rejection(output: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from progdel.config.project import App, Environment
-from progdel.errors import ExitCode, InvalidInput, ProgdelError, TimedOut, Unreachable
+from progdel.errors import ExitCode, InvalidInput, ProgdelError, TimedOut, Unreachable, printable
 from progdel.promote.git import Clone, PushRejected, open_clone
 from progdel.promote.pullrequest import PullRequest, PullRequestClient, client_for
 from progdel.promote.yamledit import set_value
@@ -63,7 +63,15 @@ def commit_message(app: str, version: str, env: str) -> str:
 
 
 def promotion_branch(app: str, version: str) -> str:
-    return f"promote-{app}-{version}"
+    """``promote-APP-VERSION`` (a digest's ``:`` becomes ``-``). A version that is a valid image
+    tag but not part of a valid branch name (``1..2``, ``1.``, ``x.lock``) is refused (exit 2)."""
+    name = f"promote-{app}-{version.replace(':', '-')}"
+    if ".." in name or name.endswith((".", ".lock")):
+        raise InvalidInput(
+            f"version {version} cannot be part of a git branch name ({name}): no '..', and not "
+            "ending with '.' or '.lock'"
+        )
+    return name
 
 
 def promote_via_git(
@@ -87,18 +95,18 @@ def promote_via_git(
     cfg = env.gitops
     if cfg.pull_request is not None and pr_client is None:
         pr_client = client_for(cfg.pull_request)
-    clone = open_clone(cfg.repository, cfg.branch, Path(workdir))
-    message = commit_message(app.name, version, env.name)
     use_pr = cfg.pull_request is not None
     target = promotion_branch(app.name, version) if use_pr else cfg.branch
+    clone = open_clone(cfg.repository, cfg.branch, Path(workdir))
+    message = commit_message(app.name, version, env.name)
     try:
         for attempt in range(1, PUSH_ATTEMPTS + 1):
-            previous, changed = _edit(clone, cfg.file, cfg.key, app.name, version)
+            previous, changed, written = _edit(clone, cfg.file, cfg.key, app.name, version)
             if not changed:
                 return GitOpsResult(
                     env.name, app.name, version, cfg.repository, cfg.file, False, previous, branch=None
                 )
-            commit = clone.commit_all(message, [cfg.file])
+            commit = clone.commit_all(message, [written])
             try:
                 # The promotion branch belongs to progdel: a re-run replaces it.
                 clone.push(target, force=use_pr)
@@ -115,7 +123,12 @@ def promote_via_git(
                 f"(was {previous or 'unset'}).\n\nChanged `{cfg.key.replace('{app}', app.name)}` "
                 f"in `{cfg.file}`. Opened by progdel."
             )
-            pr = pr_client.open(cfg.repository, head=target, base=cfg.branch, title=message, body=body)
+            try:
+                pr = pr_client.open(cfg.repository, head=target, base=cfg.branch, title=message, body=body)
+            except BaseException:
+                # no pull request, no branch: a promotion branch nobody will look at must not stay
+                clone.delete_remote_branch(target)
+                raise
         return GitOpsResult(
             env.name, app.name, version, cfg.repository, cfg.file, True, previous, target, commit, pr
         )
@@ -123,16 +136,42 @@ def promote_via_git(
         _leave_clean(clone)
 
 
-def _edit(clone: Clone, file: str, key: str, app: str, version: str) -> tuple[str | None, bool]:
-    path = clone.path / file
+def resolve_in_clone(clone: Clone, file: str) -> Path:
+    """The real path of ``file`` in the clone, refused (exit 2) unless it is a regular file inside
+    the clone's work tree: a symlink, or a symlinked directory, leading elsewhere (another file of
+    the user's, the clone's own ``.git``) would have progdel write there."""
+    root = clone.path.resolve()
+    path = (clone.path / file).resolve()
+    if path != root and root not in path.parents:
+        raise InvalidInput(
+            f"{clone.url}: {file} leads outside the repository (to {path}); refusing to edit it"
+        )
+    relative = path.relative_to(root)
+    if relative.parts[:1] == (".git",):
+        raise InvalidInput(
+            f"{clone.url}: {file} leads into the repository's .git directory; refusing to edit it"
+        )
+    if path.exists() and not path.is_file():
+        raise InvalidInput(f"{clone.url}: {file} is not a regular file")
+    return path
+
+
+def _edit(clone: Clone, file: str, key: str, app: str, version: str) -> tuple[str | None, bool, str]:
+    """Set the version in ``file``; the previous value, whether it changed, and the path (relative
+    to the clone) of the file really written."""
+    path = resolve_in_clone(clone, file)
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise InvalidInput(f"{clone.url}: no file {file} on branch {clone.branch}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{clone.url}: {file} is not UTF-8 text") from None
     edit = set_value(text, key, version, app=app, source=file)
     if edit.changed:
         path.write_text(edit.text)
-    return edit.previous, edit.changed
+    # the old value is only shown (in the pull request, the record), and a file may hold anything
+    previous = None if edit.previous is None else printable(edit.previous)
+    return previous, edit.changed, str(path.relative_to(clone.path.resolve()))
 
 
 def _leave_clean(clone: Clone) -> None:

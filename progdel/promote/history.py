@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from progdel.config.project import Project
+from progdel.errors import printable
 from progdel.kube.client import Kube
 from progdel.kube.errors import NotFound
 from progdel.kube.resources import CONFIGMAPS
@@ -94,8 +95,10 @@ class PromotionRecord:
     }
 
     def to_data(self) -> dict[str, str]:
+        """The ConfigMap's data. Messages carry words from git, providers and the cluster: control
+        characters are stored as escapes, so that no record can rewrite a terminal that lists it."""
         return {
-            self._KEYS.get(f.name, f.name): str(getattr(self, f.name))
+            self._KEYS.get(f.name, f.name): printable(str(getattr(self, f.name)))
             for f in fields(self)
             if f.name != "name"
         }
@@ -110,8 +113,16 @@ class PromotionRecord:
         data = obj.get("data") or {}
         reverse = {v: k for k, v in cls._KEYS.items()}
         values = {reverse.get(k, k): str(v) for k, v in data.items()}
+        required = {
+            "app": "",
+            "environment": "",
+            "namespace": "",
+            "kind": "",
+            "from_version": "",
+            "to_version": "",
+        }
         known = {f.name for f in fields(cls)}
-        record = cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
+        record = cls(**{**required, **{k: v for k, v in values.items() if k in known}})  # type: ignore[arg-type]
         record.name = obj.get("metadata", {}).get("name", "")
         return record
 

@@ -144,11 +144,29 @@ def run_plan(
         # the next environment's gate is that this one runs the version: not waiting skips it
         names = ", ".join(s.environment.name for s in pending)
         raise InvalidInput(f"--no-wait promotes into one environment at a time, not {names}")
+    _check_inputs(plan.app.name, pending, options)
     outcomes: list[StepOutcome] = []
     for step in plan.steps:
         outcome = _run_step(kube, project, plan.app, step, options, reporter, outcomes)
         outcomes.append(outcome)
     return outcomes
+
+
+def _check_inputs(plan_app: str, steps: list[PromotionStep], options: PromoteOptions) -> None:
+    """Read the credentials the steps will use now, and name their branches, so that a bad one is
+    refused (exit 2) before anything is recorded, pushed or changed."""
+    from progdel.metrics.prometheus import resolve_prometheus_credentials
+    from progdel.promote.gitops import promotion_branch
+    from progdel.promote.pullrequest import read_token
+
+    for step in steps:
+        env = step.environment
+        if env.canary is not None:
+            resolve_prometheus_credentials()
+        if env.gitops is not None and env.gitops.pull_request is not None:
+            promotion_branch(plan_app, step.version)
+            if options.pr_client is None:
+                read_token(env.gitops.pull_request)
 
 
 def _previous(step: PromotionStep) -> str | None:

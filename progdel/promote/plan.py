@@ -15,7 +15,8 @@ Rules:
 - without ``--version``, the newest version (semver precedence) running in that
   previous environment is promoted; the first environment has none, so it needs
   ``--version``;
-- ``--all-auto`` promotes into every ``Auto`` environment, in order.
+- ``--all-auto`` promotes into every ``Auto`` environment, in order;
+- the version, given or picked, must be a valid image tag (or digest).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
-from progdel.promote.versions import compare_versions, newest, same_version
+from progdel.promote.versions import check_version, compare_versions, newest, same_version
 
 VersionsByEnv = Mapping[str, Sequence[str] | str | None]
 
@@ -112,7 +113,7 @@ def plan_promotion(
     source_env = project.previous_environment(first)
     warnings: list[str] = []
     if version:
-        chosen, version_source = version, "--version"
+        chosen, version_source = check_version(version, "--version"), "--version"
     else:
         if source_env is None:
             raise InvalidInput(f"{first.name} is the first environment (order {first.order}): give --version")
@@ -122,7 +123,8 @@ def plan_promotion(
             raise InvalidInput(
                 f"no version of {app.name} runs in {source_env.name} to promote from; give --version"
             )
-        chosen, version_source = picked, f"newest in {source_env.name}"
+        version_source = f"newest in {source_env.name}"
+        chosen = check_version(picked, f"the {version_source}, {app.name}")
 
     steps: list[PromotionStep] = []
     planned: set[str] = set()

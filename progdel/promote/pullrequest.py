@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from progdel.config.project import PullRequestConfig
-from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
+from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable, check_credential
 
 PRState = Literal["open", "merged", "closed"]
 
@@ -217,13 +217,17 @@ def read_token(config: PullRequestConfig, environ: Mapping[str, str] | None = No
             raise InvalidInput(
                 f"pullRequest.tokenFile {config.token_file}: cannot read: {err.strerror}"
             ) from None
+        except UnicodeDecodeError:
+            raise InvalidInput(f"pullRequest.tokenFile {config.token_file}: not UTF-8 text") from None
         if not token:
             raise InvalidInput(f"pullRequest.tokenFile {config.token_file} is empty")
+        check_credential(token, f"pullRequest.tokenFile {config.token_file}")
         return token
     name = config.token_env or ("GITHUB_TOKEN" if config.provider == "github" else "GITLAB_TOKEN")
     token = env.get(name, "").strip()
     if not token:
         raise InvalidInput(f"no {config.provider} token: set the environment variable {name}")
+    check_credential(token, f"the environment variable {name}")
     return token
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import total_ordering
 
-from progdel.errors import InvalidInput
+from progdel.errors import InvalidInput, printable
 
 _NUMBER = r"0|[1-9][0-9]*"
 _PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
@@ -29,9 +29,10 @@ _SEMVER = re.compile(
     rf"(?:-(?P<pre>{_PRE_ID}(?:\.{_PRE_ID})*))?"
     r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
 )
-# What a container registry accepts as a tag.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+# What a container registry accepts as a tag (the OCI distribution spec's grammar).
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,128}")
+_MAX_VERSION = 256
 
 
 @total_ordering
@@ -78,6 +79,8 @@ class SemVer:
 
 def parse_semver(text: str) -> SemVer | None:
     """The semantic version in ``text`` (a leading ``v`` allowed), or None if it is not one."""
+    if len(text) > _MAX_VERSION:  # no tag is longer, and int() refuses numbers of over 4300 digits
+        return None
     m = _SEMVER.match(text.strip())
     if m is None:
         return None
@@ -176,12 +179,26 @@ def with_tag(image_repo: str, version: str) -> str:
     repo = image_repository(image_repo)
     if not repo:
         raise InvalidInput(f"image {image_repo!r}: no repository")
-    version = version.strip()
-    if _DIGEST.match(version):
+    version = check_version(version.strip())
+    if _DIGEST.fullmatch(version):
         return f"{repo}@{version}"
-    if not _TAG.match(version):
-        raise InvalidInput(
-            f"version {version!r} cannot be an image tag (letters, digits, '_', '.', '-'; "
-            "at most 128 characters; not starting with '.' or '-')"
-        )
     return f"{repo}:{version}"
+
+
+def is_version(text: str) -> bool:
+    """True for an image tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``) or a digest (``sha256:...``)."""
+    return bool(_TAG.fullmatch(text) or _DIGEST.fullmatch(text))
+
+
+def check_version(version: str, source: str = "version") -> str:
+    """``version`` if it can name an image (a tag, or a digest); else ``InvalidInput`` naming
+    ``source`` (``--version``, ``the newest version in staging``). Checked before anything is
+    done: a version becomes an image reference, a git branch, a commit message and a record, and
+    ``1.4.0;id``, ``-f`` or an escape sequence must be none of those."""
+    if is_version(version):
+        return version
+    shown = printable(version if len(version) <= 40 else version[:40] + "...")
+    raise InvalidInput(
+        f"{source} '{shown}' is not a valid image tag: letters, digits, '_', '.' and '-', at most 128 "
+        "characters, not starting with '.' or '-'"
+    )

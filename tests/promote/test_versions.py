@@ -85,5 +85,5 @@ def test_image_tag_and_with_tag():
     assert with_tag("localhost:5000/app", "1.2.3") == "localhost:5000/app:1.2.3"
     assert with_tag("localhost:5000/app:1.0.0", "1.2.3") == "localhost:5000/app:1.2.3"
     assert with_tag("app", "sha256:" + "d" * 64) == "app@sha256:" + "d" * 64
-    with pytest.raises(InvalidInput, match="cannot be an image tag"):
+    with pytest.raises(InvalidInput, match="is not a valid image tag"):
         with_tag("app", "1.2.3+build")

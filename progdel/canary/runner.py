@@ -20,12 +20,13 @@ holds it is stored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from progdel.canary import engine, store, traffic
@@ -120,6 +121,8 @@ _REQUESTS_KEY = "progdel:canary-requests"
 _EVENTS_PER_TICK = 3
 #: the Kubernetes API calls of one tick, at their worst
 _API_SECONDS_PER_TICK = 10.0
+#: how long one API request of a run may take before it counts as the API being unreachable
+API_REQUEST_TIMEOUT = 10.0
 
 
 def lease_seconds(canary: Canary) -> int:
@@ -220,6 +223,7 @@ class CanaryRunner:
         self._alerts: AlertSender | None = None
         self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
         self._last_valid: Canary | None = None  # the last spec read that validated
+        self._renewed_at = self.clock.now()  # when the lease was last renewed (its request sent)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -652,15 +656,22 @@ class CanaryRunner:
         self.servers  # noqa: B018 - a bad credential is refused before anything is done
         obj, canary, _invalid = self.read()
         interval = canary.analysis.interval_seconds
+        saved_timeout = self.kube.timeout
+        self.kube.timeout = saved_timeout or API_REQUEST_TIMEOUT  # a hung request must not outlast the lease
         lease = store.lease_for(self.kube, self.name, self.namespace, lease_seconds(canary), self.identity)
-        lease.acquire()
+        self._renewed_at = self.clock.now()
         try:
-            if engine.CanaryStatus.from_dict(obj.get("status")).phase not in engine.MOVING:
-                # before any traffic moves; a run under way judges its queries tick by tick
-                self.preflight(canary)
-            return self._loop(interval, lease)
+            lease.acquire()
+            try:
+                if engine.CanaryStatus.from_dict(obj.get("status")).phase not in engine.MOVING:
+                    # before any traffic moves; a run under way judges its queries tick by tick
+                    self.preflight(canary)
+                return self._loop(interval, lease)
+            finally:
+                with contextlib.suppress(Unreachable, KubeError):  # the API may be what ended the run
+                    lease.release()
         finally:
-            lease.release()
+            self.kube.timeout = saved_timeout
             self.close()
 
     def _loop(self, interval: float, lease: Any) -> ExitCode:
@@ -737,7 +748,7 @@ class CanaryRunner:
             self.sink({"kind": "countdown", "seconds": round(left, 1)})
             self.clock.sleep(min(left, 0.5))
             if (self.clock.now() - last_renew).total_seconds() >= renew_every:
-                lease.renew()
+                self._renew(lease)
                 last_renew = self.clock.now()
             try:
                 obj = self.kube.get(CANARIES, self.name, self.namespace)
@@ -745,7 +756,69 @@ class CanaryRunner:
                 continue
             if store.pending_request(obj) is not None or store.operator_marks(obj) != self._marks:
                 break
-        lease.renew()
+        self._renew(lease)
+
+    def _renew(self, lease: Any) -> None:
+        """Renew the lease. While the API does not answer (a restart, a network blip), hold the
+        canary as it is and retry with backoff, saying so, for as long as the lease is sure to
+        be ours; past that another watcher may take it over, so stop (exit 6) before it expires."""
+        attempt = self.clock.now()
+        try:
+            lease.renew()
+        except (Unreachable, ServerError) as err:
+            attempt = self._ride_out(lease, err)
+        self._renewed_at = attempt  # when the request left: the server's renewTime is later
+
+    def _ride_out(self, lease: Any, err: ProgdelError) -> datetime:
+        """Retry ``lease.renew()`` until it succeeds (the time of the good attempt) or the lease
+        could expire (``Unreachable``). Each retry is given a sixth of the lease (a read and a
+        write), so the last one ends before the lease does."""
+        duration = float(lease.duration_seconds)
+        per_request = max(1.0, duration / 6)
+        deadline = self._renewed_at + timedelta(seconds=duration - 2 * per_request)
+        started = self.clock.now()
+        delay = 0.5
+        self.sink(
+            {
+                "kind": "event",
+                "type": "Warning",
+                "message": f"Cluster API unreachable: {err}; holding canary {self.namespace}/{self.name} as "
+                f"it is and retrying for up to {max(0.0, (deadline - started).total_seconds()):.0f}s, while "
+                "its lease lasts",
+                "time": _stamp(started),
+            }
+        )
+        saved_timeout, self.kube.timeout = self.kube.timeout, per_request
+        try:
+            while True:
+                left = (deadline - self.clock.now()).total_seconds()
+                if left <= 0:
+                    raise Unreachable(
+                        f"canary {self.namespace}/{self.name}: the cluster API did not answer for "
+                        f"{(self.clock.now() - started).total_seconds():.0f}s, and the {duration:.0f}s lease "
+                        f"would expire: stopped driving it ({err})"
+                    )
+                self.sink({"kind": "outage", "seconds": round(left, 1), "message": str(err)})
+                self.clock.sleep(min(delay, left))
+                delay = min(2 * delay, per_request)
+                attempt = self.clock.now()
+                try:
+                    lease.renew()
+                except (Unreachable, ServerError) as again:
+                    err = again
+                    continue
+                elapsed = (self.clock.now() - started).total_seconds()
+                self.sink(
+                    {
+                        "kind": "event",
+                        "type": "Normal",
+                        "message": f"Cluster API answers again after {elapsed:.0f}s: resuming",
+                        "time": _stamp(self.clock.now()),
+                    }
+                )
+                return attempt
+        finally:
+            self.kube.timeout = saved_timeout
 
 
 def initialize(kube: Kube, name: str, namespace: str, sink: Sink, timeout: float = 300) -> ExitCode:

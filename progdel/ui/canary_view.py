@@ -15,7 +15,9 @@ A tick record::
 
 An event record: ``{"kind": "event", "type": "Normal", "message": "...", "time": "..."}``.
 A countdown record (``{"kind": "countdown", "seconds": 2.5}``) refreshes the time to the next
-step in the live view; it is not printed as a line or as NDJSON.
+step in the live view; it is not printed as a line or as NDJSON. So does an outage record
+(``{"kind": "outage", "seconds": 17.5, "message": "..."}``: the cluster API does not answer and the
+run holds, retrying for that long at most); its start and end are Warning and Normal events.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 from collections import deque
 from typing import Any
 
+from progdel.errors import printable
 from progdel.ui.output import emit_line
 
 _VERDICT_STYLE = {"pass": "green", "fail": "red", "no-data": "yellow", "hold": "yellow", "error": "magenta"}
@@ -64,7 +67,9 @@ def _bar(weight: int, width: int = 30) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def render_tick(tick: dict[str, Any], events: list[dict[str, Any]]) -> Any:
+def render_tick(
+    tick: dict[str, Any], events: list[dict[str, Any]], outage: dict[str, Any] | None = None
+) -> Any:
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -72,8 +77,8 @@ def render_tick(tick: dict[str, Any], events: list[dict[str, Any]]) -> Any:
 
     weight = int(tick.get("canaryWeight") or 0)
     header = Text()
-    header.append(f"{tick.get('canary')}  ", style="bold")
-    header.append(str(tick.get("phase") or "-"), style="cyan")
+    header.append(f"{printable(str(tick.get('canary')))}  ", style="bold")
+    header.append(printable(str(tick.get("phase") or "-")), style="cyan")
     steps = tick.get("steps")
     if steps:
         header.append(f"   step {tick.get('step', 0)}/{steps}")
@@ -96,7 +101,7 @@ def render_tick(tick: dict[str, Any], events: list[dict[str, Any]]) -> Any:
     for m in tick.get("metrics") or []:
         verdict = str(m.get("verdict") or "")
         metrics.add_row(
-            str(m.get("name")),
+            printable(str(m.get("name"))),
             _fmt_value(m.get("value")),
             _bounds(m),
             Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
@@ -104,8 +109,16 @@ def render_tick(tick: dict[str, Any], events: list[dict[str, Any]]) -> Any:
     recent = Text()
     for ev in events[-6:]:
         style = "red" if ev.get("type") == "Warning" else ""
-        recent.append(f"{str(ev.get('time', ''))[11:19]}  {ev.get('message')}\n", style=style)
+        recent.append(f"{str(ev.get('time', ''))[11:19]}  {printable(str(ev.get('message')))}\n", style=style)
     parts: list[Any] = [header, traffic]
+    if outage is not None:
+        parts.append(
+            Text(
+                f"cluster API unreachable: holding, retrying for {float(outage.get('seconds') or 0):.0f}s "
+                f"more ({printable(str(outage.get('message') or ''))})",
+                style="bold red",
+            )
+        )
     if tick.get("metrics"):
         parts.append(metrics)
     parts.append(recent)
@@ -121,6 +134,7 @@ class CanaryView:
         self.mode = mode  # live | plain | ndjson | quiet
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.last_tick: dict[str, Any] | None = None
+        self.outage: dict[str, Any] | None = None  # while the cluster API does not answer
         self._live: Any = None
 
     def __enter__(self) -> CanaryView:
@@ -143,27 +157,44 @@ class CanaryView:
         if kind == "countdown":  # only the live view shows the time to the next step
             self.countdown(float(record.get("seconds") or 0))
             return
+        if kind == "outage":  # the live view says how long the run holds on; events say the rest
+            self.outage = record
+            self._refresh()
+            return
         if kind == "event":
             self.events.append(record)
+            if record.get("type") == "Normal":
+                self.outage = None
         elif kind == "tick":
             self.last_tick = record
+            self.outage = None
         if self.mode == "ndjson":
             emit_line(record)
         elif self.mode == "plain":
             line = plain_line(record)
             if line:
                 print(line, flush=True)
-        elif self.mode == "live" and self._live is not None and self.last_tick is not None:
-            self._live.update(render_tick(self.last_tick, list(self.events)))
+        else:
+            self._refresh()
 
     def countdown(self, seconds_left: float) -> None:
         """Refresh the time to the next step (live view only)."""
-        if self.mode == "live" and self._live is not None and self.last_tick is not None:
+        if self.last_tick is not None:
             self.last_tick = {**self.last_tick, "nextTickIn": max(0.0, seconds_left)}
-            self._live.update(render_tick(self.last_tick, list(self.events)))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.mode == "live" and self._live is not None and self.last_tick is not None:
+            self._live.update(render_tick(self.last_tick, list(self.events), self.outage))
 
 
 def plain_line(record: dict[str, Any]) -> str | None:
+    """One line for a record, with any control character in it written as an escape."""
+    line = _plain_line(record)
+    return None if line is None else printable(line)
+
+
+def _plain_line(record: dict[str, Any]) -> str | None:
     kind = record.get("kind")
     if kind == "event":
         return f"{record.get('time', '')} {record.get('type', 'Normal'):7} {record.get('message')}"

@@ -4,7 +4,6 @@ process while a watcher runs."""
 from __future__ import annotations
 
 import subprocess
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,7 +174,15 @@ def test_approve_pause_resume_from_a_second_process(sandbox: Any, kube: Kube, na
         cli(sandbox, namespace, "pause", "podinfo")
         read_until(watcher, lambda r: str(r.get("note", "")).startswith("paused by"))
         cli(sandbox, namespace, "approve", "podinfo")
-        time.sleep(2.5)  # several ticks: paused, so the approval waits
+        ticks: list[dict[str, Any]] = []
+
+        def third_tick(record: dict[str, Any]) -> bool:
+            if record.get("kind") == "tick":
+                ticks.append(record)
+            return len(ticks) >= 3
+
+        read_until(watcher, third_tick)  # three more ticks, however long they take: paused, it waits
+        assert all(str(t.get("note")).startswith("paused by") for t in ticks)
         obj = kube.get(CANARIES, "podinfo")
         assert obj["status"]["canaryWeight"] == 0
         approval = store.pending_approval(obj)

@@ -93,13 +93,31 @@ class FlaggerPlayer:
             },
         )
 
-    def play(self, steps: list[tuple[str, int, int, str, bool]], pause: float = 0.15) -> threading.Thread:
+    def play(
+        self, steps: list[tuple[str, int, int, str, bool]], records: list[dict[str, Any]]
+    ) -> threading.Thread:
+        """Flagger's steps, one at a time: the next is written once the observer has shown this one
+        (its records), as a real Flagger moves on only an interval later. No step is missed however
+        slowly the machine runs, and none is waited for with a guess of how long a poll takes."""
+
+        def shown(state: tuple[str, int, int], since: int) -> bool:
+            return any(
+                r.get("kind") == "tick" and (r["phase"], r["canaryWeight"], r["failedChecks"]) == state
+                for r in records[since:]
+            )
+
         def run() -> None:
+            previous: tuple[str, int, int] | None = None
             for phase, weight, failed, message, warning in steps:
-                time.sleep(pause)
+                mark = len(records)
                 if message:
                     self.event(message, warning)
                 self.status(phase, weight, failed)
+                if (phase, weight, failed) != previous:
+                    deadline = time.monotonic() + 60
+                    while not shown((phase, weight, failed), mark) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                previous = (phase, weight, failed)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
@@ -130,9 +148,9 @@ def observe(kube: Kube, namespace: str, steps: list[Any], api_client: Any) -> tu
     player.status("Succeeded")  # a previous run: observing waits for the next one to end
     assert detect_driver(kube.get(CANARIES, "podinfo")).driver == "flagger"
     records: list[dict[str, Any]] = []
-    thread = player.play(steps)
-    code = FlaggerObserver(kube, "podinfo", namespace, records.append, poll_interval=0.03, timeout=20).run()
-    thread.join(timeout=10)
+    thread = player.play(steps, records)
+    code = FlaggerObserver(kube, "podinfo", namespace, records.append, poll_interval=0.03, timeout=120).run()
+    thread.join(timeout=60)
     # read only: no Lease, the VirtualService untouched, no Event from progdel
     assert kube.get_or_none(LEASES, "progdel-canary-podinfo") is None
     assert (

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from progdel.sandbox.backend import ReplicaSetKey
+from progdel.sandbox.loadgen import LoadGenerator
 from progdel.sandbox.mesh import Envoy, MeshInputs, render
 from progdel.sandbox.processes import ProcessReplicaBackend, free_port
 
@@ -60,7 +61,7 @@ def virtualservice(
 def wait_ready(
     backend: ProcessReplicaBackend,
     wanted: dict[ReplicaSetKey, tuple[dict[str, Any], int]],
-    timeout: float = 10.0,
+    timeout: float = 60.0,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,7 +149,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_dead(pids: list[int], timeout: float = 5.0) -> list[int]:
+def wait_dead(pids: list[int], timeout: float = 30.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         living = [p for p in pids if alive(p)]
@@ -158,7 +159,7 @@ def wait_dead(pids: list[int], timeout: float = 5.0) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-def wait_survivors(pids: list[int], expected: int, timeout: float = 5.0) -> int:
+def wait_survivors(pids: list[int], expected: int, timeout: float = 30.0) -> int:
     """Wait until exactly ``expected`` of ``pids`` are alive; return how many are."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -333,3 +334,19 @@ def cluster_service(name: str, app: str, ports: list[tuple[int, int | str]]) -> 
             "ports": [{"name": f"p{port}", "port": port, "targetPort": target} for port, target in ports],
         },
     }
+
+
+def wait_answers(
+    gen: LoadGenerator, count: int, since: float | None = None, timeout: float = 120.0
+) -> dict[str, int]:
+    """The split served to requests sent after ``since``, once at least ``count`` of them are
+    answered (or failed): a sample of known size, however slowly a busy machine sends them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        served = gen.served_since(since)
+        answered = sum(v for k, v in served.items() if k != "errors")
+        if answered + served["errors"] >= count:
+            return served
+        assert time.monotonic() < deadline, f"only {served} after {timeout}s"
+        assert gen.running, f"the load generator stopped with {served}"
+        time.sleep(0.05)

@@ -10,20 +10,29 @@ from progdel.sandbox.loadgen import LoadGenerator, wait_for_split
 from progdel.sandbox.mesh import Envoy, MeshInputs, render
 from progdel.sandbox.processes import ProcessReplicaBackend
 
-from .conftest import CanaryWorld, demo_template, deployment, service, virtualservice, wait_ready
+from .conftest import (
+    CanaryWorld,
+    demo_template,
+    deployment,
+    service,
+    virtualservice,
+    wait_answers,
+    wait_ready,
+)
 
 
 def test_hot_weight_changes_are_served_without_a_failed_request(
     backend: ProcessReplicaBackend, envoy: Envoy
 ) -> None:
     # How fast a change is served is bench_mesh's figure; here: it is served, in the right
-    # proportion, and no request fails while routes change under load.
+    # proportion, and no request fails while routes change under load. Every wait is for traffic
+    # actually answered, never a guess of how many requests a second the machine manages.
     world = CanaryWorld(backend, envoy)
     world.route(100, 0)
-    gen = LoadGenerator(world.url, "podinfo.test:9898", rate=200, duration=30).start()
+    gen = LoadGenerator(world.url, "podinfo.test:9898", rate=200, duration=600).start()
     try:
-        time.sleep(0.5)
-        assert set(gen.served_since()) == {"1.0.0", "errors"}
+        before = wait_answers(gen, 20)
+        assert set(before) == {"1.0.0", "errors"} and before["errors"] == 0, before
 
         changed = time.monotonic()
         world.route(50, 50)
@@ -31,24 +40,22 @@ def test_hot_weight_changes_are_served_without_a_failed_request(
             gen,
             lambda c: c.get("1.1.0", 0) >= 0.3 * (c.get("1.0.0", 0) + c.get("1.1.0", 0)),
             since=changed,
-            timeout=10,
+            timeout=60,
         )
         assert lag is not None, "the 50/50 split was never served"
-        settled = changed + lag
-        time.sleep(1.5)
-        window = gen.served_since(settled + 0.2, settled + 1.2)
+        window = wait_answers(gen, 400, since=changed + lag + 0.2)
         assert 0.35 < window["1.1.0"] / (window["1.0.0"] + window["1.1.0"]) < 0.65, window
 
         changed = time.monotonic()
         world.route(0, 100)
-        lag = wait_for_split(gen, lambda c: c.get("1.0.0", 0) == 0, since=changed, timeout=10)
+        lag = wait_for_split(gen, lambda c: c.get("1.0.0", 0) == 0, since=changed, timeout=60)
         assert lag is not None, "the 0/100 split was never served"
-        time.sleep(0.5)
+        after = wait_answers(gen, 20, since=changed + lag + 0.2)
+        assert after.get("1.0.0", 0) == 0 and after["1.1.0"] > 0, after
     finally:
         gen.stop()
     statuses = gen.statuses_since()
     assert set(statuses) == {200}, statuses  # not one request failed across the changes
-    assert sum(statuses.values()) > 300
 
 
 def test_hosts_short_forms_and_unknown_host(backend: ProcessReplicaBackend, envoy: Envoy) -> None:

@@ -35,10 +35,11 @@ def test_flagger_queries_see_the_canary_error_rate(
     world.route(50, 50)
     prom = PrometheusServer(tmp_path / "prom", free_port(), f"127.0.0.1:{envoy.admin_port}")
     prom.start()
-    gen = LoadGenerator(world.url, "podinfo", rate=200, duration=30).start()
+    gen = LoadGenerator(world.url, "podinfo", rate=200, duration=600).start()
     try:
         canary = primary = latency = None
-        deadline = time.monotonic() + 25
+        # enough canary requests for a stable rate (a sample size, not a speed): waited for
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             canary = prom.query_value(SUCCESS_RATE.replace("TARGET", "podinfo"))
             primary = prom.query_value(SUCCESS_RATE.replace("TARGET", "podinfo-primary"))

@@ -171,7 +171,7 @@ def test_gitops_push_then_the_cluster_converges(shop: Shop, env_remote: Remote, 
     ns = shop.namespaces["production"]
 
     def controller() -> None:  # a GitOps controller: applies what lands on main
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if env_remote.head() != before:
                 version = yaml.safe_load(env_remote.show("main", "env/values.yaml"))["apps"]["web"]["version"]
@@ -188,7 +188,7 @@ def test_gitops_push_then_the_cluster_converges(shop: Shop, env_remote: Remote, 
 
     thread = threading.Thread(target=controller, daemon=True)
     thread.start()
-    outcomes = run_gitops(shop, project, tmp_path, timeout=20)
+    outcomes = run_gitops(shop, project, tmp_path, timeout=120)
     thread.join()
     assert [(o.result, o.version) for o in outcomes] == [("succeeded", "1.2.0")]
     assert (

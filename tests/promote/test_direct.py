@@ -66,7 +66,7 @@ class Shop:
 
         dep = self.kube.get(DEPLOYMENTS, name, self.namespaces[env])
         version = deployment_version(dep, None) or ""
-        wait_for_version(self.kube, self.namespaces[env], name, None, version, timeout=10)
+        wait_for_version(self.kube, self.namespaces[env], name, None, version, timeout=60)
 
 
 def write_config(path: Path, namespaces: dict[str, str], image: str = IMAGE, **env_extra: Any) -> Path:

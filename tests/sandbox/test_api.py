@@ -36,7 +36,7 @@ def deployment(name: str, image: str = "nginx:1.27", replicas: int = 1, **labels
 
 def settled(apps: Any, name: str, namespace: str) -> Any:
     """Read a Deployment once the controller has observed its latest generation."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while True:
         dep = apps.read_namespaced_deployment(name, namespace)
         if dep.status and dep.status.observed_generation == dep.metadata.generation:
@@ -431,11 +431,13 @@ def test_watch_sees_added_modified_deleted(api_client: Any, namespace: str) -> N
 
     t = threading.Thread(target=consume)
     t.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60  # the watch is up once it has sent the existing object
+    while ("ADDED", "before") not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"a": "1"}})
     core.patch_namespaced_config_map("cfg", namespace, {"data": {"a": "2"}})
     core.delete_namespaced_config_map("cfg", namespace)
-    t.join(timeout=15)
+    t.join(timeout=60)
     assert seen == [("ADDED", "before"), ("ADDED", "cfg"), ("MODIFIED", "cfg"), ("DELETED", "cfg")]
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,13 @@ def test_kubectl_end_to_end(kubectl, sandbox: SandboxServer, namespace: str, tmp
         stderr=subprocess.PIPE,
         text=True,
     )
+    printed: queue.Queue[str] = queue.Queue()
+    assert watcher.stdout is not None
+    threading.Thread(
+        target=lambda: [printed.put(line.strip()) for line in watcher.stdout], daemon=True
+    ).start()
     try:
-        time.sleep(1.0)
+        assert printed.get(timeout=60) == "0"  # the watch is up: it printed the current weight
         kubectl(
             "patch",
             "vs",
@@ -85,11 +91,10 @@ def test_kubectl_end_to_end(kubectl, sandbox: SandboxServer, namespace: str, tmp
                 }
             ),
         )
-        time.sleep(1.0)
+        assert printed.get(timeout=60) == "30"  # and then the change
     finally:
         watcher.terminate()
-        watched, _ = watcher.communicate(timeout=10)
-    assert watched.split() == ["0", "30"]
+        watcher.wait(timeout=30)
 
     changed = tmp_path / "deployment.yaml"
     changed.write_text(

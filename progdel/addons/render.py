@@ -64,14 +64,14 @@ def parse_set(expression: str) -> dict[str, Any]:
 
 
 def _parse_set_simple(expression: str) -> dict[str, Any]:
-    import yaml
+    from progdel.config.yamlfile import load_yaml
 
     out: dict[str, Any] = {}
     for part in expression.split(","):
         key, sep, raw = part.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--set {expression}: expected key=value")
-        value: Any = yaml.safe_load(raw) if raw else ""
+        value: Any = load_yaml(raw, f"--set {key}") if raw else ""
         node = out
         keys = key.split(".")
         for k in keys[:-1]:

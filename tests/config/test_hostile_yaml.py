@@ -292,3 +292,14 @@ def test_a_chart_repository_index_that_is_an_alias_bomb_is_one_line(httpx_mock: 
         ChartRepository("https://charts.example.org").index()
     assert str(err.value).startswith("https://charts.example.org/index.yaml is not a chart repository index:")
     assert "YAML aliases expand" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_set_value_is_bounded_too_without_helm_sdk() -> None:
+    """Without Helm's SDK, --set values are read as YAML: an alias bomb fits in one (block style)."""
+    from progdel.addons.render import _parse_set_simple
+
+    lines = ["l0: &l0 [lol]"] + [
+        f"l{i}: &l{i}\n" + "".join(f" - *l{i - 1}\n" for _ in range(9)) for i in range(1, 9)
+    ]
+    with pytest.raises(InvalidInput, match=r"--set a:.*YAML aliases expand"):
+        _parse_set_simple("a=" + "\n".join(lines))

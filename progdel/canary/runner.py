@@ -44,7 +44,7 @@ from progdel.config.canary import (
     parse_duration,
     parse_metric_template,
 )
-from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
+from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable, printable
 from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
@@ -455,7 +455,7 @@ class CanaryRunner:
             self._warn(e)
 
     def _warn(self, message: str) -> None:
-        log.warning(message)
+        log.warning("%s", printable(message))
         self.sink({"kind": "event", "type": "Warning", "message": message, "time": _stamp(self.clock.now())})
 
     def emit(
@@ -480,7 +480,7 @@ class CanaryRunner:
                 canary, HookType.EVENT, phase, read or status, (event.message, event.type, ms), kube=self.kube
             ):
                 if not r.ok:
-                    log.warning("event hook %s failed %s", r.name, r.message)
+                    log.warning("event hook %s failed %s", r.name, printable(r.message))
         self._alert(canary, status, event)
 
     def execute(

@@ -99,3 +99,15 @@ def test_a_values_file_alias_bomb_is_one_line(tmp_path: Path) -> None:
 def test_a_values_file_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
     err = one_line_exit_2(progdel("addon", "install", "istio", "--dry-run", "--values", str(tmp_path)))
     assert f"--values {tmp_path}: is a directory" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["canary", "check", "--no-cluster", "-f", "FILE"], ["--config", "FILE", "env", "list"]],
+    ids=["canary-file", "progdel.yaml"],
+)
+def test_an_alias_bomb_in_a_user_file_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "file.yaml"
+    path.write_text("apiVersion: flagger.app/v1beta1\nkind: Canary\n" + alias_bomb())
+    err = one_line_exit_2(progdel(*[str(path) if a == "FILE" else a for a in command]))
+    assert f"{path}:" in err and "YAML aliases expand this document" in err

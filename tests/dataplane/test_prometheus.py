@@ -50,7 +50,11 @@ def test_flagger_queries_see_the_canary_error_rate(
         assert canary is not None and primary is not None and latency is not None
         assert 77.0 <= canary <= 83.0, canary  # exactly 1 in 5 canary requests fail
         assert primary == 100.0
-        assert 25.0 <= latency <= 50.0, latency  # 30 ms added: the 25..50 ms bucket
+        # 30 ms added to every canary answer: even the fastest 1% take that long. (How much longer a
+        # busy machine makes them is no property of the mesh: no upper bound is asserted.)
+        assert latency >= 25.0, latency
+        fastest = prom.query_value(DURATION.replace("TARGET", "podinfo").replace("0.99", "0.01"))
+        assert fastest is not None and fastest >= 25.0, fastest
         # The anchored regex of Flagger's query keeps podinfo and podinfo-primary apart.
         series = prom.query('istio_requests_total{destination_workload_namespace="test"}')
         assert {s["metric"]["destination_workload"] for s in series} == {"podinfo", "podinfo-primary"}

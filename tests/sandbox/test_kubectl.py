@@ -171,9 +171,13 @@ def test_kubectl_delete_namespace_waits_for_termination(kubectl, api_client, nam
         stderr=subprocess.PIPE,
         text=True,
     )
+    printed: queue.Queue[str] = queue.Queue()
+    assert waiter.stdout is not None
+    threading.Thread(target=lambda: [printed.put(line) for line in waiter.stdout], daemon=True).start()
     try:
-        time.sleep(0.5)
-        assert waiter.poll() is None  # still waiting: the finalizer holds the namespace
+        # kubectl has sent its DELETE (it says so) and waits: the finalizer holds the namespace
+        assert f'namespace "{ns}" deleted' in printed.get(timeout=60)
+        assert waiter.poll() is None
         core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
         _, err = waiter.communicate(timeout=60)
     finally:

@@ -314,7 +314,7 @@ class PrometheusInstance:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         if self.running:
             return
         with self.log.open("ab") as log:

@@ -206,7 +206,7 @@ class MeshSandbox:
         resp = self.api.put(url, json=body)
         assert resp.status_code == 200, resp.text
 
-    def wait_available(self, namespace: str, name: str, replicas: int = 1, timeout: float = 30.0) -> None:
+    def wait_available(self, namespace: str, name: str, replicas: int = 1, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -230,7 +230,7 @@ class MeshSandbox:
 
         return httpx.get(f"{self.plane.mesh_url}{path}", headers={"host": host}, timeout=10)
 
-    def wait_routed(self, host: str, predicate: Any, path: str = "/", timeout: float = 15.0) -> Any:
+    def wait_routed(self, host: str, predicate: Any, path: str = "/", timeout: float = 90.0) -> Any:
         """Poll the mesh until an answer for ``host`` satisfies ``predicate``; that answer."""
         deadline = time.monotonic() + timeout
         resp = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -222,11 +223,30 @@ def snapshot(kube: Kube) -> dict[tuple[str, str], str]:
     return out
 
 
+def settled(kube: Kube, name: str) -> None:
+    """Wait until the deployment controller has written the Deployment's final status: what it
+    writes later would look like a change made by the command under test."""
+    deadline = time.monotonic() + 60
+    while True:
+        dep = kube.get(DEPLOYMENTS, name)
+        status = dep.get("status") or {}
+        replicas = dep["spec"].get("replicas", 1)
+        if (
+            status.get("observedGeneration") == dep["metadata"].get("generation")
+            and status.get("availableReplicas", 0) == replicas
+            and status.get("replicas", 0) == replicas
+        ):
+            return
+        assert time.monotonic() < deadline, f"deployment {name} never settled: {status}"
+        time.sleep(0.05)
+
+
 def test_diff_for_an_existing_virtualservice_and_nothing_written(
     sandbox: Any, prom: PrometheusInstance, namespace: str, tmp_path: Path
 ) -> None:
     kube = connect(str(sandbox.kubeconfig), None, namespace)
     kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    settled(kube, "podinfo")
     kube.create(
         VIRTUALSERVICES,
         {
@@ -289,6 +309,8 @@ def test_objects_already_as_init_writes_them_are_unchanged(
     path = canary_file(tmp_path, namespace)
     store.apply_canary(kube, yaml.safe_load(path.read_text()), namespace)
     initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)
+    settled(kube, "podinfo")
+    settled(kube, "podinfo-primary")
     before = snapshot(kube)
     _, data, err = check(sandbox.kubeconfig, "-f", str(path), "--prometheus-url", prom.url, "--at", AT)
     assert snapshot(kube) == before

@@ -31,7 +31,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -68,6 +68,9 @@ from progdel.metrics.prometheus import (
 )
 from progdel.metrics.servers import Headers, MetricsServers, SecretName
 from progdel.metrics.templates import MetricQuery, metric_queries, one_metric, unsupported_provider
+
+if TYPE_CHECKING:
+    from progdel.canary.runner import RunOptions
 
 # --------------------------------------------------------------------------------------------
 # A read-through, write-in-memory view of the cluster
@@ -415,6 +418,7 @@ def plan_init(
     document: dict[str, Any],
     namespace: str,
     templates: Iterable[MetricTemplate] = (),
+    options: RunOptions | None = None,
 ) -> list[PlannedChange]:
     """What ``progdel canary init`` would write for ``document`` (a Canary as written in its file).
 
@@ -434,19 +438,20 @@ def plan_init(
         planned.apply(METRICTEMPLATES, body)
     name = str((document.get("metadata") or {}).get("name"))
     store.apply_canary(planned, document, namespace)
-    obj, spec = store.read(planned, name, namespace)
-    status = engine.CanaryStatus.from_dict(obj.get("status"))
-    runner = CanaryRunner(planned, name, namespace, lambda _record: None)
+    runner = CanaryRunner(planned, name, namespace, lambda _record: None, options)
+    runner.plan = True  # plan what init does once the primary is ready
     try:
-        for template in runner.templates(spec.model)[0]:
+        obj, canary = runner.read()
+        status = engine.CanaryStatus.from_dict(obj.get("status"))
+        for template in runner.templates(canary)[0]:
             refused = unsupported_provider(template)
             if refused:  # never sent as PromQL to a server that speaks another language
                 raise InvalidInput(refused)
-        obs = runner.observe(spec.model, obj, status)
+        obs = runner.observe(canary, obj, status)
         if obs.infra_error is not None:
             raise Unreachable(obs.infra_error)
         if status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING):
-            runner.execute(spec.model, obj, [engine.SetWeights(100, 0), engine.ScaleCanaryToZero()])
+            runner.execute(canary, obj, [engine.SetWeights(100, 0), engine.ScaleCanaryToZero()])
     except ServerError as err:
         raise Unreachable(str(err)) from None
     except (Unreachable, InvalidInput):
@@ -457,12 +462,16 @@ def plan_init(
 
 
 def ensure_init_accepted(
-    kube: Kube, document: dict[str, Any], namespace: str, templates: Iterable[MetricTemplate] = ()
+    kube: Kube,
+    document: dict[str, Any],
+    namespace: str,
+    templates: Iterable[MetricTemplate] = (),
+    options: RunOptions | None = None,
 ) -> list[PlannedChange]:
     """Plan ``init`` and have the API server judge every object it would write (a dry run): the
     plan, or ``InvalidInput`` listing each refusal. ``init`` calls this before it writes anything,
     the Canary included, so a refused object never leaves a half-made canary behind."""
-    changes = plan_init(kube, document, namespace, templates)
+    changes = plan_init(kube, document, namespace, templates, options)
     refusals = server_refusals(kube, changes)
     if refusals:
         lines = "\n  ".join(refusals)
@@ -841,6 +850,7 @@ def run_check(
     project_prometheus_url: str | None,
     at: datetime,
     cluster_note: str = "",
+    options: RunOptions | None = None,
 ) -> CheckReport:
     """The whole preflight: the plan of ``init`` and the RBAC rights init and watch would miss
     (when ``kube`` is given and answers), and every metric checked once. ``canary`` must carry the
@@ -860,7 +870,7 @@ def run_check(
     checked = False
     if kube is not None:
         try:
-            changes = plan_init(kube, document, namespace, file_templates)
+            changes = plan_init(kube, document, namespace, file_templates, options)
             checked = True
             cluster_note = "read only: nothing was written"
             refusals = server_refusals(kube, changes)

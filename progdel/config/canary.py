@@ -164,6 +164,10 @@ class LocalObjectReference(_Model):
     name: str
 
 
+class CrossNamespaceObjectReference(LocalObjectReference):
+    namespace: str | None = None
+
+
 class TargetReference(_Model):
     api_version: str = "apps/v1"
     kind: Literal["Deployment", "DaemonSet", "Service", "Service.serving.knative.dev"] | str = "Deployment"
@@ -188,14 +192,27 @@ class CustomMetadata(_Model):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class UnmanagedMetadata(_Model):
+    """Label and annotation keys of the generated Services that others own: kept as found."""
+
+    labels: list[str] = Field(default_factory=list)
+    annotations: list[str] = Field(default_factory=list)
+
+
+#: Gateway API's Duration (``HTTPRouteTimeouts``): what the HTTPRoute CRD accepts
+GATEWAY_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+
+
 class CanaryService(_Model):
-    """``spec.service``: ports, apex name, and the Istio passthrough blocks (kept opaque)."""
+    """``spec.service``: ports, apex name, and the routing passthrough blocks (kept opaque)."""
 
     port: Port
     port_name: str = "http"
     target_port: Port | str | None = None
     port_discovery: bool = False
     app_protocol: str | None = None
+    traffic_distribution: Literal["PreferClose", "PreferSameZone", "PreferSameNode"] | None = None
+    headless: bool = False
     name: str | None = None
     hosts: list[str] = Field(default_factory=list)
     gateways: list[str] = Field(default_factory=list)
@@ -206,16 +223,18 @@ class CanaryService(_Model):
     rewrite: OpaqueDict | None = None
     retries: OpaqueDict | None = None
     timeout: str | None = None
+    backend_timeout: str | None = None
     headers: OpaqueDict | None = None
     cors_policy: OpaqueDict | None = None
-    mirror: OpaqueDict | None = None
+    mirror: list[OpaqueDict] | None = None  # Gateway API RequestMirror filters
     apex: CustomMetadata | None = None
     primary: CustomMetadata | None = None
     canary: CustomMetadata | None = None
-    backends: list[str] | None = None
-    session_affinity: OpaqueDict | None = None
+    unmanaged_metadata: UnmanagedMetadata | None = None
+    mesh_name: str | None = None  # App Mesh's; unused by the Istio and Gateway API routers
+    backends: list[str] | None = None  # App Mesh's too
 
-    @field_validator("timeout")
+    @field_validator("timeout", "backend_timeout")
     @classmethod
     def _timeout(cls, v: str | None) -> str | None:
         if v is not None:
@@ -255,6 +274,12 @@ class CanaryMetric(_Model):
     def _interval(cls, v: str) -> str:
         parse_duration(v)
         return v
+
+    @model_validator(mode="after")
+    def _zero_threshold(self) -> CanaryMetric:
+        if self.threshold is None and self.threshold_range is None:
+            self.threshold = 0.0  # Flagger's zero value: its checks compare with 0
+        return self
 
     @property
     def is_builtin(self) -> bool:
@@ -306,11 +331,39 @@ class CanaryAlert(_Model):
     severity: Literal["info", "warn", "error"] = "info"
     provider_ref: AlertProviderRef
 
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, v: object) -> object:
+        return "info" if v == "" else v  # the CRD allows "", which Flagger reads as info
+
 
 class SessionAffinity(_Model):
     cookie_name: str | None = None
     max_age: Int32 | None = None
     primary_cookie_name: str | None = None
+    domain: str | None = None
+    http_only: bool = False
+    partitioned: bool = False
+    path: str | None = None
+    same_site: Literal["Strict", "Lax", "None"] | None = None
+    secure: bool = False
+
+    def cookie_attributes(self) -> str:
+        """What follows ``name=value; Max-Age=N`` in the Set-Cookie header, in Flagger's order."""
+        out = ""
+        if self.domain:
+            out += f"; Domain={self.domain}"
+        if self.http_only:
+            out += "; HttpOnly"
+        if self.partitioned:
+            out += "; Partitioned"
+        if self.path:
+            out += f"; Path={self.path}"
+        if self.same_site:
+            out += f"; SameSite={self.same_site}"
+        if self.secure:
+            out += "; Secure"
+        return out
 
 
 class CanaryAnalysis(_Model):
@@ -343,9 +396,9 @@ class CanaryAnalysis(_Model):
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be at least 1")
-        return v
+        if v < 0:
+            raise ValueError("must not be negative")
+        return max(v, 1)  # Flagger reads 0 (its zero value) as 1
 
     @field_validator("step_weights")
     @classmethod
@@ -383,10 +436,9 @@ class CanarySpecBody(_Model):
     autoscaler_ref: AutoscalerReference | None = None
     ingress_ref: LocalObjectReference | None = None
     route_ref: LocalObjectReference | None = None
-    upstream_ref: LocalObjectReference | None = None
+    upstream_ref: CrossNamespaceObjectReference | None = None
     service: CanaryService
     analysis: CanaryAnalysis | None = None
-    canary_analysis: CanaryAnalysis | None = None  # Flagger's deprecated spelling
     skip_analysis: bool = False
     progress_deadline_seconds: Int32 = 600
     revert_on_deletion: bool = False
@@ -398,8 +450,6 @@ class CanarySpecBody(_Model):
             self.service.name = self.target_ref.name
         if self.service.target_port is None:
             self.service.target_port = self.service.port
-        if self.analysis is None and self.canary_analysis is not None:
-            self.analysis = self.canary_analysis
         return self
 
     def get_analysis(self) -> CanaryAnalysis:
@@ -605,10 +655,15 @@ def _split_tolerance(raw: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class CanarySpec:
-    """A validated Canary and where it came from (a file path, or ``cluster:ns/name``)."""
+    """A validated Canary and where it came from (a file path, or ``cluster:ns/name``).
+
+    ``document`` is the Canary as it is stored (``v1beta1``: a Flagger 0.x file converted) and
+    ``converted`` says what the conversion changed ("" when nothing)."""
 
     model: Canary
     source: str
+    document: dict[str, Any] = field(default_factory=dict)
+    converted: str = ""
 
 
 def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], str]]:
@@ -621,14 +676,7 @@ def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], s
                 "'gatewayapi' is refused by Flagger's CRD: write gatewayapi:v1 (or gatewayapi:v1beta1)",
             )
         )
-    if spec.canary_analysis is not None:
-        problems.append(
-            (
-                ("spec", "canaryAnalysis"),
-                "Flagger's v1beta1 CRD has no canaryAnalysis (a cluster drops it): rename it to analysis",
-            )
-        )
-    elif spec.analysis is None:
+    if spec.analysis is None:
         problems.append(
             (
                 ("spec",),
@@ -636,24 +684,13 @@ def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], s
                 "it still needs interval, threshold and stepWeight, stepWeights or iterations)",
             )
         )
-    key = "analysis" if spec.analysis is not None or spec.canary_analysis is None else "canaryAnalysis"
+    key = "analysis"
     a = spec.analysis
-    if a is not None and not spec.skip_analysis:
-        if not (a.step_weight > 0 or a.step_weights or a.iterations > 0):
-            problems.append(
-                (("spec", key), "one of stepWeight, stepWeights or iterations is required (or skipAnalysis)")
-            )
-        if a.match and a.iterations <= 0:
-            problems.append((("spec", key, "iterations"), "A/B testing (match) needs iterations"))
-        if a.match and (spec.provider or "").startswith("gatewayapi"):
-            from progdel.routing.base import RoutingError
-            from progdel.routing.gatewayapi import gateway_match
-
-            for i, match in enumerate(a.match):
-                try:
-                    gateway_match(dict(match))
-                except RoutingError as err:
-                    problems.append((("spec", key, "match", i), str(err)))
+    stepped = a is not None and (a.step_weight > 0 or bool(a.step_weights) or a.iterations > 0)
+    if a is not None and not spec.skip_analysis and not stepped:
+        problems.append(
+            (("spec", key), "one of stepWeight, stepWeights or iterations is required (or skipAnalysis)")
+        )
     if a is not None:
         for i, m in enumerate(a.metrics):
             where: tuple[str | int, ...] = ("spec", key, "metrics", i)
@@ -665,8 +702,6 @@ def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], s
                         "and has no templateRef or query",
                     )
                 )
-            if m.threshold_range is None and m.threshold is None:
-                problems.append((where, f"metric {m.name!r} needs thresholdRange (or threshold)"))
             if m.template_ref is not None and m.query:
                 problems.append((where, f"metric {m.name!r} has both templateRef and query"))
     try:
@@ -701,27 +736,47 @@ def _raise_first(problems: list[tuple[tuple[str | int, ...], str]], doc: Documen
         raise InvalidInput(f"{where}: {format_path(path)}: {msg}{more}")
 
 
-def _canary_from_document(doc: Document) -> Canary:
+def converted_document(doc: Document) -> tuple[Document, str]:
+    """``doc`` as ``v1beta1`` (a Flagger 0.x Canary converted, see ``config.legacy``), with the
+    line of every node kept, and what was converted ("" when nothing)."""
+    from progdel.config.legacy import convert
+
+    try:
+        data, converted, back = convert(doc.data)
+    except InvalidInput as err:
+        line = doc.line_of(("spec", "canaryAnalysis"))
+        raise InvalidInput(f"{doc.source}:{line}: {err}" if line else f"{doc.source}: {err}") from None
+    if not converted:
+        return doc, ""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: Any, path: tuple[str | int, ...]) -> None:
+        line = doc.line_of(back(path))
+        if line is not None:
+            lines[path] = line
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*path, i))
+
+    walk(data, ())
+    return Document(data=data, source=doc.source, lines=lines), converted
+
+
+def canary_from_document(doc: Document) -> CanarySpec:
     if not isinstance(doc.data, dict):
         raise InvalidInput(f"{doc.source}: expected a Canary object, got {type(doc.data).__name__}")
-    api_version = str(doc.data.get("apiVersion") or "")
-    if api_version.startswith("flagger.app/v1alpha"):
-        line = doc.line_of(("apiVersion",))
-        where = f"{doc.source}:{line}" if line else doc.source
-        raise InvalidInput(
-            f"{where}: apiVersion: {api_version} is no longer served (Flagger's CRD serves "
-            f"{API_VERSION} only, and a cluster would drop its canaryAnalysis): convert the file "
-            "(apiVersion flagger.app/v1beta1, canaryAnalysis renamed to analysis)"
-        )
+    doc, converted = converted_document(doc)
     canary = validate(Canary, doc)
     _check(canary, doc)
-    return canary
+    return CanarySpec(canary, doc.source, doc.data, converted)
 
 
 def parse_canary(data: dict[str, Any], source: str) -> CanarySpec:
     """Validate a Canary given as a dict (e.g. read from the cluster); errors name ``source``."""
-    doc = Document(data=data, source=source)
-    return CanarySpec(_canary_from_document(doc), source)
+    return canary_from_document(Document(data=data, source=source))
 
 
 def parse_canary_fields(data: dict[str, Any], source: str) -> CanarySpec:
@@ -734,16 +789,21 @@ def parse_canary_fields(data: dict[str, Any], source: str) -> CanarySpec:
 def load_canary(path: str | Path) -> CanarySpec:
     """Load the one ``Canary`` in a YAML file (other kinds in the file, such as MetricTemplates,
     are ignored here; see ``load_metric_templates``)."""
-    docs = load_documents(path)
+    return canary_from_document(canary_document(path))
+
+
+def canary_document(path: str | Path, docs: list[Document] | None = None) -> Document:
+    """The one ``Canary`` document of a YAML file, as written (not converted nor validated)."""
+    docs = load_documents(path) if docs is None else docs
     canaries = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Canary"]
     if not canaries:
         if len(docs) == 1:  # let validation say what is wrong with it (kind, apiVersion...)
-            return CanarySpec(_canary_from_document(docs[0]), str(path))
+            return docs[0]
         raise InvalidInput(f"{path}: no Canary (kind: Canary) in the file")
     if len(canaries) > 1:
         line = canaries[1].line_of(())
         raise InvalidInput(f"{path}:{line}: more than one Canary in the file; give one per file")
-    return CanarySpec(_canary_from_document(canaries[0]), str(path))
+    return canaries[0]
 
 
 def _metric_template(doc: Document) -> MetricTemplate:

@@ -261,7 +261,7 @@ def one_metric(canary: Canary, index: int) -> Canary:
     """A copy of ``canary`` whose analysis has only its ``index``-th metric, to render (and so
     fail) one metric at a time."""
     one = canary.model_copy(deep=True)
-    analysis = one.spec.analysis or one.spec.canary_analysis
+    analysis = one.spec.analysis
     assert analysis is not None
     analysis.metrics = [analysis.metrics[index]]
     return one

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from progdel.canary.admission import admit
 from progdel.config.canary import (
     NoDataPolicy,
     StrategyKind,
+    canary_document,
     load_canary,
     load_metric_templates,
     parse_canary,
@@ -180,25 +182,37 @@ def test_missing_required_field(tmp_path: Path) -> None:
         load_canary(write(tmp_path, text))
 
 
-def test_metric_needs_threshold(tmp_path: Path) -> None:
+def test_a_metric_without_thresholds_is_held_to_zero_as_in_flagger(tmp_path: Path) -> None:
+    """Flagger's zero value: pkg/controller/scheduler_metrics.go compares with metric.Threshold."""
     text = TUTORIAL.replace("      thresholdRange:\n        min: 99\n", "", 1)
-    with pytest.raises(
-        InvalidInput,
-        match=r"spec\.analysis\.metrics\[0\]: metric 'request-success-rate' needs thresholdRange",
-    ):
-        load_canary(write(tmp_path, text))
+    text = text.replace("      thresholdRange:\n        max: 500\n", "", 1)
+    model = load_canary(write(tmp_path, text)).model
+    assert [m.threshold for m in model.analysis.metrics] == [0.0, 0.0]
+    admitted = admit(canary_document(write(tmp_path, text)))
+    assert any("has no thresholdRange or threshold" in n for n in admitted.notes), admitted.notes
 
 
 def test_ab_match_an_httproute_cannot_hold_is_a_spec_error_on_gatewayapi(tmp_path: Path) -> None:
     ab = TUTORIAL.replace("    maxWeight: 50\n    stepWeight: 10\n", "    iterations: 5\n    match:\n"
         "    - headers:\n        x-canary:\n          exact: insider\n"
         "    - sourceLabels:\n        app: frontend\n", 1)  # fmt: skip
-    assert load_canary(write(tmp_path, ab)).model.analysis.match  # Istio holds both conditions
-    on_gateway = ab.replace("spec:\n", "spec:\n  provider: gatewayapi:v1\n", 1)
+    assert admit(canary_document(write(tmp_path, ab))).model.analysis.match  # Istio holds both
+    on_gateway = ab.replace("spec:\n", "spec:\n  provider: gatewayapi:v1\n", 1).replace(
+        "    port: 9898\n", "    port: 9898\n    gatewayRefs: [{name: gw}]\n", 1
+    )
     with pytest.raises(InvalidInput) as err:
-        load_canary(write(tmp_path, on_gateway))
-    assert str(err.value).startswith(f"{tmp_path / 'canary.yaml'}:39: spec.analysis.match[1]: sourceLabels ")
-    assert "sourceLabels cannot be expressed in an HTTPRoute match" in str(err.value)
+        admit(canary_document(write(tmp_path, on_gateway)))
+    assert "canary test/podinfo: spec.analysis.match[1]: sourceLabels cannot be expressed" in str(err.value)
+
+
+def test_match_without_iterations_and_threshold_zero_are_flaggers(tmp_path: Path) -> None:
+    """A progressive canary of the matching requests only (Flagger's routers apply analysis.match
+    whatever the strategy), and threshold 0 read as 1 (GetAnalysisThreshold)."""
+    text = TUTORIAL.replace("    threshold: 5\n", "    threshold: 0\n    match:\n"
+        "    - headers:\n        x-canary:\n          exact: insider\n", 1)  # fmt: skip
+    model = load_canary(write(tmp_path, text)).model
+    assert model.strategy is StrategyKind.CANARY and model.analysis.match
+    assert model.analysis.threshold == 1
 
 
 def test_annotations_parsed(tmp_path: Path) -> None:
@@ -292,19 +306,9 @@ def test_parse_duration_rejects(text: str) -> None:
             "canary.yaml:7: spec.provider: 'gatewayapi' is refused by Flagger's CRD: write gatewayapi:v1",
         ),
         (
-            "  analysis:\n",
-            "  canaryAnalysis:\n",
-            "canary.yaml:30: spec.canaryAnalysis: Flagger's v1beta1 CRD has no canaryAnalysis",
-        ),
-        (
             "timeout: 5s",
             "timeout: 1.5s",
             "canary.yaml:54: spec.analysis.webhooks[1].timeout: Value error, '1.5s' is refused by Flagger",
-        ),
-        (
-            "apiVersion: flagger.app/v1beta1",
-            "apiVersion: flagger.app/v1alpha3",
-            "canary.yaml:1: apiVersion: flagger.app/v1alpha3 is no longer served",
         ),
     ],
 )

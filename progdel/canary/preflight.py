@@ -441,7 +441,7 @@ def plan_init(
     runner = CanaryRunner(planned, name, namespace, lambda _record: None, options)
     runner.plan = True  # plan what init does once the primary is ready
     try:
-        obj, canary = runner.read()
+        obj, canary, _invalid = runner.read()
         status = engine.CanaryStatus.from_dict(obj.get("status"))
         for template in runner.templates(canary)[0]:
             refused = unsupported_provider(template)

@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from progdel.canary import engine, store, traffic
+from progdel.canary.admission import ensure_drivable
 from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
@@ -53,8 +53,9 @@ from progdel.metrics.prometheus import QUERY_TIMEOUT, configured_prometheus_url,
 from progdel.metrics.provider import MetricsError, QueryRejected
 from progdel.metrics.servers import Headers, MetricsServers, SecretName
 from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
-from progdel.routing import router_for
+from progdel.routing import choice_of, resolve, router_for
 from progdel.routing.base import Router, TrafficPlan, Weights
+from progdel.routing.provider import ProviderChoice
 
 log = logging.getLogger("progdel.canary")
 
@@ -69,6 +70,9 @@ class RunOptions:
     templates: list[MetricTemplate] = field(default_factory=list)  # from files, beside the cluster's
     until_initialized: bool = False  # `canary init`: stop once Initialized
     alert_targets: list[AlertTarget] = field(default_factory=list)  # from progdel.yaml, beside the Canary's
+    mesh_provider: str | None = None  # --mesh-provider
+    project_mesh_provider: str | None = None  # progdel.yaml defaults.meshProvider
+    label_prefixes: tuple[str, ...] = ()  # progdel.yaml defaults.includeLabelPrefix
 
 
 Sink = Callable[[dict[str, Any]], None]
@@ -98,11 +102,15 @@ def steps_of(canary: Canary) -> int:
 
 
 def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.CanaryStatus) -> TrafficPlan:
-    """The routes the canary's strategy needs around the split ``action`` asks for."""
+    """The routes the canary's strategy needs around the split ``action`` asks for.
+
+    As in Flagger's routers, ``analysis.match`` always gets its own route carrying the split
+    (A/B testing with ``iterations``; with ``stepWeight`` a progressive canary of the matching
+    requests only), from initialization on."""
     a = canary.analysis
     weights = Weights(action.primary, action.canary, action.mirror)
     plan = TrafficPlan(weights, mirror_percentage=(a.mirror_weight or None) if action.mirror else None)
-    if canary.strategy is StrategyKind.AB:
+    if a.match:
         return replace(plan, ab_match=tuple(a.match))
     affinity = a.session_affinity
     cookie = status.session_affinity_cookie
@@ -110,7 +118,12 @@ def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.Canar
         token = cookie.partition("=")[2]
         primary = f"{affinity.primary_cookie_name}={token}" if affinity.primary_cookie_name else None
         return replace(
-            plan, canary_cookie=cookie, primary_cookie=primary, cookie_max_age=affinity.max_age or 86400
+            plan,
+            canary_cookie=cookie,
+            primary_cookie=primary,
+            cookie_max_age=affinity.max_age or 86400,
+            primary_cookie_max_age=max(1, round(a.interval_seconds)),
+            cookie_attributes=affinity.cookie_attributes(),
         )
     return plan
 
@@ -139,52 +152,6 @@ def lease_seconds(canary: Canary) -> int:
         hooks += calls * (hook.retries + 1) * ((parse_duration(hook.timeout) or 10.0) + 1.0)  # + backoff
     worst_tick = hooks + QUERY_TIMEOUT + ALERT_TIMEOUT * len(a.alerts) + _API_SECONDS_PER_TICK
     return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
-
-
-_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # RFC 1035, as Service names must be
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
-def name_problems(canary: Canary) -> list[str]:
-    """The names progdel would give objects that the API server would refuse: the Services
-    ``<apex>``, ``<apex>-primary`` and ``<apex>-canary`` must be DNS labels (63 characters at
-    most, a letter first), the ``-primary`` Deployment and HPA and the Lease DNS subdomains."""
-    where = f"canary {canary.namespace}/{canary.name}"
-    problems = []
-    for name in (canary.apex_name, f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
-        if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
-            problems.append(
-                f"{where}: Service name {name!r} is not a DNS label (at most 63 lowercase letters, "
-                "digits and '-', a letter first): shorten spec.service.name (or spec.targetRef.name)"
-            )
-    subdomains = [canary.primary_name, f"progdel-canary-{canary.name}"]
-    if canary.spec.autoscaler_ref is not None:
-        subdomains.append(f"{canary.spec.autoscaler_ref.name}-primary")
-    for name in subdomains:
-        if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
-            problems.append(f"{where}: {name!r} is not a valid object name (a DNS subdomain)")
-    return problems
-
-
-def ensure_drivable(canary: Canary) -> None:
-    """Refuse, as a spec error, what the spec format allows but progdel cannot drive (Flagger
-    can: a canary Flagger drives is only observed, and these never get here), and names the API
-    server would refuse."""
-    problems = name_problems(canary)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidInput(problems[0] + more)
-    kind = canary.spec.target_ref.kind
-    if kind != "Deployment":
-        raise InvalidInput(
-            f"canary {canary.namespace}/{canary.name}: spec.targetRef.kind {kind}: progdel drives "
-            "Deployment targets only"
-        )
-    protocol = (canary.spec.service.app_protocol or "").lower()
-    if protocol == "tcp":
-        raise InvalidInput(
-            f"canary {canary.namespace}/{canary.name}: spec.service.appProtocol tcp: progdel routes HTTP only"
-        )
 
 
 def step_index(canary: Canary, weight: int, iterations: int) -> int:
@@ -224,6 +191,8 @@ class CanaryRunner:
         self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
         self._last_valid: Canary | None = None  # the last spec read that validated
         self._renewed_at = self.clock.now()  # when the lease was last renewed (its request sent)
+        self.plan = False  # planning init (canary check): act as if the primary were ready
+        self.choice: ProviderChoice | None = None  # how the last valid spec read chose its provider
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -236,6 +205,14 @@ class CanaryRunner:
             )
             self._servers = MetricsServers(self.kube, url)
         return self._servers
+
+    def resolve(self, canary: Canary) -> Canary:
+        """``canary`` with its provider settled (``routing.provider``): the one every part of this
+        command uses."""
+        return resolve(canary, self.opts.mesh_provider, self.opts.project_mesh_provider)
+
+    def workloads(self, canary: Canary) -> Workloads:
+        return Workloads.of(self.kube, canary, self.opts.label_prefixes)
 
     def close(self) -> None:
         if self._servers is not None:
@@ -337,24 +314,30 @@ class CanaryRunner:
             paused=pause is not None,
             paused_by=pause.by if pause else "",
         )
-        svc = canary.spec.service
-        work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
+        work = self.workloads(canary)
         router = self.router(canary)
+        initializing = status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING)
         try:
+            # Flagger's order: the primary and the -primary/-canary Services first; the apex
+            # Service and the routes switch to the primary only once it is ready, so an app that
+            # serves traffic keeps serving while its canary is initialized.
             target = work.get_target()
             work.ensure_primary(target)
             work.ensure_primary_autoscaler(canary.spec.autoscaler_ref)
-            work.ensure_services(target, svc.port, svc.port_name, svc.target_port or svc.port)
-            router.reconcile()
+            work.ensure_services(target, apex=False)
+            a = canary.analysis
+            primary = work.health(work.primary, a.primary_ready_threshold)
+            switched = not initializing or primary.readiness is Readiness.READY or self.plan
+            if switched:
+                work.ensure_apex(target)
+                router.reconcile()
             template = (target.get("spec") or {}).get("template") or {}
             configs: dict[Any, Any] = {}
             for ref in referenced_configs(template):
                 res = CONFIGMAPS if ref.kind == "ConfigMap" else SECRETS
                 configs[ref] = self.kube.get_or_none(res, ref.name, canary.namespace)
-            a = canary.analysis
-            primary = work.health(work.primary, a.primary_ready_threshold)
             canary_h = work.health(work.target, a.canary_ready_threshold)
-            w = router.get_weights()
+            w = router.get_weights() if switched else None
         except (Unreachable, ServerError) as err:
             return replace(operator, infra_error=str(err))
         revision = revision_of(template, configs)
@@ -362,9 +345,9 @@ class CanaryRunner:
             operator,
             revision=revision.spec,
             legacy_revision=revision.legacy,
-            primary=primary.readiness,
+            primary=primary.readiness if switched else Readiness.NOT_READY,
             canary=canary_h.readiness,
-            weights=engine.Weights(w.primary, w.canary, w.mirrored),
+            weights=engine.Weights(w.primary, w.canary, w.mirrored) if w is not None else None,
             tracked_configs=revision.configs,
             not_ready_reason=canary_h.message if canary_h.readiness is not Readiness.READY else "",
             primary_not_ready_reason=primary.message if primary.readiness is not Readiness.READY else "",
@@ -417,6 +400,17 @@ class CanaryRunner:
         self, canary: Canary, status: engine.CanaryStatus, obs: Observation
     ) -> tuple[engine.TickResult, Observation]:
         """Tick the engine, calling the webhooks and querying the metrics it asks for."""
+        if (
+            status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING)
+            and obs.primary is not Readiness.READY
+            and canary.skip_analysis
+            and canary.spec.analysis is not None
+        ):
+            # Flagger initializes a canary that skips its analysis without waiting for the
+            # primary; progdel waits, so the apex Service never points at pods not yet ready.
+            canary = canary.model_copy(
+                update={"spec": canary.spec.model_copy(update={"skip_analysis": False})}
+            )
         for _ in range(len(HookType) + 2):
             try:
                 return engine.tick(canary, status, obs), obs
@@ -493,7 +487,7 @@ class CanaryRunner:
     ) -> None:
         """Carry out ``actions`` for the tick whose new status is ``status``; ``read`` is the status
         the tick started from (the one webhook payloads are checksummed on)."""
-        work = Workloads(self.kube, canary.namespace, canary.target_name, canary.apex_name)
+        work = self.workloads(canary)
         router = self.router(canary)
         read = read or engine.CanaryStatus.from_dict(obj.get("status"))
         status = status or read
@@ -532,7 +526,8 @@ class CanaryRunner:
             return self._tick()
 
     def read(self) -> tuple[dict[str, Any], Canary, str | None]:
-        """The Canary object, its spec, and why the stored spec is invalid (else None).
+        """The Canary object, its spec (its provider settled), and why the stored spec is invalid
+        (else None).
 
         A spec edited into one that no longer validates while a run moves traffic must not strand
         that traffic: the run goes on with the last valid spec this process read, and every
@@ -548,11 +543,13 @@ class CanaryRunner:
             if self._last_valid is not None:
                 return obj, self._last_valid, str(err)
             try:  # a watcher that never saw it valid: its fields are enough to end the run
-                return obj, store.parse_fields(obj, self.name, self.namespace).model, str(err)
+                fields = self.resolve(store.parse_fields(obj, self.name, self.namespace).model)
             except InvalidInput:
                 raise err from None
-        self._last_valid = spec.model
-        return obj, spec.model, None
+            return obj, fields, str(err)
+        self.choice = choice_of(spec.model, self.opts.mesh_provider, self.opts.project_mesh_provider)
+        self._last_valid = self.resolve(spec.model)  # its provider settled (routing.provider)
+        return obj, self._last_valid, None
 
     def _tick(self) -> engine.TickResult:
         obj, canary, spec_error = self.read()
@@ -655,6 +652,9 @@ class CanaryRunner:
         """Drive the canary until its run ends; the exit code says how it ended."""
         self.servers  # noqa: B018 - a bad credential is refused before anything is done
         obj, canary, _invalid = self.read()
+        note = self.choice.note(f"canary {self.namespace}/{self.name}") if self.choice else None
+        if note:
+            self.sink({"kind": "event", "type": "Normal", "message": note, "time": _stamp(self.clock.now())})
         interval = canary.analysis.interval_seconds
         saved_timeout = self.kube.timeout
         self.kube.timeout = saved_timeout or API_REQUEST_TIMEOUT  # a hung request must not outlast the lease
@@ -821,15 +821,23 @@ class CanaryRunner:
             self.kube.timeout = saved_timeout
 
 
-def initialize(kube: Kube, name: str, namespace: str, sink: Sink, timeout: float = 300) -> ExitCode:
-    """``canary init``: create the primary, Services and routing, wait for the primary, scale the
-    target to 0."""
-    runner = CanaryRunner(kube, name, namespace, sink, RunOptions(until_initialized=True, timeout=timeout))
-    obj, spec = store.read(kube, name, namespace)
+def initialize(
+    kube: Kube,
+    name: str,
+    namespace: str,
+    sink: Sink,
+    timeout: float = 300,
+    options: RunOptions | None = None,
+) -> ExitCode:
+    """``canary init``: create the primary, its configs and the Services, wait for the primary,
+    then point the apex Service and the routing at it and scale the target to 0."""
+    opts = replace(options or RunOptions(), until_initialized=True, timeout=timeout)
+    runner = CanaryRunner(kube, name, namespace, sink, opts)
+    obj, canary, _invalid = runner.read()
     status = engine.CanaryStatus.from_dict(obj.get("status"))
     if status.phase not in (engine.Phase.NONE, engine.Phase.INITIALIZING):
         # already initialized: reconcile the objects, keep the state
-        runner.observe(spec.model, obj, status)
+        runner.observe(canary, obj, status)
         return ExitCode.OK
     lease = store.lease_for(kube, name, namespace, 30)
     lease.acquire()

@@ -1,29 +1,51 @@
-"""The canary's workloads: the ``-primary`` Deployment, the three Services, scaling, promotion.
+"""The canary's workloads: the ``-primary`` Deployment, its configs, the three Services, scaling,
+promotion.
 
-Naming follows Flagger so that a cluster can move between the two: the target
-Deployment ``<target>`` runs the canary, ``<target>-primary`` the stable
-version; Services ``<apex>`` and ``<apex>-primary`` select the primary pods,
-``<apex>-canary`` the target's.
+What is created follows Flagger's canary controller and Kubernetes router field for field
+(``pkg/canary/deployment_controller.go``, ``config_tracker.go``, ``pkg/router/kubernetes_default.go``)
+so that a cluster can move between the two:
+
+- ``<target>-primary`` runs the stable version: the target's pod template with its selector label
+  ``<value>-primary``, its ConfigMaps and Secrets renamed to their ``-primary`` copies, its pod
+  (anti-)affinity and topology spread selectors on the target rewritten to the primary, and a
+  fresh ``flagger-id`` pod annotation (so every promotion rolls the primary); plus the target's
+  replicas (at least one), strategy, ``minReadySeconds``, ``progressDeadlineSeconds``,
+  ``revisionHistoryLimit``, annotations, and labels kept by ``includeLabelPrefix``;
+- the Services ``<apex>`` and ``<apex>-primary`` select the primary's pods, ``<apex>-canary`` the
+  target's; a Service progdel creates is Flagger's (ClusterIP, or headless; the canary port with
+  ``appProtocol``, ``trafficDistribution``, the discovered ports; the label ``<key>: <name>`` and
+  ``spec.service.{apex,primary,canary}`` metadata), a Service that exists keeps its type, node
+  ports, other ports and the metadata others own: only its selector and the canary's ports change,
+  and its original selector and ports are saved for ``canary delete --revert``;
+- promotion copies the same fields again (the replicas only without an autoscaler) and rewrites
+  the ``-primary`` configs.
+
+The apex Service changes only once the primary is ready (``ensure_apex``), so an app serving
+traffic keeps serving while the canary is initialized.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from progdel.canary import configs
 from progdel.canary.engine import Readiness
-from progdel.config.canary import AutoscalerReference
+from progdel.config.canary import AutoscalerReference, Canary, CanaryService
 from progdel.errors import InvalidInput
 from progdel.kube.client import Kube
 from progdel.kube.resources import DEPLOYMENTS, HPAS, SERVICES
 
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-PRIMARY_REVISION_ANNOTATION = "progdel.dev/primary-revision"
+ID_ANNOTATION = "flagger-id"  # a new value on every promotion: the primary always rolls
+CREATED_ANNOTATION = "progdel.dev/created-by"  # on the Services (and routes) progdel created
+ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"  # what a Service was before progdel
+SIDECARS = ("istio-proxy", "envoy")  # containers whose ports are never discovered
 
 
 @dataclass(frozen=True)
@@ -94,23 +116,152 @@ def deployment_health(dep: dict[str, Any], ready_threshold_percent: int = 100) -
     return DeploymentHealth(Readiness.READY, f"deployment {name} ready")
 
 
-def _relabel(labels: dict[str, str] | None, key: str, value: str) -> dict[str, str]:
-    out = dict(labels or {})
-    out[key] = value
+# -- what Flagger copies, as pure functions ----------------------------------------------------
+
+
+def without_flux(values: Mapping[str, str] | None) -> dict[str, str]:
+    """Metadata without the keys Flux owns (Flagger never copies them)."""
+    return {k: v for k, v in (values or {}).items() if configs.FLUX_MARKER not in k}
+
+
+def primary_labels(labels: Mapping[str, str] | None, key: str, value: str) -> dict[str, str]:
+    """``labels`` with the selector label set to the primary's value (Flux's keys left out)."""
+    out = {k: v for k, v in without_flux(labels).items() if k != key}
+    out[key] = f"{value}-primary"
     return out
 
 
-def template_digest(template: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+def pod_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """The primary's pod annotations: the target's, and a new ``flagger-id``."""
+    out = {k: v for k, v in without_flux(annotations).items() if k != ID_ANNOTATION}
+    out[ID_ANNOTATION] = str(uuid.uuid4())
+    return out
+
+
+def _primary_selectors(pod_spec: dict[str, Any], target_name: str) -> None:
+    """Point topology spread and pod anti-affinity selectors on the target at the primary (the
+    first value equal to the target's name, under a selector label key)."""
+
+    def rewrite(selector: Any) -> None:
+        if not isinstance(selector, dict):
+            return
+        for expr in selector.get("matchExpressions") or []:
+            if expr.get("key") in SELECTOR_LABELS:
+                values = expr.get("values") or []
+                for i, v in enumerate(values):
+                    if v == target_name:
+                        values[i] = f"{v}-primary"
+                        break
+        labels = selector.get("matchLabels") or {}
+        for key, v in list(labels.items()):
+            if key in SELECTOR_LABELS and v == target_name:
+                labels[key] = f"{v}-primary"
+
+    for constraint in pod_spec.get("topologySpreadConstraints") or []:
+        rewrite(constraint.get("labelSelector"))
+    anti = (pod_spec.get("affinity") or {}).get("podAntiAffinity") or {}
+    for term in anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []:
+        rewrite((term.get("podAffinityTerm") or {}).get("labelSelector"))
+    for term in anti.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+        rewrite(term.get("labelSelector"))
+
+
+def primary_pod_template(target: dict[str, Any], tracked: Iterable[configs.ConfigRef]) -> dict[str, Any]:
+    """The primary's pod template for ``target`` (a Deployment) whose tracked configs are ``tracked``."""
+    key, value = selector_label(target)
+    template = (target.get("spec") or {}).get("template") or {}
+    tmeta = template.get("metadata") or {}
+    pod_spec = configs.primary_pod_spec(template.get("spec") or {}, tracked)
+    _primary_selectors(pod_spec, str((target.get("metadata") or {}).get("name")))
+    return {
+        "metadata": {
+            "labels": primary_labels(tmeta.get("labels"), key, value),
+            "annotations": pod_annotations(tmeta.get("annotations")),
+        },
+        "spec": pod_spec,
+    }
+
+
+_COPIED_SPEC = ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy")
+
+
+def discovered_ports(service: CanaryService, target: dict[str, Any]) -> dict[str, int]:
+    """``portDiscovery``: every container port but the canary's own, named by its name or
+    ``tcp-<container>-<index>`` (service mesh sidecars left out)."""
+    if not service.port_discovery:
+        return {}
+    ports: dict[str, int] = {}
+    target_port = service.target_port if service.target_port is not None else service.port
+    containers = (((target.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or []
+    for c in containers:
+        if c.get("name") in SIDECARS:
+            continue
+        for i, p in enumerate(c.get("ports") or []):
+            number = int(p.get("containerPort", 0))
+            if (isinstance(target_port, int) and number == target_port) or (
+                isinstance(target_port, str) and p.get("name") == target_port
+            ):
+                continue
+            ports[p.get("name") or f"tcp-{c.get('name')}-{i}"] = number
+    return ports
+
+
+def service_spec(
+    service: CanaryService, selector: dict[str, str], extra_ports: Mapping[str, int]
+) -> dict[str, Any]:
+    """The spec of a Service progdel creates (Flagger's ``reconcileService``)."""
+    port: dict[str, Any] = {
+        "name": service.port_name or "http",
+        "protocol": "TCP",
+        "port": service.port,
+        "targetPort": service.target_port if service.target_port is not None else service.port,
+    }
+    if service.app_protocol:
+        port["appProtocol"] = service.app_protocol
+    spec: dict[str, Any] = {"type": "ClusterIP", "selector": selector, "ports": [port]}
+    for name, number in sorted(extra_ports.items()):
+        spec["ports"].append({"name": name, "protocol": "TCP", "port": number, "targetPort": number})
+    if service.headless:
+        spec["clusterIP"] = "None"
+    if service.traffic_distribution:
+        spec["trafficDistribution"] = service.traffic_distribution
+    return spec
 
 
 class Workloads:
-    def __init__(self, kube: Kube, namespace: str, target: str, apex: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        target: str,
+        apex: str,
+        *,
+        service: CanaryService | None = None,
+        autoscaler: AutoscalerReference | None = None,
+        label_prefixes: Iterable[str] = (),
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.target = target
         self.primary = f"{target}-primary"
         self.apex = apex
+        self.service = service
+        self.autoscaler = autoscaler
+        self.label_prefixes = tuple(label_prefixes)
+
+    @classmethod
+    def of(cls, kube: Kube, canary: Canary, label_prefixes: Iterable[str] = ()) -> Workloads:
+        return cls(
+            kube,
+            canary.namespace,
+            canary.target_name,
+            canary.apex_name,
+            service=canary.spec.service,
+            autoscaler=canary.spec.autoscaler_ref,
+            label_prefixes=label_prefixes,
+        )
 
     def get_target(self) -> dict[str, Any]:
         return self.kube.get(DEPLOYMENTS, self.target, self.namespace)
@@ -118,34 +269,74 @@ class Workloads:
     def get_primary(self) -> dict[str, Any] | None:
         return self.kube.get_or_none(DEPLOYMENTS, self.primary, self.namespace)
 
-    def primary_spec_from(self, target: dict[str, Any], replicas: int | None = None) -> dict[str, Any]:
+    # -- the primary ---------------------------------------------------------------------------
+
+    def _tracked(self, target: dict[str, Any]) -> dict[configs.ConfigRef, dict[str, Any]]:
+        template = (target.get("spec") or {}).get("template") or {}
+        return configs.tracked_configs(self.kube, self.namespace, template)
+
+    def primary_from(self, target: dict[str, Any], tracked: Iterable[configs.ConfigRef]) -> dict[str, Any]:
+        """The ``-primary`` Deployment Flagger creates for ``target``."""
         key, value = selector_label(target)
-        spec = copy.deepcopy(target.get("spec") or {})
+        meta = target.get("metadata") or {}
+        tspec = target.get("spec") or {}
+        replicas = int(tspec.get("replicas") or 0)
+        spec: dict[str, Any] = {k: copy.deepcopy(tspec[k]) for k in _COPIED_SPEC if k in tspec}
+        spec["replicas"] = replicas if replicas > 0 else 1
         spec["selector"] = {"matchLabels": {key: f"{value}-primary"}}
-        template = spec.setdefault("template", {})
-        tmeta = template.setdefault("metadata", {})
-        tmeta["labels"] = _relabel(tmeta.get("labels"), key, f"{value}-primary")
-        annotations = dict(tmeta.get("annotations") or {})
-        annotations[PRIMARY_REVISION_ANNOTATION] = template_digest(target.get("spec", {}).get("template", {}))
-        tmeta["annotations"] = annotations
-        if replicas is not None:
-            spec["replicas"] = replicas
-        return spec
+        spec["template"] = primary_pod_template(target, tracked)
+        body: dict[str, Any] = {
+            "metadata": {
+                "name": self.primary,
+                "namespace": self.namespace,
+                "labels": primary_labels(
+                    configs.include_by_prefix(meta.get("labels"), self.label_prefixes), key, value
+                ),
+            },
+            "spec": spec,
+        }
+        annotations = without_flux(meta.get("annotations"))
+        if annotations:
+            body["metadata"]["annotations"] = annotations
+        return body
 
     def ensure_primary(self, target: dict[str, Any]) -> dict[str, Any]:
-        """Create ``<target>-primary`` from the target if it does not exist yet."""
+        """Create ``<target>-primary`` (and its ``-primary`` configs) if it does not exist yet."""
         existing = self.get_primary()
         if existing is not None:
             return existing
-        replicas = int((target.get("spec") or {}).get("replicas", 1)) or 1
+        tracked = self._tracked(target)
+        configs.sync_primary_configs(self.kube, self.namespace, tracked, self.label_prefixes)
+        return self.kube.create(DEPLOYMENTS, self.primary_from(target, tracked), self.namespace)
+
+    def promote(self) -> None:
+        """Copy the target to the primary as Flagger's ``Promote`` does: configs first, then the
+        pod template (which names them), strategy and the other copied fields, the replicas when
+        no autoscaler sets them, annotations and labels. The primary then rolls."""
+        target = self.get_target()
+        tracked = self._tracked(target)
+        configs.sync_primary_configs(self.kube, self.namespace, tracked, self.label_prefixes)
         key, value = selector_label(target)
-        labels = _relabel(target.get("metadata", {}).get("labels"), key, f"{value}-primary")
-        labels[MANAGED_LABEL] = "progdel"
-        body = {
-            "metadata": {"name": self.primary, "namespace": self.namespace, "labels": labels},
-            "spec": self.primary_spec_from(target, replicas),
-        }
-        return self.kube.create(DEPLOYMENTS, body, self.namespace)
+        meta = target.get("metadata") or {}
+        tspec = target.get("spec") or {}
+
+        def copy_target(primary: dict[str, Any]) -> None:
+            spec = primary.setdefault("spec", {})
+            for k in _COPIED_SPEC:
+                if k in tspec:
+                    spec[k] = copy.deepcopy(tspec[k])
+                else:
+                    spec.pop(k, None)
+            if self.autoscaler is None and "replicas" in tspec:
+                spec["replicas"] = tspec["replicas"]
+            spec["template"] = primary_pod_template(target, tracked)
+            pmeta = primary["metadata"]
+            pmeta["annotations"] = configs.include_by_prefix(meta.get("annotations"), self.label_prefixes)
+            pmeta["labels"] = primary_labels(
+                configs.include_by_prefix(meta.get("labels"), self.label_prefixes), key, value
+            )
+
+        self.kube.update(DEPLOYMENTS, self.primary, copy_target, self.namespace)
 
     def ensure_primary_autoscaler(self, ref: AutoscalerReference | None) -> None:
         """Flagger's primary HPA: ``<hpa>-primary``, a copy of the target's HorizontalPodAutoscaler
@@ -166,72 +357,140 @@ class Workloads:
                 f'spec.autoscalerRef: horizontalpodautoscaler "{ref.name}" not found in namespace '
                 f'"{self.namespace}"'
             )
-        spec = copy.deepcopy(source.get("spec") or {})
-        spec["scaleTargetRef"] = {**(spec.get("scaleTargetRef") or {}), "name": self.primary}
+        sspec = source.get("spec") or {}
+        target_ref = sspec.get("scaleTargetRef") or {}
+        spec: dict[str, Any] = {
+            "scaleTargetRef": {
+                "apiVersion": target_ref.get("apiVersion", "apps/v1"),
+                "kind": target_ref.get("kind", "Deployment"),
+                "name": self.primary,
+            },
+            "maxReplicas": sspec.get("maxReplicas"),
+        }
+        for k in ("minReplicas", "metrics", "behavior"):
+            if k in sspec:
+                spec[k] = copy.deepcopy(sspec[k])
         overrides = ref.primary_scaler_replicas
         if overrides is not None and overrides.min_replicas is not None:
             spec["minReplicas"] = overrides.min_replicas
         if overrides is not None and overrides.max_replicas is not None:
             spec["maxReplicas"] = overrides.max_replicas
         name = f"{ref.name}-primary"
+        smeta = source.get("metadata") or {}
         existing = self.kube.get_or_none(HPAS, name, self.namespace)
         if existing is None:
-            labels = {**((source.get("metadata") or {}).get("labels") or {}), MANAGED_LABEL: "progdel"}
-            body = {"metadata": {"name": name, "namespace": self.namespace, "labels": labels}, "spec": spec}
-            self.kube.create(HPAS, body, self.namespace)
-        elif existing.get("spec") != spec:
+            meta: dict[str, Any] = {"name": name, "namespace": self.namespace}
+            if without_flux(smeta.get("labels")):
+                meta["labels"] = without_flux(smeta.get("labels"))
+            self.kube.create(HPAS, {"metadata": meta, "spec": spec}, self.namespace)
+            return
+        labels = without_flux(smeta.get("labels"))
+        if existing.get("spec") != spec or ((existing.get("metadata") or {}).get("labels") or {}) != labels:
 
             def put(obj: dict[str, Any]) -> None:
                 obj["spec"] = spec
+                obj["metadata"]["labels"] = labels
 
             self.kube.update(HPAS, name, put, self.namespace)
 
-    def ensure_services(self, target: dict[str, Any], port: int, port_name: str, target_port: Any) -> None:
-        """The Services ``<apex>``, ``<apex>-primary`` and ``<apex>-canary``: created as Flagger
-        creates them (ClusterIP, the one port), or, when one exists, given the right selector and
-        port and otherwise left as it is: a LoadBalancer or NodePort Service keeps its type, node
-        ports, other ports and source ranges (a real server refuses ClusterIP beside them)."""
+    # -- Services ------------------------------------------------------------------------------
+
+    def _wanted_services(self, target: dict[str, Any]) -> dict[str, tuple[dict[str, str], str]]:
         key, value = selector_label(target)
-        wanted = {
-            self.apex: f"{value}-primary",
-            f"{self.apex}-primary": f"{value}-primary",
-            f"{self.apex}-canary": value,
+        return {
+            f"{self.apex}-canary": ({key: value}, "canary"),
+            f"{self.apex}-primary": ({key: f"{value}-primary"}, "primary"),
+            self.apex: ({key: f"{value}-primary"}, "apex"),
         }
-        ours = {"name": port_name, "port": port, "targetPort": target_port, "protocol": "TCP"}
-        for name, selector_value in wanted.items():
-            selector = {key: selector_value}
-            existing = self.kube.get_or_none(SERVICES, name, self.namespace)
-            if existing is None:
-                body = {
-                    "metadata": {
-                        "name": name,
-                        "namespace": self.namespace,
-                        "labels": {MANAGED_LABEL: "progdel"},
-                    },
-                    "spec": {"type": "ClusterIP", "selector": selector, "ports": [ours]},
+
+    def ensure_services(self, target: dict[str, Any], *, apex: bool = True) -> None:
+        """``<apex>-canary`` and ``<apex>-primary``, and with ``apex`` the apex Service too (only
+        once the primary is ready, while a canary is initialized)."""
+        for name, (selector, which) in self._wanted_services(target).items():
+            if which == "apex" and not apex:
+                continue
+            self._ensure_service(target, name, selector, which)
+
+    def ensure_apex(self, target: dict[str, Any]) -> None:
+        name = self.apex
+        selector, which = self._wanted_services(target)[name]
+        self._ensure_service(target, name, selector, which)
+
+    def _metadata(
+        self, target: dict[str, Any], name: str, which: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        svc = self.service
+        custom = getattr(svc, which, None) if svc is not None else None
+        key, _ = selector_label(target)
+        labels = dict(custom.labels) if custom is not None else {}
+        labels[key] = name
+        annotations = without_flux(custom.annotations) if custom is not None else {}
+        return labels, annotations
+
+    def _ensure_service(
+        self, target: dict[str, Any], name: str, selector: dict[str, str], which: str
+    ) -> None:
+        svc = self.service or CanaryService(port=0)
+        wanted = service_spec(svc, selector, discovered_ports(svc, target))
+        labels, annotations = self._metadata(target, name, which)
+        existing = self.kube.get_or_none(SERVICES, name, self.namespace)
+        if existing is None:
+            meta: dict[str, Any] = {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": labels,
+                "annotations": {**annotations, CREATED_ANNOTATION: "progdel"},
+            }
+            self.kube.create(SERVICES, {"metadata": meta, "spec": wanted}, self.namespace)
+            return
+        unmanaged = svc.unmanaged_metadata
+
+        def put(obj: dict[str, Any]) -> None:
+            spec = obj.setdefault("spec", {})
+            meta = obj["metadata"]
+            ours = (meta.get("annotations") or {}).get(CREATED_ANNOTATION) == "progdel"
+            old_ports = spec.get("ports") or []
+            node_ports = {p.get("name"): p["nodePort"] for p in old_ports if p.get("nodePort")}
+            if ours:
+                # progdel's Service: ports are exactly the canary's, metadata follows the spec
+                ports = copy.deepcopy(wanted["ports"])
+                keep_labels = {
+                    k: v for k, v in (meta.get("labels") or {}).items() if unmanaged and k in unmanaged.labels
                 }
-                self.kube.create(SERVICES, body, self.namespace)
-                continue
-            spec = existing.get("spec") or {}
-            ports = spec.get("ports") or []
-            if spec.get("selector") == selector and any(p.get("port") == port for p in ports):
-                continue
+                keep_annotations = {
+                    k: v
+                    for k, v in (meta.get("annotations") or {}).items()
+                    if unmanaged and k in unmanaged.annotations
+                }
+                meta["labels"] = {**labels, **keep_labels}
+                meta["annotations"] = {**annotations, **keep_annotations, CREATED_ANNOTATION: "progdel"}
+            else:
+                # someone else's Service: keep its type, other ports and metadata; save what changes
+                annotations_now = meta.setdefault("annotations", {}) or {}
+                if ORIGINAL_ANNOTATION not in annotations_now:
+                    original = {"selector": spec.get("selector"), "ports": old_ports}
+                    annotations_now[ORIGINAL_ANNOTATION] = json.dumps(original, sort_keys=True)
+                meta["annotations"] = annotations_now
+                ports = copy.deepcopy(old_ports)
+                for i, want in enumerate(wanted["ports"]):
+                    same = next((p for p in ports if p.get("port") == want["port"]), None)
+                    if same is None:
+                        same = next((p for p in ports if p.get("name") == want["name"]), None)
+                    if same is None and i == 0 and len(ports) == 1 and not ports[0].get("name"):
+                        same = ports[0]  # a second port would need both to be named
+                    if same is None:
+                        ports.append(copy.deepcopy(want))
+                    else:
+                        same.update({k: v for k, v in want.items() if k != "nodePort"})
+            for p in ports:
+                if p.get("name") in node_ports and spec.get("type") in ("NodePort", "LoadBalancer"):
+                    p.setdefault("nodePort", node_ports[p["name"]])
+            spec["ports"] = ports
+            spec["selector"] = dict(selector)
 
-            def put(obj: dict[str, Any], selector: dict[str, str] = selector) -> None:
-                spec = obj.setdefault("spec", {})
-                spec["selector"] = selector
-                ports = spec.setdefault("ports", [])
-                if any(p.get("port") == port for p in ports):
-                    return
-                named = next((p for p in ports if p.get("name") == port_name), None)
-                if named is None and len(ports) == 1 and not ports[0].get("name"):
-                    named = ports[0]  # a second port would need both to be named
-                if named is not None:
-                    named.update(name=port_name, port=port, targetPort=target_port)  # its nodePort stays
-                else:
-                    ports.append(dict(ours))
+        self.kube.update(SERVICES, name, put, self.namespace)
 
-            self.kube.update(SERVICES, name, put, self.namespace)
+    # -- scaling and health --------------------------------------------------------------------
 
     def scale(self, name: str, replicas: int) -> None:
         self.kube.patch(DEPLOYMENTS, name, {"spec": {"replicas": replicas}}, self.namespace)
@@ -240,23 +499,20 @@ class Workloads:
         self.scale(self.target, replicas)
 
     def scale_target_up(self) -> None:
-        """Give the canary as many replicas as the primary runs (at least one)."""
-        primary = self.get_primary()
-        replicas = int(((primary or {}).get("spec") or {}).get("replicas", 1)) or 1
-        self.scale_target(replicas)
-
-    def promote(self) -> None:
-        """Copy the target's pod template (and strategy) to the primary, which then rolls."""
+        """Scale the canary up from zero as Flagger does: to its own replicas when it asks for
+        some, else the primary's without an autoscaler, else the autoscaler's minimum (at least one)."""
         target = self.get_target()
-
-        def copy_template(primary: dict[str, Any]) -> None:
-            replicas = (primary.get("spec") or {}).get("replicas")
-            new_spec = self.primary_spec_from(target, replicas)
-            primary["spec"]["template"] = new_spec["template"]
-            if "strategy" in new_spec:
-                primary["spec"]["strategy"] = new_spec["strategy"]
-
-        self.kube.update(DEPLOYMENTS, self.primary, copy_template, self.namespace)
+        own = int((target.get("spec") or {}).get("replicas") or 0)
+        if own > 0:
+            return
+        replicas = 1
+        if self.autoscaler is None:
+            primary = self.get_primary()
+            replicas = int(((primary or {}).get("spec") or {}).get("replicas") or 1) or 1
+        else:
+            hpa = self.kube.get_or_none(HPAS, self.autoscaler.name, self.namespace)
+            replicas = max(1, int(((hpa or {}).get("spec") or {}).get("minReplicas") or 1))
+        self.scale_target(replicas)
 
     def health(self, name: str, threshold: int = 100) -> DeploymentHealth:
         dep = self.kube.get_or_none(DEPLOYMENTS, name, self.namespace)

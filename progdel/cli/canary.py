@@ -13,6 +13,8 @@ from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_opt
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 
 if TYPE_CHECKING:
+    from progdel.canary.admission import Admitted
+    from progdel.canary.runner import RunOptions
     from progdel.config.project import Defaults
 
 app = typer.Typer(
@@ -37,6 +39,50 @@ def _view_mode(opts: GlobalOptions) -> str:
     return "auto"
 
 
+def run_options(opts: GlobalOptions, defaults: Defaults | None = None, **kw: Any) -> RunOptions:
+    """``RunOptions`` with the provider and label settings of the flags and progdel.yaml."""
+    from progdel.canary.runner import RunOptions
+
+    return RunOptions(
+        mesh_provider=opts.mesh_provider,
+        project_mesh_provider=defaults.mesh_provider if defaults else None,
+        label_prefixes=tuple(defaults.include_label_prefix) if defaults else (),
+        **kw,
+    )
+
+
+def show_notes(notes: list[str]) -> None:
+    """What a user should read once (a conversion, the provider chosen, fields not used)."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def admit_file(
+    opts: GlobalOptions, file: Path, defaults: Defaults | None, kube: Any = None, namespace: str | None = None
+) -> Admitted:
+    """The Canary of ``file``, admitted (see ``canary.admission``): refusals come first, before
+    anything is read from or written to the cluster. With ``kube``, a provider init recorded on
+    the stored Canary is kept unless ``--mesh-provider`` says otherwise."""
+    from progdel.canary.admission import admit
+    from progdel.config.canary import canary_document
+    from progdel.kube.resources import CANARIES
+    from progdel.routing.provider import PROVIDER_ANNOTATION
+
+    doc = canary_document(file)
+    flag, default = opts.mesh_provider, defaults.mesh_provider if defaults else None
+    admitted = admit(doc, namespace or opts.namespace, flag=flag, project_default=default)
+    if kube is None or admitted.choice.explicit or flag:
+        return admitted
+    ns = namespace or opts.namespace or admitted.model.metadata.namespace or kube.namespace
+    stored = kube.get_or_none(CANARIES, admitted.model.name, ns)
+    recorded = (((stored or {}).get("metadata") or {}).get("annotations") or {}).get(PROVIDER_ANNOTATION)
+    if not recorded or recorded == admitted.choice.provider:
+        return admitted
+    meta = doc.data.setdefault("metadata", {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), PROVIDER_ANNOTATION: recorded}
+    return admit(doc, ns, flag=flag, project_default=default)
+
+
 @app.command()
 def init(
     ctx: typer.Context,
@@ -47,40 +93,71 @@ def init(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the primary to become ready.")] = 300,
 ) -> None:
-    """Create what Flagger creates for Istio, then hand the canary to progdel.
+    """Create what Flagger creates for the canary's provider, then hand the canary to progdel.
 
-    Applies the Canary object, creates <target>-primary, the Services <apex>, <apex>-primary and
-    <apex>-canary, the DestinationRules and the VirtualService at 100/0 (an existing VirtualService
-    keeps everything progdel does not manage), waits for the primary, and scales the target to 0.
-    Afterwards every other command needs only the name and -n.
+    Applies the Canary object, creates <target>-primary (with -primary copies of its ConfigMaps
+    and Secrets) and the Services <apex>-primary and <apex>-canary, waits for the primary, then
+    points the Service <apex> and the VirtualService (or HTTPRoute) at it, 100/0, and scales the
+    target to 0: an app that serves traffic keeps serving. An existing VirtualService, HTTPRoute
+    or Service keeps everything progdel does not manage. A Flagger 0.x Canary is converted to
+    v1beta1 first. Afterwards every other command needs only the name and -n.
     """
     from progdel.canary import runner, store
     from progdel.canary.preflight import ensure_init_accepted
-    from progdel.config.canary import load_canary, load_metric_templates
-    from progdel.config.yamlfile import load_documents
+    from progdel.config.canary import load_metric_templates
     from progdel.kube.resources import METRICTEMPLATES
     from progdel.ui.canary_view import CanaryView
 
     opts = global_options(ctx)
-    spec = load_canary(file)
+    defaults = project_defaults(opts)
+    admit_file(opts, file, defaults)  # what progdel cannot drive is said before connecting
     tmpl_models = [t for path in templates or [] for t in load_metric_templates(path)]
     kube = connect(opts)
-    namespace = opts.namespace or spec.model.metadata.namespace or kube.namespace
-    # store the document as written, so that the same object stays valid for Flagger
-    doc = next(
-        d.data for d in load_documents(file) if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
-    )
-    ensure_init_accepted(kube, doc, namespace, tmpl_models)  # nothing is written if one is refused
+    admitted = admit_file(opts, file, defaults, kube)
+    model = admitted.model
+    namespace = opts.namespace or model.metadata.namespace or kube.namespace
+    show_notes(admitted.notes)
+    options = run_options(opts, defaults)
+    # nothing is written if the cluster refuses one object
+    ensure_init_accepted(kube, admitted.document, namespace, tmpl_models, options)
     for t in tmpl_models:
         body = t.model_dump(by_alias=True, exclude_none=True)
         body["metadata"]["namespace"] = t.metadata.namespace or namespace
         kube.apply(METRICTEMPLATES, body)
-    store.apply_canary(kube, doc, namespace)
+    store.apply_canary(kube, admitted.document, namespace)
     with CanaryView(_view_mode(opts)) as view:
-        code = runner.initialize(kube, spec.model.name, namespace, view.show, timeout=timeout)
+        code = runner.initialize(kube, model.name, namespace, view.show, timeout=timeout, options=options)
     if code is ExitCode.OK and opts.output is OutputFormat.table:
-        print(f"canary {namespace}/{spec.model.name} initialized: traffic 100% to {spec.model.primary_name}")
+        print(f"canary {namespace}/{model.name} initialized: traffic 100% to {model.primary_name}")
     raise typer.Exit(int(code))
+
+
+@app.command()
+def convert(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Option("-f", "--file", help="A Canary file, e.g. one written for Flagger 0.x.")
+    ],
+) -> None:
+    """Print the Canary as flagger.app/v1beta1, ready to commit.
+
+    A Flagger 0.x Canary (flagger.app/v1alpha1-3, spec.canaryAnalysis, the 0.x metric names
+    istio_requests_total and istio_request_duration_seconds_bucket) is converted with 0.x's
+    meaning; what changed is said on stderr. A v1beta1 file is printed as it is. -o json prints JSON.
+    """
+    import json
+
+    import yaml
+
+    from progdel.config.canary import canary_document, canary_from_document
+
+    opts = global_options(ctx)
+    spec = canary_from_document(canary_document(file))
+    show_notes([spec.converted or f"{file}: already flagger.app/v1beta1, nothing to convert"])
+    if opts.output is OutputFormat.json:
+        print(json.dumps(spec.document, indent=2))
+    else:
+        print(yaml.safe_dump(spec.document, sort_keys=False, default_flow_style=False), end="")
 
 
 @app.command()
@@ -122,7 +199,7 @@ def watch(
     """
     from progdel.canary.alerts import targets_from_project
     from progdel.canary.observe import FlaggerObserver, detect_driver
-    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.canary.runner import CanaryRunner
     from progdel.config.canary import load_metric_templates
     from progdel.kube.resources import CANARIES
     from progdel.ui.canary_view import CanaryView
@@ -146,7 +223,9 @@ def watch(
             )
             code = observer.run()
         raise typer.Exit(int(code))
-    run_opts = RunOptions(
+    run_opts = run_options(
+        opts,
+        defaults,
         once=once,
         follow=follow,
         timeout=timeout,
@@ -283,7 +362,7 @@ def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 def _request(ctx: typer.Context, name: str, action: str) -> None:
     from progdel.canary import store
-    from progdel.canary.runner import CanaryRunner, RunOptions, lease_seconds
+    from progdel.canary.runner import CanaryRunner, lease_seconds
     from progdel.kube.lease import LeaseHeld
     from progdel.ui.output import emit
 
@@ -302,7 +381,8 @@ def _request(ctx: typer.Context, name: str, action: str) -> None:
     else:
         # nobody drives this canary right now: carry the request out with one tick
         try:
-            CanaryRunner(kube, name, namespace, lambda _r: None, RunOptions(once=True)).tick()
+            options = run_options(opts, project_defaults(opts), once=True)
+            CanaryRunner(kube, name, namespace, lambda _r: None, options).tick()
         finally:
             lease.release()
         handled_by = "progdel (no watcher was running)"
@@ -421,35 +501,47 @@ def delete(
         bool,
         typer.Option(
             "--revert",
-            help="Restore the VirtualService as it was and remove what init created "
-            "(always, when the Canary says revertOnDeletion: true).",
+            help="Put the app back as before the canary: the target takes the primary's replicas and "
+            "traffic, the Services and the VirtualService (HTTPRoute) return to their originals, and "
+            "what init created goes (always, when the Canary says revertOnDeletion: true).",
         ),
     ] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "-f", "--file", help="The Canary file, to revert a canary whose object is already gone."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the target to become ready.")] = 300,
 ) -> None:
-    """Delete the Canary object (and with --revert, the routing objects progdel made)."""
+    """Delete the Canary object (and with --revert, everything init changed, without downtime)."""
     from progdel.canary import store
-    from progdel.kube.resources import CANARIES, DEPLOYMENTS, HPAS, SERVICES
+    from progdel.canary.revert import revert_canary
+    from progdel.kube.resources import CANARIES
 
     opts = global_options(ctx)
+    defaults = project_defaults(opts)
     kube = connect(opts)
     namespace = _namespace(opts, kube)
-    _, spec = store.read(kube, name, namespace)
-    canary = spec.model
+    obj = kube.get_or_none(CANARIES, name, namespace)
+    if obj is None and file is None:
+        obj = kube.get(CANARIES, name, namespace)  # not found: says so
+    if obj is not None:
+        from progdel.routing import resolve
+
+        _, spec = store.read(kube, name, namespace)
+        canary = resolve(spec.model, opts.mesh_provider, defaults.mesh_provider if defaults else None)
+    else:
+        assert file is not None
+        canary = admit_file(opts, file, defaults, namespace=namespace).model
+        if canary.name != name:
+            raise InvalidInput(f"{file}: the Canary is {canary.name}, not {name}")
+        canary.metadata.namespace = namespace
     revert = revert or canary.spec.revert_on_deletion  # Flagger's finalizer does the same
     if revert:
-        from progdel.canary.runner import CanaryRunner
-
-        CanaryRunner(kube, name, namespace, lambda _r: None).router(canary).revert()
-        # the target takes the traffic back: give it the primary's replicas before the primary goes
-        primary = kube.get_or_none(DEPLOYMENTS, canary.primary_name, namespace)
-        replicas = int(((primary or {}).get("spec") or {}).get("replicas", 1)) or 1
-        kube.patch(DEPLOYMENTS, canary.target_name, {"spec": {"replicas": replicas}}, namespace)
-        for svc in (f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
-            kube.delete(SERVICES, svc, namespace, missing_ok=True)
-        kube.delete(DEPLOYMENTS, canary.primary_name, namespace, missing_ok=True)
-        if canary.spec.autoscaler_ref is not None:
-            kube.delete(HPAS, f"{canary.spec.autoscaler_ref.name}-primary", namespace, missing_ok=True)
-    kube.delete(CANARIES, name, namespace)
+        revert_canary(kube, canary, timeout=timeout, progress=lambda m: print(m, file=sys.stderr))
+    if obj is not None:
+        kube.delete(CANARIES, name, namespace)
     print(f"canary {namespace}/{name} deleted" + (" and reverted" if revert else ""), file=sys.stderr)
 
 

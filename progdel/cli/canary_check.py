@@ -69,19 +69,16 @@ def check(
     cluster refuses, 6 Prometheus unreachable.
     """
     from progdel.canary.preflight import parse_at, run_check
-    from progdel.cli.canary import project_defaults
-    from progdel.config.canary import load_canary, load_metric_templates
+    from progdel.cli.canary import admit_file, project_defaults, run_options, show_notes
+    from progdel.config.canary import load_metric_templates
     from progdel.config.project import Defaults
-    from progdel.config.yamlfile import load_documents
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
     when = parse_at(at)
-    spec = load_canary(file)
+    defaults = project_defaults(opts)
+    admitted = admit_file(opts, file, defaults)
     file_templates = [t for path in templates or [] for t in load_metric_templates(path)]
-    doc = next(
-        d.data for d in load_documents(file) if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
-    )
     kube: Any = None
     note = "skipped: --no-cluster"
     if not no_cluster:
@@ -91,19 +88,26 @@ def check(
             if opts.kubeconfig:
                 raise
             note = f"skipped: {err}"
-    canary = spec.model
+    if kube is not None:
+        try:
+            admitted = admit_file(opts, file, defaults, kube)
+        except Unreachable as err:
+            kube, note = None, f"skipped: {err}"
+    show_notes(admitted.notes)
+    canary = admitted.model
     canary.metadata.namespace = (
         opts.namespace or canary.metadata.namespace or (kube.namespace if kube is not None else "default")
     )
     report = run_check(
         canary,
-        doc,
+        admitted.document,
         kube,
         file_templates=file_templates,
         prometheus_url=prometheus_url,
-        project_prometheus_url=(project_defaults(opts) or Defaults()).prometheus_url,
+        project_prometheus_url=(defaults or Defaults()).prometheus_url,
         at=when,
         cluster_note=note,
+        options=run_options(opts, defaults),
     )
     if opts.output is OutputFormat.ndjson:
         from progdel.ui.output import emit_line

@@ -116,6 +116,15 @@ def main(
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="More detail; -v also shows tracebacks.")
     ] = 0,
+    mesh_provider: Annotated[
+        str | None,
+        typer.Option(
+            "--mesh-provider",
+            help="Provider of Canaries that set no spec.provider (istio, gatewayapi:v1, gatewayapi:v1beta1), "
+            "like Flagger's -mesh-provider (default: progdel.yaml's defaults.meshProvider, else "
+            "gatewayapi:v1 with spec.service.gatewayRefs, else istio).",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = GlobalOptions(
         kubeconfig=kubeconfig,
@@ -124,6 +133,7 @@ def main(
         config=config,
         output=output,
         verbose=verbose,
+        mesh_provider=mesh_provider,
     )
 
 

@@ -27,6 +27,7 @@ class GlobalOptions:
     config: str | None = None
     output: OutputFormat = OutputFormat.table
     verbose: int = 0
+    mesh_provider: str | None = None
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:
@@ -44,7 +45,16 @@ def connect(opts: GlobalOptions) -> Kube:
     return kube_connect(opts.kubeconfig, opts.context, opts.namespace)
 
 
-_GLOBAL_WITH_VALUE = {"-n", "--namespace", "-o", "--output", "--context", "--kubeconfig", "--config"}
+_GLOBAL_WITH_VALUE = {
+    "-n",
+    "--namespace",
+    "-o",
+    "--output",
+    "--context",
+    "--kubeconfig",
+    "--config",
+    "--mesh-provider",
+}
 _GLOBAL_FLAGS = {"-v", "--verbose"}
 
 

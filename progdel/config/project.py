@@ -179,6 +179,29 @@ class Defaults(_Model):
     prometheus_url: str | None = None
     timeout: str = "1h"
     alerts: list[AlertConfig] = Field(default_factory=list)
+    #: the provider of Canaries that set no spec.provider (Flagger's -mesh-provider)
+    mesh_provider: str | None = None
+    #: label (and annotation) prefixes copied to the primary (Flagger's -include-label-prefix)
+    include_label_prefix: list[str] = Field(default_factory=list)
+
+    @field_validator("mesh_provider")
+    @classmethod
+    def _provider(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from progdel.routing.provider import check_provider
+
+        try:
+            return check_provider(value, "provider")
+        except InvalidInput as err:
+            raise _invalid(str(err).partition(": ")[2]) from None
+
+    @field_validator("include_label_prefix", mode="before")
+    @classmethod
+    def _prefixes(cls, value: object) -> object:
+        if isinstance(value, str):  # Flagger's flag is a comma-separated list
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("timeout")
     @classmethod

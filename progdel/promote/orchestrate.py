@@ -48,6 +48,7 @@ from progdel.promote.pullrequest import PullRequestClient
 from progdel.promote.versions import with_tag
 
 if TYPE_CHECKING:
+    from progdel.canary.runner import RunOptions
     from progdel.config.canary import Canary
 
 
@@ -278,35 +279,50 @@ def _fail(
 # -- canary ------------------------------------------------------------------------------
 
 
-def _apply_env_canary(kube: Kube, app: App, env: Environment) -> Canary:
+def _canary_options(project: Project, **kw: Any) -> RunOptions:
+    from progdel.canary.runner import RunOptions
+
+    return RunOptions(
+        project_mesh_provider=project.defaults.mesh_provider,
+        label_prefixes=tuple(project.defaults.include_label_prefix),
+        **kw,
+    )
+
+
+def _apply_env_canary(kube: Kube, project: Project, app: App, env: Environment) -> Canary:
     """Apply the environment's Canary (from its spec file) to the cluster; the validated model."""
     from progdel.canary import store
-    from progdel.config.canary import load_canary
-    from progdel.config.yamlfile import load_documents
+    from progdel.canary.admission import admit
+    from progdel.config.canary import canary_document
     from progdel.promote.direct import get_deployment
 
     assert env.canary is not None
-    canary = load_canary(env.canary.spec).model
+    admitted = admit(
+        canary_document(env.canary.spec), env.namespace, project_default=project.defaults.mesh_provider
+    )
+    canary = admitted.model
     if canary.target_name != app.deployment_name:
         raise InvalidInput(
             f"{env.canary.spec}: spec.targetRef.name is {canary.target_name}, but app {app.name}'s "
             f"Deployment is {app.deployment_name}"
         )
     get_deployment(kube, env.namespace, app.deployment_name)
-    doc = next(
-        d.data
-        for d in load_documents(env.canary.spec)
-        if isinstance(d.data, dict) and d.data.get("kind") == "Canary"
-    )
     from progdel.canary.preflight import ensure_init_accepted
 
-    ensure_init_accepted(kube, doc, env.namespace)  # nothing is written if one is refused
-    store.apply_canary(kube, doc, env.namespace)
+    options = _canary_options(project)
+    ensure_init_accepted(kube, admitted.document, env.namespace, (), options)  # nothing written if refused
+    store.apply_canary(kube, admitted.document, env.namespace)
     return canary
 
 
 def _initialize_canary(
-    kube: Kube, env: Environment, canary: Canary, options: PromoteOptions, reporter: Reporter, sink: Sink
+    kube: Kube,
+    project: Project,
+    env: Environment,
+    canary: Canary,
+    options: PromoteOptions,
+    reporter: Reporter,
+    sink: Sink,
 ) -> None:
     """Initialize the canary unless it is: the primary is created from the target as it runs now,
     so this must happen before the new version reaches the target, or it would skip analysis."""
@@ -317,7 +333,14 @@ def _initialize_canary(
     if phase and phase != "Initializing":
         return
     reporter.status(f"initializing canary {env.namespace}/{canary.name}")
-    code = initialize(kube, canary.name, env.namespace, sink, timeout=min(options.timeout, 300))
+    code = initialize(
+        kube,
+        canary.name,
+        env.namespace,
+        sink,
+        timeout=min(options.timeout, 300),
+        options=_canary_options(project),
+    )
     if code is not ExitCode.OK:
         raise ProgdelError(f"canary {env.namespace}/{canary.name} did not initialize", code)
 
@@ -334,10 +357,10 @@ def _canary(
     *,
     patch: bool,
 ) -> None:
-    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.canary.runner import CanaryRunner
 
     assert env.canary is not None
-    canary = _apply_env_canary(kube, app, env)
+    canary = _apply_env_canary(kube, project, app, env)
     records: list[dict[str, Any]] = []
     with reporter.canary() as view:
 
@@ -345,7 +368,7 @@ def _canary(
             records.append(record)
             view(record)
 
-        _initialize_canary(kube, env, canary, options, reporter, sink)
+        _initialize_canary(kube, project, env, canary, options, reporter, sink)
         if patch:
             change = set_image(
                 kube, env.namespace, app.deployment_name, app.container, with_tag(app.image, version)
@@ -363,7 +386,8 @@ def _canary(
             )
             reporter.status(outcome.message)
             return
-        run_opts = RunOptions(
+        run_opts = _canary_options(
+            project,
             timeout=options.timeout,
             prometheus_url=env.canary.prometheus_url,
             project_prometheus_url=project.defaults.prometheus_url,
@@ -414,9 +438,9 @@ def _gitops(
         client = client_for(cfg.pull_request)
     if env.canary:
         # before the new version can reach the target: the primary must start from the old one
-        canary = _apply_env_canary(kube, app, env)
+        canary = _apply_env_canary(kube, project, app, env)
         with reporter.canary() as view:
-            _initialize_canary(kube, env, canary, options, reporter, view)
+            _initialize_canary(kube, project, env, canary, options, reporter, view)
     workdir = env_repo_cache(cfg.repository, cfg.branch, options.cache_dir)
     result = promote_via_git(env, app, step.version, workdir=workdir, pr_client=client)
     reporter.status(result.message)

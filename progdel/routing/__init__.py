@@ -1,52 +1,69 @@
 """Traffic routers: how a canary's weights reach the mesh.
 
 ``router_for(kube, canary)`` picks the implementation of the ``Router`` protocol from the Canary's
-``spec.provider``, with Flagger's spelling:
+provider, with Flagger's spelling:
 
 ========================================  =====================================================
-``spec.provider``                          router
+provider                                   router
 ========================================  =====================================================
-absent, ``istio``                          ``VirtualServiceRouter`` (VirtualService + DestinationRules)
+``istio``                                  ``VirtualServiceRouter`` (VirtualService + DestinationRules)
 ``gatewayapi:v1``                          ``HTTPRouteRouter`` on ``gateway.networking.k8s.io/v1``
 ``gatewayapi:v1beta1``                     ``HTTPRouteRouter`` on ``gateway.networking.k8s.io/v1beta1``
 ========================================  =====================================================
 
-Any other provider is a spec error naming ``spec.provider`` and the supported values (a bare
-``gatewayapi``, which Flagger's CRD refuses, included).
+The provider is ``spec.provider``, else the one ``provider.choose_provider`` settles on (what
+init recorded, ``--mesh-provider``, progdel.yaml, ``gatewayRefs``, Istio); ``resolve`` writes the
+choice into the in-memory model so that every part of a command sees the same provider. Any other
+provider is a spec error naming it and the supported values.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from progdel.errors import InvalidInput
+from progdel.routing.provider import (
+    SUPPORTED_PROVIDERS,
+    ProviderChoice,
+    choose_provider,
+    ensure_supported,
+)
 
 if TYPE_CHECKING:
     from progdel.config.canary import Canary
     from progdel.kube.client import Kube
     from progdel.routing.base import Router
 
-SUPPORTED_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
+
+def choice_of(canary: Canary, flag: str | None = None, project_default: str | None = None) -> ProviderChoice:
+    """How the provider of ``canary`` (a validated model) is chosen."""
+    spec = canary.spec.model_dump(by_alias=True, exclude_none=True)
+    return choose_provider(spec, canary.metadata.annotations, flag=flag, project_default=project_default)
 
 
-def provider_of(canary: Canary) -> str:
-    """The canary's provider, normalised (``istio`` when unset); ``InvalidInput`` if unsupported."""
-    provider = (canary.spec.provider or "istio").strip().lower()
-    if provider not in SUPPORTED_PROVIDERS:
-        raise InvalidInput(
-            f"canary {canary.namespace}/{canary.name}: spec.provider: {canary.spec.provider!r} is not "
-            f"supported (supported: {', '.join(SUPPORTED_PROVIDERS)})"
-        )
-    return provider
+def provider_of(canary: Canary, flag: str | None = None, project_default: str | None = None) -> str:
+    """The canary's provider, normalised; ``InvalidInput`` if progdel does not drive it."""
+    return ensure_supported(
+        choice_of(canary, flag, project_default), f"canary {canary.namespace}/{canary.name}"
+    )
+
+
+def resolve(canary: Canary, flag: str | None = None, project_default: str | None = None) -> Canary:
+    """A copy of ``canary`` whose ``spec.provider`` holds the chosen provider (never written back)."""
+    provider = provider_of(canary, flag, project_default)
+    if canary.spec.provider == provider:
+        return canary
+    out = canary.model_copy(deep=True)
+    out.spec.provider = provider
+    return out
 
 
 def router_for(kube: Kube, canary: Canary) -> Router:
-    """The router that shifts this canary's traffic, chosen by ``spec.provider``."""
+    """The router that shifts this canary's traffic, chosen by its provider."""
     from progdel.routing.base import RouteNames
 
     provider = provider_of(canary)
-    svc = canary.spec.service
     names = RouteNames(canary.apex_name, canary.namespace)
+    svc = canary.spec.service
     service = svc.model_dump(by_alias=True, exclude_none=True)
     if provider.startswith("gatewayapi"):
         from progdel.kube.resources import HTTPROUTES
@@ -59,4 +76,4 @@ def router_for(kube: Kube, canary: Canary) -> Router:
     return VirtualServiceRouter(kube, names, service, svc.port)
 
 
-__all__ = ["SUPPORTED_PROVIDERS", "provider_of", "router_for"]
+__all__ = ["SUPPORTED_PROVIDERS", "choice_of", "provider_of", "resolve", "router_for"]

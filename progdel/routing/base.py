@@ -46,8 +46,9 @@ class TrafficPlan:
     - ``ab_match``: A/B testing. Requests matching these conditions take a route split by
       ``weights``; all others go to the primary alone.
     - ``canary_cookie`` / ``primary_cookie`` (``name=value``): session affinity during a weighted
-      rollout. Responses from the canary (primary) set the cookie for ``cookie_max_age`` seconds,
-      and requests carrying it are routed to the canary (primary) whatever the weights.
+      rollout. Responses from the canary (primary) set the cookie for ``cookie_max_age``
+      (``primary_cookie_max_age``) seconds, with ``cookie_attributes``, and requests carrying it
+      are routed to the canary (primary) whatever the weights.
     """
 
     weights: Weights
@@ -56,6 +57,15 @@ class TrafficPlan:
     canary_cookie: str | None = None
     primary_cookie: str | None = None
     cookie_max_age: int = 86400
+    primary_cookie_max_age: int | None = None  # Flagger: the analysis interval
+    cookie_attributes: str = ""  # "; Domain=...; HttpOnly; ..." (sessionAffinity's attributes)
+
+    def set_cookie(self, cookie: str, primary: bool = False) -> str:
+        """The ``Set-Cookie`` value for ``cookie`` (``name=value``), as Flagger builds it."""
+        max_age = (
+            self.primary_cookie_max_age if primary and self.primary_cookie_max_age else self.cookie_max_age
+        )
+        return f"{cookie}; Max-Age={max_age}{self.cookie_attributes}"
 
     def cookies(self) -> tuple[str | None, str | None]:
         """The (canary, primary) cookies in force: only while the split is weighted, as Flagger."""

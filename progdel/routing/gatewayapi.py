@@ -45,7 +45,7 @@ from typing import Any
 from progdel.kube.client import Kube
 from progdel.kube.resources import HTTPROUTES, Resource
 from progdel.routing.base import RouteNames, RoutingError, TrafficPlan, Weights, split_weights
-from progdel.routing.istio import CREATED_ANNOTATION, MANAGED_LABEL, ORIGINAL_ANNOTATION
+from progdel.routing.istio import CREATED_ANNOTATION, FLUX_MARKER, ORIGINAL_ANNOTATION
 
 HTTPROUTES_V1BETA1 = Resource("gateway.networking.k8s.io", "v1beta1", "httproutes", "HTTPRoute")
 MIRROR_FILTER = "RequestMirror"
@@ -96,7 +96,9 @@ def strategy_of(obj: dict[str, Any]) -> list[str]:
 
 
 def _backend(template: dict[str, Any] | None, name: str, weight: int, port: int | None) -> dict[str, Any]:
-    ref = copy.deepcopy(template) if template else {}
+    """A backendRef to the Service ``name``, shaped like ``template`` (the rule's own), else as
+    Flagger writes one: core group, kind Service, the canary's port."""
+    ref: dict[str, Any] = copy.deepcopy(template) if template else {"group": "", "kind": "Service"}
     ref["name"] = name
     if port is not None and "port" not in ref:
         ref["port"] = port
@@ -105,7 +107,7 @@ def _backend(template: dict[str, Any] | None, name: str, weight: int, port: int 
 
 
 def _mirror_filter(names: RouteNames, port: int | None) -> dict[str, Any]:
-    backend: dict[str, Any] = {"name": names.canary}
+    backend: dict[str, Any] = {"group": "", "kind": "Service", "name": names.canary}
     if port is not None:
         backend["port"] = port
     return {"type": MIRROR_FILTER, "requestMirror": {"backendRef": backend}}
@@ -120,8 +122,9 @@ def _is_set_cookie(header: dict[str, Any]) -> bool:
     return str(header.get("name", "")).lower() == "set-cookie"
 
 
-def _set_cookie(ref: dict[str, Any], cookie: str | None, max_age: int) -> None:
-    """Set (or, with ``cookie`` None, remove) the ``Set-Cookie`` response header of a backendRef.
+def _set_cookie(ref: dict[str, Any], cookie: str | None) -> None:
+    """Set (``cookie`` is the header's value; None removes it) the ``Set-Cookie`` response header
+    of a backendRef.
 
     The header goes into the backendRef's one ``ResponseHeaderModifier`` filter: a second one is
     refused by the HTTPRoute CRD ("ResponseHeaderModifier filter cannot be repeated"), so an
@@ -137,7 +140,7 @@ def _set_cookie(ref: dict[str, Any], cookie: str | None, max_age: int) -> None:
             body.pop("add", None)
         modifier["responseHeaderModifier"] = body
     if cookie:
-        header = {"name": "Set-Cookie", "value": f"{cookie}; Max-Age={max_age}"}
+        header = {"name": "Set-Cookie", "value": cookie}
         if modifier is None:
             modifier = {"type": COOKIE_FILTER, "responseHeaderModifier": {}}
             filters.append(modifier)
@@ -336,22 +339,18 @@ def set_route_traffic(
     split = rule
     if plan.ab_match:
         for ref in (primary_b, canary_b):
-            _set_cookie(ref, None, plan.cookie_max_age)
+            _set_cookie(ref, None)
         matches = merge_gateway_matches([gateway_match(m) for m in plan.ab_match], rule.get("matches"))
         split = _side_rule(rule, matches, [primary_b, canary_b])
         side += [(AB_RULE, r) for r in _one_match_each(split)]
         split = side[0][1]
-        rule["backendRefs"] = [
-            _backend(primary_t, names.primary, 100, port),
-            _backend(canary_t or primary_t, names.canary, 0, port),
-            *foreign,
-        ]
+        rule["backendRefs"] = [_backend(primary_t, names.primary, 100, port), *foreign]
         for ref in rule["backendRefs"]:
-            _set_cookie(ref, None, plan.cookie_max_age)
+            _set_cookie(ref, None)
     else:
         canary_cookie, primary_cookie = plan.cookies()
-        _set_cookie(canary_b, canary_cookie, plan.cookie_max_age)
-        _set_cookie(primary_b, primary_cookie, plan.cookie_max_age)
+        _set_cookie(canary_b, plan.set_cookie(canary_cookie) if canary_cookie else None)
+        _set_cookie(primary_b, plan.set_cookie(primary_cookie, primary=True) if primary_cookie else None)
         for cookie, kind, ref in (
             (canary_cookie, CANARY_COOKIE_RULE, canary_b),
             (primary_cookie, PRIMARY_COOKIE_RULE, primary_b),
@@ -363,7 +362,7 @@ def set_route_traffic(
                     ]
                 }
                 only = {**copy.deepcopy(ref), "weight": 100}
-                _set_cookie(only, None, plan.cookie_max_age)  # its holders have the cookie already
+                _set_cookie(only, None)  # its holders have the cookie already
                 holders = _side_rule(rule, merge_gateway_matches([holder], rule.get("matches")), [only])
                 side += [(kind, r) for r in _one_match_each(holders)]
         rule["backendRefs"] = [primary_b, canary_b, *foreign]
@@ -419,6 +418,90 @@ def read_rule_weights(spec: dict[str, Any], names: RouteNames, strategy: list[st
     return Weights(primary, canary, mirrored)
 
 
+def _headers(ops: dict[str, Any]) -> dict[str, Any]:
+    """Istio header operations (``add``/``set`` maps, ``remove`` list) as a header filter."""
+    out: dict[str, Any] = {}
+    for key in ("add", "set"):
+        if ops.get(key):
+            out[key] = sorted(
+                ({"name": str(k), "value": str(v)} for k, v in ops[key].items()),
+                key=lambda h: (h["name"], h["value"]),
+            )
+    if ops.get("remove"):
+        out["remove"] = list(ops["remove"])
+    return out
+
+
+def _seconds(duration: str) -> int | None:
+    from progdel.config.canary import parse_duration
+
+    try:
+        return int(parse_duration(duration))
+    except ValueError:
+        return None
+
+
+def service_filters(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """The filters Flagger's Gateway API router derives from ``spec.service``: header
+    modifiers from ``headers``, a URL rewrite from ``rewrite``, a request mirror for each of
+    ``mirror``, and CORS from ``corsPolicy``."""
+    filters: list[dict[str, Any]] = []
+    headers = service.get("headers") or {}
+    if headers.get("request") is not None:
+        filters.append(
+            {"type": "RequestHeaderModifier", "requestHeaderModifier": _headers(headers["request"])}
+        )
+    if headers.get("response") is not None:
+        filters.append(
+            {"type": "ResponseHeaderModifier", "responseHeaderModifier": _headers(headers["response"])}
+        )
+    rewrite = service.get("rewrite")
+    if rewrite is not None:
+        body: dict[str, Any] = {}
+        if rewrite.get("authority"):
+            body["hostname"] = rewrite["authority"]
+        if rewrite.get("uri"):
+            kind = "ReplacePrefixMatch" if rewrite.get("type") == "ReplacePrefixMatch" else "ReplaceFullPath"
+            key = "replacePrefixMatch" if kind == "ReplacePrefixMatch" else "replaceFullPath"
+            body["path"] = {"type": kind, key: rewrite["uri"]}
+        filters.append({"type": "URLRewrite", "urlRewrite": body})
+    for mirror in service.get("mirror") or []:
+        filters.append({"type": MIRROR_FILTER, "requestMirror": copy.deepcopy(mirror)})
+    cors = service.get("corsPolicy")
+    if cors is not None:
+        body = {}
+        for ours, theirs in (
+            ("allowOrigins", "allowOrigin"),
+            ("allowMethods", "allowMethods"),
+            ("allowHeaders", "allowHeaders"),
+            ("exposeHeaders", "exposeHeaders"),
+        ):
+            if cors.get(theirs):
+                body[ours] = list(cors[theirs])
+        if cors.get("allowCredentials"):
+            body["allowCredentials"] = True
+        max_age = _seconds(str(cors["maxAge"])) if cors.get("maxAge") else None
+        if max_age:
+            body["maxAge"] = max_age
+        filters.append({"type": "CORS", "cors": body})
+    return filters
+
+
+def service_matches(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """``spec.service.match`` as HTTPRoute matches, or Flagger's default: every path."""
+    matches = [m for m in (gateway_match(dict(m)) for m in service.get("match") or []) if m]
+    return matches or [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+
+def service_timeouts(service: dict[str, Any]) -> dict[str, str] | None:
+    timeouts = {}
+    if service.get("timeout"):
+        timeouts["request"] = service["timeout"]
+    if service.get("backendTimeout"):
+        timeouts["backendRequest"] = service["backendTimeout"]
+    return timeouts or None
+
+
 class HTTPRouteRouter:
     """The ``Router`` for the Gateway API: one HTTPRoute ``<apex>`` per canary."""
 
@@ -438,12 +521,24 @@ class HTTPRouteRouter:
 
     # -- objects ----------------------------------------------------------------------------
 
+    def _rule_fields(self) -> dict[str, Any]:
+        """The fields of progdel's rule that ``spec.service`` sets (Flagger's)."""
+        fields: dict[str, Any] = {"matches": service_matches(self.service)}
+        filters = service_filters(self.service)
+        if filters:
+            fields["filters"] = filters
+        timeouts = service_timeouts(self.service)
+        if timeouts:
+            fields["timeouts"] = timeouts
+        return fields
+
     def _new_rule(self) -> dict[str, Any]:
         return {
+            **self._rule_fields(),
             "backendRefs": [
                 _backend(None, self.names.primary, 100, self.port),
                 _backend(None, self.names.canary, 0, self.port),
-            ]
+            ],
         }
 
     def _wanted_parents(self) -> dict[str, Any]:
@@ -452,17 +547,69 @@ class HTTPRouteRouter:
             spec["hostnames"] = list(self.service["hosts"])
         return spec
 
+    def _metadata(self) -> tuple[dict[str, str], dict[str, str]]:
+        apex = self.service.get("apex") or {}
+        labels = dict(apex.get("labels") or {})
+        annotations = {k: v for k, v in (apex.get("annotations") or {}).items() if FLUX_MARKER not in k}
+        return labels, {**annotations, CREATED_ANNOTATION: "progdel"}
+
     def new_route(self) -> dict[str, Any]:
-        """The HTTPRoute progdel creates when none exists (all traffic to the primary)."""
-        return {
-            "metadata": {
-                "name": self.names.apex,
-                "namespace": self.names.namespace,
-                "labels": {MANAGED_LABEL: "progdel"},
-                "annotations": {CREATED_ANNOTATION: "progdel"},
-            },
-            "spec": {**self._wanted_parents(), "rules": [self._new_rule()]},
-        }
+        """The HTTPRoute progdel creates when none exists (Flagger's, all traffic to the primary)."""
+        labels, annotations = self._metadata()
+        meta: dict[str, Any] = {"name": self.names.apex, "namespace": self.names.namespace}
+        if labels:
+            meta["labels"] = labels
+        meta["annotations"] = annotations
+        return {"metadata": meta, "spec": {**self._wanted_parents(), "rules": [self._new_rule()]}}
+
+    def _sync(self, obj: dict[str, Any]) -> None:
+        """Bring an existing HTTPRoute in line with ``spec.service``, keeping the weights, cookies,
+        mirror and strategy rules: progdel's own entirely (parents, hostnames, the rule's
+        matches, filters and timeouts, metadata, as Flagger does every tick); an adopted one keeps
+        everything but the split of its rule."""
+        meta = obj["metadata"]
+        annotations = meta.setdefault("annotations", {}) or {}
+        meta["annotations"] = annotations
+        spec = obj.setdefault("spec", {})
+        created = annotations.get(CREATED_ANNOTATION) == "progdel"
+        if not created and ORIGINAL_ANNOTATION not in annotations:
+            annotations[ORIGINAL_ANNOTATION] = json.dumps(spec, sort_keys=True)
+        strategy = strategy_of(obj)
+        found = _locate(spec, self.names, strategy)
+        if created:
+            labels, wanted = self._metadata()
+            meta["labels"] = labels
+            strategy_note = annotations.get(STRATEGY_ANNOTATION)
+            meta["annotations"] = {
+                **wanted,
+                **({STRATEGY_ANNOTATION: strategy_note} if strategy_note else {}),
+            }
+            spec.pop("hostnames", None)
+            spec.update(self._wanted_parents())
+            if found is not None:
+                first, main = found
+                fields = self._rule_fields()
+                for i in range(first, main + 1):
+                    rule = spec["rules"][i]
+                    ours = [f for f in rule.get("filters") or [] if _is_our_mirror(f, self.names)]
+                    for key in ("filters", "timeouts"):
+                        rule.pop(key, None)
+                        if key in fields:
+                            rule[key] = copy.deepcopy(fields[key])
+                    if ours:
+                        rule["filters"] = [*(rule.get("filters") or []), *ours]
+                    if i == main:
+                        rule["matches"] = copy.deepcopy(fields["matches"])
+        if found is None:
+            spec.setdefault("rules", []).insert(0, self._new_rule())
+            meta["annotations"].pop(STRATEGY_ANNOTATION, None)
+        elif not {_ref_name(r) for r in spec["rules"][found[1]].get("backendRefs") or []} & {
+            self.names.primary,
+            self.names.canary,
+        }:
+            # a rule to the apex Service: make it a split, keeping the current weights
+            current = read_rule_weights(spec, self.names)
+            obj["spec"] = set_rule_weights(spec, self.names, current, self.port)
 
     # -- Router -----------------------------------------------------------------------------
 
@@ -471,30 +618,7 @@ class HTTPRouteRouter:
         if route is None:
             self.kube.create(self.resource, self.new_route(), self.names.namespace)
             return
-
-        def adopt(obj: dict[str, Any]) -> None:
-            annotations = obj["metadata"].setdefault("annotations", {})
-            spec = obj.setdefault("spec", {})
-            created = annotations.get(CREATED_ANNOTATION) == "progdel"
-            if not created and ORIGINAL_ANNOTATION not in annotations:
-                annotations[ORIGINAL_ANNOTATION] = json.dumps(spec, sort_keys=True)
-            if created:
-                # progdel owns this route: parents and hostnames follow the Canary's spec
-                spec.pop("hostnames", None)
-                spec.update(self._wanted_parents())
-            index = find_rule(spec, self.names, strategy_of(obj))
-            if index is None:
-                spec.setdefault("rules", []).insert(0, self._new_rule())
-                annotations.pop(STRATEGY_ANNOTATION, None)
-            elif not {_ref_name(r) for r in spec["rules"][index].get("backendRefs") or []} & {
-                self.names.primary,
-                self.names.canary,
-            }:
-                # a rule to the apex Service: make it a split, keeping the current weights
-                current = read_rule_weights(spec, self.names)
-                obj["spec"] = set_rule_weights(spec, self.names, current, self.port)
-
-        self.kube.update(self.resource, self.names.apex, adopt, self.names.namespace)
+        self.kube.update(self.resource, self.names.apex, self._sync, self.names.namespace)
 
     def get_weights(self) -> Weights:
         route = self.kube.get(self.resource, self.names.apex, self.names.namespace)

@@ -33,7 +33,9 @@ from progdel.routing.base import RouteNames, RoutingError, TrafficPlan, Weights,
 
 ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"
 CREATED_ANNOTATION = "progdel.dev/created-by"
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
+#: the fields of progdel's route that come from ``spec.service`` (Flagger's HTTPRoute fields)
+ROUTE_FIELDS = ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers")
+FLUX_MARKER = "toolkit.fluxcd.io"
 AB_ROUTE = "progdel-ab"
 CANARY_COOKIE_ROUTE = "progdel-canary-cookie"
 PRIMARY_COOKIE_ROUTE = "progdel-primary-cookie"
@@ -108,12 +110,13 @@ def merge_matches(
     return [_merge_match(a, b) for a in extra for b in base]
 
 
-def _set_cookie(dest: dict[str, Any], cookie: str | None, max_age: int) -> None:
+def _set_cookie(dest: dict[str, Any], value: str | None) -> None:
+    """Set (``value`` is the whole ``Set-Cookie`` value) or remove the cookie a destination sets."""
     headers = dest.get("headers") or {}
     add = (headers.get("response") or {}).get("add") or {}
     add.pop("Set-Cookie", None)
-    if cookie:
-        add["Set-Cookie"] = f"{cookie}; Max-Age={max_age}"
+    if value:
+        add["Set-Cookie"] = value
     if add:
         headers.setdefault("response", {})["add"] = add
     elif "response" in headers:
@@ -221,19 +224,19 @@ def set_routes(
     split = route
     if plan.ab_match:
         for d in (primary_d, canary_d):
-            _set_cookie(d, None, plan.cookie_max_age)
+            _set_cookie(d, None)
         split = _side_routes(
             AB_ROUTE, route, merge_matches(plan.ab_match, route.get("match")), [primary_d, canary_d], names
         )
         side.append(split)
         primary_only = _destination(primary_t, names.primary, 100, port)
-        _set_cookie(primary_only, None, plan.cookie_max_age)
+        _set_cookie(primary_only, None)
         route["route"] = [primary_only, *foreign]
         _clear_mirror(route, names)
     else:
         canary_cookie, primary_cookie = plan.cookies()
-        _set_cookie(canary_d, canary_cookie, plan.cookie_max_age)
-        _set_cookie(primary_d, primary_cookie, plan.cookie_max_age)
+        _set_cookie(canary_d, plan.set_cookie(canary_cookie) if canary_cookie else None)
+        _set_cookie(primary_d, plan.set_cookie(primary_cookie, primary=True) if primary_cookie else None)
         for cookie, route_name, dest in (
             (canary_cookie, CANARY_COOKIE_ROUTE, canary_d),
             (primary_cookie, PRIMARY_COOKIE_ROUTE, primary_d),
@@ -241,7 +244,7 @@ def set_routes(
             if cookie:
                 match = [{"headers": {"cookie": {"regex": f".*{re.escape(cookie)}.*"}}}]
                 only = {**copy.deepcopy(dest), "weight": 100}
-                _set_cookie(only, None, plan.cookie_max_age)  # its holders have the cookie already
+                _set_cookie(only, None)  # its holders have the cookie already
                 side.append(
                     _side_routes(route_name, route, merge_matches(match, route.get("match")), [only], names)
                 )
@@ -271,6 +274,51 @@ def read_weights(spec: dict[str, Any], names: RouteNames) -> Weights:
     return Weights(primary, canary, mirrored(route, names))
 
 
+def route_fields(service: dict[str, Any]) -> dict[str, Any]:
+    """The fields of progdel's route that ``spec.service`` sets, as Flagger writes them (its
+    ``rewrite`` carries ``uri`` and ``authority`` only: ``type`` is the Gateway API's)."""
+    out: dict[str, Any] = {}
+    for key in ROUTE_FIELDS:
+        value = service.get(key)
+        if key == "rewrite" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in ("uri", "authority") and v}
+        if value:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def destination_port(service: dict[str, Any]) -> int | None:
+    """The port Flagger puts on the destinations: with ``portDiscovery``, when the route comes
+    through a gateway (the first is not ``mesh``) or is a delegate; otherwise none."""
+    gateways = service.get("gateways") or []
+    through_gateway = bool(gateways) and gateways[0] != "mesh"
+    if service.get("portDiscovery") and (through_gateway or service.get("delegation")):
+        return int(service["port"])
+    return None
+
+
+def wanted_hosts(service: dict[str, Any], apex: str, original: list[str] | None = None) -> list[str]:
+    """``spec.service.hosts`` (after a VirtualService's own, when progdel adopted one), and the
+    apex unless a host is the apex or ``*`` already; none for a delegate."""
+    if service.get("delegation"):
+        return []
+    hosts = list(original or [])
+    hosts += [h for h in service.get("hosts") or [] if h not in hosts]
+    if apex not in hosts and "*" not in hosts:
+        hosts.append(apex)
+    return hosts
+
+
+def wanted_gateways(service: dict[str, Any], original: list[str] | None = None) -> list[str]:
+    """``spec.service.gateways`` (after an adopted VirtualService's own), else ``mesh``; none for
+    a delegate."""
+    if service.get("delegation"):
+        return []
+    gateways = list(original or [])
+    gateways += [g for g in service.get("gateways") or [] if g not in gateways]
+    return gateways or ["mesh"]
+
+
 class VirtualServiceRouter:
     def __init__(
         self, kube: Kube, names: RouteNames, service: dict[str, Any], port: int | None = None
@@ -278,7 +326,7 @@ class VirtualServiceRouter:
         self.kube = kube
         self.names = names
         self.service = service  # the Canary's spec.service, as a dict
-        self.port = port
+        self.port = destination_port({**service, "port": port}) if port is not None else None
 
     # -- objects ----------------------------------------------------------------------------
 
@@ -286,43 +334,85 @@ class VirtualServiceRouter:
         spec: dict[str, Any] = {"host": host}
         if self.service.get("trafficPolicy"):
             spec["trafficPolicy"] = self.service["trafficPolicy"]
-        return {
-            "metadata": {
-                "name": host,
-                "namespace": self.names.namespace,
-                "labels": {MANAGED_LABEL: "progdel"},
-            },
-            "spec": spec,
-        }
+        return {"metadata": {"name": host, "namespace": self.names.namespace}, "spec": spec}
 
     def _new_route(self) -> dict[str, Any]:
-        route: dict[str, Any] = {}
-        for key in ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers"):
-            if self.service.get(key):
-                route[key] = self.service[key]
+        route = route_fields(self.service)
         route["route"] = [
             _destination(None, self.names.primary, 100, self.port),
             _destination(None, self.names.canary, 0, self.port),
         ]
         return route
 
-    def _new_virtual_service(self) -> dict[str, Any]:
-        hosts = list(self.service.get("hosts") or [])
-        if self.names.apex not in hosts:
-            hosts.append(self.names.apex)
+    def _metadata(self) -> tuple[dict[str, str], dict[str, str]]:
+        apex = self.service.get("apex") or {}
+        labels = dict(apex.get("labels") or {})
+        annotations = {k: v for k, v in (apex.get("annotations") or {}).items() if FLUX_MARKER not in k}
+        return labels, {**annotations, CREATED_ANNOTATION: "progdel"}
+
+    def new_virtual_service(self) -> dict[str, Any]:
+        """The VirtualService progdel creates when none exists (Flagger's, all traffic to the primary)."""
+        labels, annotations = self._metadata()
+        meta: dict[str, Any] = {"name": self.names.apex, "namespace": self.names.namespace}
+        if labels:
+            meta["labels"] = labels
+        meta["annotations"] = annotations
         return {
-            "metadata": {
-                "name": self.names.apex,
-                "namespace": self.names.namespace,
-                "labels": {MANAGED_LABEL: "progdel"},
-                "annotations": {CREATED_ANNOTATION: "progdel"},
-            },
+            "metadata": meta,
             "spec": {
-                "hosts": hosts,
-                "gateways": list(self.service.get("gateways") or ["mesh"]),
+                "hosts": wanted_hosts(self.service, self.names.apex),
+                "gateways": wanted_gateways(self.service),
                 "http": [self._new_route()],
             },
         }
+
+    def _sync(self, obj: dict[str, Any]) -> None:
+        """Bring an existing VirtualService in line with ``spec.service``, keeping the weights,
+        mirrors and strategy routes: progdel's own entirely (hosts, gateways, route fields,
+        metadata, as Flagger does every tick); an adopted one keeps its hosts, gateways, other
+        routes and metadata, and takes the spec's hosts, gateways and route fields beside them."""
+        meta = obj["metadata"]
+        annotations = meta.setdefault("annotations", {}) or {}
+        meta["annotations"] = annotations
+        spec = obj.setdefault("spec", {})
+        created = annotations.get(CREATED_ANNOTATION) == "progdel"
+        if not created and ORIGINAL_ANNOTATION not in annotations:
+            annotations[ORIGINAL_ANNOTATION] = json.dumps(spec, sort_keys=True)
+        original: dict[str, Any] = {}
+        if not created:
+            original = json.loads(annotations[ORIGINAL_ANNOTATION])
+        spec["hosts"] = wanted_hosts(
+            self.service, self.names.apex, None if created else original.get("hosts")
+        )
+        gateways = wanted_gateways(self.service, None if created else original.get("gateways"))
+        if created or self.service.get("gateways") or self.service.get("delegation") or "gateways" in spec:
+            spec["gateways"] = gateways
+        if created:
+            labels, wanted = self._metadata()
+            meta["labels"] = labels
+            meta["annotations"] = wanted
+        index = find_route(spec, self.names)
+        if index is None:
+            spec.setdefault("http", []).insert(0, self._new_route())
+            return
+        fields = route_fields(self.service)
+        http = spec["http"]
+        for route in http:
+            if route is not http[index] and route.get("name") not in AUX_ROUTES:
+                continue
+            for key in ROUTE_FIELDS:
+                if key == "match" and route is not http[index]:
+                    continue  # a strategy route's match is the strategy's
+                if key in fields:
+                    route[key] = copy.deepcopy(fields[key])
+                elif created:
+                    route.pop(key, None)
+        main = http[index]
+        hosts = {_short((d.get("destination") or {}).get("host", "")) for d in main.get("route") or []}
+        if self.names.canary not in hosts and self.names.primary not in hosts:
+            # a route to the apex service: make it a split, keeping the current weights
+            current = read_weights(spec, self.names)
+            obj["spec"] = set_route_weights(spec, self.names, current, self.port)
 
     # -- Router -----------------------------------------------------------------------------
 
@@ -340,30 +430,9 @@ class VirtualServiceRouter:
                 self.kube.update(DESTINATIONRULES, host, put_spec, self.names.namespace)
         vs = self.kube.get_or_none(VIRTUALSERVICES, self.names.apex, self.names.namespace)
         if vs is None:
-            self.kube.create(VIRTUALSERVICES, self._new_virtual_service(), self.names.namespace)
+            self.kube.create(VIRTUALSERVICES, self.new_virtual_service(), self.names.namespace)
             return
-
-        def adopt(obj: dict[str, Any]) -> None:
-            annotations = obj["metadata"].setdefault("annotations", {})
-            spec = obj.setdefault("spec", {})
-            if CREATED_ANNOTATION not in annotations and ORIGINAL_ANNOTATION not in annotations:
-                annotations[ORIGINAL_ANNOTATION] = json.dumps(spec, sort_keys=True)
-            index = find_route(spec, self.names)
-            if index is None:
-                spec.setdefault("http", []).insert(0, self._new_route())
-                if self.names.apex not in spec.setdefault("hosts", []):
-                    spec["hosts"].append(self.names.apex)
-            else:
-                hosts = {
-                    _short((d.get("destination") or {}).get("host", ""))
-                    for d in spec["http"][index].get("route") or []
-                }
-                if self.names.canary not in hosts and self.names.primary not in hosts:
-                    # a route to the apex service: make it a split, keeping the current weights
-                    current = read_weights(spec, self.names)
-                    obj["spec"] = set_route_weights(spec, self.names, current, self.port)
-
-        self.kube.update(VIRTUALSERVICES, self.names.apex, adopt, self.names.namespace)
+        self.kube.update(VIRTUALSERVICES, self.names.apex, self._sync, self.names.namespace)
 
     def get_weights(self) -> Weights:
         vs = self.kube.get(VIRTUALSERVICES, self.names.apex, self.names.namespace)
@@ -390,7 +459,7 @@ class VirtualServiceRouter:
                     obj["metadata"].get("annotations", {}).pop(ORIGINAL_ANNOTATION, None)
 
                 self.kube.update(VIRTUALSERVICES, self.names.apex, restore, self.names.namespace)
-            else:
+            elif annotations.get(CREATED_ANNOTATION) == "progdel":
                 self.kube.delete(VIRTUALSERVICES, self.names.apex, self.names.namespace, missing_ok=True)
         for host in (self.names.primary, self.names.canary):
             self.kube.delete(DESTINATIONRULES, host, self.names.namespace, missing_ok=True)

@@ -65,7 +65,7 @@ def test_init_copies_the_hpa_to_the_primary_and_ticks_keep_it_in_step(
     }
     assert (primary["spec"]["minReplicas"], primary["spec"]["maxReplicas"]) == (3, 4)
     assert primary["spec"]["metrics"] == hpa(4)["spec"]["metrics"]
-    assert primary["metadata"]["labels"] == {"team": "web", "app.kubernetes.io/managed-by": "progdel"}
+    assert primary["metadata"]["labels"] == {"team": "web"}, "Flagger copies the HPA's labels"
     assert kube.get(HPAS, "podinfo")["spec"]["scaleTargetRef"]["name"] == "podinfo", (
         "the target's HPA is untouched"
     )

@@ -302,12 +302,14 @@ def test_objects_already_as_init_writes_them_are_unchanged(
     sandbox: Any, prom: PrometheusInstance, namespace: str, tmp_path: Path
 ) -> None:
     from progdel.canary import store
+    from progdel.canary.admission import admit
     from progdel.canary.runner import initialize
+    from progdel.config.canary import canary_document
 
     kube = connect(str(sandbox.kubeconfig), None, namespace)
     kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
     path = canary_file(tmp_path, namespace)
-    store.apply_canary(kube, yaml.safe_load(path.read_text()), namespace)
+    store.apply_canary(kube, admit(canary_document(path)).document, namespace)  # as init stores it
     initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30)
     settled(kube, "podinfo")
     settled(kube, "podinfo-primary")

@@ -213,7 +213,7 @@ ADOPTED_ROUTE = {
 
 def virtual_services() -> Iterator[tuple[str, dict[str, Any]]]:
     router = VirtualServiceRouter(None, NAMES, SERVICE, 9898)  # type: ignore[arg-type]
-    created = router._new_virtual_service()
+    created = router.new_virtual_service()
     for host in (NAMES.primary, NAMES.canary):
         yield (
             f"DestinationRule {host}",

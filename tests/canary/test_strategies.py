@@ -116,12 +116,9 @@ def test_ab_on_gatewayapi_writes_the_match_rule_and_keeps_everyone_else_on_the_p
         ("podinfo-primary", 0),
         ("podinfo-canary", 100),
     ]
-    # everyone else takes progdel's own rule: no match but the one the server defaults
+    # everyone else takes progdel's own rule, Flagger's: every path, the primary alone
     assert main.get("matches", DEFAULT_MATCH) == DEFAULT_MATCH
-    assert [(r["name"], r["weight"]) for r in main["backendRefs"]] == [
-        ("podinfo-primary", 100),
-        ("podinfo-canary", 0),
-    ]
+    assert [(r["name"], r["weight"]) for r in main["backendRefs"]] == [("podinfo-primary", 100)]
 
 
 def test_blue_green_iterations_at_100_0_then_all_to_canary_then_promote(kube: Kube, namespace: str) -> None:
@@ -177,9 +174,9 @@ def test_session_affinity_cookie_routes_and_headers(kube: Kube, namespace: str) 
     main = {d["destination"]["host"]: d for d in routes[2]["route"]}
     assert main["podinfo-canary"]["weight"] == 20
     assert main["podinfo-canary"]["headers"]["response"]["add"]["Set-Cookie"] == f"{cookie}; Max-Age=600"
-    assert (
+    assert (  # as Flagger: the primary's cookie lasts one analysis interval
         main["podinfo-primary"]["headers"]["response"]["add"]["Set-Cookie"]
-        == f"app-primary={token}; Max-Age=600"
+        == f"app-primary={token}; Max-Age=1"
     )
     ticks_until(runner, kube, Phase.SUCCEEDED)
     final = http(kube)

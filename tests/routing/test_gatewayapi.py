@@ -152,7 +152,7 @@ def test_ab_rule_carries_the_split_and_everyone_else_stays_on_the_primary() -> N
     assert ab["timeouts"] == {"request": "10s"} and ab["filters"][0] == spec["rules"][1]["filters"][0]
     assert ab["filters"][1]["type"] == "RequestMirror", "the mirror goes with the split"
     refs = [(r["name"], r["weight"]) for r in main["backendRefs"]]
-    assert refs == [("podinfo-primary", 100), ("podinfo-canary", 0), ("legacy-podinfo", 5)]
+    assert refs == [("podinfo-primary", 100), ("legacy-podinfo", 5)], "as Flagger: the primary alone"
     assert main["filters"] == spec["rules"][1]["filters"], "no mirror on the rule everyone else takes"
     assert read_rule_weights(out, names, kinds) == Weights(0, 100, mirrored=True)
 
@@ -296,7 +296,8 @@ def canary_model(namespace: str, provider: str | None) -> Any:
 
 
 def test_router_for_picks_by_provider(kube: Kube) -> None:
-    assert isinstance(router_for(kube, canary_model("t", None)), VirtualServiceRouter)
+    inferred = router_for(kube, canary_model("t", None))
+    assert isinstance(inferred, HTTPRouteRouter), "gatewayRefs without a provider mean the Gateway API"
     assert isinstance(router_for(kube, canary_model("t", "istio")), VirtualServiceRouter)
     for provider, resource in (
         ("gatewayapi:v1", HTTPROUTES),
@@ -304,7 +305,7 @@ def test_router_for_picks_by_provider(kube: Kube) -> None:
     ):
         r = router_for(kube, canary_model("t", provider))
         assert isinstance(r, HTTPRouteRouter) and r.resource == resource
-    with pytest.raises(InvalidInput, match=r"spec\.provider: 'linkerd' is not supported \(supported: istio"):
+    with pytest.raises(InvalidInput, match=r"spec\.provider linkerd: progdel drives istio, gatewayapi:v1"):
         router_for(kube, canary_model("t", "linkerd"))
 
 

@@ -198,10 +198,10 @@ def test_check_lists_what_the_server_refuses_in_a_dry_run(
     assert done.returncode == 2, done.stderr
     report = json.loads(done.stdout)
     refused = report["cluster"]["refused"]
-    assert [r.split(":")[0] for r in refused] == [
-        "Service podinfo",
-        "Service podinfo-primary",
+    assert [r.split(":")[0] for r in refused] == [  # in the order init writes them, Flagger's
         "Service podinfo-canary",
+        "Service podinfo-primary",
+        "Service podinfo",
     ]
     assert all("forbidden" in r for r in refused)
     assert kube.items(SERVICES) == [] and kube.get_or_none(CANARIES, "podinfo") is None

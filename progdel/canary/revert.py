@@ -28,6 +28,7 @@ from progdel.canary.engine import Readiness
 from progdel.canary.revision import referenced_configs
 from progdel.canary.workloads import (
     CREATED_ANNOTATION,
+    DRAIN_SECONDS,
     ORIGINAL_ANNOTATION,
     Workloads,
     deployment_health,
@@ -85,6 +86,7 @@ def revert_canary(
     canary: Canary,
     *,
     timeout: float = 300,
+    drain_seconds: float = DRAIN_SECONDS,
     clock: Clock | None = None,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> None:
@@ -115,6 +117,7 @@ def revert_canary(
     progress(f"pointing Service {canary.apex_name} at {canary.target_name}")
     _restore_service(kube, canary.apex_name, ns, {key: value})
     router_for(kube, canary).revert()
+    clock.sleep(drain_seconds)  # the mesh takes the new routes before the primary's pods go
     for name in (f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
         _restore_service(kube, name, ns, None)
     if primary is not None:

@@ -35,7 +35,7 @@ from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
 from progdel.canary.revision import referenced_configs, revision_of
 from progdel.canary.webhooks import WebhookCaller
-from progdel.canary.workloads import Workloads
+from progdel.canary.workloads import DRAIN_SECONDS, Workloads
 from progdel.config.canary import (
     Canary,
     MetricTemplate,
@@ -73,6 +73,7 @@ class RunOptions:
     mesh_provider: str | None = None  # --mesh-provider
     project_mesh_provider: str | None = None  # progdel.yaml defaults.meshProvider
     label_prefixes: tuple[str, ...] = ()  # progdel.yaml defaults.includeLabelPrefix
+    drain_seconds: float = DRAIN_SECONDS  # between moving traffic off pods and scaling them away
 
 
 Sink = Callable[[dict[str, Any]], None]
@@ -491,9 +492,11 @@ class CanaryRunner:
         router = self.router(canary)
         read = read or engine.CanaryStatus.from_dict(obj.get("status"))
         status = status or read
+        moved = False  # this tick moved traffic: give it time to reach the mesh before scaling down
         for action in actions:
             if isinstance(action, engine.SetWeights):
                 router.set_traffic(traffic_plan(canary, action, status))
+                moved = True
             elif isinstance(action, engine.ConsumeApproval):
                 store.clear_approval(self.kube, self.name, self.namespace, str(action.gate))
             elif isinstance(action, engine.CallWebhooks):
@@ -513,6 +516,8 @@ class CanaryRunner:
                 else:
                     work.scale_target(int(action.replicas))
             elif isinstance(action, engine.ScaleCanaryToZero):
+                if moved and not self.plan:
+                    self.clock.sleep(self.opts.drain_seconds)
                 work.scale_target(0)
             elif isinstance(action, engine.PromoteTemplate):
                 work.promote()

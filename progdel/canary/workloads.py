@@ -46,6 +46,11 @@ ID_ANNOTATION = "flagger-id"  # a new value on every promotion: the primary alwa
 CREATED_ANNOTATION = "progdel.dev/created-by"  # on the Services (and routes) progdel created
 ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"  # what a Service was before progdel
 SIDECARS = ("istio-proxy", "envoy")  # containers whose ports are never discovered
+#: how long traffic moved off pods (a weight set to 0, the apex Service and routes switched) is
+#: given to reach the mesh before those pods are scaled away: endpoints and routes travel
+#: separately (kube-proxy, xDS), and a pod gone before its routes are is a failed request
+#: (Kubernetes users add a preStop sleep for the same reason)
+DRAIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ from progdel.kube.resources import (
 )
 from progdel.routing.gatewayapi import HTTPROUTES_V1BETA1
 from progdel.routing.provider import choose_provider
+from progdel.sandbox import structural
 from tests.conformance import flagger_model as flagger
 from tests.conformance.flagger_sources import DRIVEN, UPSTREAM, FlaggerCanary, flagger_canaries
+from tests.realcrds import schema
 
 if not (UPSTREAM / "artifacts" / "flagger" / "crd.yaml").exists():
     pytest.skip(f"Flagger's source tree is not at {UPSTREAM}: its Canaries are read there at run time",
@@ -206,9 +208,22 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
     return [] if expected == actual else [f"{path}: {actual!r} (Flagger: {expected!r})"]
 
 
+def as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as a real API server stores it: a custom object pruned and defaulted by its real
+    CRD (``tests/realcrds.py``), as the sandbox does with progdel's."""
+    group = str(obj.get("apiVersion", "")).partition("/")[0]
+    if "." not in group:
+        return obj
+    out = copy.deepcopy(obj)
+    crd = schema(obj["apiVersion"], obj["kind"])
+    structural.prune(out, crd)
+    structural.default(out, crd)
+    return out
+
+
 def compare(expected: dict[str, Any], actual: dict[str, Any] | None, what: str) -> None:
     assert actual is not None, f"{what}: progdel did not create it"
-    exp, act = _prune(copy.deepcopy(expected)), _prune(copy.deepcopy(actual))
+    exp, act = _prune(as_stored(expected)), _prune(copy.deepcopy(actual))
     exp.pop("status", None)  # an adopted object's expectation starts from the stored one
     for key in [k for k in exp.get("metadata", {}) if SERVER_SET.match(f"metadata.{k}")]:
         del exp["metadata"][key]

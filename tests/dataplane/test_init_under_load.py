@@ -1,0 +1,171 @@
+"""`canary init` of an app that serves traffic drops no request (the sandbox's real data plane).
+
+An app runs as real processes behind its own LoadBalancer Service and VirtualService, served by a
+real Envoy; a load generator sends it requests through the mesh during the whole `progdel canary
+init`, then the whole `canary delete --revert`. Every answer is a 2xx: the apex Service and the
+VirtualService switch to the primary only once its processes are ready (Flagger's order,
+``pkg/controller/scheduler.go``), and the target is scaled down only after the mesh had time to
+take the new routes; the revert waits for the target's replicas the same way. The Service keeps
+its type, node ports and its other port throughout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from progdel.sandbox.dataplane import DataPlane
+from progdel.sandbox.loadgen import LoadGenerator
+from progdel.sandbox.processes import free_port
+
+server_module = pytest.importorskip("progdel.sandbox.server")
+
+NS = "shop"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[Any, DataPlane, httpx.Client]]:
+    plane = DataPlane(tmp_path / "dataplane")
+    server = server_module.SandboxServer(
+        tmp_path / "sandbox", "127.0.0.1", free_port(), backend=plane.backend
+    )
+    server.start()
+    server.write_kubeconfig()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as api:
+            api.post(
+                "/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+            )
+            plane.start(server.url)
+            yield server, plane, api
+    finally:
+        plane.stop()
+        server.stop()
+
+
+def app_objects() -> list[tuple[str, dict[str, Any]]]:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": {
+                "metadata": {"labels": {"app": "podinfo"}},
+                "spec": {"containers": [{"name": "app", "image": "progdel/demo-app:1.0.0"}]},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo"},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": "podinfo"},
+            "ports": [
+                {"name": "http", "port": 9898, "targetPort": 9898, "nodePort": 30898, "protocol": "TCP"},
+                {"name": "admin", "port": 9999, "targetPort": 9999, "nodePort": 30999, "protocol": "TCP"},
+            ],
+        },
+    }
+    virtualservice = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "podinfo"},
+        "spec": {"hosts": ["podinfo"], "http": [{"route": [{"destination": {"host": "podinfo"}}]}]},
+    }
+    return [
+        (f"/apis/apps/v1/namespaces/{NS}/deployments", deployment),
+        (f"/api/v1/namespaces/{NS}/services", service),
+        (f"/apis/networking.istio.io/v1beta1/namespaces/{NS}/virtualservices", virtualservice),
+    ]
+
+
+def test_init_of_a_serving_app_drops_no_request(
+    cluster: tuple[Any, DataPlane, httpx.Client], tmp_path: Path
+) -> None:
+    server, plane, api = cluster
+    for path, body in app_objects():
+        api.post(path, json=body).raise_for_status()
+    gen = LoadGenerator(plane.mesh_url, f"podinfo.{NS}", rate=100, duration=300).start()
+    try:
+        deadline = time.monotonic() + 60  # serving steadily: a second of 2xx answers only
+        while time.monotonic() < deadline:
+            last = gen.statuses_since(time.monotonic() - 1.0)
+            if sum(last.values()) >= 50 and set(last) == {200}:
+                break
+            time.sleep(0.1)
+        started = time.monotonic()
+        canary = {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "Canary",
+            "metadata": {"name": "podinfo"},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 9898},
+                "analysis": {"interval": "10s", "threshold": 2, "maxWeight": 50, "stepWeight": 10},
+            },
+        }
+        file = tmp_path / "canary.yaml"
+        file.write_text(yaml.safe_dump(canary))
+        base = [sys.executable, "-m", "progdel", "--kubeconfig", str(server.kubeconfig), "-n", NS, "canary"]
+        done = subprocess.run(
+            [*base, "init", "-f", str(file), "--timeout", "120"], capture_output=True, text=True, timeout=200
+        )
+        assert done.returncode == 0, done.stderr
+        target = api.get(f"/apis/apps/v1/namespaces/{NS}/deployments/podinfo").json()
+        assert target["spec"]["replicas"] == 0
+        deadline = time.monotonic() + 30  # the target's replicas go (after their grace period)
+        while time.monotonic() < deadline and any(
+            k.deployment == "podinfo" and eps for k, eps in plane.backend.endpoints().items()
+        ):
+            time.sleep(0.1)
+        time.sleep(2.0)  # and traffic goes on, all of it to the primary
+        initialized = time.monotonic()
+        served_by_primary = gen.served_since(initialized - 1.5)
+        svc = api.get(f"/api/v1/namespaces/{NS}/services/podinfo").json()["spec"]
+        vs = api.get(f"/apis/networking.istio.io/v1beta1/namespaces/{NS}/virtualservices/podinfo").json()
+
+        # and back: canary delete --revert under the same load
+        done = subprocess.run(
+            [*base, "delete", "podinfo", "--revert"], capture_output=True, text=True, timeout=200
+        )
+        assert done.returncode == 0, done.stderr
+        time.sleep(2.0)
+        reverted = gen.served_since(time.monotonic() - 1.5)
+    finally:
+        gen.stop()
+    statuses = gen.statuses_since(started)
+    assert set(statuses) == {200}, f"answers other than 2xx during init or revert: {statuses}"
+    assert sum(gen.statuses_since(started, initialized).values()) > 100, "load ran through init"
+    assert served_by_primary.get("1.0.0", 0) > 0 and served_by_primary.get("errors", 0) == 0
+    assert reverted.get("1.0.0", 0) > 0 and reverted.get("errors", 0) == 0
+
+    assert svc["type"] == "LoadBalancer" and svc["selector"] == {"app": "podinfo-primary"}
+    assert [(p["name"], p["port"], p.get("nodePort")) for p in svc["ports"]] == [
+        ("http", 9898, 30898),
+        ("admin", 9999, 30999),
+    ]
+    assert [(d["destination"]["host"], d["weight"]) for d in vs["spec"]["http"][0]["route"]] == [
+        ("podinfo-primary", 100),
+        ("podinfo-canary", 0),
+    ]
+    after = api.get(f"/api/v1/namespaces/{NS}/services/podinfo").json()["spec"]
+    assert after["selector"] == {"app": "podinfo"} and after["type"] == "LoadBalancer"
+    assert [(p["name"], p["port"], p.get("nodePort")) for p in after["ports"]] == [
+        ("http", 9898, 30898),
+        ("admin", 9999, 30999),
+    ]
+    restored = api.get(f"/apis/networking.istio.io/v1beta1/namespaces/{NS}/virtualservices/podinfo").json()
+    assert restored["spec"]["http"] == [{"route": [{"destination": {"host": "podinfo"}}]}]
+    assert api.get(f"/apis/apps/v1/namespaces/{NS}/deployments/podinfo").json()["spec"]["replicas"] == 2

@@ -169,3 +169,61 @@ def test_init_of_a_serving_app_drops_no_request(
     restored = api.get(f"/apis/networking.istio.io/v1beta1/namespaces/{NS}/virtualservices/podinfo").json()
     assert restored["spec"]["http"] == [{"route": [{"destination": {"host": "podinfo"}}]}]
     assert api.get(f"/apis/apps/v1/namespaces/{NS}/deployments/podinfo").json()["spec"]["replicas"] == 2
+
+
+def test_flaggers_e2e_canary_initializes_its_podinfo_without_a_failed_request(
+    cluster: tuple[Any, DataPlane, httpx.Client], tmp_path: Path
+) -> None:
+    """Flagger's own e2e setup, unchanged: ``test/workloads`` (podinfo 6.0.0 and its Secret) served
+    through its Service only, then ``test/istio/test-canary.sh``'s first Canary initialized under
+    load; read from Flagger's source tree at run time."""
+    from tests.conformance.flagger_sources import UPSTREAM, flagger_canaries
+
+    if not (UPSTREAM / "test" / "istio" / "test-canary.sh").exists():
+        pytest.skip(f"Flagger's source tree is not at {UPSTREAM}: its e2e Canary is read there at run time")
+    server, plane, api = cluster
+    case = next(c for c in flagger_canaries() if c.file == "test/istio/test-canary.sh")
+    paths = {
+        "Deployment": f"/apis/apps/v1/namespaces/{NS}/deployments",
+        "Secret": f"/api/v1/namespaces/{NS}/secrets",
+    }
+    for doc in case.workloads:
+        body = {**doc, "metadata": {k: v for k, v in doc["metadata"].items() if k != "namespace"}}
+        api.post(paths[doc["kind"]], json=body).raise_for_status()
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo"},
+        "spec": {
+            "selector": {"app": "podinfo"},
+            "ports": [{"name": "http", "port": 9898, "targetPort": "http"}],
+        },
+    }
+    api.post(f"/api/v1/namespaces/{NS}/services", json=service).raise_for_status()
+    gen = LoadGenerator(plane.mesh_url, f"podinfo.{NS}:9898", rate=100, duration=300).start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            last = gen.statuses_since(time.monotonic() - 1.0)
+            if sum(last.values()) >= 50 and set(last) == {200}:
+                break
+            time.sleep(0.1)
+        started = time.monotonic()
+        canary = {**case.canary, "metadata": {"name": "podinfo"}}
+        file = tmp_path / "canary.yaml"
+        file.write_text(yaml.safe_dump(canary))
+        base = [sys.executable, "-m", "progdel", "--kubeconfig", str(server.kubeconfig), "-n", NS, "canary"]
+        done = subprocess.run(
+            [*base, "init", "-f", str(file), "--timeout", "120"], capture_output=True, text=True, timeout=200
+        )
+        assert done.returncode == 0, done.stderr
+        time.sleep(3.0)
+        ended = time.monotonic()
+    finally:
+        gen.stop()
+    statuses = gen.statuses_since(started)
+    assert set(statuses) == {200}, f"answers other than 2xx during init: {statuses}"
+    assert sum(gen.statuses_since(started, ended).values()) > 100, "load ran through init"
+    assert api.get(f"/api/v1/namespaces/{NS}/services/podinfo").json()["spec"]["selector"] == {
+        "app": "podinfo-primary"
+    }

@@ -162,3 +162,36 @@ def test_destinations_to_a_subset_lose_the_subset_on_the_split() -> None:
     dests = [d["destination"] for d in out["http"][1]["route"]]
     assert dests[0] == {"host": "podinfo-primary", "port": {"number": 9898}}
     assert dests[1] == {"host": "podinfo-canary", "port": {"number": 9898}}
+
+
+def test_session_cookies_carry_flaggers_attributes_and_ages() -> None:
+    """``SessionAffinity.BuildCookie`` (pkg/apis/flagger/v1beta1/canary.go): Max-Age, then Domain,
+    HttpOnly, Partitioned, Path, SameSite, Secure; the primary's cookie lasts one interval
+    (``getSessionAffinityRouteRules`` in pkg/router/istio.go)."""
+    from progdel.config.canary import SessionAffinity
+
+    affinity = SessionAffinity(
+        cookie_name="c",
+        primary_cookie_name="p",
+        domain="example.com",
+        http_only=True,
+        path="/",
+        same_site="Lax",
+    )
+    plan = TrafficPlan(
+        Weights(80, 20),
+        canary_cookie="c=abc",
+        primary_cookie="p=abc",
+        cookie_max_age=600,
+        primary_cookie_max_age=60,
+        cookie_attributes=affinity.cookie_attributes(),
+    )
+    out = set_routes(user_vs(), NAMES, plan, 9898)
+    main = next(r for r in out["http"] if r.get("name") == "main")
+    cookies = {
+        d["destination"]["host"]: d["headers"]["response"]["add"]["Set-Cookie"] for d in main["route"][:2]
+    }
+    assert cookies == {
+        "podinfo-primary": "p=abc; Max-Age=60; Domain=example.com; HttpOnly; Path=/; SameSite=Lax",
+        "podinfo-canary": "c=abc; Max-Age=600; Domain=example.com; HttpOnly; Path=/; SameSite=Lax",
+    }

@@ -579,11 +579,8 @@ class HTTPRouteRouter:
         if created:
             labels, wanted = self._metadata()
             meta["labels"] = labels
-            strategy_note = annotations.get(STRATEGY_ANNOTATION)
-            meta["annotations"] = {
-                **wanted,
-                **({STRATEGY_ANNOTATION: strategy_note} if strategy_note else {}),
-            }
+            # as Flagger: the apex metadata, and the annotations other controllers added kept
+            meta["annotations"] = {**annotations, **wanted}
             spec.pop("hostnames", None)
             spec.update(self._wanted_parents())
             if found is not None:

@@ -36,6 +36,7 @@ CREATED_ANNOTATION = "progdel.dev/created-by"
 #: the fields of progdel's route that come from ``spec.service`` (Flagger's HTTPRoute fields)
 ROUTE_FIELDS = ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers")
 FLUX_MARKER = "toolkit.fluxcd.io"
+KUBECTL_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 AB_ROUTE = "progdel-ab"
 CANARY_COOKIE_ROUTE = "progdel-canary-cookie"
 PRIMARY_COOKIE_ROUTE = "progdel-primary-cookie"
@@ -390,7 +391,8 @@ class VirtualServiceRouter:
         if created:
             labels, wanted = self._metadata()
             meta["labels"] = labels
-            meta["annotations"] = wanted
+            kept = {k: v for k, v in annotations.items() if k == KUBECTL_ANNOTATION}  # as Flagger
+            meta["annotations"] = {**wanted, **kept}
         index = find_route(spec, self.names)
         if index is None:
             spec.setdefault("http", []).insert(0, self._new_route())

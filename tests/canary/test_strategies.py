@@ -213,3 +213,19 @@ def test_strategy_routes_keep_foreign_routes_and_read_weights_from_the_split() -
     )
     sticky = set_routes(back, NAMES, TrafficPlan(Weights(90, 10), canary_cookie="c=1"), 9898)
     assert read_weights(sticky, NAMES) == Weights(90, 10), "the cookie route is not the split"
+
+
+def test_match_with_step_weights_is_a_progressive_canary_of_the_matching_requests(
+    kube: Kube, namespace: str
+) -> None:
+    """Flagger's routers apply ``analysis.match`` whatever the strategy (``pkg/router/istio.go``,
+    ``SetRoutes``): without ``iterations`` the matching requests get the progressive weights and
+    everyone else stays on the primary."""
+    runner = start(kube, namespace, stepWeight=25, maxWeight=50, match=MATCH)
+    assert [r.get("name") for r in http(kube)] == ["progdel-ab", None], "the match route from init on"
+    seen = ticks_until(runner, kube, Phase.SUCCEEDED)
+    weights = [routes[0][1]["podinfo-canary"] for phase, routes in seen if phase == "Progressing"]
+    assert weights[:3] == [0, 25, 50], seen
+    for _, routes in seen:
+        assert routes[0][0] == "progdel-ab" and routes[1][1] == {"podinfo-primary": 100}, "no one else"
+    assert seen[-1][0] == "Succeeded"

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from progdel.kube import structural
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import (
     CANARIES,
@@ -45,7 +46,6 @@ from progdel.kube.resources import (
 )
 from progdel.routing.gatewayapi import HTTPROUTES_V1BETA1
 from progdel.routing.provider import choose_provider
-from progdel.sandbox import structural
 from tests.conformance import flagger_model as flagger
 from tests.conformance.flagger_sources import DRIVEN, UPSTREAM, FlaggerCanary, flagger_canaries
 from tests.realcrds import schema

@@ -101,11 +101,17 @@ def sample(node: dict[str, Any], path: str = "spec") -> Any:
     return {"string": "value", "number": 1, "integer": 1, "boolean": True}.get(node.get("type"), "value")
 
 
-def full_canary() -> dict[str, Any]:
+_ONE_OF = ("stepWeight", "stepWeights", "iterations")  # the CRD's oneOf: exactly one of them
+
+
+def full_canary(step: str = "stepWeight") -> dict[str, Any]:
     spec = sample(canary_schema())
     metric = spec["analysis"]["metrics"][0]
     with_query = {k: v for k, v in metric.items() if k != "templateRef"} | {"name": "custom"}
     spec["analysis"]["metrics"] = [{k: v for k, v in metric.items() if k != "query"}, with_query]
+    for other in _ONE_OF:
+        if other != step:
+            spec["analysis"].pop(other)
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
@@ -115,6 +121,8 @@ def full_canary() -> dict[str, Any]:
 
 
 def test_a_canary_setting_every_field_of_the_crd_parses() -> None:
+    for step in _ONE_OF:
+        parse_canary(full_canary(step), f"every-field, {step}")
     doc = full_canary()
     canary = parse_canary(doc, "every-field").model
     dumped = canary.spec.model_dump(by_alias=True, exclude_none=True)

@@ -114,9 +114,10 @@ def test_a_canary_edited_invalid_mid_run_rolls_back_even_for_a_new_watcher(
         first = runner(kube, namespace, prom.url, clock)
         to_weight(first, kube, 40)
         first.close()
-        # a metric without thresholdRange: Flagger's CRD stores it, progdel's spec rules refuse it
+        # a metric with neither a template nor a query: Flagger's CRD stores it, progdel's spec rules
+        # refuse it
         obj = kube.get(CANARIES, "podinfo")
-        obj["spec"]["analysis"]["metrics"][0].pop("thresholdRange")
+        obj["spec"]["analysis"]["metrics"][0].pop("templateRef")
         kube.replace(CANARIES, obj)
         with pytest.raises(InvalidInput):
             store.read(kube, "podinfo", namespace)
@@ -127,7 +128,7 @@ def test_a_canary_edited_invalid_mid_run_rolls_back_even_for_a_new_watcher(
     assert vs_weights(kube) == (100, 0)
     messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
     assert any(
-        m.startswith(f"Halt podinfo.{namespace} advancement invalid spec:") and "thresholdRange" in m
+        m.startswith(f"Halt podinfo.{namespace} advancement invalid spec:") and "templateRef" in m
         for m in messages
     ), messages
 
@@ -137,10 +138,10 @@ def test_an_invalid_spec_with_no_run_under_way_is_still_a_spec_error(
 ) -> None:
     start(kube, namespace)
     obj = kube.get(CANARIES, "podinfo")
-    obj["spec"]["analysis"]["metrics"][0].pop("thresholdRange")
+    obj["spec"]["analysis"]["metrics"][0].pop("templateRef")
     kube.replace(CANARIES, obj)
     with run_prometheus(None, tmp_path) as prom:
         r = runner(kube, namespace, prom.url, ReplayClock(T0))
-        with pytest.raises(InvalidInput, match="thresholdRange"):
+        with pytest.raises(InvalidInput, match="templateRef"):
             r.run()
     assert kube.get(CANARIES, "podinfo")["status"]["phase"] == "Initialized"

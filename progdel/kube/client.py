@@ -39,15 +39,26 @@ class WatchEvent:
 
 
 class Kube:
-    """A connection to one cluster, with a default namespace."""
+    """A connection to one cluster, with a default namespace.
 
-    def __init__(self, api_client: Any, namespace: str = "default") -> None:
+    ``context`` is the kubeconfig context it was made from (``in-cluster`` inside a pod, empty
+    when unknown); errors about the cluster name it beside the server's address, so that with
+    several clusters at hand a message says which one failed.
+    """
+
+    def __init__(self, api_client: Any, namespace: str = "default", context: str = "") -> None:
         self.api = api_client
         self.namespace = namespace
         self.server: str = api_client.configuration.host
+        self.context = context
         self.requests = 0  # API calls made, for -v and the benchmarks
         self.timeout: float | None = None  # seconds per request unless a call says (None: no limit)
         self._reads: dict[tuple[str, str, str, str], tuple[str, dict[str, Any]]] | None = None
+
+    @property
+    def where(self) -> str:
+        """The server's address, and the context it came from: ``https://10.0.0.1:6443 (context prod)``."""
+        return f"{self.server} (context {self.context})" if self.context else self.server
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -86,7 +97,7 @@ class Kube:
             raise
         except Exception as err:
             if _is_connection_error(err):
-                raise unreachable(self.server, err) from None
+                raise unreachable(self.where, err) from None
             raise
         if not 200 <= resp.status <= 299:
             data = resp.read()
@@ -97,7 +108,7 @@ class Kube:
                 resource=resource,
                 name=name,
                 namespace=namespace,
-                server=self.server,
+                server=self.where,
             )
         if stream:
             return resp.response
@@ -440,6 +451,7 @@ def connect(
             check_kubeconfig(Path(file).expanduser())
     in_cluster = not candidates and not default_path.exists() and "KUBERNETES_SERVICE_HOST" in os.environ
     context_ns: str | None = None
+    context_name = "in-cluster" if in_cluster else ""
     try:
         if in_cluster:
             if context:
@@ -465,12 +477,13 @@ def connect(
                     raise InvalidInput(f'context "{context}" not found in {config_file} (contexts: {names})')
             if chosen:
                 context_ns = (chosen.get("context") or {}).get("namespace")
+                context_name = str(chosen.get("name") or "")
             api_client = k8s_config.new_client_from_config(config_file=config_file, context=context)
     except ConfigException as err:
         raise InvalidInput(f"invalid kubeconfig: {printable(str(err))}") from None
     except (TypeError, KeyError, AttributeError, ValueError) as err:  # a shape the client trips over
         raise InvalidInput(f"invalid kubeconfig: {type(err).__name__}: {printable(str(err))}") from None
-    return Kube(api_client, namespace or context_ns or "default")
+    return Kube(api_client, namespace or context_ns or "default", context_name)
 
 
 def _kind(value: Any) -> str:

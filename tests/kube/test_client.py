@@ -132,7 +132,7 @@ def test_watch_sees_a_change(kube: Kube) -> None:
     assert first.type == "MODIFIED" and first.object["data"] == {"a": "2"}
 
 
-def test_connection_refused_names_the_server_and_exits_6(tmp_path: Path) -> None:
+def test_connection_refused_names_the_server_and_its_context_and_exits_6(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -148,10 +148,12 @@ def test_connection_refused_names_the_server_and_exits_6(tmp_path: Path) -> None
     path.write_text(yaml.safe_dump(cfg))
     kube = connect(str(path), None, None)
     assert kube.namespace == "team", "the context's namespace is the default"
-    with pytest.raises(
-        Unreachable, match=f"cannot reach the Kubernetes API at http://127.0.0.1:{port}"
-    ) as err:
+    assert kube.context == "ctx"
+    with pytest.raises(Unreachable) as err:
         kube.get(DEPLOYMENTS, "web")
+    assert str(err.value) == (
+        f"cannot reach the Kubernetes API at http://127.0.0.1:{port} (context ctx): connection refused"
+    )
     assert err.value.exit_code is ExitCode.UNREACHABLE
 
 

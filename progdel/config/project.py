@@ -9,15 +9,26 @@ Every mistake is reported as ``progdel.yaml:LINE: field.path: message``.
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from progdel.config.canary import (
+    ANNOTATION_MAX_INFRA_ERRORS,
+    ANNOTATION_NO_DATA,
+    Canary,
+    CanaryMetric,
+    format_go_duration,
+)
+from progdel.config.canary import API_VERSION as CANARY_API_VERSION
+from progdel.config.canary import _cross_field_problems as canary_problems
+from progdel.config.canary import parse_duration as parse_go_duration
 from progdel.config.yamlfile import Document, PathKey, format_path, parse_documents, read_text, validate
 from progdel.errors import InvalidInput
 from progdel.promote.yamledit import parse_key
@@ -105,14 +116,103 @@ class CanaryConfig(_Model):
     prometheus_url: str | None = None
 
 
+class VerifyConfig(_Model):
+    """How a version proves itself in an environment before it may go further: the environment's
+    Deployment must stay ready and pass every metric check, taken every ``interval``, for ``soak``.
+
+    ``metrics`` are written as in a Canary's analysis (built-in metrics, ``query``,
+    ``templateRef``) and held to the same rules; ``noData`` and ``maxInfraErrors`` mean what the
+    Canary annotations ``progdel.dev/no-data`` and ``progdel.dev/max-infra-errors`` mean.
+    """
+
+    soak: str
+    """How long the version must pass, healthy: ``10m``, ``1h``."""
+    interval: str | None = None
+    """How often the metrics are checked; default: the shortest of the metrics' intervals."""
+    prometheus_url: str | None = None
+    no_data: str | None = None
+    """``fail`` (default), ``skip`` or ``hold``, or per metric: ``request-success-rate=hold,...``."""
+    max_infra_errors: int = Field(default=5, ge=1)
+    metrics: list[CanaryMetric] = Field(min_length=1)
+
+    @field_validator("soak", "interval")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            if parse_duration(value) <= 0:
+                raise ValueError(f"{value!r} must be longer than 0s")
+        except ValueError as err:
+            raise _invalid(str(err)) from None
+        return value
+
+    @property
+    def soak_seconds(self) -> float:
+        return parse_duration(self.soak)
+
+    @property
+    def interval_seconds(self) -> float:
+        if self.interval is not None:
+            return parse_duration(self.interval)
+        return min(parse_go_duration(m.interval) for m in self.metrics)
+
+    @property
+    def checks(self) -> int:
+        """Consecutive passing checks that cover the soak time."""
+        return max(1, math.ceil(self.soak_seconds / self.interval_seconds - 1e-9))
+
+    def canary(self, *, name: str, namespace: str, target: str) -> Canary:
+        """These metrics as the analysis of a Canary of the Deployment ``target``, so that they are
+        rendered, queried and judged by the canary's own code."""
+        return Canary.model_validate(self._canary_document(name=name, namespace=namespace, target=target))
+
+    def _canary_document(self, *, name: str, namespace: str, target: str) -> dict[str, Any]:
+        annotations = {ANNOTATION_MAX_INFRA_ERRORS: str(self.max_infra_errors)}
+        if self.no_data:
+            annotations[ANNOTATION_NO_DATA] = self.no_data
+        return {
+            "apiVersion": CANARY_API_VERSION,
+            "kind": "Canary",
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "service": {"port": 80},
+                "analysis": {
+                    "interval": format_go_duration(self.interval_seconds),
+                    "threshold": 1,
+                    "iterations": self.checks,
+                    "metrics": [m.model_dump(by_alias=True, exclude_unset=True) for m in self.metrics],
+                },
+            },
+        }
+
+    def problems(self) -> list[tuple[PathKey, str]]:
+        """What the canary's rules find wrong with these metrics, as paths inside ``verify``."""
+        canary = self.canary(name="verify", namespace="default", target="app")
+        out: list[tuple[PathKey, str]] = []
+        for path, message in canary_problems(canary):
+            if path[:3] == ("spec", "analysis", "metrics"):
+                out.append((("metrics", *path[3:]), message))
+            elif path[:2] == ("metadata", "annotations"):
+                out.append((("noData",), message.replace(ANNOTATION_NO_DATA, "noData")))
+            else:
+                out.append(((), message))
+        return out
+
+
 class Environment(_Model):
     name: str
     namespace: str
     order: int
     promotion_strategy: Literal["Auto", "Manual", "Never"]
     kind: Literal["direct", "gitops"] = "direct"
+    context: str | None = None
+    """The kubeconfig context of the environment's cluster; default: ``--context``, else the
+    kubeconfig's current context."""
     gitops: GitOpsConfig | None = None
     canary: CanaryConfig | None = None
+    verify: VerifyConfig | None = None
     url: str | None = None
     """A URL template for ``get applications``: ``{app}``, ``{namespace}`` and ``{env}`` are filled in."""
 
@@ -120,6 +220,13 @@ class Environment(_Model):
     @classmethod
     def _dns(cls, value: str) -> str:
         return _dns_label(value)
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise _invalid("must name a kubeconfig context (or be left out for the current one)")
+        return value
 
 
 class App(_Model):
@@ -357,6 +464,12 @@ def project_from_document(doc: Document, base_dir: Path) -> Project:
             )
         if pr and pr.token_file:
             pr.token_file = str((base_dir / Path(pr.token_file).expanduser()).resolve())
+        if env.verify is not None:
+            problems = env.verify.problems()
+            if problems:
+                path, message = problems[0]
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                raise _fail(doc, ("environments", i, "verify", *path), message + more)
     for app in project.apps:
         if app.repository and not is_url(app.repository):
             app.repository = str((base_dir / app.repository).resolve())

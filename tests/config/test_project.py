@@ -169,3 +169,77 @@ def test_helpers():
     assert parse_duration("90s") == 90
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+VERIFIED = MINIMAL.replace(
+    """    order: 1
+    promotionStrategy: Auto
+""",
+    """    order: 1
+    promotionStrategy: Auto
+    context: dev-cluster
+    verify:
+      soak: 10m
+      noData: request-duration=hold
+      metrics:
+        - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+        - {name: request-duration, thresholdRange: {max: 500}, interval: 30s}
+        - name: errors
+          templateRef: {name: error-rate, namespace: istio-system}
+          thresholdRange: {max: 1}
+""",
+)
+
+
+def test_context_and_verify_are_read_as_a_canary_reads_its_metrics(tmp_path):
+    project = load_project(str(write(tmp_path, VERIFIED)), tmp_path)
+    dev, prod = project.environment("dev"), project.environment("prod")
+    assert (dev.context, prod.context, prod.verify) == ("dev-cluster", None, None)
+    verify = dev.verify
+    assert verify is not None
+    # checks every 30s (the shortest metric interval) for 10m: 20 passing checks in a row
+    assert (verify.soak_seconds, verify.interval_seconds, verify.checks) == (600, 30, 20)
+    canary = verify.canary(name="web", namespace="shop-dev", target="web")
+    assert [m.name for m in canary.analysis.metrics] == ["request-success-rate", "request-duration", "errors"]
+    assert canary.target_name == "web" and canary.namespace == "shop-dev"
+    assert canary.settings.no_data_policy("request-duration").value == "hold"
+    assert canary.settings.no_data_policy("request-success-rate").value == "fail"
+    assert canary.settings.max_infra_errors == 5
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        ("soak: 10m", "soak: soon", r"progdel.yaml:\d+: environments\[0\].verify.soak: invalid duration"),
+        (
+            "- {name: request-duration, thresholdRange: {max: 500}, interval: 30s}",
+            "- {name: latency, thresholdRange: {max: 500}, interval: 30s}",
+            r"progdel.yaml:12: environments\[0\].verify.metrics\[1\].name: metric 'latency' is not built in",
+        ),
+        (
+            "thresholdRange: {max: 1}",
+            "thresholdRange: {max: 1}\n          query: sum(up)",
+            r"environments\[0\].verify.metrics\[2\]: metric 'errors' has both templateRef and query",
+        ),
+        (
+            "noData: request-duration=hold",
+            "noData: request-duration=later",
+            r"environments\[0\].verify.noData: noData: unknown policy 'later'",
+        ),
+        (
+            "interval: 1m}",
+            "interval: 1m, thresholdRnage: {}}",
+            r"verify.metrics\[0\].thresholdRnage: unknown field",
+        ),
+        (
+            "soak: 10m",
+            "soak: 10m\n      maxInfraErrors: 0",
+            r"verify.maxInfraErrors: Input should be greater",
+        ),
+        ("context: dev-cluster", "context: ''", r"environments\[0\].context: must name a kubeconfig context"),
+    ],
+)
+def test_verify_and_context_errors_name_the_line_and_field(tmp_path, old, new, error):
+    assert old in VERIFIED
+    with pytest.raises(InvalidInput, match=error):
+        load_project(str(write(tmp_path, VERIFIED.replace(old, new))), tmp_path)

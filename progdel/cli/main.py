@@ -97,13 +97,26 @@ app = typer.Typer(
 )
 
 
+def _complete_contexts(ctx: typer.Context, incomplete: str) -> list[str]:
+    from progdel.cli.complete import contexts
+
+    return contexts(ctx, incomplete)
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     kubeconfig: Annotated[
         str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
     ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="The kubeconfig context to use (for environments that name no context of their own).",
+            autocompletion=_complete_contexts,
+        ),
+    ] = None,
     namespace: Annotated[
         str | None, typer.Option("-n", "--namespace", help="Namespace (default: the context's).")
     ] = None,

@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from progdel.kube.client import Kube
+    from progdel.promote.clusters import Clusters
 
 
 class OutputFormat(StrEnum):
@@ -43,6 +44,15 @@ def connect(opts: GlobalOptions) -> Kube:
     from progdel.kube.client import connect as kube_connect
 
     return kube_connect(opts.kubeconfig, opts.context, opts.namespace)
+
+
+def connect_clusters(opts: GlobalOptions) -> Clusters:
+    """The clusters of progdel.yaml's environments: an environment's ``context``, else ``--context``,
+    else the kubeconfig's current one (connections are made when first used)."""
+    from progdel.kube.client import connect as kube_connect
+    from progdel.promote.clusters import Clusters
+
+    return Clusters(lambda context: kube_connect(opts.kubeconfig, context or opts.context, opts.namespace))
 
 
 _GLOBAL_WITH_VALUE = {

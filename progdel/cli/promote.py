@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from progdel.cli import complete
-from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
+from progdel.cli.options import GlobalOptions, OutputFormat, connect_clusters, global_options
 from progdel.errors import ExitCode, InvalidInput
 
 _DEFAULT = "promote"
@@ -132,7 +132,9 @@ def promote(
     version: Annotated[
         str | None,
         typer.Option(
-            "--version", help="The version to promote (default: the newest in the previous environment)."
+            "--version",
+            help="The version to promote (default: the newest in the previous environment).",
+            autocompletion=complete.versions,
         ),
     ] = None,
     env: Annotated[
@@ -180,7 +182,7 @@ def promote(
     from progdel.config.project import load_project
     from progdel.promote.inventory import inventory
     from progdel.promote.orchestrate import PromoteOptions, PromotionFailed, run_plan
-    from progdel.promote.plan import plan_promotion
+    from progdel.promote.plan import environments_to_read, plan_promotion
     from progdel.promote.versions import check_version
     from progdel.ui.output import emit
 
@@ -193,8 +195,8 @@ def promote(
     poll = _timeout_seconds(poll_interval, 20.0)
     if env:
         project.environment(env)  # unknown environment: exit 2 before connecting
-    kube = connect(opts)
-    inv = inventory(kube, project, the_app)
+    clusters = connect_clusters(opts)
+    inv = inventory(clusters, project, the_app, environments_to_read(project, env, all_auto))
     plan = plan_promotion(
         project,
         the_app,
@@ -205,6 +207,7 @@ def promote(
         all_auto=all_auto,
         versions_by_env=inv.versions_by_env,
         healthy_by_env=inv.healthy_by_env,
+        verification_by_env=inv.verification_by_env,
     )
     reporter = TerminalReporter(opts)
     for warning in plan.warnings:
@@ -213,7 +216,7 @@ def promote(
         _confirm(plan)
     options = PromoteOptions(timeout=seconds, wait=not no_wait, poll_interval=poll)
     try:
-        outcomes = run_plan(kube, project, plan, options, reporter)
+        outcomes = run_plan(clusters, project, plan, options, reporter)
     except PromotionFailed as err:
         reporter.stop()
         if opts.output in (OutputFormat.json, OutputFormat.yaml):
@@ -235,10 +238,15 @@ def history_(
         typer.Option("-e", "--env", help="Only this environment.", autocompletion=complete.environments),
     ] = None,
 ) -> None:
-    """List recorded promotions, newest first (one ConfigMap each, in the environment's namespace)."""
+    """List recorded promotions, newest first (one ConfigMap each, in the environment's namespace).
+
+    Each environment's records are read in its own cluster, all at once. An environment whose
+    cluster cannot be reached is named on stderr (with its context) and the command exits 6
+    after listing the others' records.
+    """
     from progdel.config.project import load_project
-    from progdel.promote.history import list_records
-    from progdel.ui.output import emit, table
+    from progdel.promote.history import Unread, list_records
+    from progdel.ui.output import emit, exit_after_partial, table
 
     opts = global_options(ctx)
     project = load_project(opts.config, Path.cwd())
@@ -246,8 +254,9 @@ def history_(
         project.app(app_name)
     if env:
         project.environment(env)
-    kube = connect(opts)
-    records = [r.to_dict() for r in list_records(kube, project, app_name, env)]
+    unread: list[Unread] = []
+    found = list_records(connect_clusters(opts), project, app_name, env, unread=unread)
+    records = [r.to_dict() for r in found]
     cols = ["startedAt", "app", "environment", "from", "to", "result", "canary", "by", "pullRequest"]
 
     def human(rows: list[dict[str, Any]]) -> Any:
@@ -259,3 +268,4 @@ def history_(
         )
 
     emit(opts, records, human)
+    exit_after_partial([(u.environment, u.error.message, int(u.error.exit_code)) for u in unread])

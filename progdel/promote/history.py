@@ -16,15 +16,21 @@ Labels select records without reading them::
 ``data`` holds the fields (strings, as ConfigMaps require): ``app``,
 ``environment``, ``namespace``, ``kind`` (direct/gitops), ``from``, ``to``,
 ``by`` (user@host), ``startedAt``, ``finishedAt``, ``result`` (pending /
-succeeded / failed / rolled-back), ``canary`` (the canary's outcome, if one
-ran), ``pullRequest``, ``commit``, ``message``, ``exitCode``.
+succeeded / verified / failed-verification / failed / rolled-back), ``canary``
+(the canary's outcome, if one ran), ``gate`` (how the order gate was passed:
+``checked``, ``verified``, ``first``, ``previous-step``, or ``forced: why``),
+``pullRequest``, ``commit``, ``message``, ``exitCode``.
 
-Results: ``succeeded`` the environment runs the new version; ``rolled-back``
-the version was tried and the environment is back on the previous one (a canary
-rolled back, or a direct rollout that failed and was undone); ``failed``
-nothing changed or the change could not be confirmed (push rejected, pull
-request closed, cluster never converged); ``pending`` still going, or left
-waiting on purpose (``--no-wait``).
+Results: ``succeeded`` the environment runs the new version; ``verified`` it
+runs it and the version passed the environment's ``verify`` checks for the
+soak time; ``failed-verification`` it failed them (a direct environment is
+back on the previous version, a GitOps one still runs it until the commit is
+reverted); ``rolled-back`` the version was tried and the environment is back on
+the previous one (a canary rolled back, or a direct rollout that failed and was
+undone); ``failed`` nothing changed or the change could not be confirmed (push
+rejected, pull request closed, cluster never converged); ``pending`` still
+going (a rollout, or a verification), or left waiting on purpose
+(``--no-wait``), until ``progdel promote verify`` verifies it.
 """
 
 from __future__ import annotations
@@ -32,17 +38,21 @@ from __future__ import annotations
 import getpass
 import secrets
 import socket
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from progdel.config.project import Project
-from progdel.errors import printable
+from progdel.config.project import Environment, Project
+from progdel.errors import ProgdelError, printable
 from progdel.kube.client import Kube
 from progdel.kube.errors import NotFound
 from progdel.kube.resources import CONFIGMAPS
+from progdel.promote.clusters import Clusters, clusters_of
+from progdel.promote.versions import same_version
 
-Result = Literal["pending", "succeeded", "failed", "rolled-back"]
+Result = Literal["pending", "succeeded", "verified", "failed-verification", "failed", "rolled-back"]
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 PROMOTION_LABEL = "progdel.dev/promotion"
@@ -78,6 +88,7 @@ class PromotionRecord:
     finished_at: str = ""
     result: Result = "pending"
     canary: str = ""
+    gate: str = ""
     pull_request: str = ""
     commit: str = ""
     message: str = ""
@@ -169,19 +180,81 @@ def finish(
     kube.update(CONFIGMAPS, record.name, put, record.namespace)
 
 
-def list_records(
-    kube: Kube, project: Project, app: str | None = None, env: str | None = None
-) -> list[PromotionRecord]:
-    """The promotions recorded in the project's environments, newest first."""
-    envs = [project.environment(env)] if env else project.ordered_environments()
-    selector = f"{PROMOTION_LABEL}=true,{MANAGED_BY}=progdel"
+def newest_first(records: Sequence[PromotionRecord]) -> list[PromotionRecord]:
+    return sorted(records, key=lambda r: (r.started_at, r.name), reverse=True)
+
+
+def records_in(kube: Kube, env: Environment, app: str | None = None) -> list[PromotionRecord]:
+    """The promotions recorded in ``env`` (of ``app``, if given), newest first; ``NotFound`` when
+    the environment's namespace does not exist."""
+    selector = f"{PROMOTION_LABEL}=true,{MANAGED_BY}=progdel,{ENV_LABEL}={env.name}"
     if app:
         selector += f",{APP_LABEL}={app}"
-    records: list[PromotionRecord] = []
-    for e in envs:
+    items = kube.items(CONFIGMAPS, env.namespace, label_selector=selector)
+    return newest_first([PromotionRecord.from_configmap(o) for o in items])
+
+
+def record_of(records: Sequence[PromotionRecord], app: str, env: str, version: str) -> PromotionRecord | None:
+    """The newest record of the promotion that brought ``version`` of ``app`` into ``env``."""
+    for r in newest_first(records):
+        if r.app == app and r.environment == env and r.to_version and same_version(r.to_version, version):
+            return r
+    return None
+
+
+def verification_state(records: Sequence[PromotionRecord], app: str, env: str, version: str) -> str:
+    """Whether ``version`` proved itself in ``env``, as its newest promotion record says:
+    ``verified``, ``failed-verification``, ``pending`` (promoted without waiting, or being
+    verified), or ``unverified`` (no record, or one from before the environment verified)."""
+    record = record_of(records, app, env, version)
+    if record is None:
+        return "unverified"
+    if record.result in ("verified", "failed-verification", "pending"):
+        return record.result
+    return "unverified"
+
+
+@dataclass(frozen=True)
+class Unread:
+    """An environment whose records could not be read: its cluster did not answer, or RBAC."""
+
+    environment: str
+    error: ProgdelError
+
+
+def list_records(
+    source: Clusters | Kube,
+    project: Project,
+    app: str | None = None,
+    env: str | None = None,
+    *,
+    unread: list[Unread] | None = None,
+) -> list[PromotionRecord]:
+    """The promotions recorded in the project's environments, each read in its own cluster
+    (concurrently), merged newest first.
+
+    An environment that cannot be read raises, unless ``unread`` is given: then it is added
+    there and the records of the others are returned."""
+    clusters = clusters_of(source)
+    envs = [project.environment(env)] if env else project.ordered_environments()
+    clusters.connect_all(envs)
+
+    def read(e: Environment) -> list[PromotionRecord] | ProgdelError:
         try:
-            items = kube.items(CONFIGMAPS, e.namespace, label_selector=f"{selector},{ENV_LABEL}={e.name}")
+            return records_in(clusters.kube(e), e, app)
         except NotFound:
+            return []
+        except ProgdelError as err:
+            return err
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(envs)))) as pool:
+        results = list(pool.map(read, envs))
+    records: list[PromotionRecord] = []
+    for e, result in zip(envs, results, strict=True):
+        if isinstance(result, ProgdelError):
+            if unread is None:
+                raise result
+            unread.append(Unread(e.name, result))
             continue
-        records.extend(PromotionRecord.from_configmap(o) for o in items)
-    return sorted(records, key=lambda r: (r.started_at, r.name), reverse=True)
+        records.extend(result)
+    return newest_first(records)

@@ -34,6 +34,7 @@ from progdel.errors import ExitCode, InvalidInput, ProgdelError
 from progdel.kube.client import Kube
 from progdel.kube.errors import NamespaceTerminating, NotFound
 from progdel.promote import history
+from progdel.promote.clusters import Clusters, clusters_of
 from progdel.promote.direct import (
     ROLLOUT_FAILED,
     RolloutFailed,
@@ -137,9 +138,11 @@ def env_repo_cache(repository: str, branch: str, base: Path | None = None) -> Pa
 
 
 def run_plan(
-    kube: Kube, project: Project, plan: Plan, options: PromoteOptions, reporter: Reporter
+    source: Clusters | Kube, project: Project, plan: Plan, options: PromoteOptions, reporter: Reporter
 ) -> list[StepOutcome]:
-    """Carry out ``plan``'s steps in order; raises ``PromotionFailed`` at the first failure."""
+    """Carry out ``plan``'s steps in order, each in its environment's cluster; raises
+    ``PromotionFailed`` at the first failure."""
+    clusters = clusters_of(source)
     pending = [s for s in plan.steps if not s.up_to_date]
     if not options.wait and len(pending) > 1:
         # the next environment's gate is that this one runs the version: not waiting skips it
@@ -148,6 +151,7 @@ def run_plan(
     _check_inputs(plan.app.name, pending, options)
     outcomes: list[StepOutcome] = []
     for step in plan.steps:
+        kube = clusters.kube(step.environment)
         outcome = _run_step(kube, project, plan.app, step, options, reporter, outcomes)
         outcomes.append(outcome)
     return outcomes
@@ -197,6 +201,7 @@ def _run_step(
         kind=env.kind + ("+canary" if env.canary else ""),
         from_version=outcome.previous or "",
         to_version=step.version,
+        gate=step.gate,
     )
     try:
         history.start(kube, record)

@@ -10,7 +10,8 @@ Rules:
 - a ``Manual`` environment needs a confirmation unless ``-b`` (batch) is given:
   the plan says so, the CLI asks;
 - the version must already run, healthy, in the environment just before the
-  target by order (unless ``--force``); with ``--all-auto`` an earlier step of the
+  target by order (unless ``--force``), and be ``verified`` there when that
+  environment declares ``verify``; with ``--all-auto`` an earlier step of the
   same plan counts, since the steps run in order and stop at the first failure;
 - without ``--version``, the newest version (semver precedence) running in that
   previous environment is promoted; the first environment has none, so it needs
@@ -42,7 +43,8 @@ class PromotionStep:
     needs_confirmation: bool
     """A Manual environment without ``-b``: ask before running this step."""
     gate: str
-    """How the order rule was met: ``checked``, ``previous-step``, ``forced``, ``first``."""
+    """How the order rule was met: ``checked``, ``verified`` (the previous environment verifies and
+    did), ``previous-step``, ``first``, or ``forced: WHY`` (what ``--force`` overrode)."""
 
     @property
     def up_to_date(self) -> bool:
@@ -61,6 +63,20 @@ class Plan:
     @property
     def needs_confirmation(self) -> bool:
         return any(s.needs_confirmation for s in self.steps)
+
+
+def environments_to_read(project: Project, target_env: str | None, all_auto: bool) -> list[Environment]:
+    """The environments a plan for ``target_env`` (or ``--all-auto``) looks at: the targets and
+    the environment before each, in order. Empty when the arguments are refused anyway."""
+    if all_auto == bool(target_env):
+        return []
+    targets = project.auto_environments() if all_auto else [project.environment(target_env or "")]
+    names = {t.name for t in targets}
+    for t in targets:
+        before = project.previous_environment(t)
+        if before is not None:
+            names.add(before.name)
+    return [e for e in project.ordered_environments() if e.name in names]
 
 
 def _versions(value: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -82,14 +98,18 @@ def plan_promotion(
     all_auto: bool = False,
     versions_by_env: VersionsByEnv,
     healthy_by_env: Mapping[str, bool],
+    verification_by_env: Mapping[str, str] | None = None,
 ) -> Plan:
     """The steps to promote ``app`` into ``target_env`` (or every Auto environment).
 
     ``versions_by_env`` maps environment names to the version(s) of ``app``
     running there (a missing key means nothing runs); ``healthy_by_env`` says
-    whether that rollout is complete and ready. Raises ``InvalidInput`` (exit 2)
-    for a refused promotion and ``ProgdelError`` exit 5 (WAITING) when the version
-    runs in the previous environment but is not healthy yet.
+    whether that rollout is complete and ready; ``verification_by_env`` what the
+    records say of the running version where the environment declares ``verify``
+    (``verified``, ``failed-verification``, ``pending``, ``unverified``). Raises
+    ``InvalidInput`` (exit 2) for a refused promotion and ``ProgdelError`` exit 5
+    (WAITING) when the version runs in the previous environment but is not healthy,
+    or not verified, yet.
     """
     if all_auto and target_env:
         raise InvalidInput("give either --env or --all-auto, not both")
@@ -135,7 +155,16 @@ def plan_promotion(
         elif previous.name in planned:
             gate = "previous-step"
         else:
-            gate = _check_gate(app, chosen, previous, versions_by_env, healthy_by_env, force, warnings)
+            gate = _check_gate(
+                app,
+                chosen,
+                previous,
+                versions_by_env,
+                healthy_by_env,
+                verification_by_env or {},
+                force,
+                warnings,
+            )
         current = _versions(versions_by_env.get(env.name))
         higher = [v for v in current if compare_versions(v, chosen) > 0]
         if higher:
@@ -160,23 +189,45 @@ def _check_gate(
     previous: Environment,
     versions_by_env: VersionsByEnv,
     healthy_by_env: Mapping[str, bool],
+    verification_by_env: Mapping[str, str],
     force: bool,
     warnings: list[str],
 ) -> str:
     running = _versions(versions_by_env.get(previous.name))
     there = any(same_version(v, version) for v in running)
     healthy = healthy_by_env.get(previous.name, False)
-    if there and healthy:
-        return "checked"
+    state = verification_by_env.get(previous.name) or "unverified"
+    if there and healthy and (previous.verify is None or state == "verified"):
+        return "verified" if previous.verify is not None else "checked"
+
+    def forced(problem: str) -> str:
+        warnings.append(f"{problem}; promoting anyway (--force)")
+        return f"forced: {problem}"
+
     if not there:
         runs = ", ".join(running) if running else "nothing"
         problem = f"{app.name} {version} does not run in {previous.name} (it runs {runs})"
         if force:
-            warnings.append(f"{problem}; promoting anyway (--force)")
-            return "forced"
+            return forced(problem)
         raise InvalidInput(f"{problem}: promote it to {previous.name} first, or use --force")
-    problem = f"{app.name} {version} runs in {previous.name} but is not healthy yet"
+    if not healthy:
+        problem = f"{app.name} {version} runs in {previous.name} but is not healthy yet"
+        if force:
+            return forced(problem)
+        raise ProgdelError(f"{problem}: wait for its rollout, or use --force", ExitCode.WAITING)
+    if state == "failed-verification":
+        problem = f"{app.name} {version} failed verification in {previous.name}"
+        if force:
+            return forced(problem)
+        raise InvalidInput(
+            f"{problem}: it may not go further; promote a version that passes, or use --force "
+            f"(see progdel promote history {app.name} -e {previous.name})"
+        )
+    problem = f"{app.name} {version} runs in {previous.name} but is not verified there ({state})"
     if force:
-        warnings.append(f"{problem}; promoting anyway (--force)")
-        return "forced"
-    raise ProgdelError(f"{problem}: wait for its rollout, or use --force", ExitCode.WAITING)
+        return forced(problem)
+    raise ProgdelError(
+        f"{problem}: {previous.name} declares verify; wait for its verification, or run "
+        f"progdel promote verify {app.name} --env {previous.name}, or use --force",
+        ExitCode.WAITING,
+    )

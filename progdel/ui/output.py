@@ -103,3 +103,17 @@ def err_console() -> Any:
 
         _err_console = Console(stderr=True, highlight=False)
     return _err_console
+
+
+def exit_after_partial(failures: Sequence[tuple[str, str, int]]) -> None:
+    """After a listing across environments, name each ``(environment, message, exit code)`` that
+    could not be read in one line on stderr, and exit 6 if a cluster was unreachable (else with
+    the first one's code). As kubectl does, what could be read has been printed first."""
+    if not failures:
+        return
+    import typer
+
+    for environment, message, _code in failures:
+        print(f"error: environment {environment}: {message}", file=sys.stderr)
+    codes = [code for _e, _m, code in failures]
+    raise typer.Exit(6 if 6 in codes else codes[0])

@@ -112,20 +112,37 @@ def test_cli_unknown_app_and_environment(shop: Shop) -> None:
 def test_cli_get_applications_json_and_env_list(shop: Shop) -> None:
     out = progdel(shop, "-o", "json", "get", "applications")
     assert out.returncode == 0, out.stderr
-    [row] = json.loads(out.stdout)
-    envs = row["environments"]
-    assert list(envs) == ["dev", "staging", "production", "sandbox"]
+    rows = json.loads(out.stdout)
+    assert [(r["app"], r["environment"]) for r in rows] == [
+        ("web", "dev"),
+        ("web", "staging"),
+        ("web", "production"),
+        ("web", "sandbox"),
+    ]
+    envs = {r["environment"]: r for r in rows}
     prod = envs["production"]
     assert (prod["version"], prod["pods"], prod["healthy"]) == ("1.1.0", "2/2", True)
+    assert (prod["cluster"], prod["reachable"], prod["verification"]) == ("progdel-sandbox", True, None)
     assert prod["url"] == f"https://web.production.example.com/{shop.namespaces['production']}"
     assert envs["sandbox"]["version"] is None and envs["sandbox"]["pods"] == ""
     only = json.loads(progdel(shop, "-o", "json", "get", "applications", "-e", "staging").stdout)
-    assert list(only[0]["environments"]) == ["staging"]
+    assert [r["environment"] for r in only] == ["staging"]
     envs_out = progdel(shop, "env", "list")
     lines = envs_out.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "NAMESPACE", "ORDER", "STRATEGY", "KIND", "CANARY", "REPOSITORY"]
+    assert lines[0].split() == [
+        "NAME",
+        "CLUSTER",
+        "NAMESPACE",
+        "ORDER",
+        "STRATEGY",
+        "KIND",
+        "CANARY",
+        "VERIFY",
+        "REPOSITORY",
+    ]
     assert [ln.split()[0] for ln in lines[1:]] == ["dev", "staging", "production", "sandbox"]
-    assert lines[3].split()[3:6] == ["Manual", "direct", "no"]
+    assert lines[3].split()[1] == "progdel-sandbox", "the current context, as no environment names one"
+    assert lines[3].split()[4:8] == ["Manual", "direct", "no", "no"]
 
 
 # -- GitOps ------------------------------------------------------------------------------

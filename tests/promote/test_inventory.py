@@ -49,7 +49,7 @@ def test_canary_environment_shows_the_primarys_version(shop: Shop, tmp_path: Pat
     config = canary_shop(shop, tmp_path)
     out = progdel(shop, "-o", "json", "get", "applications", config=config)
     assert out.returncode == 0, out.stderr
-    prod = yaml.safe_load(out.stdout)[0]["environments"]["production"]
+    [prod] = [r for r in yaml.safe_load(out.stdout) if r["environment"] == "production"]
     assert (prod["deployment"], prod["version"], prod["pods"], prod["canary"]) == (
         "web-primary",
         "1.1.0",
@@ -62,44 +62,33 @@ def test_get_applications_table_and_yaml(shop: Shop, tmp_path: Path) -> None:
     config = canary_shop(shop, tmp_path)
     table = progdel(shop, "get", "applications", config=config)
     assert table.returncode == 0, table.stderr
-    header, row = table.stdout.splitlines()
-    assert header.split() == [
-        "APPLICATION",
-        "DEV",
-        "PODS",
-        "URL",
-        "STAGING",
-        "PODS",
-        "URL",
-        "PRODUCTION",
-        "PODS",
-        "URL",
-        "SANDBOX",
-        "PODS",
-        "URL",
-    ]
-    cells = row.split()
-    assert cells[0] == "web" and cells[1:3] == ["1.2.0", "2/2"] and cells[7:9] == ["1.1.0", "2/2"]
-    assert "1.2.0" not in cells[7:], "the canary target's candidate is not what production serves"
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["APPLICATION", "ENVIRONMENT", "CLUSTER", "VERSION", "PODS", "VERIFIED", "URL"]
+    cells = {row.split()[1]: row.split() for row in rows}
+    assert list(cells) == ["dev", "staging", "production", "sandbox"]
+    assert cells["dev"][:5] == ["web", "dev", "progdel-sandbox", "1.2.0", "2/2"]
+    assert cells["production"][3:5] == ["1.1.0", "2/2"], "production serves the primary's version"
+    assert "1.2.0" not in cells["production"], "the canary target's candidate is not what production serves"
     data = yaml.safe_load(
         progdel(shop, "-o", "yaml", "get", "applications", "-e", "production", config=config).stdout
     )
     assert data == [
         {
-            "name": "web",
-            "environments": {
-                "production": {
-                    "namespace": shop.namespaces["production"],
-                    "deployment": "web-primary",
-                    "version": "1.1.0",
-                    "image": f"{IMAGE}:1.1.0",
-                    "pods": "2/2",
-                    "ready": 2,
-                    "desired": 2,
-                    "healthy": True,
-                    "canary": True,
-                    "url": f"https://web.production.example.com/{shop.namespaces['production']}",
-                }
-            },
+            "app": "web",
+            "environment": "production",
+            "cluster": "progdel-sandbox",
+            "reachable": True,
+            "error": None,
+            "namespace": shop.namespaces["production"],
+            "deployment": "web-primary",
+            "version": "1.1.0",
+            "image": f"{IMAGE}:1.1.0",
+            "pods": "2/2",
+            "ready": 2,
+            "desired": 2,
+            "healthy": True,
+            "canary": True,
+            "verification": None,
+            "url": f"https://web.production.example.com/{shop.namespaces['production']}",
         }
     ]

@@ -86,8 +86,47 @@ def test_unhealthy_previous_is_waiting(project):
 
 def test_force_skips_the_gate_with_a_warning(project):
     p = plan(project, "staging", "1.2.0", force=True, versions_by_env={"dev": "1.1.0"})
-    assert p.steps[0].gate == "forced"
+    assert p.steps[0].gate == "forced: web 1.2.0 does not run in dev (it runs 1.1.0)"
     assert any("--force" in w for w in p.warnings)
+
+
+VERIFIED_DEV = PROJECT.replace(
+    "{name: dev, namespace: dev, order: 100, promotionStrategy: Auto}",
+    "{name: dev, namespace: dev, order: 100, promotionStrategy: Auto, verify: {soak: 5m, metrics: "
+    "[{name: request-success-rate, thresholdRange: {min: 99}}]}}",
+)
+
+
+@pytest.fixture
+def verified_dev() -> Project:
+    return project_from_document(parse_documents(VERIFIED_DEV, "progdel.yaml")[0], Path("/tmp"))
+
+
+def test_gate_asks_for_verified_where_the_previous_environment_verifies(verified_dev):
+    running = {"versions_by_env": {"dev": "1.2.0"}, "healthy_by_env": {"dev": True}}
+    p = plan(verified_dev, "staging", "1.2.0", verification_by_env={"dev": "verified"}, **running)
+    assert p.steps[0].gate == "verified"
+    for state in ("pending", "unverified"):
+        with pytest.raises(ProgdelError, match=rf"not verified there \({state}\)") as waiting:
+            plan(verified_dev, "staging", "1.2.0", verification_by_env={"dev": state}, **running)
+        assert waiting.value.exit_code == ExitCode.WAITING
+        assert "progdel promote verify web --env dev" in waiting.value.message
+    with pytest.raises(InvalidInput, match=r"web 1\.2\.0 failed verification in dev"):
+        plan(verified_dev, "staging", "1.2.0", verification_by_env={"dev": "failed-verification"}, **running)
+    forced = plan(
+        verified_dev,
+        "staging",
+        "1.2.0",
+        force=True,
+        verification_by_env={"dev": "failed-verification"},
+        **running,
+    )
+    assert forced.steps[0].gate == "forced: web 1.2.0 failed verification in dev"
+
+
+def test_gate_without_verify_needs_only_running_and_ready(project):
+    p = plan(project, "staging", "1.2.0", versions_by_env={"dev": "1.2.0"}, healthy_by_env={"dev": True})
+    assert p.steps[0].gate == "checked"
 
 
 def test_without_version_the_newest_in_previous_is_chosen(project):

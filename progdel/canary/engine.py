@@ -611,6 +611,80 @@ class HooksRequiredError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
+# Judging one metric
+# --------------------------------------------------------------------------------------------
+
+
+class Effect(enum.StrEnum):
+    """What one metric's verdict does to the check it is part of."""
+
+    PASS = "pass"  # the metric passes (a metric without data under ``skip`` too)
+    FAIL = "fail"  # a failed check
+    HOLD = "hold"  # neither: no data under ``hold``
+    INFRA = "infra"  # an infrastructure error: not a failed check, counted apart
+    REJECT = "reject"  # the query itself was refused: a spec error
+
+
+@dataclass(frozen=True)
+class MetricJudgement:
+    """The verdict on one metric's result: its value (if any), the verdict a measurement shows, why
+    (Flagger's words: ``success rate 69.17% < 99%``), what it does to the check, and for a failed
+    check the event that halts advancement, as Flagger words it for the metric's kind."""
+
+    value: float | None
+    verdict: Literal["pass", "fail", "no-data", "skipped", "hold", "error", "rejected"]
+    message: str
+    effect: Effect
+    halt: str = ""
+
+
+def no_data_message(canary: Canary, metric: CanaryMetric) -> tuple[str, str]:
+    """(why, the Halt event) for a metric without data, in Flagger's words for its kind."""
+    if metric.template_ref is None and metric.query is None:
+        why = (
+            f"no values found for {canary.spec.provider or 'istio'} metric {metric.name} "
+            f"probably {canary.target_name}.{canary.namespace} is not receiving traffic"
+        )
+        if metric.name == REQUEST_SUCCESS_RATE:  # Flagger adds its error to this one only
+            return why, f"Halt advancement {why}: {no_values_error(canary.spec.provider)}"
+        return why, f"Halt advancement {why}"
+    if metric.template_ref is None:
+        return (
+            f"no values found for metric: {metric.name}",
+            f"Halt advancement no values found for metric: {metric.name}",
+        )
+    why = f"no values found for custom metric: {metric.name}"
+    return why, f"Halt advancement {why}: no values found"
+
+
+def judge_metric(canary: Canary, metric: CanaryMetric, result: MetricResult) -> MetricJudgement:
+    """Judge one metric of ``canary`` on one check: its value against the thresholds, no data by the
+    metric's no-data policy (``progdel.dev/no-data``), a metric that could not be evaluated as a
+    failed check, an infrastructure error or a rejected query as such. The one place a metric is
+    judged: a canary's tick, ``canary check`` and a verified environment's checks all ask it."""
+    if result.outcome is MetricOutcome.VALUE:
+        assert result.value is not None
+        check = check_metric(metric, result.value)
+        if check.passed:
+            return MetricJudgement(result.value, "pass", check.message, Effect.PASS)
+        halt = f"Halt {canary.name}.{canary.namespace} advancement {check.message}"
+        return MetricJudgement(result.value, "fail", check.message, Effect.FAIL, halt)
+    if result.outcome is MetricOutcome.NO_DATA:
+        why, halt = no_data_message(canary, metric)
+        policy = canary.settings.no_data_policy(metric.name)
+        if policy is NoDataPolicy.FAIL:
+            return MetricJudgement(None, "no-data", why, Effect.FAIL, halt)
+        if policy is NoDataPolicy.SKIP:
+            return MetricJudgement(None, "skipped", why, Effect.PASS)
+        return MetricJudgement(None, "hold", why, Effect.HOLD)
+    if result.outcome is MetricOutcome.ERROR:
+        return MetricJudgement(None, "error", result.message, Effect.FAIL, result.message)
+    if result.outcome is MetricOutcome.INFRA_ERROR:
+        return MetricJudgement(None, "error", result.message, Effect.INFRA)
+    return MetricJudgement(None, "rejected", result.message, Effect.REJECT)
+
+
+# --------------------------------------------------------------------------------------------
 # The tick
 # --------------------------------------------------------------------------------------------
 
@@ -1183,24 +1257,6 @@ class _Tick:
 
     # ---- analysis ----------------------------------------------------------------------
 
-    def _no_data(self, m: CanaryMetric) -> tuple[str, str]:
-        """(why, the Halt event) for a metric without data, in Flagger's words for its kind."""
-        if m.template_ref is None and m.query is None:
-            why = (
-                f"no values found for {self.c.spec.provider or 'istio'} metric {m.name} "
-                f"probably {self.target} is not receiving traffic"
-            )
-            if m.name == REQUEST_SUCCESS_RATE:  # Flagger adds its error to this one only
-                return why, f"Halt advancement {why}: {no_values_error(self.c.spec.provider)}"
-            return why, f"Halt advancement {why}"
-        if m.template_ref is None:
-            return (
-                f"no values found for metric: {m.name}",
-                f"Halt advancement no values found for metric: {m.name}",
-            )
-        why = f"no values found for custom metric: {m.name}"
-        return why, f"Halt advancement {why}: no values found"
-
     def _analyse(self) -> bool:
         """Judge the metrics; True to advance. Records measurements and counts failures."""
         results = self.obs.metrics
@@ -1213,36 +1269,19 @@ class _Tick:
         holds: list[str] = []
         for m in ordered_metrics(self.a):
             r = results.get(m.name) or MetricResult.infra_error("no result was collected")
-            if r.outcome is MetricOutcome.VALUE:
-                assert r.value is not None
-                check = check_metric(m, r.value)
-                self._measure(m.name, r.value, "pass" if check.passed else "fail", check.message)
-                if not check.passed:
-                    failure = f"Halt {self.name} advancement {check.message}"
-                    break
-            elif r.outcome is MetricOutcome.NO_DATA:
-                policy = self.settings.no_data_policy(m.name)
-                why, halt = self._no_data(m)
-                if policy is NoDataPolicy.FAIL:
-                    self._measure(m.name, None, "no-data", why)
-                    failure = halt
-                    break
-                if policy is NoDataPolicy.SKIP:
-                    self._measure(m.name, None, "skipped", why)
-                    self.event(f"Skipping {m.name} check for {self.name}: {why}")
-                else:
-                    self._measure(m.name, None, "hold", why)
-                    holds.append(f"Halt {self.name} advancement holding: {why}")
-            elif r.outcome is MetricOutcome.ERROR:
-                self._measure(m.name, None, "error", r.message)
-                failure = r.message
+            judged = judge_metric(self.c, m, r)
+            self._measure(m.name, judged.value, judged.verdict, judged.message)
+            if judged.effect is Effect.FAIL:
+                failure = judged.halt
                 break
-            elif r.outcome is MetricOutcome.INFRA_ERROR:
-                self._measure(m.name, None, "error", r.message)
-                infra.append(f"Metric query failed for {m.name}: {r.message}")
-            else:
-                self._measure(m.name, None, "rejected", r.message)
-                self.event(f"Metric query failed for {m.name}: {r.message}", warning=True)
+            if judged.verdict == "skipped":
+                self.event(f"Skipping {m.name} check for {self.name}: {judged.message}")
+            elif judged.effect is Effect.HOLD:
+                holds.append(f"Halt {self.name} advancement holding: {judged.message}")
+            elif judged.effect is Effect.INFRA:
+                infra.append(f"Metric query failed for {m.name}: {judged.message}")
+            elif judged.effect is Effect.REJECT:
+                self.event(f"Metric query failed for {m.name}: {judged.message}", warning=True)
                 self.rollback(
                     f"Rolling back {self.name} query for metric {m.name} was rejected",
                     FailureReason.REJECTED_QUERY,

@@ -38,7 +38,7 @@ import yaml
 from progdel.canary import engine, store, traffic
 from progdel.canary.alerts import ALERTPROVIDERS
 from progdel.canary.revision import referenced_configs
-from progdel.config.canary import Canary, MetricTemplate, NoDataPolicy
+from progdel.config.canary import Canary, MetricTemplate
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
 from progdel.kube.access import Access, MissingRights, denied, group_rights
 from progdel.kube.client import Kube
@@ -58,7 +58,7 @@ from progdel.kube.resources import (
     VIRTUALSERVICES,
     Resource,
 )
-from progdel.metrics.builtin import check_metric, threshold_bounds
+from progdel.metrics.builtin import threshold_bounds
 from progdel.metrics.incluster import resolves
 from progdel.metrics.prometheus import (
     PrometheusProvider,
@@ -591,7 +591,7 @@ def check_metrics(
         for i, (check, _q) in enumerate(batch):
             result = engine.MetricResult.from_provider(values[str(i)], scales.get(id(check), 1.0))
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
-            _judge(check, result, metric, settings.no_data_policy(check.name))
+            _judge(check, result, canary, metric)
     if settings.min_requests:
         _hold_on_too_little_traffic(checks, canary, servers.provider(default_url), at)
     order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
@@ -621,21 +621,20 @@ def _hold_on_too_little_traffic(
             check.verdict, check.message = "hold", why
 
 
-def _judge(check: MetricCheck, result: engine.MetricResult, metric: Any, policy: NoDataPolicy) -> None:
-    outcome = result.outcome
-    if outcome is engine.MetricOutcome.VALUE:
-        assert result.value is not None
-        verdict = check_metric(metric, result.value)
-        check.value = result.value
-        check.verdict = "pass" if verdict.passed else "fail"
-        check.message = verdict.message
-    elif outcome is engine.MetricOutcome.NO_DATA:
-        check.verdict = {NoDataPolicy.FAIL: "no-data", NoDataPolicy.SKIP: "skipped"}.get(policy, "hold")
-        check.message = f"{result.message} (no-data policy: {policy})"
-    elif outcome is engine.MetricOutcome.INFRA_ERROR:
-        check.verdict, check.message = "unreachable", result.message
+def _judge(check: MetricCheck, result: engine.MetricResult, canary: Canary, metric: Any) -> None:
+    """The engine's verdict on the metric (``judge_metric``), in the words of a check."""
+    judged = engine.judge_metric(canary, metric, result)
+    check.value = judged.value
+    if judged.effect is engine.Effect.INFRA:
+        check.verdict = "unreachable"
+    elif judged.effect is engine.Effect.FAIL and judged.verdict == "error":
+        check.verdict = "fail"  # the metric could not be evaluated: a failed check
     else:
-        check.verdict, check.message = "rejected", result.message
+        check.verdict = judged.verdict
+    check.message = judged.message
+    if result.outcome is engine.MetricOutcome.NO_DATA:
+        policy = canary.settings.no_data_policy(metric.name)
+        check.message = f"{result.message}: {judged.message} (no-data policy: {policy})"
 
 
 # --------------------------------------------------------------------------------------------

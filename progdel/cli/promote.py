@@ -1,8 +1,10 @@
 """``progdel promote``: move a version along the environments of progdel.yaml.
 
 ``progdel promote [APP] ...`` promotes; ``progdel promote history [APP]`` lists
-what was promoted. The first argument ``history`` always means the
-subcommand, so an app cannot be named ``history`` for this command.
+what was promoted; ``progdel promote verify [APP] --env ENV`` verifies the version
+running in an environment that declares ``verify``. The first arguments ``history``
+and ``verify`` always mean the subcommands, so an app cannot be named so for this
+command.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from progdel.cli.options import GlobalOptions, OutputFormat, connect_clusters, g
 from progdel.errors import ExitCode, InvalidInput
 
 _DEFAULT = "promote"
-_SUBCOMMANDS = ("history",)
+_SUBCOMMANDS = ("history", "verify")
 
 
 class _PromoteGroup(TyperGroup):
@@ -33,7 +35,7 @@ class _PromoteGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
-        formatter.write_usage(ctx.command_path, "[APP] [OPTIONS] | history [APP]")
+        formatter.write_usage(ctx.command_path, "[APP] [OPTIONS] | history [APP] | verify [APP] --env ENV")
 
 
 class _PromoteCommand(TyperCommand):
@@ -41,7 +43,7 @@ class _PromoteCommand(TyperCommand):
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
         path = ctx.parent.command_path if ctx.parent is not None else ctx.command_path
-        formatter.write_usage(path, "[APP] [OPTIONS]   (or: history [APP] [-e ENV])")
+        formatter.write_usage(path, "[APP] [OPTIONS]   (or: history [APP] [-e ENV], verify [APP] -e ENV)")
 
 
 app = typer.Typer(
@@ -149,7 +151,8 @@ def promote(
         str | None,
         typer.Option(
             "--timeout",
-            help="How long each environment may take: merge + rollout (default: defaults.timeout).",
+            help="How long each environment may take: merge + rollout, and how long holding checks may "
+            "stretch a verification beyond its soak (default: defaults.timeout).",
         ),
     ] = None,
     no_wait: Annotated[
@@ -157,12 +160,16 @@ def promote(
         typer.Option(
             "--no-wait",
             help="Stop once the change is made (commit pushed or PR opened, image set, canary target "
-            "updated); one environment at a time.",
+            "updated), with no verification (the record stays pending); one environment at a time.",
         ),
     ] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Promote even if the version does not run healthy in the previous env."),
+        typer.Option(
+            "--force",
+            help="Promote even if the version does not run healthy, or verified, in the previous env "
+            "(recorded in the promotion's gate).",
+        ),
     ] = False,
     all_auto: Annotated[
         bool, typer.Option("--all-auto", help="Promote into every Auto environment, in order.")
@@ -173,11 +180,21 @@ def promote(
 ) -> None:
     """Promote APP's version into an environment: directly, through git, or progressively.
 
-    Exit codes: 0 promoted (or already there); 2 refused (Never, order gate, unknown app or
-    environment, Manual without -b and no terminal); 3 a canary rolled back; 4 cancelled, or the
-    pull request was closed unmerged; 5 the version is not healthy yet in the previous environment;
-    6 cluster or git provider unreachable; 7 not ready in time, or the rollout failed (a direct
-    environment is then set back to its previous image). Past promotions: progdel promote history.
+    Each environment is read and changed in its own cluster (its context in progdel.yaml). The
+    version must run, ready, in the environment before the target, and be verified there when
+    that environment declares verify (--force overrides, and is recorded). Promoting into an
+    environment that declares verify then checks the version there for its soak time, live:
+    verified, or failed-verification (a direct environment gets its previous image back; a
+    GitOps one is told which revert to make). With --no-wait it stays pending until
+    progdel promote verify. Past promotions: progdel promote history.
+
+    Exit codes: 0 promoted (or already there), and verified where the environment declares
+    verify; 2 refused (Never, order gate, a version that failed verification, unknown app or
+    environment, Manual without -b and no terminal, a metric query Prometheus rejects); 3 a canary
+    rolled back, or the version failed verification; 4 cancelled, or the pull request was closed
+    unmerged; 5 the version is not healthy, or not verified, yet in the previous environment; 6 a
+    cluster (named by its context), git provider or Prometheus unreachable; 7 not ready in time,
+    or the rollout failed (a direct environment is then set back to its previous image).
     """
     from progdel.config.project import load_project
     from progdel.promote.inventory import inventory
@@ -269,3 +286,74 @@ def history_(
 
     emit(opts, records, human)
     exit_after_partial([(u.environment, u.error.message, int(u.error.exit_code)) for u in unread])
+
+
+@app.command("verify")
+def verify_(
+    ctx: typer.Context,
+    app_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="APP",
+            help="The app (default: the only app, or the one whose repository is the current directory).",
+            autocompletion=complete.apps,
+        ),
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "-e",
+            "--env",
+            help="The environment (one that declares verify).",
+            autocompletion=complete.verified_environments,
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            help="How long the rollout may take to be ready, and how long holding checks may stretch "
+            "the soak (default: defaults.timeout).",
+        ),
+    ] = None,
+) -> None:
+    """Verify the version running in ENV now: after promote --no-wait, or a GitOps sync that
+    landed later.
+
+    Waits until its rollout is ready, then checks the environment's verify metrics every interval
+    for the soak time, live (-o ndjson: one record per check and event), and writes the outcome
+    into the promotion record of that version (a new record if no promotion brought it):
+    verified, or failed-verification. A direct environment that fails gets the version the record
+    says it came from back; a GitOps one is told which revert to make.
+
+    Exit codes: 0 verified; 2 ENV declares no verify, APP does not run there, or a metric query
+    is refused; 3 it failed verification; 4 the Deployment started running another version
+    meanwhile; 6 the cluster (named by its context) or Prometheus unreachable; 7 not ready, or
+    not verified, in time.
+    """
+    from progdel.config.project import load_project
+    from progdel.promote.orchestrate import PromoteOptions, PromotionFailed, verify_running
+    from progdel.ui.output import emit
+
+    opts = global_options(ctx)
+    project = load_project(opts.config, Path.cwd())
+    the_app = project.resolve_app(app_name, Path.cwd())
+    if not env:
+        raise InvalidInput("name the environment to verify with --env")
+    environment = project.environment(env)
+    if environment.verify is None:
+        raise InvalidInput(f"environment {env} declares no verify in {project.source}: nothing to verify")
+    seconds = _timeout_seconds(timeout, project.defaults.timeout_seconds)
+    reporter = TerminalReporter(opts)
+    try:
+        outcome = verify_running(
+            connect_clusters(opts), project, the_app, environment, PromoteOptions(timeout=seconds), reporter
+        )
+    except PromotionFailed as err:
+        reporter.stop()
+        if opts.output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.ndjson):
+            emit(opts, err.outcomes[-1].to_dict(), lambda _d: "")
+        raise
+    finally:
+        reporter.stop()
+    emit(opts, outcome.to_dict(), lambda row: str(row["message"]))

@@ -8,7 +8,11 @@ version; this module carries each step out by the environment's kind:
   target instead and run the canary loop inline until it promotes or rolls back;
 - ``gitops``: commit the version to the environment repository (pushed, or as a
   pull request that is followed until merged), then wait until the cluster runs
-  it, unless told not to wait.
+  it, unless told not to wait;
+- then, where the environment declares ``verify``, check the version there for
+  the soak time (``verify.py``): ``verified``, or ``failed-verification`` with a
+  direct environment's previous image put back (a GitOps or canary environment
+  is told which revert to make).
 
 Every step that acts is recorded (``history.py``) as pending first, then with
 its result, and the steps stop at the first one that does not succeed. What a
@@ -25,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from progdel.canary.alerts import targets_from_project
 from progdel.canary.runner import Clock, Sink
@@ -37,9 +41,11 @@ from progdel.promote import history
 from progdel.promote.clusters import Clusters, clusters_of
 from progdel.promote.direct import (
     ROLLOUT_FAILED,
+    ImageChange,
     RolloutFailed,
     format_duration,
     promote_direct,
+    restore,
     set_image,
     wait_for_version,
 )
@@ -88,7 +94,7 @@ class PromoteOptions:
     cache_dir: Path | None = None
     """Where environment repositories are cloned (default: the user's cache directory)."""
     canary_clock: Clock | None = None
-    """The canary loop's clock (None: the system clock)."""
+    """The clock of the canary loop and of verification (None: the system clock)."""
     pr_client: PullRequestClient | None = None
 
 
@@ -100,7 +106,8 @@ class StepOutcome:
     version: str
     previous: str | None
     result: str
-    """succeeded, rolled-back, failed, pending, or up-to-date (nothing done)."""
+    """succeeded, verified, failed-verification, rolled-back, failed, pending, or up-to-date
+    (nothing done)."""
     message: str
     exit_code: int = 0
     canary: str = ""
@@ -149,6 +156,12 @@ def run_plan(
         names = ", ".join(s.environment.name for s in pending)
         raise InvalidInput(f"--no-wait promotes into one environment at a time, not {names}")
     _check_inputs(plan.app.name, pending, options)
+    if options.wait:
+        for step in pending:
+            if step.environment.verify is not None:
+                _verification_preflight(
+                    clusters.kube(step.environment), project, plan.app, step.environment, options
+                )
     outcomes: list[StepOutcome] = []
     for step in plan.steps:
         kube = clusters.kube(step.environment)
@@ -166,7 +179,7 @@ def _check_inputs(plan_app: str, steps: list[PromotionStep], options: PromoteOpt
 
     for step in steps:
         env = step.environment
-        if env.canary is not None:
+        if env.canary is not None or env.verify is not None:
             resolve_prometheus_credentials()
         if env.gitops is not None and env.gitops.pull_request is not None:
             promotion_branch(plan_app, step.version)
@@ -219,6 +232,7 @@ def _run_step(
             ) from None
         reporter.status(f"namespace {env.namespace} does not exist yet: this promotion is not recorded")
     reporter.status(f"promoting {app.name} {step.version} to {env.name} ({env.namespace})")
+    change: ImageChange | None = None
     try:
         if env.kind == "gitops":
             _gitops(kube, project, app, step, options, reporter, outcome, record)
@@ -235,7 +249,7 @@ def _run_step(
             )
             reporter.status(outcome.message)
         else:
-            promote_direct(
+            change = promote_direct(
                 kube, env.namespace, app, step.version, timeout=options.timeout, notify=reporter.status
             )
             outcome.result = "succeeded"
@@ -252,6 +266,13 @@ def _run_step(
     except Exception as err:
         _finish_quietly(kube, record, "failed", f"{type(err).__name__}: {err}", int(ExitCode.INTERNAL))
         raise
+    if env.verify is not None and outcome.result == "succeeded":
+        restore_to = change if change is not None and change.previous_image != change.image else None
+        verify_outcome(
+            kube, project, app, env, step.version, options, reporter, outcome, record, done, restore_to
+        )
+    elif env.verify is not None and outcome.result == "pending":
+        outcome.message += f"; once it runs: progdel promote verify {app.name} --env {env.name}"
     record.canary = outcome.canary
     record.pull_request = outcome.pull_request
     history.finish(kube, record, outcome.result, outcome.message, 0)  # type: ignore[arg-type]
@@ -273,12 +294,188 @@ def _fail(
     message: str,
     code: ExitCode | int,
     done: list[StepOutcome],
-) -> None:
+) -> NoReturn:
     outcome.result, outcome.message, outcome.exit_code = result, message, int(code)
     record.canary = outcome.canary
     record.pull_request = outcome.pull_request
     _finish_quietly(kube, record, result, message, int(code))
     raise PromotionFailed(message, code, [*done, outcome])
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+def _verification_preflight(
+    kube: Kube, project: Project, app: App, env: Environment, options: PromoteOptions
+) -> None:
+    from progdel.canary.clock import SystemClock
+    from progdel.promote.verify import Checker
+
+    clock = options.canary_clock or SystemClock()
+    checker = Checker(kube, project, env, app, clock)
+    try:
+        checker.preflight(clock.now())
+    finally:
+        checker.close()
+
+
+def verify_outcome(
+    kube: Kube,
+    project: Project,
+    app: App,
+    env: Environment,
+    version: str,
+    options: PromoteOptions,
+    reporter: Reporter,
+    outcome: StepOutcome,
+    record: history.PromotionRecord,
+    done: list[StepOutcome],
+    restore_to: ImageChange | None,
+) -> None:
+    """Check ``version`` in ``env`` for the soak time, live. Verified: ``outcome`` says so (the
+    caller stores the record). Failed: the record says ``failed-verification``, a direct
+    environment gets ``restore_to``'s previous image back, others are told which revert to make,
+    and ``PromotionFailed`` is raised with the check's exit code."""
+    from progdel.canary.clock import SystemClock
+    from progdel.promote.verify import Checker, run_checks
+
+    verify = env.verify
+    assert verify is not None
+    clock = options.canary_clock or SystemClock()
+    plan = (
+        f"{verify.checks} checks in a row, every {format_duration(verify.interval_seconds)}, "
+        f"for {verify.soak}"
+    )
+    reporter.status(f"verifying {app.name} {version} in {env.name}: {plan}")
+    with contextlib.suppress(Exception):
+        history.finish(kube, record, "pending", f"verifying {app.name} {version}: {plan}", 0)
+    checker = Checker(kube, project, env, app, clock)
+    try:
+        with reporter.canary() as view:
+            progress = run_checks(
+                checker.canary,
+                env,
+                version,
+                observe=checker.observe,
+                clock=clock,
+                sink=view,
+                timeout=options.timeout,
+            )
+    except KeyboardInterrupt:
+        _finish_quietly(kube, record, "pending", "verification interrupted", 130)
+        raise
+    except ProgdelError as err:
+        _fail(kube, record, outcome, "failed", f"verification stopped: {err.message}", err.exit_code, done)
+    finally:
+        checker.close()
+    where = f"{env.name} ({env.namespace})"
+    if progress.state == "verified":
+        outcome.result = "verified"
+        outcome.message = (
+            f"{app.name} {version} runs in {where}, verified: {progress.message} over {verify.soak}"
+        )
+        return
+    if progress.state == "stopped":
+        _fail(
+            kube,
+            record,
+            outcome,
+            "failed",
+            f"verification stopped: {progress.message}",
+            progress.exit_code,
+            done,
+        )
+    message = f"{app.name} {version} failed verification in {where}: {progress.message}"
+    if restore_to is not None and env.kind == "direct" and env.canary is None:
+        message += "; " + restore(kube, restore_to, reporter.status)
+    elif env.kind == "direct" and env.canary is None:
+        message += f"; {app.name} {version} still runs there (no previous version is known to put back)"
+    else:
+        message += f"; {app.name} {version} still runs there: {_revert_hint(env, app, record)}"
+    _fail(kube, record, outcome, "failed-verification", message, progress.exit_code, done)
+
+
+def _revert_hint(env: Environment, app: App, record: history.PromotionRecord) -> str:
+    """What to do to take a version that failed verification out of a GitOps or canary environment."""
+    previous = record.from_version if record.from_version and "," not in record.from_version else ""
+    if env.gitops is not None:
+        repo, file = env.gitops.repository, env.gitops.file
+        key = env.gitops.key.replace("{app}", app.name)
+        back = f" ({file}: {key} back to {previous})" if previous else f" ({file}: {key})"
+        if record.pull_request:
+            return f"revert the merge of {record.pull_request}{back}"
+        if record.commit:
+            return f"revert commit {record.commit[:12]} in {repo}{back}"
+        return f"set {key} in {file} of {repo} back to the previous version"
+    if previous:
+        command = f"progdel promote {app.name} --version {previous} --env {env.name} --force"
+        return f"promote {previous} again: {command}"
+    return f"promote the previous version again with progdel promote {app.name} --env {env.name} --force"
+
+
+def verify_running(
+    source: Clusters | Kube,
+    project: Project,
+    app: App,
+    env: Environment,
+    options: PromoteOptions,
+    reporter: Reporter,
+) -> StepOutcome:
+    """``progdel promote verify``: verify the version running in ``env`` now (after a ``--no-wait``
+    promotion, or a GitOps sync that landed later). Waits for its rollout, then checks it, and
+    writes the outcome into its promotion record (a new one when no promotion brought it)."""
+    from progdel.promote.inventory import container_of, locate
+
+    if env.verify is None:
+        raise InvalidInput(f"environment {env.name} declares no verify: nothing to verify there")
+    kube = clusters_of(source).kube(env)
+    placement = locate(kube, env, app, [])
+    if not placement.found or not placement.version:
+        raise InvalidInput(f"{app.name} does not run in {env.name}: {placement.health}")
+    version = placement.version
+    reporter.status(f"waiting for {app.name} {version} to be ready in {env.name}")
+    dep = wait_for_version(
+        kube,
+        env.namespace,
+        placement.deployment,
+        app.container,
+        version,
+        timeout=options.timeout,
+        label=app.name,
+        notify=reporter.status,
+    )
+    _verification_preflight(kube, project, app, env, options)
+    record = history.record_of(history.records_in(kube, env, app.name), app.name, env.name, version)
+    if record is None:
+        record = history.PromotionRecord(
+            app=app.name,
+            environment=env.name,
+            namespace=env.namespace,
+            kind="verify",
+            from_version="",
+            to_version=version,
+        )
+        history.start(kube, record)
+    outcome = StepOutcome(
+        app.name, env.name, env.namespace, version, record.from_version or None, "pending", ""
+    )
+    outcome.record = f"{env.namespace}/{record.name}"
+    outcome.pull_request, outcome.canary = record.pull_request, record.canary
+    restore_to: ImageChange | None = None
+    previous = record.from_version
+    container = container_of(dep, app.container)
+    if previous and "," not in previous and container is not None and env.kind == "direct" and not env.canary:
+        restore_to = ImageChange(
+            env.namespace,
+            placement.deployment,
+            str(container["name"]),
+            with_tag(app.image, previous),
+            str(container.get("image") or ""),
+            0,
+        )
+    verify_outcome(kube, project, app, env, version, options, reporter, outcome, record, [], restore_to)
+    history.finish(kube, record, "verified", outcome.message, 0)
+    return outcome
 
 
 # -- canary ------------------------------------------------------------------------------

@@ -13,6 +13,12 @@ A tick record::
                   "verdict": "pass", "message": ""}],
      "served": {"primary": 0.8, "canary": 0.2} | null}
 
+A verification check (a verified environment's soak, ``promote/verify.py``)::
+
+    {"kind": "verify", "environment": "dev", "target": "shop-dev/web", "version": "1.4.0",
+     "time": "...", "state": "verifying", "check": 3, "passed": 3, "needed": 10, "soak": "10m",
+     "interval": "1m", "infraErrors": 0, "maxInfraErrors": 5, "metrics": [...], "note": ""}
+
 An event record: ``{"kind": "event", "type": "Normal", "message": "...", "time": "..."}``.
 A countdown record (``{"kind": "countdown", "seconds": 2.5}``) refreshes the time to the next
 step in the live view; it is not printed as a line or as NDJSON. So does an outage record
@@ -72,7 +78,6 @@ def render_tick(
 ) -> Any:
     from rich.console import Group
     from rich.panel import Panel
-    from rich.table import Table
     from rich.text import Text
 
     weight = int(tick.get("canaryWeight") or 0)
@@ -95,10 +100,33 @@ def render_tick(
     if served:
         traffic.append(f"   served canary {_served(served)}", style="dim")
 
+    parts: list[Any] = [header, traffic]
+    if outage is not None:
+        parts.append(_outage(outage))
+    if tick.get("metrics"):
+        parts.append(_metrics_table(tick["metrics"]))
+    parts.append(_recent(events))
+    return Panel(Group(*parts), title="progdel canary", expand=False)
+
+
+def _outage(outage: dict[str, Any]) -> Any:
+    from rich.text import Text
+
+    return Text(
+        f"cluster API unreachable: holding, retrying for {float(outage.get('seconds') or 0):.0f}s "
+        f"more ({printable(str(outage.get('message') or ''))})",
+        style="bold red",
+    )
+
+
+def _metrics_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
     metrics = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT"):
         metrics.add_column(col)
-    for m in tick.get("metrics") or []:
+    for m in rows:
         verdict = str(m.get("verdict") or "")
         metrics.add_row(
             printable(str(m.get("name"))),
@@ -106,23 +134,68 @@ def render_tick(
             _bounds(m),
             Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
         )
+    return metrics
+
+
+def _recent(events: list[dict[str, Any]]) -> Any:
+    from rich.text import Text
+
     recent = Text()
     for ev in events[-6:]:
         style = "red" if ev.get("type") == "Warning" else ""
         recent.append(f"{str(ev.get('time', ''))[11:19]}  {printable(str(ev.get('message')))}\n", style=style)
-    parts: list[Any] = [header, traffic]
+    return recent
+
+
+def _passed_bar(passed: int, needed: int, width: int = 30) -> str:
+    return _bar(round(100 * passed / needed) if needed else 0, width)
+
+
+def render_verification(
+    check: dict[str, Any], events: list[dict[str, Any]], outage: dict[str, Any] | None = None
+) -> Any:
+    """A verified environment's soak: the checks passed in a row of those needed, each metric's
+    value against its threshold, the time to the next check, recent events."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    passed, needed = int(check.get("passed") or 0), int(check.get("needed") or 0)
+    header = Text()
+    header.append(
+        f"{printable(str(check.get('target')))} {printable(str(check.get('version')))}  ", style="bold"
+    )
+    header.append(printable(str(check.get("state") or "-")), style="cyan")
+    header.append(f"   environment {printable(str(check.get('environment')))}   soak {check.get('soak')}")
+    header.append(f"   every {check.get('interval')}")
+    nxt = check.get("nextTickIn")
+    if nxt is not None and check.get("state") == "verifying":
+        header.append(f"   next check in {nxt:.0f}s")
+    progress = Text()
+    progress.append("passed  ")
+    progress.append(_passed_bar(passed, needed), style="green")
+    progress.append(f" {passed}/{needed} checks in a row")
+    infra = int(check.get("infraErrors") or 0)
+    if infra:
+        progress.append(f"   infrastructure errors {infra}/{check.get('maxInfraErrors')}", style="magenta")
+    if check.get("note"):
+        progress.append(f"   {printable(str(check.get('note')))}", style="yellow")
+    parts: list[Any] = [header, progress]
     if outage is not None:
-        parts.append(
-            Text(
-                f"cluster API unreachable: holding, retrying for {float(outage.get('seconds') or 0):.0f}s "
-                f"more ({printable(str(outage.get('message') or ''))})",
-                style="bold red",
-            )
-        )
-    if tick.get("metrics"):
-        parts.append(metrics)
-    parts.append(recent)
-    return Panel(Group(*parts), title="progdel canary", expand=False)
+        parts.append(_outage(outage))
+    if check.get("metrics"):
+        parts.append(_metrics_table(check["metrics"]))
+    parts.append(_recent(events))
+    return Panel(Group(*parts), title="progdel verify", expand=False)
+
+
+def render_record(
+    record: dict[str, Any], events: list[dict[str, Any]], outage: dict[str, Any] | None = None
+) -> Any:
+    """The live panel for the last tick or verification check."""
+    if record.get("kind") == "verify":
+        return render_verification(record, events, outage)
+    return render_tick(record, events, outage)
 
 
 class CanaryView:
@@ -165,7 +238,7 @@ class CanaryView:
             self.events.append(record)
             if record.get("type") == "Normal":
                 self.outage = None
-        elif kind == "tick":
+        elif kind in ("tick", "verify"):
             self.last_tick = record
             self.outage = None
         if self.mode == "ndjson":
@@ -185,7 +258,7 @@ class CanaryView:
 
     def _refresh(self) -> None:
         if self.mode == "live" and self._live is not None and self.last_tick is not None:
-            self._live.update(render_tick(self.last_tick, list(self.events), self.outage))
+            self._live.update(render_record(self.last_tick, list(self.events), self.outage))
 
 
 def plain_line(record: dict[str, Any]) -> str | None:
@@ -210,6 +283,18 @@ def _plain_line(record: dict[str, Any]) -> str | None:
             f"weight={record.get('canaryWeight')} "
             f"failed={record.get('failedChecks')}/{record.get('threshold')}{extra}"
             + (f" {metrics}" if metrics else "")
+        )
+    if kind == "verify":
+        metrics = " ".join(
+            f"{m.get('name')}={_fmt_value(m.get('value'))}({m.get('verdict')})"
+            for m in record.get("metrics") or []
+        )
+        note = f" {record.get('note')}" if record.get("note") else ""
+        return (
+            f"{record.get('time', '')} verify  {record.get('target')} {record.get('version')} "
+            f"state={record.get('state')} passed={record.get('passed')}/{record.get('needed')}"
+            + (f" {metrics}" if metrics else "")
+            + note
         )
     if kind == "result":
         message = record.get("message") or ""

@@ -19,6 +19,7 @@ import yaml
 from progdel.config.project import Project, load_project
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import DEPLOYMENTS, NAMESPACES
+from progdel.promote.clusters import Clusters
 from progdel.sandbox.server import SandboxServer
 
 from .test_direct import IMAGE, deployment
@@ -66,6 +67,10 @@ class TwoClusters:
         if context not in self.kubes:
             self.kubes[context] = connect(str(self.kubeconfig), context, None)
         return self.kubes[context]
+
+    def clusters(self) -> Clusters:
+        """The environments' clusters, as the command line makes them from the joined kubeconfig."""
+        return Clusters(lambda context: connect(str(self.kubeconfig), context, None))
 
     def image(self, env: str, name: str = "web") -> str:
         dep = self.kube(env).get(DEPLOYMENTS, name, self.namespaces[env])

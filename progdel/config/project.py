@@ -34,7 +34,7 @@ from progdel.errors import InvalidInput
 from progdel.promote.yamledit import parse_key
 
 DEFAULT_FILE = "progdel.yaml"
-RESERVED_APP_NAMES = ("history",)
+RESERVED_APP_NAMES = ("history", "verify")
 """Words ``progdel promote`` takes as subcommands, which therefore cannot name an app."""
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -74,4 +74,5 @@ def test_addons_apps_and_environments(tmp_path: Path) -> None:
     assert complete("progdel get applications -e st", cwd=tmp_path) == ["staging"]
     assert complete("progdel promote ", cwd=tmp_path) == ["api", "web"]
     assert complete("progdel promote history w", cwd=tmp_path) == ["web"]
+    assert complete("progdel promote verify web --env ", cwd=tmp_path) == ["dev"], "only dev declares verify"
     assert complete("progdel promote --env ", cwd=tmp_path.parent) == [], "no progdel.yaml here"

@@ -44,6 +44,9 @@ def test_example_loads(tmp_path):
     assert production.promotion_strategy == "Manual"
     assert production.canary is not None
     assert Path(production.canary.spec) == EXAMPLE.parent / "canary.yaml"
+    assert (production.context, project.environment("dev").context) == ("prod-cluster", None)
+    dev_verify = project.environment("dev").verify
+    assert dev_verify is not None and (dev_verify.soak_seconds, dev_verify.checks) == (600, 10)
     assert project.app("api").deployment_name == "shop-api"
     assert project.app("web").deployment_name == "web"
     assert project.defaults.timeout_seconds == 3600

@@ -265,9 +265,10 @@ def test_max_weight_150_without_metrics_cannot_promote_without_traffic() -> None
         parse_canary(_canary(maxWeight=150, metrics=[]), "canary.yaml")
 
 
-def test_an_app_named_history_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "progdel.yaml").write_text(PROJECT.replace("name: web", "name: history"))
-    with pytest.raises(InvalidInput, match=r"apps\[0\].name: 'history' is reserved"):
+@pytest.mark.parametrize("word", ["history", "verify"])
+def test_an_app_named_as_a_promote_subcommand_is_refused(tmp_path: Path, word: str) -> None:
+    (tmp_path / "progdel.yaml").write_text(PROJECT.replace("name: web", f"name: {word}"))
+    with pytest.raises(InvalidInput, match=rf"apps\[0\].name: '{word}' is reserved"):
         load_project(None, tmp_path)
 
 

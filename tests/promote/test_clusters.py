@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from progdel.errors import ExitCode
@@ -46,12 +47,19 @@ def test_promotion_reads_dev_in_its_cluster_and_writes_production_in_its_own(two
     assert (record["from"], record["to"], record["gate"]) == ("1.1.0", "1.2.0", "checked")
     assert records(two, "dev") == [], "production's record lives in production's cluster only"
 
-    first = progdel(two, "promote", "web", "--version", "1.3.0", "--env", "dev", "-b")
-    assert first.returncode == 0, first.stderr
+    dev = progdel(two, "promote", "web", "--version", "1.3.0", "--env", "dev", "-b")
+    assert dev.returncode == 0, dev.stderr
+    again = progdel(two, "promote", "web", "--env", "production", "-b")
+    assert again.returncode == 0, again.stderr
     hist = progdel(two, "-o", "json", "promote", "history", "web")
     assert hist.returncode == 0, hist.stderr
     merged = json.loads(hist.stdout)
-    assert [(r["environment"], r["to"]) for r in merged] == [("dev", "1.3.0"), ("production", "1.2.0")]
+    # the records of both clusters interleaved by time, not grouped by environment
+    assert [(r["environment"], r["to"]) for r in merged] == [
+        ("production", "1.3.0"),
+        ("dev", "1.3.0"),
+        ("production", "1.2.0"),
+    ]
 
 
 def test_get_applications_has_a_row_per_app_and_environment_with_its_cluster(two: TwoClusters) -> None:
@@ -117,6 +125,65 @@ def test_dev_cluster_stopped_while_promoting_to_production_exits_6_naming_its_co
     assert hist.returncode == ExitCode.UNREACHABLE
     assert [r["environment"] for r in json.loads(hist.stdout)] == ["production"]
     assert "error: environment dev:" in hist.stderr and "(context dev)" in hist.stderr
+
+
+def test_production_cluster_stopped_refuses_promoting_there_but_not_into_dev(two: TwoClusters) -> None:
+    two.stop("production")
+    out = progdel(two, "promote", "web", "--env", "production", "-b")
+    assert out.returncode == ExitCode.UNREACHABLE, out.stderr
+    [line] = out.stderr.splitlines()
+    assert "cannot reach the Kubernetes API" in line and "(context prod)" in line
+    assert "Traceback" not in out.stderr
+
+    # a promotion into dev (the first environment) reads and writes dev's cluster only
+    dev = progdel(two, "promote", "web", "--version", "1.3.0", "--env", "dev", "-b")
+    assert dev.returncode == 0, dev.stderr
+    assert two.image("dev") == f"{IMAGE}:1.3.0"
+
+    listed = progdel(two, "env", "list")
+    assert listed.returncode == 0, "env list asks nothing of the clusters"
+
+
+class MeetingKube:
+    """A cluster whose every read waits until the reads of all environments have begun: read one
+    after the other, the first would wait in vain and the barrier would break."""
+
+    def __init__(self, context: str, barrier: threading.Barrier) -> None:
+        self.context = context
+        self.barrier = barrier
+
+    def get_or_none(self, resource: object, name: str, namespace: str | None = None) -> None:
+        self.barrier.wait(timeout=120)
+
+    def items(self, resource: object, namespace: str | None = None, **_kw: object) -> list[object]:
+        self.barrier.wait(timeout=120)
+        return []
+
+
+def test_environments_are_read_at_the_same_time(tmp_path: Path) -> None:
+    from progdel.config.project import load_project
+    from progdel.promote.clusters import Clusters
+    from progdel.promote.history import list_records
+    from progdel.promote.inventory import applications
+
+    envs = [
+        {"name": name, "namespace": name, "order": order, "promotionStrategy": "Auto", "context": name}
+        for name, order in (("dev", 100), ("staging", 200), ("production", 300))
+    ]
+    (tmp_path / "progdel.yaml").write_text(
+        json.dumps({"environments": envs, "apps": [{"name": "web", "image": IMAGE}]})
+    )
+    project = load_project(None, tmp_path)
+    barrier = threading.Barrier(len(envs))
+    clusters = Clusters(lambda context: MeetingKube(context or "", barrier))  # type: ignore[arg-type,return-value]
+
+    [inv] = applications(clusters, project)
+    assert [(p.environment, p.cluster, p.found) for p in inv.placements] == [
+        ("dev", "dev", False),
+        ("staging", "staging", False),
+        ("production", "production", False),
+    ]
+    assert list_records(clusters, project) == []
 
 
 def test_completion_offers_contexts_and_the_version_running_before_the_target(two: TwoClusters) -> None:

@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from progdel.sandbox.dataplane import DataPlane
@@ -71,10 +69,10 @@ def main() -> None:
     server = SandboxServer(tmp / "sandbox", "127.0.0.1", free_port(), backend=plane.backend)
     server.start()
     try:
-        api = httpx.Client(base_url=server.url, timeout=10)
+        api = server.http_client()
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
         api.post("/api/v1/namespaces", json=namespace)
-        plane.start(server.url)
+        plane.start(server.access)
         for name, version in (("app-primary", "1.0.0"), ("app-canary", "2.0.0")):
             api.post(f"/apis/apps/v1/namespaces/{NS}/deployments", json=deployment(name, version))
             api.post(

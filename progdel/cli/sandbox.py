@@ -7,11 +7,14 @@ The server lives in ``progdel.sandbox``, its process management in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from progdel.sandbox import daemon
+
+if TYPE_CHECKING:
+    from progdel.sandbox.kubeconfig import SandboxAccess
 
 app = typer.Typer(
     help="Run progdel's sandbox cluster: a local Kubernetes API server that kubectl and progdel can use.",
@@ -31,7 +34,7 @@ DataDirOpt = Annotated[
 @app.command()
 def up(
     port: Annotated[
-        int, typer.Option("--port", help="Port to serve on (plain HTTP on 127.0.0.1).")
+        int, typer.Option("--port", help="Port to serve HTTPS on, on 127.0.0.1.")
     ] = daemon.DEFAULT_PORT,
     data_dir: DataDirOpt = None,
     detach: Annotated[
@@ -110,7 +113,8 @@ def status(ctx: typer.Context, data_dir: DataDirOpt = None) -> None:
         url = (ddir / daemon.URL_FILE).read_text().strip() or None
     except OSError:
         url = None
-    running = pid is not None and url is not None and daemon.ready(url)
+    api = daemon.access(ddir) if pid is not None and url is not None else None
+    running = api is not None and daemon.ready(api)
     data: dict[str, Any] = {
         "running": running,
         "url": url if running else None,
@@ -119,7 +123,7 @@ def status(ctx: typer.Context, data_dir: DataDirOpt = None) -> None:
         "kubeconfig": str(ddir / "kubeconfig") if (ddir / "kubeconfig").exists() else None,
         "mesh": daemon.read_text(ddir / daemon.MESH_FILE) if running else None,
         "prometheus": daemon.read_text(ddir / daemon.PROMETHEUS_FILE) if running else None,
-        "objects": _counts(url) if running and url else {},
+        "objects": _counts(api) if running and api is not None else {},
     }
 
     def human(d: dict[str, Any]) -> str:
@@ -134,12 +138,10 @@ def status(ctx: typer.Context, data_dir: DataDirOpt = None) -> None:
     emit(global_options(ctx), data, human)
 
 
-def _counts(url: str) -> dict[str, int]:
+def _counts(api: SandboxAccess) -> dict[str, int]:
     """Object counts per resource, asked through the API like any client would."""
-    import httpx
-
     out: dict[str, int] = {}
-    with httpx.Client(base_url=url, timeout=5) as client:
+    with api.http_client(timeout=5) as client:
         gvs = ["/api/v1"]
         for g in client.get("/apis").json().get("groups", []):
             gvs.append("/apis/" + g["preferredVersion"]["groupVersion"])

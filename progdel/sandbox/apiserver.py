@@ -1,32 +1,40 @@
 """The HTTP face of the sandbox: Kubernetes REST routing, Status bodies, chunked watch streams.
 
-Built on ``http.server`` with HTTP/1.1 keep-alive. Responses are written as one
-buffer (status line, headers and body together) on a socket with Nagle turned
-off, and GETs serve the object's stored JSON bytes as they are, which is what
-keeps a GET well under a millisecond.
+Built on ``http.server`` with HTTP/1.1 keep-alive, over TLS only: each connection's
+handshake runs on its own thread (a slow client holds up no other), and a client speaking
+plain HTTP gets the answer Go's servers give it. Responses are written as one buffer (status
+line, headers and body together) on a socket with Nagle turned off, and GETs serve the
+object's stored JSON bytes as they are, which is what keeps a GET well under a millisecond.
 
-Every request is authenticated first (``auth.py``: no credentials or the
-kubeconfig's token is the admin, other bearer tokens come from
-``<data dir>/tokens.csv``), then, unless the user is in ``system:masters``,
-authorized by RBAC (``rbac.py``) before it is routed, as kube-apiserver does.
-The admin's requests never touch the RBAC code.
+Before anything else a request must come from a program, not a web page: a ``Host`` other than
+an address the sandbox serves on (DNS rebinding) or any ``Origin`` header (a browser) is
+refused. Its body is bounded by kube-apiserver's limit (3 MiB, a 413 beyond). Then it is
+authenticated (``auth.py``: the kubeconfig's token is the admin, other bearer tokens come from
+``<data dir>/tokens.csv``, no credentials is a 401 outside the health and version endpoints),
+then, unless the user is in ``system:masters``, authorized by RBAC (``rbac.py``) before it is
+routed, as kube-apiserver does. The admin's requests never touch the RBAC code. Bodies are
+read in the media types the real server reads (JSON, YAML, protobuf for built-in kinds, the
+patch types for PATCH): anything else, a form or ``text/plain``, is its 415.
 
 ``services/{ref}/proxy[/...]`` requests are forwarded to a backend of the Service
-(``proxy.py``), as kubectl's ``get --raw .../services/NAME:PORT/proxy/...`` expects.
+(``proxy.py``), as kubectl's ``get --raw .../services/NAME:PORT/proxy/...`` expects: only to
+the sandbox's own replicas and the backends it registered itself, never to its own address.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import select
 import socket
+import ssl
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from progdel.sandbox import auth, discovery, proxy, rbac
+from progdel.sandbox import auth, discovery, proxy, rbac, yamlbody
 from progdel.sandbox.objects import (
     APPLY_PATCH,
     IGNORE,
@@ -38,7 +46,7 @@ from progdel.sandbox.objects import (
     bad_request,
     load_json,
 )
-from progdel.sandbox.resources import ENDPOINTS_KEY, NAMESPACE_KEY, SSAR_KEY, ResourceType
+from progdel.sandbox.resources import NAMESPACE_KEY, SSAR_KEY, ResourceType
 from progdel.sandbox.selectors import (
     SelectorError,
     fields_match,
@@ -56,6 +64,18 @@ OPTIONS_KIND = {
     "DELETE": "DeleteOptions",
 }
 BOOKMARK_INTERVAL = 10.0
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
+DRAIN_LIMIT = 64 * 1024 * 1024  # past this, a too large body is not read to its end: the connection closes
+HANDSHAKE_TIMEOUT = 10.0
+# What Go's HTTP servers answer a client that speaks plain HTTP to a TLS port.
+PLAIN_HTTP_ANSWER = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+JSON, YAML, PROTOBUF = "application/json", "application/yaml", "application/vnd.kubernetes.protobuf"
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    APPLY_PATCH,
+)
 
 
 def _not_found_path() -> ApiError:
@@ -66,6 +86,41 @@ def _method_not_allowed() -> ApiError:
     return ApiError(
         405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
     )
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY_BYTES}")
+
+
+def unsupported_media_type(accepted: tuple[str, ...] | list[str]) -> ApiError:
+    """The 415 kube-apiserver answers a body in a media type it does not read."""
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        + ", ".join(accepted),
+    )
+
+
+def media_type(header: str | None) -> str:
+    """The media type of a ``Content-Type`` header, without parameters, in lower case."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def host_name(host: str) -> str:
+    """The name or address part of a ``Host`` header (``[::1]:8443`` -> ``::1``)."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_local(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address == "localhost"
+    return ip.is_loopback or ip.is_unspecified
 
 
 class Route:
@@ -97,25 +152,60 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         objects: Objects,
-        token_file: Path | None = None,
+        authenticator: auth.TokenAuthenticator,
+        tls: ssl.SSLContext,
         replica_endpoints: proxy.ReplicaEndpoints | None = None,
+        backends: proxy.Backends | None = None,
     ) -> None:
-        """``token_file``: the static tokens (``tokens.csv`` in the data dir); None: the admin token only.
+        """``tls``: the server's TLS context (its certificate); every connection speaks TLS.
 
         ``replica_endpoints``: the replica backend's ready addresses, where the service proxy
         sends requests for Services with a selector (None: the backend has no addresses).
+        ``backends``: the addresses the sandbox itself put behind Services.
         """
         self.objects = objects
         self.replica_endpoints = replica_endpoints
+        self.backends = backends if backends is not None else proxy.Backends()
         self.openapi = discovery.OpenAPICache(objects.registry)
-        self.authenticator = auth.TokenAuthenticator(token_file)
+        self.authenticator = authenticator
+        self.tls = tls
         self.stopping = False
         super().__init__(address, ApiHandler)
+        bound = str(self.server_address[0])
+        # The names a request's Host may use: the local ones, and the address served on.
+        self.host_names = {"localhost", "127.0.0.1", "::1", bound.lower()}
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Speak TLS on the connection (on its own thread), then serve its requests."""
+        try:
+            request.settimeout(HANDSHAKE_TIMEOUT)
+            first = request.recv(1, socket.MSG_PEEK)
+            if first != b"\x16":  # not a TLS handshake record
+                if first:
+                    request.sendall(PLAIN_HTTP_ANSWER)
+                return
+            conn = self.tls.wrap_socket(request, server_side=True)
+            conn.settimeout(None)
+        except (OSError, ssl.SSLError):
+            return
+        try:
+            ApiHandler(conn, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            conn.close()
+
+    def is_own_address(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` reaches this server."""
+        if port != self.server_address[1]:
+            return False
+        bound = str(self.server_address[0])
+        return _is_local(host) or host == bound or _is_local(bound)
 
 
 class ApiHandler(BaseHTTPRequestHandler):
@@ -123,7 +213,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     server_version = "progdel-sandbox"
     sys_version = ""
     server: SandboxHTTPServer
-    user: auth.User = auth.ADMIN  # who sent the request being handled (set per request)
+    user: auth.User = auth.ANONYMOUS  # who sent the request being handled (set per request)
     warnings: list[str]  # what the answer's ``Warning`` headers say (set per request)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -170,31 +260,85 @@ class ApiHandler(BaseHTTPRequestHandler):
         self._dispatch("HEAD")
 
     def _read_body(self) -> bytes:
-        """The request body, sent with a ``Content-Length`` or chunked (kubectl ``create --raw`` does)."""
+        """The request body, sent with a ``Content-Length`` or chunked (kubectl ``create --raw`` does).
+
+        A body over ``MAX_BODY_BYTES`` is read on and dropped (up to ``DRAIN_LIMIT``, so that
+        the client reads the 413 instead of a reset connection) and answered with a 413.
+        """
         if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
-            length = self.headers.get("Content-Length")
-            return self.rfile.read(int(length)) if length else b""
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError("negative Content-Length")
+            if length > MAX_BODY_BYTES:
+                self._discard(length)
+                raise _too_large()
+            return self.rfile.read(length) if length else b""
         chunks: list[bytes] = []
+        total = 0
         while True:
             size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
             if size <= 0:
                 while self.rfile.readline(65536).strip():  # trailers, up to the empty line
                     pass
+                if total > MAX_BODY_BYTES:
+                    raise _too_large()
                 return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
+            total += size
+            if total > MAX_BODY_BYTES:
+                chunks = []
+                if total > DRAIN_LIMIT:
+                    self.close_connection = True
+                    raise _too_large()
+                self._discard(size)
+            else:
+                chunks.append(self.rfile.read(size))
             self.rfile.readline(3)  # the CRLF after the chunk
+
+    def _discard(self, length: int) -> None:
+        """Read ``length`` bytes of body and drop them; past ``DRAIN_LIMIT``, close the connection."""
+        if length > DRAIN_LIMIT:
+            self.close_connection = True
+            return
+        while length > 0:
+            got = self.rfile.read(min(length, 65536))
+            if not got:
+                break
+            length -= len(got)
+
+    def _check_caller(self) -> None:
+        """Refuse requests a web page could have sent: a foreign ``Host`` (DNS rebinding) or any
+        ``Origin`` (browsers send one with every cross-origin request; kubectl and the client
+        libraries never do)."""
+        origin = self.headers.get("Origin")
+        if origin is not None:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"requests from web pages are refused (Origin: {origin!r}): the sandbox serves programs only",
+            )
+        host = self.headers.get("Host")
+        if not host:
+            raise bad_request("missing required Host header")
+        if host_name(host).lower() not in self.server.host_names:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"host {host!r} is not an address this server serves on "
+                f"(use {', '.join(sorted(self.server.host_names))})",
+            )
 
     def _dispatch(self, method: str) -> None:
         self.warnings = []
         try:
-            body = self._read_body()
-        except ValueError:
-            self.close_connection = True
-            return self._send_error(bad_request("invalid request body framing"))
-        try:
+            try:
+                body = self._read_body()
+            except ValueError:
+                self.close_connection = True
+                raise bad_request("invalid request body framing") from None
+            self._check_caller()
             split = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-            user = self.server.authenticator.authenticate(self.headers.get("Authorization"))
+            user = self.server.authenticator.authenticate(self.headers.get("Authorization"), split.path)
             if user is None:
                 raise auth.unauthorized()
             if self.headers.get("Impersonate-User") is not None or self.headers.get("Impersonate-Group"):
@@ -371,19 +515,19 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _body_with_duplicates(self, body: bytes, validation: FieldValidation) -> Any:
         """The JSON body; its duplicate fields become strict decoding errors of ``validation``."""
-        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype != "application/json" or validation.directive == IGNORE:
+        if media_type(self.headers.get("Content-Type")) not in ("", JSON) or validation.directive == IGNORE:
             return self._json_body(body)
         try:
             data, duplicates = load_json(body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             return self._json_body(body)
         validation.decode_errors = [f'duplicate field "{d}"' for d in duplicates]
         return data
 
     def _json_body(self, body: bytes) -> Any:
-        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype == "application/vnd.kubernetes.protobuf":
+        """The body as data, decoded as its ``Content-Type`` says (checked by ``_check_body_type``)."""
+        ctype = media_type(self.headers.get("Content-Type"))
+        if ctype == PROTOBUF:
             from progdel.sandbox import protobuf
 
             try:
@@ -397,18 +541,29 @@ class ApiHandler(BaseHTTPRequestHandler):
                 ) from err
             except (ValueError, IndexError, UnicodeDecodeError) as err:
                 raise bad_request(f"invalid protobuf body: {err}") from err
+        if ctype == YAML:
+            return yamlbody.load(body)[0]
         try:
-            if ctype in ("application/yaml", "application/x-yaml"):
-                import yaml
-
-                return yaml.safe_load(body.decode())
             return json.loads(body or b"null")
-        except Exception as err:
+        except (ValueError, RecursionError) as err:
             raise bad_request(f"couldn't get version/kind; json parse error: {err}") from err
+
+    def _check_body_type(self, method: str, r: Route, body: bytes) -> None:
+        """The 415 kube-apiserver answers a body it cannot read (forms and ``text/plain`` included)."""
+        ctype = media_type(self.headers.get("Content-Type"))
+        if method == "PATCH":
+            accepted = PATCH_TYPES if r.rt.builtin else tuple(t for t in PATCH_TYPES if "strategic" not in t)
+            if ctype not in accepted:
+                raise unsupported_media_type(accepted)
+        elif method in ("POST", "PUT") or body:
+            accepted = (JSON, YAML, PROTOBUF) if r.rt.builtin else (JSON, YAML)
+            if ctype and ctype not in accepted:
+                raise unsupported_media_type(accepted)
 
     def _handle_resource(self, method: str, r: Route, query: dict[str, str], body: bytes) -> None:
         if r.sub == "proxy":
             return self._proxy(method, r, body)
+        self._check_body_type(method, r, body)
         if r.rt.key == SSAR_KEY:
             return self._access_review(method, r, body)
         dry_run, validation = (
@@ -547,9 +702,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         ns = r.namespace or ""
         ref = proxy.parse_ref(r.name or "")
         service = objects.get(r.rt, ns, ref.name).obj
-        endpoints = objects.store.get(ENDPOINTS_KEY, ns, ref.name)
         replicas = self.server.replica_endpoints() if self.server.replica_endpoints is not None else None
-        target = proxy.resolve(ns, ref, service, endpoints.obj if endpoints else None, replicas)
+        target = proxy.resolve(ns, ref, service, self.server.backends.of(ns, ref.name), replicas)
+        if self.server.is_own_address(target.host, target.port):
+            raise bad_request("address not allowed")
         raw = urlsplit(self.path)
         path = proxy.forward_path(r.proxy_rest, raw.path.endswith("/"))
         if raw.query:
@@ -688,13 +844,21 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
     def _client_gone(self) -> bool:
+        """Whether the client of a watch closed its end (it sends nothing more on a watch)."""
+        conn = self.connection
         try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            if readable:
-                return self.connection.recv(1, socket.MSG_PEEK) == b""
+            readable, _, _ = select.select([conn], [], [], 0)
+            if not readable:
+                return False
+            conn.setblocking(False)
+            try:
+                return bool(conn.recv(1) == b"")
+            finally:
+                conn.setblocking(True)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
         except OSError:
             return True
-        return False
 
     def _watch(self, r: Route, query: dict[str, str]) -> None:
         objects = self.server.objects

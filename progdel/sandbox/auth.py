@@ -1,34 +1,32 @@
 """Who is asking: the sandbox's bearer-token authentication.
 
-Three kinds of caller:
+Every request must carry a credential, as on a real cluster (the sandbox serves HTTPS only,
+so kubectl and the kubernetes client both send the kubeconfig's token):
 
-* A request with no ``Authorization`` header is the sandbox admin. The sandbox
-  listens on localhost and trusts unauthenticated local requests, the way an
-  API server's insecure port does; progdel's tests and benches talk to it with
-  plain HTTP clients and no credentials.
-* ``Authorization: Bearer progdel-sandbox`` (the token in the kubeconfig the
-  sandbox writes) is also the admin: user ``sandbox-admin`` in the groups
-  ``system:masters`` and ``system:authenticated``.
-* Any other bearer token is looked up in ``<data dir>/tokens.csv``, a static
-  token file in the format of kube-apiserver's ``--token-auth-file``: one
-  ``token,user,uid,"group1,group2"`` line per user (the groups column is
-  optional). The file is read again whenever it changes. Its users are also in
-  ``system:authenticated`` and are subject to RBAC (see ``rbac.py``).
+* ``Authorization: Bearer <admin token>``, the token of the kubeconfig the sandbox writes
+  (random, one per data dir, in ``<data dir>/admin-token``), is the admin: user
+  ``sandbox-admin`` in the groups ``system:masters`` and ``system:authenticated``.
+* Any other bearer token is looked up in ``<data dir>/tokens.csv``, a static token file in
+  the format of kube-apiserver's ``--token-auth-file``: one ``token,user,uid,"group1,group2"``
+  line per user (the groups column is optional). The file is read again whenever it changes.
+  Its users are also in ``system:authenticated`` and are subject to RBAC (see ``rbac.py``).
+* A request without credentials is ``system:anonymous`` (group ``system:unauthenticated``) on
+  the health and version endpoints only, which RBAC's default ``system:public-info-viewer``
+  binding opens to it, as a cluster whose anonymous authentication is limited to those paths
+  does; anywhere else it is 401.
 
-A token that is none of these is answered with 401 Unauthorized.
+A token that is none of these, or credentials of another scheme, are answered with 401
+Unauthorized.
 
-A request may act as another user with the ``Impersonate-User``,
-``Impersonate-Group`` and ``Impersonate-Uid`` headers (``kubectl --as USER
---as-group GROUP``), if RBAC lets its sender ``impersonate`` them (the admin
-may). kubectl sends no credentials at all to an ``http://`` server (client-go
-reads a kubeconfig's user credentials only for https), so impersonation is how
-kubectl acts as a restricted user against the sandbox; the Python client does
-send its bearer token.
+A request may act as another user with the ``Impersonate-User``, ``Impersonate-Group`` and
+``Impersonate-Uid`` headers (``kubectl --as USER --as-group GROUP``), if RBAC lets its sender
+``impersonate`` them (the admin may).
 """
 
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import os
 import threading
@@ -37,11 +35,13 @@ from pathlib import Path
 
 from progdel.sandbox.objects import ApiError
 
-TOKEN_FILE = "tokens.csv"
-ADMIN_TOKEN = "progdel-sandbox"  # the token of the kubeconfig that kubeconfig.py writes
 ADMIN_USER = "sandbox-admin"
 MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
+ANONYMOUS_USER = "system:anonymous"
+UNAUTHENTICATED = "system:unauthenticated"
+# Where a request without credentials is system:anonymous rather than a 401.
+ANONYMOUS_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 
@@ -60,6 +60,7 @@ class User:
 
 
 ADMIN = User(ADMIN_USER, "", (MASTERS, AUTHENTICATED))
+ANONYMOUS = User(ANONYMOUS_USER, "", (UNAUTHENTICATED,))
 
 
 def impersonated(name: str, groups: list[str], uid: str = "") -> User:
@@ -72,7 +73,7 @@ def impersonated(name: str, groups: list[str], uid: str = "") -> User:
     if name.startswith(SERVICE_ACCOUNT_PREFIX):
         ns = name[len(SERVICE_ACCOUNT_PREFIX) :].split(":", 1)[0]
         extra = ["system:serviceaccounts", f"system:serviceaccounts:{ns}"]
-    if name != "system:anonymous":
+    if name != ANONYMOUS_USER:
         extra.append(AUTHENTICATED)
     return User(name, uid, tuple(g for g in dict.fromkeys([*groups, *extra]) if g))
 
@@ -99,22 +100,26 @@ def parse_token_file(text: str) -> dict[str, User]:
 
 
 class TokenAuthenticator:
-    """Maps an ``Authorization`` header to a ``User``, or ``None`` when the credentials are not valid."""
+    """Maps a request's ``Authorization`` header (and path) to a ``User``, or ``None`` when it is
+    to be answered 401."""
 
-    def __init__(self, token_file: Path | None) -> None:
+    def __init__(self, admin_token: str, token_file: Path | None) -> None:
+        if not admin_token:
+            raise ValueError("the admin token must not be empty")
+        self.admin_token = admin_token
         self.token_file = token_file
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, User] = {}
 
-    def authenticate(self, authorization: str | None) -> User | None:
+    def authenticate(self, authorization: str | None, path: str) -> User | None:
         if not authorization:
-            return ADMIN
+            return ANONYMOUS if path in ANONYMOUS_PATHS else None
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None
-        if token == ADMIN_TOKEN:
+        if hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return ADMIN
         return self._tokens().get(token)
 

@@ -20,6 +20,7 @@ from progdel.errors import ExitCode, InvalidInput, ProgdelError, TimedOut
 
 if TYPE_CHECKING:
     from progdel.sandbox.backend import ReplicaBackend
+    from progdel.sandbox.kubeconfig import SandboxAccess
     from progdel.sandbox.server import SandboxServer
 
 DEFAULT_PORT = 8443
@@ -65,12 +66,23 @@ def read_pid(data_dir: Path) -> int | None:
     return pid
 
 
-def ready(url: str, timeout: float = 1.0) -> bool:
+def access(data_dir: Path) -> SandboxAccess | None:
+    """How to reach the sandbox of ``data_dir``, from the kubeconfig it wrote (None: none yet)."""
+    from progdel.sandbox.kubeconfig import SandboxAccess
+
+    try:
+        return SandboxAccess.from_kubeconfig(data_dir / "kubeconfig")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def ready(api: SandboxAccess, timeout: float = 1.0) -> bool:
     import httpx
 
     try:
-        return httpx.get(f"{url}/readyz", timeout=timeout).text == "ok"
-    except httpx.HTTPError:
+        with api.http_client(timeout=timeout) as client:
+            return client.get("/readyz").text == "ok"
+    except (httpx.HTTPError, OSError):
         return False
 
 
@@ -104,13 +116,14 @@ def serve_main(argv: list[str]) -> int:
     return 0
 
 
-def register_prometheus(kubeconfig: Path, local_url: str) -> None:
+def register_prometheus(server: SandboxServer, kubeconfig: Path, local_url: str) -> None:
     """Make the data plane's Prometheus the Service progdel's default Prometheus URL names
     (``prometheus.istio-system:9090``, where the prometheus addon puts it): a Service without a
-    selector and Endpoints pointing at the local process, as an external backend is registered.
-    The default URL then works against the sandbox, through the API server's service proxy."""
+    selector, written through the API, whose backend the sandbox registers itself (its service
+    proxy goes to no loopback address it did not register). The default URL then works against
+    the sandbox, through the API server's service proxy."""
     from progdel.kube.client import connect
-    from progdel.kube.resources import ENDPOINTS, NAMESPACES, SERVICES
+    from progdel.kube.resources import NAMESPACES, SERVICES
     from progdel.metrics.prometheus import DEFAULT_PROMETHEUS_URL, service_address
 
     address = service_address(DEFAULT_PROMETHEUS_URL)
@@ -118,12 +131,11 @@ def register_prometheus(kubeconfig: Path, local_url: str) -> None:
     kube = connect(str(kubeconfig), None, address.namespace)
     if kube.get_or_none(NAMESPACES, address.namespace) is None:
         kube.create(NAMESPACES, {"metadata": {"name": address.namespace}})
-    port = int(local_url.rsplit(":", 1)[1])
     meta = {"name": address.service, "namespace": address.namespace}
     service = {"metadata": meta, "spec": {"ports": [{"name": "http", "port": address.port}]}}
     kube.apply(SERVICES, service, force=True)
-    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}]
-    kube.apply(ENDPOINTS, {"metadata": meta, "subsets": subsets}, force=True)
+    port = int(local_url.rsplit(":", 1)[1])
+    server.register_backend(address.namespace, address.service, "127.0.0.1", port, "http")
 
 
 def serve(
@@ -156,7 +168,7 @@ def serve(
         raise port_error(port) from err
     if plane is not None:
         try:
-            plane.start(server.url)
+            plane.start(server.access)
         except BaseException:
             server.stop()
             raise
@@ -164,7 +176,7 @@ def serve(
         (data_dir / PROMETHEUS_FILE).write_text(plane.prometheus_url or "")
     kubeconfig = server.write_kubeconfig()
     if plane is not None and plane.prometheus_url:
-        register_prometheus(kubeconfig, plane.prometheus_url)
+        register_prometheus(server, kubeconfig, plane.prometheus_url)
     (data_dir / URL_FILE).write_text(server.url)
     (data_dir / PID_FILE).write_text(str(os.getpid()))
     done = threading.Event()
@@ -253,7 +265,7 @@ def start_detached(
         prometheus_port=prometheus_port,
         allow_commands=allow_commands,
     )
-    ddir.mkdir(parents=True, exist_ok=True)
+    ddir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = ddir / LOG_FILE
     (ddir / URL_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "progdel.sandbox", "--port", str(port), "--data-dir", str(ddir)]
@@ -265,7 +277,6 @@ def start_detached(
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -274,14 +285,16 @@ def start_detached(
                     f"the sandbox could not start: {_last_error(log_path)}", ExitCode.INVALID_INPUT
                 )
             raise ProgdelError(f"the sandbox exited with code {proc.returncode}; see {log_path}")
-        if (ddir / URL_FILE).exists() and ready(url, 0.5):
+        api = access(ddir) if (ddir / URL_FILE).exists() else None
+        if api is not None and ready(api, 0.5):
             break
         time.sleep(0.1)
     else:
         proc.terminate()
         raise TimedOut(f"the sandbox did not become ready within {READY_TIMEOUT:.0f}s; see {log_path}")
+    assert api is not None
     return Detached(
-        url=url,
+        url=api.url,
         pid=proc.pid,
         kubeconfig=ddir / "kubeconfig",
         log=log_path,

@@ -6,7 +6,7 @@ moves real traffic and is judged on real metrics::
     plane = DataPlane(data_dir)
     server = SandboxServer(data_dir, host, port, backend=plane.backend)
     server.start()
-    plane.start(server.url)          # Envoy + config sync + Prometheus
+    plane.start(server.access)       # Envoy + config sync + Prometheus
     ...                              # plane.mesh_url, plane.prometheus_url
     plane.stop(); server.stop()
 
@@ -24,12 +24,12 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 from progdel.errors import ExitCode, ProgdelError
 from progdel.sandbox.images import LaunchContext
+from progdel.sandbox.kubeconfig import SandboxAccess
 from progdel.sandbox.loadgen import LoadGenerator
 from progdel.sandbox.mesh import Envoy, MeshSync
 from progdel.sandbox.processes import ProcessReplicaBackend, free_port
@@ -91,7 +91,8 @@ class DataPlane:
 
     # Lifecycle ----------------------------------------------------------------------------
 
-    def start(self, api_url: str, headers: Mapping[str, str] | None = None) -> DataPlane:
+    def start(self, api: SandboxAccess) -> DataPlane:
+        """Start Envoy, its sync with the API server ``api`` reaches, and Prometheus."""
         ports: dict[str, int] = {}
         for what, port in self.requested_ports.items():
             if port:
@@ -103,9 +104,7 @@ class DataPlane:
         try:
             self.envoy = Envoy(self.data_dir / "mesh", ports["mesh"], ports["envoy admin"])
             self.envoy.start()
-            self.sync = MeshSync(
-                self.envoy, api_url, self.backend.endpoints, debounce=self.debounce, headers=headers
-            )
+            self.sync = MeshSync(self.envoy, api, self.backend.endpoints, debounce=self.debounce)
             self.backend.add_listener(self.sync.poke)
             self.sync.start()
             if self.with_prometheus:

@@ -62,6 +62,7 @@ import httpx
 
 from progdel.errors import ExitCode, ProgdelError
 from progdel.sandbox.backend import ReplicaSetKey
+from progdel.sandbox.kubeconfig import SandboxAccess
 from progdel.sandbox.processes import Endpoint, spawn, stop_process
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -741,18 +742,17 @@ RESOURCES = {
 class ResourceWatch:
     """List + watch of one resource across namespaces, kept as a dict of objects."""
 
-    def __init__(self, api_url: str, kind: str, on_change: Callable[[], None], headers: Mapping[str, str]):
-        self.url = api_url.rstrip("/") + RESOURCES[kind]
+    def __init__(self, api: SandboxAccess, kind: str, on_change: Callable[[], None]):
+        self.url = api.url.rstrip("/") + RESOURCES[kind]
         self.kind = kind
         self.on_change = on_change
-        self.headers = dict(headers)
         self.objects: dict[tuple[str, str], Obj] = {}
         self.lock = threading.Lock()
         self.listed = threading.Event()
         self.error: str | None = None
         self._stop = threading.Event()
         self._response: httpx.Response | None = None
-        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=None), headers=self.headers)
+        self._client = api.http_client(timeout=httpx.Timeout(5.0, read=None))
         self._thread = threading.Thread(target=self._run, name=f"progdel-watch-{kind}", daemon=True)
 
     def start(self) -> None:
@@ -839,16 +839,15 @@ class MeshSync:
     def __init__(
         self,
         envoy: Envoy,
-        api_url: str,
+        api: SandboxAccess,
         endpoints: Callable[[], Mapping[ReplicaSetKey, list[Endpoint]]],
         *,
         debounce: float = 0.05,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.envoy = envoy
         self.endpoints = endpoints
         self.debounce = debounce
-        self.watches = {k: ResourceWatch(api_url, k, self.poke, headers or {}) for k in RESOURCES}
+        self.watches = {k: ResourceWatch(api, k, self.poke) for k in RESOURCES}
         self.applied = threading.Condition()
         self.generation = 0  # bumped after every applied render
         self.last_apply_seconds = 0.0

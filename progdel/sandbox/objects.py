@@ -195,28 +195,6 @@ def load_json(raw: bytes | str) -> tuple[Any, list[str]]:
     return _duplicates(json.loads(raw, object_pairs_hook=_Pairs), "", out), out
 
 
-def load_yaml(text: str) -> tuple[Any, list[str]]:
-    """A YAML document and its duplicate keys, worded as Go's YAML decoder words them."""
-    import yaml
-
-    duplicates: list[str] = []
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node)
-            if key in seen:
-                duplicates.append(f'line {key_node.start_mark.line + 1}: key "{key}" already set in map')
-            seen.add(key)
-        return loader.construct_mapping(node)
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(text, Loader=Loader), duplicates
-
-
 def load_apply_body(raw: bytes) -> tuple[Any, list[str]]:
     """An apply patch's body: JSON when it is JSON (PyYAML would read a JSON surrogate pair, an
     emoji escaped as two ``\\u`` halves, as two lone surrogates that cannot be stored), unless
@@ -230,11 +208,13 @@ def load_apply_body(raw: bytes) -> tuple[Any, list[str]]:
 
     try:
         doc = json.loads(raw or b"{}", object_pairs_hook=pairs)
-    except ValueError:
+    except (ValueError, RecursionError):
         doc, repeated = None, True
     if not repeated:
         return doc, []
-    return load_yaml(raw.decode() or "{}")
+    from progdel.sandbox import yamlbody
+
+    return yamlbody.load(raw or b"{}")
 
 
 def now_iso() -> str:
@@ -807,12 +787,7 @@ class Objects:
         if content_type == APPLY_PATCH:
             if not manager:
                 raise bad_request("PATCH, fieldManager: Required value: is required for apply patch")
-            import yaml
-
-            try:
-                applied, duplicates = load_apply_body(raw)
-            except (yaml.YAMLError, UnicodeDecodeError) as err:
-                raise bad_request(f"error decoding YAML: {err}") from err
+            applied, duplicates = load_apply_body(raw)
             if not isinstance(applied, dict):
                 raise bad_request("apply patch must be an object")
             if duplicates and checks.directive != IGNORE:

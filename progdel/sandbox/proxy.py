@@ -1,21 +1,26 @@
 """The ``services/proxy`` subresource: reaching a Service's backend through the API server.
 
 ``/api/v1/namespaces/{ns}/services/{ref}/proxy[/{path}]`` forwards the request (method, path,
-query string, body and headers, less the hop-by-hop ones and the ``Authorization`` header,
-which was meant for the API server) to one backend of the Service and relays the answer.
-``ref`` is ``name``, ``name:port`` or ``scheme:name:port``; the port is a service port's name
-or number, and the scheme ``http`` (the default) or ``https`` (certificates are not checked,
-the backend is addressed by IP).
+query string, body and headers, less the hop-by-hop ones, the ``Authorization`` header, which
+was meant for the API server, and the impersonation headers) to one backend of the Service and
+relays the answer. ``ref`` is ``name``, ``name:port`` or ``scheme:name:port``; the port is a
+service port's name or number, and the scheme ``http`` (the default) or ``https``
+(certificates are not checked, the backend is addressed by IP).
 
-Where the backend is:
+The proxy goes only where the sandbox itself put a backend, as kube-apiserver's goes only to
+the addresses of Pods (an Endpoints address without a Pod behind it is skipped, and loopback
+and link-local addresses cannot even be written into Endpoints):
 
-1. an Endpoints object named like the Service: its ``subsets[].addresses[].ip`` with the
-   subset port named like the service port (how a Service without a selector points
-   outside the cluster, e.g. at a Prometheus on the developer's machine);
+1. the backends the sandbox registered for the Service (``Backends``: its data plane's
+   Prometheus). Only code holding the running server can register one; no API request can;
 2. else the ready replicas whose pod labels the Service's selector matches, as the replica
    backend lists them (``endpoints()`` of the mesh mode's process backend). A replica's own
    loopback address stands for its pod IP and the service port's ``targetPort``;
-3. else nothing: 503 ``no endpoints available for service "NAME"``.
+3. else nothing: 503 ``no endpoints available for service "NAME"``. Endpoints objects are
+   served and stored, but never followed: the sandbox has no Pods they could point at.
+
+Whatever the backend, a request never goes to the API server's own address. A proxied request
+carries no credentials, so one that comes back to the API server some other way is a 401.
 
 Requests and answers are buffered whole (no streaming, no upgrades); links inside HTML
 bodies are not rewritten, ``Location`` headers that point at the backend are.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import http.client
 import random
 import ssl
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,34 +128,6 @@ def service_port(service: Mapping[str, Any], ref: ServiceRef) -> Mapping[str, An
     return next((p for p in ports if not p.get("name")), ports[0])
 
 
-def endpoints_addresses(
-    endpoints: Mapping[str, Any], port_name: str, single_port: bool
-) -> list[tuple[str, int]]:
-    """(ip, port) of every ready address of an Endpoints object for the service port ``port_name``.
-
-    A subset's port is the one named ``port_name``, else its only port when that one is
-    unnamed or the Service has a single port.
-    """
-    out: list[tuple[str, int]] = []
-    for subset in endpoints.get("subsets") or []:
-        if not isinstance(subset, Mapping):
-            continue
-        ports = [
-            p
-            for p in subset.get("ports") or []
-            if isinstance(p, Mapping) and isinstance(p.get("port"), int) and not isinstance(p["port"], bool)
-        ]
-        chosen = next((p for p in ports if str(p.get("name") or "") == port_name), None)
-        if chosen is None and len(ports) == 1 and (single_port or not ports[0].get("name")):
-            chosen = ports[0]
-        if chosen is None:
-            continue
-        for address in subset.get("addresses") or []:
-            if isinstance(address, Mapping) and address.get("ip"):
-                out.append((str(address["ip"]), int(chosen["port"])))
-    return out
-
-
 def replica_addresses(
     namespace: str,
     selector: Mapping[str, str],
@@ -169,18 +147,50 @@ def replica_addresses(
     return out
 
 
+@dataclass(frozen=True)
+class Backend:
+    """An address the sandbox put behind one port of a Service (``port_name`` "": every port)."""
+
+    host: str
+    port: int
+    port_name: str = ""
+
+
+class Backends:
+    """The backends the sandbox itself registered, by Service. Held by the running server, out
+    of reach of API requests: a user who may write Services and Endpoints cannot add one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_service: dict[tuple[str, str], tuple[Backend, ...]] = {}
+
+    def register(self, namespace: str, service: str, backend: Backend) -> None:
+        with self._lock:
+            others = tuple(
+                b for b in self._by_service.get((namespace, service), ()) if b.port_name != backend.port_name
+            )
+            self._by_service[(namespace, service)] = (*others, backend)
+
+    def forget(self, namespace: str, service: str) -> None:
+        with self._lock:
+            self._by_service.pop((namespace, service), None)
+
+    def of(self, namespace: str, service: str) -> tuple[Backend, ...]:
+        return self._by_service.get((namespace, service), ())
+
+
 def resolve(
     namespace: str,
     ref: ServiceRef,
     service: Mapping[str, Any],
-    endpoints: Mapping[str, Any] | None,
+    registered: Sequence[Backend],
     replicas: Mapping[ReplicaSetKey, Iterable[Endpoint]] | None,
 ) -> Target:
     """The backend a request through ``ref`` goes to (one of several, picked at random)."""
     port = service_port(service, ref)
     port_name = str((port or {}).get("name") or "")
-    if endpoints is not None:
-        addresses = endpoints_addresses(endpoints, port_name, len(_ports(service)) <= 1)
+    if registered:
+        addresses = [(b.host, b.port) for b in registered if b.port_name in ("", port_name)]
     else:
         selector = (service.get("spec") or {}).get("selector") or {}
         target = target_port(port) if port is not None else None

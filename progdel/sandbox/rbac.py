@@ -8,7 +8,8 @@ no rule allows is forbidden. Members of ``system:masters`` are never checked.
 
 Every authenticated user may read the discovery and health endpoints and
 create SelfSubjectAccessReviews, like the default ``system:discovery``,
-``system:public-info-viewer`` and ``system:basic-user`` bindings grant.
+``system:public-info-viewer`` and ``system:basic-user`` bindings grant; the
+health and version endpoints are open to ``system:unauthenticated`` too.
 
 Writing a role or a binding is also held to RBAC's escalation rules, as
 kube-apiserver's RBAC storage does: a Role or ClusterRole may grant only rights
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from progdel.sandbox.auth import AUTHENTICATED, SERVICE_ACCOUNT_PREFIX, User
+from progdel.sandbox.auth import AUTHENTICATED, SERVICE_ACCOUNT_PREFIX, UNAUTHENTICATED, User
 from progdel.sandbox.objects import ApiError
 from progdel.sandbox.resources import (
     CLUSTER_ROLE_BINDING_KEY,
@@ -45,10 +46,11 @@ REVIEW_KIND = "SelfSubjectAccessReview"
 WATCH_VALUES = ("1", "true", "True")
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
-# What every member of system:authenticated may do: (name of the default binding, its rules).
-DEFAULT_GRANTS: list[tuple[str, list[dict[str, Any]]]] = [
+# What every user may do: (name of the default binding, the groups it binds, its rules).
+DEFAULT_GRANTS: list[tuple[str, tuple[str, ...], list[dict[str, Any]]]] = [
     (
         "system:discovery",
+        (AUTHENTICATED,),
         [
             {
                 "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*"],
@@ -58,10 +60,12 @@ DEFAULT_GRANTS: list[tuple[str, list[dict[str, Any]]]] = [
     ),
     (
         "system:public-info-viewer",
+        (AUTHENTICATED, UNAUTHENTICATED),
         [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}],
     ),
     (
         "system:basic-user",
+        (AUTHENTICATED,),
         [
             {
                 "apiGroups": [REVIEW_GROUP],
@@ -260,14 +264,13 @@ def authorize(user: User, attrs: Attributes, policy: Policy) -> Decision:
     """Whether ``user`` may do ``attrs`` under ``policy``, with the binding that allows it as the reason."""
     if user.is_admin:
         return Decision(True)
-    if AUTHENTICATED in user.groups:
-        for grant, rules in DEFAULT_GRANTS:
-            if rules_allow(rules, attrs):
-                return Decision(
-                    True,
-                    f'RBAC: allowed by ClusterRoleBinding "{grant}" of ClusterRole "{grant}" '
-                    f'to Group "{AUTHENTICATED}"',
-                )
+    for grant, groups, rules in DEFAULT_GRANTS:
+        group = next((g for g in groups if g in user.groups), None)
+        if group is not None and rules_allow(rules, attrs):
+            return Decision(
+                True,
+                f'RBAC: allowed by ClusterRoleBinding "{grant}" of ClusterRole "{grant}" to Group "{group}"',
+            )
     for crb in policy.cluster_role_bindings:
         ref = crb.get("roleRef") or {}
         if ref.get("kind") != "ClusterRole":

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import functools
 import socket
+import ssl
 import threading
 from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
 
+from progdel.sandbox import credentials
 from progdel.sandbox.apiserver import SandboxHTTPServer
-from progdel.sandbox.auth import TOKEN_FILE
+from progdel.sandbox.auth import TokenAuthenticator
 from progdel.sandbox.backend import ReplicaBackend
 from progdel.sandbox.controllers import DeploymentController
-from progdel.sandbox.kubeconfig import write_kubeconfig
+from progdel.sandbox.kubeconfig import SandboxAccess, write_kubeconfig
 from progdel.sandbox.lifecycle import CRDCleanupController, NamespaceController
 from progdel.sandbox.objects import ApiError, Objects
+from progdel.sandbox.proxy import Backend, Backends
 from progdel.sandbox.replicas import InstantReplicaBackend
 from progdel.sandbox.resources import CRD_KEY, NAMESPACE_KEY, ResourceRegistry, resource_from_crd
 from progdel.sandbox.store import Store
@@ -53,8 +56,11 @@ def bundled_crds() -> list[dict[str, Any]]:
 class SandboxServer:
     """progdel's local Kubernetes API server on SQLite, with its deployment and lifecycle controllers.
 
-    ``backend`` decides when replicas are ready (default: at once, see
-    ``InstantReplicaBackend``); the mesh mode passes a process-running one.
+    It serves HTTPS with a certificate of its own CA and wants a bearer token on every request
+    (see ``credentials.py``); clients get both from the kubeconfig it writes, or from
+    ``access``/``http_client()`` in the same process. ``backend`` decides when replicas are
+    ready (default: at once, see ``InstantReplicaBackend``); the mesh mode passes a
+    process-running one.
     """
 
     def __init__(
@@ -78,6 +84,8 @@ class SandboxServer:
         self._controller: DeploymentController | None = None
         self._namespaces: NamespaceController | None = None
         self._crd_cleanup: CRDCleanupController | None = None
+        self._access: SandboxAccess | None = None
+        self.backends = Backends()
 
     @property
     def url(self) -> str:
@@ -85,12 +93,36 @@ class SandboxServer:
             raise RuntimeError("the sandbox server is not started")
         host, port = self._httpd.server_address[:2]
         host_text = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{host_text}:{port}"
+        return f"https://[{host_text}]:{port}" if ":" in host_text else f"https://{host_text}:{port}"
+
+    @property
+    def access(self) -> SandboxAccess:
+        """The URL, CA and admin token a client of this server needs (what its kubeconfig holds)."""
+        if self._access is None:
+            raise RuntimeError("the sandbox server is not started")
+        return self._access
+
+    def http_client(self, **kwargs: Any) -> Any:
+        """An ``httpx.Client`` for this server (see ``SandboxAccess.http_client``): the admin's,
+        ``token=`` another user's, ``anonymous=True`` without credentials."""
+        return self.access.http_client(**kwargs)
+
+    def register_backend(
+        self, namespace: str, service: str, host: str, port: int, port_name: str = ""
+    ) -> None:
+        """Put ``host:port`` behind the Service ``namespace/service`` (its port named ``port_name``;
+        "": every port) for the service proxy: the one way to reach a loopback address through it."""
+        self.backends.register(namespace, service, Backend(host, port, port_name))
 
     def start(self) -> None:
         """Open the store, install defaults, bind, and serve in a background thread."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(self.data_dir / "sandbox.db", ring_size=self.watch_cache_size)
+        credentials.make_private(self.data_dir)
+        token = credentials.admin_token(self.data_dir)
+        cert = credentials.serving_certificate(self.data_dir, self.host)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(cert.cert_file, cert.key_file)
+        store = Store(self.data_dir / credentials.DATABASE, ring_size=self.watch_cache_size)
         registry = ResourceRegistry()
         objects = Objects(store, registry)
         for entry in store.list(CRD_KEY)[0]:
@@ -100,9 +132,11 @@ class SandboxServer:
             httpd = SandboxHTTPServer(
                 (self.host, self.port),
                 objects,
-                self.data_dir / TOKEN_FILE,
+                TokenAuthenticator(token, self.data_dir / credentials.TOKEN_FILE),
+                tls,
                 # Backends whose replicas have addresses (the mesh mode's processes) list them.
                 getattr(self.backend, "endpoints", None),
+                self.backends,
             )
         except OSError as err:
             store.close()
@@ -110,6 +144,7 @@ class SandboxServer:
                 raise PortInUse(self.host, self.port) from err
             raise
         self.store, self.objects, self._httpd = store, objects, httpd
+        self._access = SandboxAccess(self.url, cert.ca_pem, token)
         self._controller = DeploymentController(objects, self.backend)
         self._controller.start()
         self._namespaces = NamespaceController(objects)
@@ -136,8 +171,8 @@ class SandboxServer:
                     raise RuntimeError(f"bundled CRD {crd['metadata']['name']}: {err.message}") from err
 
     def write_kubeconfig(self, path: Path | None = None) -> Path:
-        target = Path(path) if path is not None else self.data_dir / "kubeconfig"
-        self.kubeconfig = write_kubeconfig(target, self.url)
+        target = Path(path) if path is not None else self.data_dir / credentials.KUBECONFIG
+        self.kubeconfig = write_kubeconfig(target, self.access)
         return self.kubeconfig
 
     def counts(self) -> dict[str, int]:

@@ -1030,6 +1030,27 @@ def validate_deployment(dep: dict[str, Any], old: dict[str, Any] | None) -> list
     return errors
 
 
+def non_special_ip(value: str) -> list[str]:
+    """ValidateNonSpecialIP: an Endpoints address may not be unspecified, loopback or link-local
+    (node-centric addresses, such as a metadata service, or the API server's own)."""
+    ip = ipaddress.ip_address(value)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    out = []
+    if ip.is_unspecified:
+        out.append(f"may not be unspecified ({value})")
+    if ip.is_loopback:
+        out.append("may not be in the loopback range (127.0.0.0/8, ::1/128)")
+    if ip.is_link_local:
+        out.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+    if ip in LINK_LOCAL_MULTICAST[ip.version]:
+        out.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+    return out
+
+
+LINK_LOCAL_MULTICAST = {4: ipaddress.ip_network("224.0.0.0/24"), 6: ipaddress.ip_network("ff02::/16")}
+
+
 def validate_endpoints(ep: dict[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
     for i, subset in enumerate(ep.get("subsets") or []):
@@ -1039,8 +1060,11 @@ def validate_endpoints(ep: dict[str, Any]) -> list[FieldError]:
         for group in ("addresses", "notReadyAddresses"):
             for j, addr in enumerate(subset.get(group) or []):
                 ip = (addr or {}).get("ip") if isinstance(addr, dict) else None
+                where = f"{spath}.{group}[{j}].ip"
                 if not _is_ip(ip):
-                    errors.append(invalid(f"{spath}.{group}[{j}].ip", ip, "must be a valid IP address"))
+                    errors.append(invalid(where, ip, "must be a valid IP address"))
+                else:
+                    errors += [invalid(where, ip, m) for m in non_special_ip(str(ip))]
         ports = [p for p in subset.get("ports") or [] if isinstance(p, dict)]
         for j, p in enumerate(ports):
             ppath = f"{spath}.ports[{j}]"

@@ -173,7 +173,7 @@ def wait_survivors(pids: list[int], expected: int, timeout: float = 30.0) -> int
 
 
 class MeshSandbox:
-    """The sandbox API server with a data plane (commands allowed), reached over HTTP."""
+    """The sandbox API server with a data plane (commands allowed), reached over HTTPS."""
 
     PATHS = {
         "Namespace": "/api/v1/namespaces",
@@ -183,10 +183,8 @@ class MeshSandbox:
     }
 
     def __init__(self, server: Any, plane: Any) -> None:
-        import httpx
-
         self.server, self.plane = server, plane
-        self.api = httpx.Client(base_url=server.url, timeout=10)
+        self.api = server.http_client()
 
     def path(self, kind: str, namespace: str) -> str:
         return self.PATHS[kind].format(ns=namespace)
@@ -254,7 +252,7 @@ def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandb
     server = SandboxServer(root / "sandbox", "127.0.0.1", free_port(), backend=plane.backend)
     server.start()
     try:
-        plane.start(server.url)
+        plane.start(server.access)
         sandbox = MeshSandbox(server, plane)
         yield sandbox
         sandbox.api.close()

@@ -13,6 +13,7 @@ import pytest
 
 from progdel.errors import ProgdelError
 from progdel.sandbox.dataplane import DataPlane
+from progdel.sandbox.kubeconfig import SandboxAccess
 from progdel.sandbox.loadgen import LoadGenerator, wait_for_split
 from progdel.sandbox.processes import free_port
 
@@ -107,14 +108,14 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[Any, DataPlane, httpx.Client]]:
     )
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as api:
+        with server.http_client() as api:
             api.post(
                 "/api/v1/namespaces",
                 json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}},
             )
             if api.get("/apis/networking.istio.io/v1beta1/virtualservices").status_code == 404:
                 api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=VS_CRD)
-            plane.start(server.url)
+            plane.start(server.access)
             yield server, plane, api
     finally:
         plane.stop()
@@ -212,7 +213,7 @@ def test_busy_port_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         plane = DataPlane(tmp_path, mesh_port=port)
         with pytest.raises(ProgdelError) as info:
-            plane.start("http://127.0.0.1:9")
+            plane.start(SandboxAccess("https://127.0.0.1:9", b"", "none"))
         plane.stop()
     assert info.value.exit_code == 2
     assert f"port {port}" in str(info.value) and "mesh" in str(info.value)

@@ -34,7 +34,7 @@ def test_an_unresolvable_service_address_goes_through_the_api_server(sandbox: An
     }
     httpx_mock.add_response(
         url=f"{proxied}?query=up&time=1700000000.000",
-        match_headers={"Authorization": "Bearer progdel-sandbox"},  # the kubeconfig's credentials
+        match_headers={"Authorization": f"Bearer {sandbox.access.token}"},  # the kubeconfig's credentials
         json=answer,
     )
     provider = prometheus_for("http://prometheus.istio-system:9090", kube)
@@ -65,10 +65,11 @@ def test_addresses_that_resolve_or_without_a_cluster_are_queried_directly(sandbo
 def test_a_canary_run_reaches_the_in_cluster_prometheus_through_the_api(
     sandbox: Any, namespace: str, tmp_path: Any
 ) -> None:
-    """The run is judged by a real Prometheus the test registers as the Service ``prometheus`` in
-    the namespace (selector-less, with Endpoints), as it would sit in a cluster."""
+    """The run is judged by a real Prometheus the test puts behind the Service ``prometheus`` in
+    the namespace (selector-less, its backend registered with the sandbox), as it would sit in a
+    cluster."""
     from progdel.errors import ExitCode
-    from progdel.kube.resources import ENDPOINTS, SERVICES
+    from progdel.kube.resources import SERVICES
     from tests.canary.test_runner_integration import T0, history, new_revision, run, setup_canary
     from tests.promfixture import TrafficPhase, require_prometheus, run_prometheus
 
@@ -81,8 +82,7 @@ def test_a_canary_run_reaches_the_in_cluster_prometheus_through_the_api(
         kube.create(
             SERVICES, {"metadata": {"name": "prometheus"}, "spec": {"ports": [{"name": "web", "port": 9090}]}}
         )
-        subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "web", "port": port}]}]
-        kube.create(ENDPOINTS, {"metadata": {"name": "prometheus"}, "subsets": subsets})
+        sandbox.register_backend(namespace, "prometheus", "127.0.0.1", port, "web")
         url = f"http://prometheus.{namespace}:9090"  # resolves only inside a cluster
         code, records = run(kube, namespace, url, T0 + timedelta(seconds=300))
     assert code is ExitCode.OK

@@ -211,9 +211,8 @@ def test_namespace_termination(api_client: Any) -> None:
 def test_immortal_namespaces_refuse_deletion(api_client: Any, sandbox: SandboxServer) -> None:
     """NamespaceLifecycle's immortal namespaces (plugin/namespace/lifecycle/admission.go); and no
     deletecollection of namespaces, which the namespace registry does not implement."""
-    import httpx
-
-    assert httpx.delete(f"{sandbox.url}/api/v1/namespaces").status_code == 405
+    with sandbox.http_client() as http:
+        assert http.delete("/api/v1/namespaces").status_code == 405
     core = client.CoreV1Api(api_client)
     for name in ("default", "kube-system", "kube-public"):
         with pytest.raises(ApiException) as err:
@@ -852,11 +851,8 @@ def test_persistence_across_restart(sandbox: SandboxServer, tmp_path: Path) -> N
         cm = client.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "new"}})
         assert int(cm.metadata.resource_version) > rv
         # a watch from before this process started cannot be served: 410 Gone as an ERROR event
-        import httpx
-
-        r = httpx.get(
-            f"{second.url}/apis/apps/v1/namespaces/default/deployments?watch=1&resourceVersion=1", timeout=5
-        )
+        with second.http_client() as http:
+            r = http.get("/apis/apps/v1/namespaces/default/deployments?watch=1&resourceVersion=1")
         first_line = r.text.splitlines()[0]
         assert (
             '"type":"ERROR"' in first_line

@@ -34,7 +34,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         st = progdel("-o", "json", "sandbox", "status", "--data-dir", str(data))
         assert st.returncode == 0, st.stderr
         info = json.loads(st.stdout)
-        assert info["running"] is True and info["url"] == f"http://127.0.0.1:{port}"
+        assert info["running"] is True and info["url"] == f"https://127.0.0.1:{port}"
         assert info["objects"]["namespaces"] == 4
         assert info["objects"]["customresourcedefinitions.apiextensions.k8s.io"] >= 7
         busy = progdel("sandbox", "up", "--port", str(port), "--data-dir", str(tmp_path / "other"))

@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from kubernetes import client, watch
 from kubernetes.client import ApiException
@@ -108,7 +107,7 @@ def test_server_side_apply_refuses_an_undeclared_field_with_the_typed_patch_erro
     url = f"{sandbox.url}/apis/flagger.app/v1beta1/namespaces/{namespace}/canaries/applied?fieldManager=test"
     apply = {"Content-Type": "application/apply-patch+yaml"}
     obj = canary("applied", extra="x")
-    with httpx.Client() as http:
+    with sandbox.http_client() as http:
         refused = http.patch(url, content=json.dumps(obj), headers=apply)
         assert refused.status_code == 500
         assert refused.json()["message"] == (
@@ -123,7 +122,7 @@ def test_server_side_apply_refuses_an_undeclared_field_with_the_typed_patch_erro
 
 def test_strategic_merge_patch_of_a_custom_object_is_415(sandbox: SandboxServer, namespace: str) -> None:
     url = f"{sandbox.url}/apis/flagger.app/v1beta1/namespaces/{namespace}/canaries"
-    with httpx.Client() as http:
+    with sandbox.http_client() as http:
         assert http.post(url, json=canary("smp")).status_code == 201
         answer = http.patch(
             url + "/smp",
@@ -206,7 +205,7 @@ def test_field_validation_warn_is_the_default_and_answers_with_warning_headers(
     url = f"{sandbox.url}/apis/flagger.app/v1beta1/namespaces/{namespace}/canaries"
     obj = canary("warned", foo=1)
     obj["status"] = {"phase": "Initialized"}
-    with httpx.Client() as http:
+    with sandbox.http_client() as http:
         answer = http.post(url, json=obj)
         assert answer.status_code == 201
         assert answer.headers.get_list("warning") == ['299 - "unknown field \\"spec.foo\\""']
@@ -229,7 +228,7 @@ def test_field_validation_strict_refuses_with_the_real_messages(
     sandbox: SandboxServer, namespace: str
 ) -> None:
     url = f"{sandbox.url}/apis/flagger.app/v1beta1/namespaces/{namespace}/canaries"
-    with httpx.Client() as http:
+    with sandbox.http_client() as http:
         created = http.post(url + "?fieldValidation=Strict", json=canary("strict", foo=1))
         assert created.status_code == 400
         assert created.json()["message"] == (
@@ -260,7 +259,7 @@ def test_unsupported_dry_run_and_field_validation_values_are_invalid_options(
     sandbox: SandboxServer, namespace: str
 ) -> None:
     url = f"{sandbox.url}/apis/flagger.app/v1beta1/namespaces/{namespace}/canaries"
-    with httpx.Client() as http:
+    with sandbox.http_client() as http:
         answer = http.post(url + "?dryRun=Yes", json=canary("opts"))
         assert answer.status_code == 422
         assert answer.json()["message"] == (

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +13,8 @@ from typing import Any
 import httpx
 from kubernetes import client, config
 from kubernetes.client import ApiException
+
+from tests.sandbox.processes import serve
 
 
 def test_concurrent_read_modify_write_loses_no_increment(sandbox: Any, namespace: str) -> None:
@@ -65,30 +65,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "progdel.sandbox", "--port", str(port), "--data-dir", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the sandbox did not start"
-        time.sleep(0.05)
-
-
 def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
     data, port = tmp_path / "sb", _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = _serve(data, port)
+    proc, api = serve(data, port)
     acknowledged: list[str] = []
     try:
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with api.http_client() as http:
             http.post("/api/v1/namespaces", json={"metadata": {"name": "w"}}).raise_for_status()
             # a namespace being deleted when the process dies: a finalizer holds it
             http.post("/api/v1/namespaces", json={"metadata": {"name": "doomed"}}).raise_for_status()
@@ -122,9 +104,9 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    proc = _serve(data, port)
+    proc, api = serve(data, port)
     try:
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with api.http_client() as http:
             stored = {
                 i["metadata"]["name"] for i in http.get("/api/v1/namespaces/w/configmaps").json()["items"]
             }

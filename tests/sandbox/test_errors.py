@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
@@ -14,23 +13,26 @@ from progdel.sandbox.server import SandboxServer
 
 
 def test_malformed_json_is_400(sandbox: SandboxServer, namespace: str) -> None:
-    r = httpx.post(
-        f"{sandbox.url}/api/v1/namespaces/{namespace}/configmaps",
-        content=b"{not json",
-        headers={"Content-Type": "application/json"},
-    )
+    with sandbox.http_client() as http:
+        r = http.post(
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
     assert r.status_code == 400
     body = r.json()
     assert body["kind"] == "Status" and body["reason"] == "BadRequest" and body["code"] == 400
 
 
 def test_unknown_resource_is_404(sandbox: SandboxServer) -> None:
-    r = httpx.get(f"{sandbox.url}/apis/apps/v1/namespaces/default/widgets")
+    with sandbox.http_client() as http:
+        r = http.get("/apis/apps/v1/namespaces/default/widgets")
     assert r.status_code == 404 and r.json()["reason"] == "NotFound"
 
 
 def test_method_not_allowed(sandbox: SandboxServer) -> None:
-    r = httpx.post(f"{sandbox.url}/api/v1/namespaces/default/configmaps/x", json={})
+    with sandbox.http_client() as http:
+        r = http.post("/api/v1/namespaces/default/configmaps/x", json={})
     assert r.status_code == 405 and r.json()["reason"] == "MethodNotAllowed"
 
 
@@ -82,5 +84,6 @@ def test_canary_missing_required_field_is_422(api_client: Any, namespace: str) -
 
 
 def test_health_endpoints(sandbox: SandboxServer) -> None:
-    for path in ("/healthz", "/readyz", "/livez"):
-        assert httpx.get(sandbox.url + path).text == "ok"
+    with sandbox.http_client() as http:
+        for path in ("/healthz", "/readyz", "/livez"):
+            assert http.get(path).text == "ok"

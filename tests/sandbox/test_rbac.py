@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from progdel.sandbox import protobuf, rbac
-from progdel.sandbox.auth import ADMIN, TOKEN_FILE, User, impersonated, parse_token_file
+from progdel.sandbox.auth import ADMIN, User, impersonated, parse_token_file
+from progdel.sandbox.credentials import TOKEN_FILE
+from progdel.sandbox.kubeconfig import SandboxAccess
 from progdel.sandbox.objects import ApiError
 from progdel.sandbox.rbac import Attributes, Policy, authorize, request_attributes, rule_allows
 from progdel.sandbox.server import SandboxServer
@@ -34,15 +36,15 @@ def unique(prefix: str) -> str:
 class Identity:
     name: str
     token: str
-    url: str
+    access: SandboxAccess
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"})
+        return self.access.http_client(token=self.token)
 
 
 def add_token(sandbox: SandboxServer, name: str, *groups: str) -> Identity:
     """Appends a user with a fresh token to the sandbox's ``tokens.csv`` (read again while it serves)."""
-    ident = Identity(name, uuid.uuid4().hex, sandbox.url)
+    ident = Identity(name, uuid.uuid4().hex, sandbox.access)
     with (sandbox.data_dir / TOKEN_FILE).open("a", newline="") as f:
         csv.writer(f).writerow([ident.token, ident.name, uuid.uuid4().hex[:6], ",".join(groups)])
     return ident
@@ -54,23 +56,32 @@ def add_user(sandbox: SandboxServer):  # type: ignore[no-untyped-def]
     return lambda *groups: add_token(sandbox, unique("dev"), *groups)
 
 
+class Admin:
+    """The admin's client, which remembers the cluster-scoped objects ``make`` created."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.created: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.http, name)
+
+    def make(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post(path, json=obj)
+        assert r.status_code == 201, r.text
+        if "/namespaces/" not in path:
+            self.created.append(f"{path}/{obj['metadata']['name']}")
+        return dict(r.json())
+
+
 @pytest.fixture
-def admin(sandbox: SandboxServer) -> Iterator[httpx.Client]:
-    """An admin client (no credentials); RBAC objects it creates at cluster scope are deleted afterwards."""
-    created: list[str] = []
-
-    class Admin(httpx.Client):
-        def make(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-            r = self.post(path, json=obj)
-            assert r.status_code == 201, r.text
-            if "/namespaces/" not in path:
-                created.append(f"{path}/{obj['metadata']['name']}")
-            return dict(r.json())
-
-    with Admin(base_url=sandbox.url) as c:
+def admin(sandbox: SandboxServer) -> Iterator[Admin]:
+    """An admin client; RBAC objects it creates at cluster scope are deleted afterwards."""
+    with sandbox.http_client() as http:
+        c = Admin(http)
         yield c
-        for path in created:
-            c.delete(path)
+        for path in c.created:
+            http.delete(path)
 
 
 def role(kind: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,36 +183,62 @@ def review(client: httpx.Client, **attrs: str) -> dict[str, Any]:
 # ---- authentication ---------------------------------------------------------------------------
 def test_unknown_token_is_401_until_the_token_file_names_it(sandbox: SandboxServer, add_user: Any) -> None:
     token = uuid.uuid4().hex
-    r = httpx.get(f"{sandbox.url}/api/v1/namespaces", headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 401
-    assert r.json() == {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "Unauthorized",
-        "reason": "Unauthorized",
-        "code": 401,
-    }
-    with (sandbox.data_dir / TOKEN_FILE).open("a", newline="") as f:
-        csv.writer(f).writerow([token, unique("late"), "1"])
-    r = httpx.get(f"{sandbox.url}/version", headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 200, "the token file is read again when it changes"
-    r = httpx.get(f"{sandbox.url}/version", headers={"Authorization": "Basic dXNlcjpwYXNz"})
-    assert r.status_code == 401
+    with sandbox.http_client(token=token) as c:
+        r = c.get("/api/v1/namespaces")
+        assert r.status_code == 401
+        assert r.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        }
+        with (sandbox.data_dir / TOKEN_FILE).open("a", newline="") as f:
+            csv.writer(f).writerow([token, unique("late"), "1"])
+        assert c.get("/api/v1/namespaces").status_code == 403, "the token file is read again when it changes"
+    with sandbox.http_client(anonymous=True) as c:
+        assert c.get("/api/v1/namespaces", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
 
 
-def test_admin_token_and_no_token_are_allowed(sandbox: SandboxServer, namespace: str) -> None:
-    path = f"{sandbox.url}/api/v1/namespaces/{namespace}/configmaps"
-    assert httpx.get(path).status_code == 200
-    assert httpx.get(path, headers={"Authorization": "Bearer progdel-sandbox"}).status_code == 200
-    with httpx.Client(base_url=sandbox.url, headers={"Authorization": "Bearer progdel-sandbox"}) as c:
+def test_only_the_kubeconfigs_token_is_the_admin(
+    sandbox: SandboxServer, namespace: str, tmp_path: Path
+) -> None:
+    """The admin token is the one in this sandbox's kubeconfig: random, one per data dir."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    with sandbox.http_client() as c:
+        assert c.get(path).status_code == 200
         assert review(c, verb="create", group="apiextensions.k8s.io", resource="customresourcedefinitions")[
             "status"
         ] == {"allowed": True}
-    assert review(httpx.Client(base_url=sandbox.url), verb="delete", resource="namespaces")["status"][
-        "allowed"
-    ]
+    assert sandbox.kubeconfig is not None
+    assert SandboxAccess.from_kubeconfig(sandbox.kubeconfig) == sandbox.access
+    with SandboxServer(tmp_path / "other") as other:
+        assert other.access.token != sandbox.access.token
+        for token in (other.access.token, "progdel-sandbox"):
+            with sandbox.http_client(token=token) as c:
+                assert c.get(path).status_code == 401, token
+
+
+def test_no_credentials_is_401_except_on_health_and_version(sandbox: SandboxServer, namespace: str) -> None:
+    """Anonymous requests are system:anonymous where kube-apiserver's default public-info-viewer
+    binding lets them in, and 401 everywhere else (a request a web page could send included)."""
+    with sandbox.http_client(anonymous=True) as c:
+        for path in ("/healthz", "/livez", "/readyz", "/version"):
+            assert c.get(path).status_code == 200, path
+        for path in (f"/api/v1/namespaces/{namespace}/configmaps", "/api", "/apis", "/openapi/v3", "/"):
+            assert c.get(path).status_code == 401, path
+        r = c.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "x"}})
+        assert r.status_code == 401
+        assert c.post(SSAR_PATH, json={"spec": {"resourceAttributes": {"verb": "get"}}}).status_code == 401
+        r = c.post("/version")
+        assert (r.status_code, r.json()["message"]) == (
+            403,
+            'forbidden: User "system:anonymous" cannot post path "/version"',
+        )
+        r = c.get("/version", headers={"Impersonate-User": "someone"})
+        assert r.status_code == 403, "anonymous may not impersonate"
 
 
 # ---- 403 --------------------------------------------------------------------------------------
@@ -454,10 +491,11 @@ def test_impersonation_needs_the_impersonate_verb(sandbox: SandboxServer, add_us
             f'users "someone" is forbidden: User "{dev.name}" cannot impersonate resource "users" '
             'in API group "" at the cluster scope'
         )
-    r = httpx.get(f"{sandbox.url}{CRD_PATH}", headers={"Impersonate-User": dev.name})
-    assert r.status_code == 403, "the admin may impersonate; the request is then the impersonated user's"
-    r = httpx.get(f"{sandbox.url}{CRD_PATH}", headers={"Impersonate-Group": "g"})
-    assert r.status_code == 400
+    with sandbox.http_client() as c:
+        r = c.get(CRD_PATH, headers={"Impersonate-User": dev.name})
+        assert r.status_code == 403, "the admin may impersonate; the request is then the impersonated user's"
+        r = c.get(CRD_PATH, headers={"Impersonate-Group": "g"})
+        assert r.status_code == 400
 
 
 # ---- SelfSubjectAccessReview ------------------------------------------------------------------
@@ -492,17 +530,17 @@ def test_access_reviews_answer_for_the_requesting_user(admin: Any, add_user: Any
     assert admin.get(SSAR_PATH).status_code == 405, "reviews are not stored"
 
 
-def test_discovery_serves_the_rbac_kinds(sandbox: SandboxServer) -> None:
-    rbac_list = httpx.get(f"{sandbox.url}{RBAC_API}").json()
+def test_discovery_serves_the_rbac_kinds(admin: Admin) -> None:
+    rbac_list = admin.get(RBAC_API).json()
     assert {r["name"]: r["namespaced"] for r in rbac_list["resources"]} == {
         "clusterrolebindings": False,
         "clusterroles": False,
         "rolebindings": True,
         "roles": True,
     }
-    core = {r["name"]: r for r in httpx.get(f"{sandbox.url}/api/v1").json()["resources"]}
+    core = {r["name"]: r for r in admin.get("/api/v1").json()["resources"]}
     assert core["serviceaccounts"]["shortNames"] == ["sa"]
-    authz = httpx.get(f"{sandbox.url}/apis/authorization.k8s.io/v1").json()["resources"]
+    authz = admin.get("/apis/authorization.k8s.io/v1").json()["resources"]
     assert authz == [
         {
             "name": "selfsubjectaccessreviews",
@@ -519,7 +557,7 @@ def test_discovery_serves_the_rbac_kinds(sandbox: SandboxServer) -> None:
 def test_python_client_with_a_restricted_users_kubeconfig(
     sandbox: SandboxServer, add_user: Any, tmp_path: Path
 ) -> None:
-    """The kubernetes client sends a kubeconfig's token over http; progdel reports the 403."""
+    """The kubernetes client sends a kubeconfig's token; progdel reports the 403."""
     from progdel.kube.client import connect
     from progdel.kube.errors import Forbidden
     from progdel.kube.resources import CRDS
@@ -527,7 +565,9 @@ def test_python_client_with_a_restricted_users_kubeconfig(
     dev = add_user()
     assert sandbox.kubeconfig is not None
     config = tmp_path / "dev.kubeconfig"
-    config.write_text(sandbox.kubeconfig.read_text().replace("token: progdel-sandbox", f"token: {dev.token}"))
+    config.write_text(
+        sandbox.kubeconfig.read_text().replace(f"token: {sandbox.access.token}", f"token: {dev.token}")
+    )
     kube = connect(str(config))
     with pytest.raises(Forbidden) as err:
         kube.create(CRDS, crd(f"{unique('g')}.test.progdel.dev"))
@@ -537,11 +577,8 @@ def test_python_client_with_a_restricted_users_kubeconfig(
 def test_kubectl_auth_can_i_as_a_restricted_user(
     sandbox: SandboxServer, add_user: Any, namespace: str, tmp_path: Path
 ) -> None:
-    """kubectl sends no credentials to an http server, so its kubeconfig names the user with ``as:``.
-
-    kubectl then asks as the admin impersonating that user, and sends the access
-    review as protobuf.
-    """
+    """kubectl sends a restricted user's token from its kubeconfig (it sends credentials to an
+    https server only), and impersonates users with ``--as``; it sends access reviews as protobuf."""
     exe = shutil.which("kubectl")
     if exe is None:
         pytest.skip("kubectl is not on PATH")
@@ -549,9 +586,7 @@ def test_kubectl_auth_can_i_as_a_restricted_user(
     dev = add_user("team")
     config = tmp_path / "dev.kubeconfig"
     config.write_text(
-        sandbox.kubeconfig.read_text().replace(
-            "    token: progdel-sandbox\n", f"    as: {dev.name}\n    as-groups: [team]\n"
-        )
+        sandbox.kubeconfig.read_text().replace(f"token: {sandbox.access.token}", f"token: {dev.token}")
     )
 
     def kubectl(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -585,6 +620,10 @@ def test_kubectl_auth_can_i_as_a_restricted_user(
     out = kubectl(config, "auth", "can-i", "list", "configmaps", "-n", "default")
     assert (out.stdout.strip(), out.returncode) == ("no", 1), out.stderr
     assert kubectl(config, "get", "configmaps").returncode == 0
+    out = kubectl(sandbox.kubeconfig, "--as", dev.name, "--as-group", "team", "auth", "can-i", "list", "cm")
+    assert (out.stdout.strip(), out.returncode) == ("yes", 0), out.stderr
+    out = kubectl(sandbox.kubeconfig, "--as", dev.name, "auth", "can-i", "list", "cm")
+    assert (out.stdout.strip(), out.returncode) == ("no", 1), "without the group the Role is not bound"
 
     resources = kubectl(sandbox.kubeconfig, "api-resources").stdout.splitlines()
     assert any(line.split()[:2] == ["serviceaccounts", "sa"] for line in resources)

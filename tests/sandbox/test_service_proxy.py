@@ -1,14 +1,17 @@
 """The services/proxy subresource and core/v1 Endpoints: reaching a backend through the API server.
 
-Each test that needs a backend starts a small echo server on loopback and points a
-selector-less Service at it with an Endpoints object, which is how a Service names a
-backend outside the cluster.
+Each test that needs a backend starts a small echo server on loopback, writes a selector-less
+Service through the API and registers the echo server as its backend with the sandbox, the
+one way a loopback address becomes reachable through the proxy (an Endpoints object cannot
+name one, as on a real cluster). The attack this guards against is tested last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import uuid
@@ -16,13 +19,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from progdel.sandbox import proxy
-from progdel.sandbox.auth import TOKEN_FILE
 from progdel.sandbox.backend import ReplicaSetKey
+from progdel.sandbox.credentials import TOKEN_FILE
 from progdel.sandbox.objects import ApiError
 from progdel.sandbox.processes import Endpoint, free_port
 from progdel.sandbox.rbac import Attributes, request_attributes
@@ -86,7 +90,7 @@ def echo() -> Iterator[int]:
 
 @pytest.fixture
 def admin(sandbox: SandboxServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url, timeout=10) as c:
+    with sandbox.http_client() as c:
         yield c
 
 
@@ -112,12 +116,16 @@ def create(client: httpx.Client, namespace: str, plural: str, obj: dict[str, Any
     return dict(r.json())
 
 
-def external_service(client: httpx.Client, namespace: str, name: str, backend_port: int) -> None:
-    """A selector-less Service on port 80 (named ``http``) whose Endpoints point at 127.0.0.1."""
-    create(client, namespace, "services", service(name, [{"name": "http", "port": 80}]))
-    create(
-        client, namespace, "endpoints", endpoints(name, "127.0.0.1", [{"name": "http", "port": backend_port}])
-    )
+@pytest.fixture
+def external_service(sandbox: SandboxServer, admin: httpx.Client):  # type: ignore[no-untyped-def]
+    """Makes a selector-less Service on port 80 (named ``http``) whose backend, registered with the
+    sandbox, is 127.0.0.1:PORT."""
+
+    def make(namespace: str, name: str, backend_port: int) -> None:
+        create(admin, namespace, "services", service(name, [{"name": "http", "port": 80}]))
+        sandbox.register_backend(namespace, name, "127.0.0.1", backend_port, "http")
+
+    return make
 
 
 def status_of(r: httpx.Response) -> tuple[int, str, str]:
@@ -158,13 +166,15 @@ def test_kubectl_gets_endpoints(sandbox: SandboxServer, admin: httpx.Client, nam
 
 
 # ---- proxying, through each client --------------------------------------------------------------
-def test_get_and_post_through_the_proxy_with_httpx(admin: httpx.Client, namespace: str, echo: int) -> None:
-    external_service(admin, namespace, "web", echo)
+def test_get_and_post_through_the_proxy_with_httpx(
+    external_service: Any, admin: httpx.Client, namespace: str, echo: int
+) -> None:
+    external_service(namespace, "web", echo)
     base = f"/api/v1/namespaces/{namespace}/services/web:80/proxy"
 
     r = admin.get(
         f"{base}/some/path?x=1&y=a%20b",
-        headers={"X-Echo": "hello", "Authorization": "Bearer progdel-sandbox"},
+        headers={"X-Echo": "hello"},  # the client sends its bearer token too
     )
     assert r.status_code == 200, r.text
     assert r.headers["x-backend"] == "echo" and r.headers["content-type"] == "application/json"
@@ -186,8 +196,10 @@ def test_get_and_post_through_the_proxy_with_httpx(admin: httpx.Client, namespac
     assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 0
 
 
-def test_every_form_of_the_service_reference(admin: httpx.Client, namespace: str, echo: int) -> None:
-    external_service(admin, namespace, "web", echo)
+def test_every_form_of_the_service_reference(
+    external_service: Any, admin: httpx.Client, namespace: str, echo: int
+) -> None:
+    external_service(namespace, "web", echo)
     for ref in ("web", "web:80", "web:http", "http:web:80", "http:web:", "web%3Ahttp"):
         r = admin.get(f"/api/v1/namespaces/{namespace}/services/{ref}/proxy")
         assert r.status_code == 200, (ref, r.text)
@@ -199,9 +211,9 @@ def test_every_form_of_the_service_reference(admin: httpx.Client, namespace: str
 
 
 def test_redirects_from_the_backend_stay_behind_the_proxy(
-    admin: httpx.Client, namespace: str, echo: int
+    external_service: Any, admin: httpx.Client, namespace: str, echo: int
 ) -> None:
-    external_service(admin, namespace, "web", echo)
+    external_service(namespace, "web", echo)
     r = admin.get(f"/api/v1/namespaces/{namespace}/services/web:80/proxy/redirect")
     assert r.status_code == 302
     assert r.headers["location"] == (
@@ -210,11 +222,11 @@ def test_redirects_from_the_backend_stay_behind_the_proxy(
 
 
 def test_the_kubernetes_python_client(
-    api_client: Any, admin: httpx.Client, namespace: str, echo: int
+    external_service: Any, api_client: Any, admin: httpx.Client, namespace: str, echo: int
 ) -> None:
     from kubernetes import client
 
-    external_service(admin, namespace, "web", echo)
+    external_service(namespace, "web", echo)
     core = client.CoreV1Api(api_client)
     text = core.connect_get_namespaced_service_proxy_with_path("web:http", namespace, "api/v1/query")
     # The generated client parses the JSON body and hands it back as a string of its repr.
@@ -240,12 +252,17 @@ def test_the_kubernetes_python_client(
 
 
 def test_kubectl_get_raw_and_create_raw(
-    sandbox: SandboxServer, admin: httpx.Client, namespace: str, echo: int, tmp_path: Path
+    external_service: Any,
+    sandbox: SandboxServer,
+    admin: httpx.Client,
+    namespace: str,
+    echo: int,
+    tmp_path: Path,
 ) -> None:
     exe = shutil.which("kubectl")
     if exe is None:
         pytest.skip("kubectl is not on PATH")
-    external_service(admin, namespace, "prometheus", echo)
+    external_service(namespace, "prometheus", echo)
     url = f"/api/v1/namespaces/{namespace}/services/prometheus:80/proxy/api/v1/query?query=up"
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -284,8 +301,10 @@ def test_service_without_endpoints_is_503(admin: httpx.Client, namespace: str) -
         assert status_of(r) == (503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
 
 
-def test_unknown_port_and_bad_references(admin: httpx.Client, namespace: str, echo: int) -> None:
-    external_service(admin, namespace, "web", echo)
+def test_unknown_port_and_bad_references(
+    external_service: Any, admin: httpx.Client, namespace: str, echo: int
+) -> None:
+    external_service(namespace, "web", echo)
     r = admin.get(f"/api/v1/namespaces/{namespace}/services/web:8080/proxy/")
     assert status_of(r) == (503, "ServiceUnavailable", 'no service port "8080" found for service "web"')
     r = admin.get(f"/api/v1/namespaces/{namespace}/services/ftp:web:80/proxy/")
@@ -294,9 +313,9 @@ def test_unknown_port_and_bad_references(admin: httpx.Client, namespace: str, ec
     assert r.status_code == 404
 
 
-def test_backend_down_is_503(admin: httpx.Client, namespace: str) -> None:
+def test_backend_down_is_503(external_service: Any, admin: httpx.Client, namespace: str) -> None:
     port = free_port()  # nothing listens there once free_port has closed its socket
-    external_service(admin, namespace, "down", port)
+    external_service(namespace, "down", port)
     r = admin.get(f"/api/v1/namespaces/{namespace}/services/down:80/proxy/")
     code, reason, message = status_of(r)
     assert (code, reason) == (503, "ServiceUnavailable")
@@ -304,8 +323,10 @@ def test_backend_down_is_503(admin: httpx.Client, namespace: str) -> None:
     assert "refused" in message.lower()
 
 
-def test_https_scheme_speaks_tls_to_the_backend(admin: httpx.Client, namespace: str, echo: int) -> None:
-    external_service(admin, namespace, "web", echo)
+def test_https_scheme_speaks_tls_to_the_backend(
+    external_service: Any, admin: httpx.Client, namespace: str, echo: int
+) -> None:
+    external_service(namespace, "web", echo)
     r = admin.get(f"/api/v1/namespaces/{namespace}/services/https:web:80/proxy/")
     code, reason, message = status_of(r)  # the echo server speaks plain HTTP: the handshake fails
     assert (code, reason) == (503, "ServiceUnavailable")
@@ -342,12 +363,12 @@ def grant(admin: httpx.Client, namespace: str, user: str, rule: dict[str, Any]) 
 
 
 def test_proxy_needs_the_services_proxy_subresource(
-    sandbox: SandboxServer, admin: httpx.Client, namespace: str, echo: int
+    external_service: Any, sandbox: SandboxServer, admin: httpx.Client, namespace: str, echo: int
 ) -> None:
-    external_service(admin, namespace, "web", echo)
+    external_service(namespace, "web", echo)
     user = f"dev-{uuid.uuid4().hex[:6]}"
     token = add_token(sandbox, user)
-    dev = httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    dev = sandbox.http_client(token=token)
     url = f"/api/v1/namespaces/{namespace}/services/web:80/proxy/x"
     with dev:
         grant(admin, namespace, user, {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]})
@@ -394,19 +415,15 @@ def test_resolution_rules() -> None:
     svc = service(
         "web", [{"name": "http", "port": 80, "targetPort": 8080}, {"name": "metrics", "port": 9090}]
     )
-    eps = {
-        "subsets": [
-            {
-                "addresses": [{"ip": "10.0.0.1"}],
-                "notReadyAddresses": [{"ip": "10.0.0.2"}],
-                "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9091}],
-            }
-        ]
-    }
+    registered = [proxy.Backend("127.0.0.1", 18080, "http"), proxy.Backend("127.0.0.1", 19091, "metrics")]
     ref = proxy.parse_ref
-    assert proxy.resolve("ns", ref("web:metrics"), svc, eps, None) == proxy.Target("http", "10.0.0.1", 9091)
-    assert proxy.resolve("ns", ref("https:web:80"), svc, eps, None) == proxy.Target("https", "10.0.0.1", 8080)
-    assert proxy.resolve("ns", ref("web"), svc, eps, None).port == 8080  # no port given: the first
+    target = proxy.resolve("ns", ref("web:metrics"), svc, registered, None)
+    assert target == proxy.Target("http", "127.0.0.1", 19091)
+    target = proxy.resolve("ns", ref("https:web:80"), svc, registered, None)
+    assert target == proxy.Target("https", "127.0.0.1", 18080)
+    assert proxy.resolve("ns", ref("web"), svc, registered, None).port == 18080  # no port given: the first
+    every = [proxy.Backend("127.0.0.1", 17000)]
+    assert proxy.resolve("ns", ref("web:metrics"), svc, every, None).port == 17000
 
     # A selector picks ready replicas of the namespace; their own address stands for the pod's.
     selected = service("api", [{"port": 80, "targetPort": 8080}], {"app": "api"})
@@ -417,14 +434,12 @@ def test_resolution_rules() -> None:
         ],
         ReplicaSetKey("other", "api", "h1"): [Endpoint("127.0.0.1", 40003, True, {"app": "api"}, "x")],
     }
-    assert proxy.resolve("ns", ref("api"), selected, None, replicas) == proxy.Target(
-        "http", "127.0.0.1", 40002
-    )
-    with pytest.raises(ApiError) as err:
-        proxy.resolve("ns", ref("api"), selected, {"subsets": []}, replicas)  # Endpoints win when present
+    assert proxy.resolve("ns", ref("api"), selected, [], replicas) == proxy.Target("http", "127.0.0.1", 40002)
+    with pytest.raises(ApiError) as err:  # registered backends win, for their ports only
+        proxy.resolve("ns", ref("api"), selected, [proxy.Backend("127.0.0.1", 1, "other")], replicas)
     assert err.value.code == 503
     with pytest.raises(ApiError) as err:
-        proxy.resolve("ns", ref("lonely"), service("lonely", [{"port": 80}]), None, replicas)
+        proxy.resolve("ns", ref("lonely"), service("lonely", [{"port": 80}]), [], replicas)
     assert err.value.message == 'no endpoints available for service "lonely"'
 
 
@@ -439,8 +454,98 @@ def test_selected_replicas_of_the_backend_are_proxied_to(tmp_path: Path, echo: i
             }
 
     server = SandboxServer(tmp_path / "sandbox", backend=ListingBackend())
-    with server, httpx.Client(base_url=server.url, timeout=10) as c:
+    with server, server.http_client() as c:
         create(c, "default", "services", service("api", [{"port": 80, "targetPort": 9898}], {"app": "api"}))
         r = c.get("/api/v1/namespaces/default/services/api/proxy/hello?x=1")
         assert r.status_code == 200, r.text
         assert (r.json()["path"], r.json()["query"]) == ("/hello", "x=1")
+
+
+# ---- the proxy as a way around RBAC -------------------------------------------------------------------
+@pytest.fixture
+def relay(sandbox: SandboxServer) -> Iterator[int]:
+    """The port of a TCP relay to the sandbox's own port: a backend that leads back to the API server."""
+    target = urlsplit(sandbox.url).port
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                inbound, _ = listener.accept()
+                outbound = socket.create_connection(("127.0.0.1", target))
+                threading.Thread(target=pump, args=(inbound, outbound), daemon=True).start()
+                threading.Thread(target=pump, args=(outbound, inbound), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield int(listener.getsockname()[1])
+    listener.close()
+
+
+def test_a_user_who_may_edit_endpoints_cannot_reach_the_api_as_admin_through_the_proxy(
+    sandbox: SandboxServer, admin: httpx.Client, namespace: str
+) -> None:
+    """The attack: a user who may only edit Services and Endpoints, and use their proxy, in one
+    namespace points a Service at the API server's own port and asks through the proxy for another
+    namespace's Secret, or to create a ClusterRoleBinding. Endpoints cannot name the server's
+    address, and the proxy follows no Endpoints object anyway."""
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    assert admin.post("/api/v1/namespaces", json={"metadata": {"name": other}}).status_code == 201
+    create(admin, other, "secrets", {"metadata": {"name": "db"}, "stringData": {"password": "hunter2"}})
+    user = f"dev-{uuid.uuid4().hex[:6]}"
+    token = add_token(sandbox, user)
+    rules = {"apiGroups": [""], "resources": ["services", "endpoints", "services/proxy"], "verbs": ["*"]}
+    grant(admin, namespace, user, rules)
+    port = urlsplit(sandbox.url).port
+    crb = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"pwned-{user}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}],
+    }
+    with sandbox.http_client(token=token) as dev:
+        create(dev, namespace, "services", service("api", [{"name": "https", "port": 443}]))
+        for ip in ("127.0.0.1", "::1", "0.0.0.0", "127.9.9.9", "::ffff:127.0.0.1", "169.254.169.254"):
+            r = dev.post(
+                f"/api/v1/namespaces/{namespace}/endpoints",
+                json=endpoints("api", ip, [{"name": "https", "port": port}]),
+            )
+            assert r.status_code == 422, (ip, r.text)
+        # An address Endpoints may name is stored, and still never proxied to.
+        create(dev, namespace, "endpoints", endpoints("api", "192.0.2.1", [{"name": "https", "port": port}]))
+        base = f"/api/v1/namespaces/{namespace}/services/https:api:443/proxy"
+        r = dev.get(f"{base}/api/v1/namespaces/{other}/secrets/db")
+        assert status_of(r) == (503, "ServiceUnavailable", 'no endpoints available for service "api"')
+        r = dev.post(f"{base}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=crb)
+        assert r.status_code == 503
+        assert dev.get(f"/api/v1/namespaces/{other}/secrets/db").status_code == 403
+    assert (
+        admin.get(
+            f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{crb['metadata']['name']}"
+        ).status_code
+        == 404
+    )
+    admin.delete(f"/api/v1/namespaces/{other}")
+
+
+def test_a_proxied_request_never_comes_back_in_as_the_admin(
+    sandbox: SandboxServer, admin: httpx.Client, namespace: str, relay: int
+) -> None:
+    """A backend at the API server's own address is refused outright; one that leads back to it
+    (a relay) delivers the request without credentials, so the API server answers 401."""
+    create(admin, namespace, "services", service("self", [{"name": "https", "port": 443}]))
+    sandbox.register_backend(namespace, "self", "127.0.0.1", int(urlsplit(sandbox.url).port or 0), "https")
+    r = admin.get(f"/api/v1/namespaces/{namespace}/services/https:self:443/proxy/api/v1/namespaces")
+    assert status_of(r) == (400, "BadRequest", "address not allowed")
+
+    create(admin, namespace, "services", service("relay", [{"name": "https", "port": 443}]))
+    sandbox.register_backend(namespace, "relay", "127.0.0.1", relay, "https")
+    r = admin.get(f"/api/v1/namespaces/{namespace}/services/https:relay:443/proxy/api/v1/namespaces")
+    assert status_of(r) == (401, "Unauthorized", "Unauthorized")

@@ -455,6 +455,35 @@ def test_endpoints_ports_and_addresses(core: Any, namespace: str) -> None:
     ]
 
 
+LOOPBACK = "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+LINK_LOCAL = "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+
+
+@pytest.mark.parametrize(
+    ("ip", "message"),
+    [
+        ("127.0.0.1", LOOPBACK),
+        ("127.3.2.1", LOOPBACK),
+        ("::1", LOOPBACK),
+        ("::ffff:127.0.0.1", LOOPBACK),
+        ("169.254.169.254", LINK_LOCAL),
+        ("fe80::1", LINK_LOCAL),
+        ("0.0.0.0", "may not be unspecified (0.0.0.0)"),
+        ("224.0.0.251", "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"),
+    ],
+)
+def test_endpoints_refuse_special_addresses(core: Any, namespace: str, ip: str, message: str) -> None:
+    """ValidateNonSpecialIP (pkg/apis/core/validation): no Endpoints may name the node itself or
+    its metadata service, so that no one points a Service, and the API server's proxy, there."""
+    subsets = [{"notReadyAddresses": [{"ip": ip}], "ports": [{"port": 443}]}]
+    status = refused(
+        core.create_namespaced_endpoints, namespace, {"metadata": {"name": "e"}, "subsets": subsets}
+    )
+    assert causes(status) == [
+        ("FieldValueInvalid", "subsets[0].notReadyAddresses[0].ip", f'Invalid value: "{ip}": {message}')
+    ]
+
+
 def test_probe_ports(apps: Any, namespace: str) -> None:
     """validateHTTPGetAction / validateTCPSocketAction: ValidatePortNumOrName."""
     body = deployment(

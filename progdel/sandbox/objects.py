@@ -126,13 +126,16 @@ class FieldValidation:
     ``decode_errors`` are the strict decoding errors found while reading the body
     (``duplicate field "spec.a"``); ``patched`` is the patched object as JSON when
     the write is a merge or JSON patch, whose strict errors are worded apart.
-    ``warnings`` collects what the answer's ``Warning`` headers say.
+    ``warnings`` collects what the answer's ``Warning`` headers say. ``admit`` is the request's
+    own check of the object it is about to write (new, old), run before validation as the real
+    registries run theirs (RBAC's escalation check); it raises an ``ApiError`` to refuse.
     """
 
     directive: str = IGNORE
     decode_errors: list[str] = field(default_factory=list)
     patched: str | None = None
     warnings: list[str] = field(default_factory=list)
+    admit: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None
 
     def report(self, rt: ResourceType, version: str, unknown: list[str]) -> None:
         """Warn about, or refuse, the body's duplicate and unknown fields, as the directive says."""
@@ -633,6 +636,8 @@ class Objects:
             obj.pop("status", None)
         self._canonical(rt, version, obj)
         self._defaults(rt, obj)
+        if checks is not None and checks.admit is not None:
+            checks.admit(obj, None)
         self._validate(rt, version, obj, checks=checks)
         if meta.get("resourceVersion") and not managed and not dry_run:
             # The storage layer's refusal: an error without a Status reason, hence a 500.
@@ -740,6 +745,8 @@ class Objects:
             if "generation" in om:
                 bump = _spec_part(old) != _spec_part(new)
                 meta["generation"] = om["generation"] + (1 if bump else 0)
+            if checks is not None and checks.admit is not None:
+                checks.admit(new, old)
             self._validate(rt, version, new, old, checks)
             self._allocate(rt, new)
             if not managed:

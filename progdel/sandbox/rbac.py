@@ -11,20 +11,21 @@ create SelfSubjectAccessReviews, like the default ``system:discovery``,
 ``system:public-info-viewer`` and ``system:basic-user`` bindings grant; the
 health and version endpoints are open to ``system:unauthenticated`` too.
 
-Writing a role or a binding is also held to RBAC's escalation rules, as
-kube-apiserver's RBAC storage does: a Role or ClusterRole may grant only rights
-the writer holds, unless the writer may ``escalate`` it; a binding may bind only
-a role whose rights the writer holds in the binding's scope, unless the writer
-may ``bind`` that role.
+Writes of RBAC objects are held to Kubernetes' escalation rules (``escalation_guard``, after
+``pkg/registry/rbac``): a Role or ClusterRole may only grant what its writer holds, unless the
+writer may ``escalate`` roles; a RoleBinding or ClusterRoleBinding may only bind a role whose
+rules its writer holds, unless the writer may ``bind`` that role. "Holds" is the rule coverage
+of ``pkg/registry/rbac/validation``: each rule is broken down into one verb, group, resource
+and name, and each piece must be covered by one of the writer's rules in the namespace.
 
-The functions here are pure except ``policy_from_store`` (and the escalation
-check built on it), which read the RBAC objects of the sandbox's store (a
-handful; they are read on every request).
+The functions here are pure except ``policy_from_store``, which reads the RBAC
+objects of the sandbox's store (a handful; they are read on every request).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -324,6 +325,237 @@ def policy_from_store(store: Store, namespace: str) -> Policy:
     return policy
 
 
+# ---- escalation -------------------------------------------------------------------------------
+ROLE_RESOURCES = {
+    ROLE_KEY: "roles",
+    CLUSTER_ROLE_KEY: "clusterroles",
+    ROLE_BINDING_KEY: "rolebindings",
+    CLUSTER_ROLE_BINDING_KEY: "clusterrolebindings",
+}
+# What setting an aggregationRule needs: it can gather anything.
+FULL_AUTHORITY = [
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+    {"nonResourceURLs": ["*"], "verbs": ["*"]},
+]
+# Metadata a garbage collector changes: an update of only these is never an escalation.
+GC_FIELDS = ("ownerReferences", "finalizers")
+
+
+def rules_for(user: User, policy: Policy) -> list[dict[str, Any]]:
+    """Every rule ``user`` holds in the policy's namespace (the cluster's when it has none)."""
+    out: list[dict[str, Any]] = []
+    for _, groups, rules in DEFAULT_GRANTS:
+        if any(g in user.groups for g in groups):
+            out += rules
+    for crb in policy.cluster_role_bindings:
+        ref = crb.get("roleRef") or {}
+        role = policy.cluster_roles.get(str(ref.get("name")))
+        if ref.get("kind") == "ClusterRole" and role is not None and _bound_subject(crb, user, ""):
+            out += [r for r in role.get("rules") or [] if isinstance(r, dict)]
+    for rb in policy.role_bindings:
+        ns = str((rb.get("metadata") or {}).get("namespace") or "")
+        ref = rb.get("roleRef") or {}
+        roles = policy.roles if ref.get("kind") == "Role" else policy.cluster_roles
+        role = roles.get(str(ref.get("name"))) if ref.get("kind") in ("Role", "ClusterRole") else None
+        if role is not None and _bound_subject(rb, user, ns):
+            out += [r for r in role.get("rules") or [] if isinstance(r, dict)]
+    return out
+
+
+def breakdown(rule: Mapping[str, Any]) -> list[dict[str, list[str]]]:
+    """The rule as rules of one verb, group, resource and resource name (or URL) each."""
+    verbs, names = _strings(rule.get("verbs")), _strings(rule.get("resourceNames"))
+    out: list[dict[str, list[str]]] = []
+    for group in _strings(rule.get("apiGroups")):
+        for resource in _strings(rule.get("resources")):
+            for verb in verbs:
+                base = {"apiGroups": [group], "resources": [resource], "verbs": [verb]}
+                out += [{**base, "resourceNames": [n]} for n in names] if names else [base]
+    for url in _strings(rule.get("nonResourceURLs")):
+        out += [{"nonResourceURLs": [url], "verbs": [verb]} for verb in verbs]
+    return out
+
+
+def _resources_cover(owned: list[str], wanted: list[str]) -> bool:
+    if "*" in owned or set(wanted) <= set(owned):
+        return True
+    for resource in wanted:
+        if resource in owned:
+            continue
+        if "/" not in resource or "*/" + resource.split("/", 1)[1] not in owned:
+            return False
+    return True
+
+
+def _url_covers(owner: str, path: str) -> bool:
+    return owner == path or (owner.endswith("*") and path.startswith(owner.rstrip("*")))
+
+
+def rule_covers(owner: Mapping[str, Any], sub: Mapping[str, Any]) -> bool:
+    """Whether the ``owner`` rule covers ``sub`` (a rule of one verb, resource and name)."""
+    verbs, groups = _strings(owner.get("verbs")), _strings(owner.get("apiGroups"))
+    owner_names, sub_names = _strings(owner.get("resourceNames")), _strings(sub.get("resourceNames"))
+    owner_urls = _strings(owner.get("nonResourceURLs"))
+    return (
+        ("*" in verbs or set(_strings(sub.get("verbs"))) <= set(verbs))
+        and ("*" in groups or set(_strings(sub.get("apiGroups"))) <= set(groups))
+        and _resources_cover(_strings(owner.get("resources")), _strings(sub.get("resources")))
+        and all(any(_url_covers(o, p) for o in owner_urls) for p in _strings(sub.get("nonResourceURLs")))
+        and (not owner_names or (bool(sub_names) and set(sub_names) <= set(owner_names)))
+    )
+
+
+def uncovered(owner_rules: Sequence[Mapping[str, Any]], rules: Any) -> list[dict[str, list[str]]]:
+    """The pieces of ``rules`` that no owner rule covers (empty: the owner holds them all)."""
+    pieces = [p for r in rules or [] if isinstance(r, dict) for p in breakdown(r)]
+    return [p for p in pieces if not any(rule_covers(o, p) for o in owner_rules)]
+
+
+def compact(rules: list[dict[str, list[str]]]) -> list[dict[str, list[str]]]:
+    """Pieces that differ only by verb, joined into one rule (as the real error lists them)."""
+    out: list[dict[str, list[str]]] = []
+    simple: dict[tuple[str, str, str | None], dict[str, list[str]]] = {}
+    for rule in rules:
+        names = rule.get("resourceNames") or []
+        if "nonResourceURLs" in rule or len(names) > 1:
+            out.append(rule)
+            continue
+        key = (rule["apiGroups"][0], rule["resources"][0], names[0] if names else None)
+        if key in simple:
+            simple[key]["verbs"] = simple[key]["verbs"] + rule["verbs"]
+        else:
+            simple[key] = {k: list(v) for k, v in rule.items()}
+    return out + list(simple.values())
+
+
+def _go_strings(values: list[str]) -> str:
+    """A string list as Go's ``%q`` prints it: ``["a" "b"]``."""
+    return "[" + " ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+
+
+def compact_string(rule: Mapping[str, list[str]]) -> str:
+    """A rule as kube-apiserver's escalation error writes it."""
+    parts = [
+        f"{label}:{_go_strings(rule[key])}"
+        for key, label in (
+            ("apiGroups", "APIGroups"),
+            ("resources", "Resources"),
+            ("nonResourceURLs", "NonResourceURLs"),
+            ("resourceNames", "ResourceNames"),
+            ("verbs", "Verbs"),
+        )
+        if rule.get(key)
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+def rbac_forbidden(resource: str, name: str, message: str) -> ApiError:
+    """The 403 of an RBAC registry: ``roles.rbac.authorization.k8s.io "x" is forbidden: ...``."""
+    target = f'{resource}.{RBAC_GROUP} "{name}"' if name else f"{resource}.{RBAC_GROUP}"
+    details: dict[str, Any] = {"name": name} if name else {}
+    details |= {"group": RBAC_GROUP, "kind": resource}
+    return ApiError(403, "Forbidden", f"{target} is forbidden: {message}", details)
+
+
+def confirm_no_escalation(user: User, policy: Policy, rules: Any, resource: str, name: str) -> None:
+    """Refuse (403) ``rules`` that ``user`` does not hold in the policy's namespace."""
+    missing = uncovered(rules_for(user, policy), rules)
+    if not missing:
+        return
+    lines = sorted({compact_string(r) for r in compact(missing)})
+    raise rbac_forbidden(
+        resource,
+        name,
+        f"user {json.dumps(user.name)} (groups={_go_strings(list(user.groups))}) is attempting to grant "
+        "RBAC permissions not currently held:\n" + "\n".join(lines),
+    )
+
+
+def role_reference_rules(ref: Mapping[str, Any], policy: Policy) -> Any:
+    """The rules of the role a binding's ``roleRef`` names (404 when it does not exist)."""
+    kind, name = ref.get("kind"), str(ref.get("name") or "")
+    roles, resource = (policy.roles, "roles") if kind == "Role" else (policy.cluster_roles, "clusterroles")
+    role = roles.get(name)
+    if role is None:
+        raise ApiError(
+            404,
+            "NotFound",
+            f'{resource}.{RBAC_GROUP} "{name}" not found',
+            {"name": name, "group": RBAC_GROUP, "kind": resource},
+        )
+    return role.get("rules")
+
+
+def _only_gc_fields(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    if old is None:
+        return False
+
+    def rest(obj: Mapping[str, Any]) -> dict[str, Any]:
+        meta = {
+            k: v
+            for k, v in (obj.get("metadata") or {}).items()
+            if k not in (*GC_FIELDS, "managedFields", "resourceVersion", "generation")
+        }
+        return {**{k: v for k, v in obj.items() if k != "metadata"}, "metadata": meta}
+
+    return rest(new) == rest(old)
+
+
+def escalation_guard(
+    user: User,
+    key: str,
+    namespace: str,
+    request_name: str,
+    policy: Callable[[str], Policy],
+    allowed: Callable[[Attributes], bool],
+) -> Callable[[dict[str, Any], dict[str, Any] | None], None] | None:
+    """The check a write of an RBAC object by ``user`` must pass, or None when there is none.
+
+    ``policy(namespace)`` gives the RBAC objects that decide the namespace; ``allowed(attrs)``
+    whether the user may do ``attrs`` (for ``escalate`` and ``bind``).
+    """
+    resource = ROLE_RESOURCES.get(key)
+    if resource is None or user.is_admin:
+        return None
+    if key in (ROLE_KEY, CLUSTER_ROLE_KEY):
+        if allowed(Attributes("escalate", RBAC_GROUP, resource, "", namespace, request_name)):
+            return None
+
+        def check_role(new: dict[str, Any], old: dict[str, Any] | None) -> None:
+            if _only_gc_fields(new, old):
+                return
+            name = str(new["metadata"].get("name") or "")
+            current = policy(namespace)
+            confirm_no_escalation(user, current, new.get("rules"), resource, name)
+            aggregates = [
+                o for o in (new, old) if o and ((o.get("aggregationRule") or {}).get("clusterRoleSelectors"))
+            ]
+            if key == CLUSTER_ROLE_KEY and aggregates and uncovered(rules_for(user, current), FULL_AUTHORITY):
+                raise rbac_forbidden(
+                    resource, name, "must have cluster-admin privileges to use the aggregationRule"
+                )
+
+        return check_role
+
+    def check_binding(new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if _only_gc_fields(new, old):
+            return
+        ref = new.get("roleRef") or {}
+        if ref.get("kind") not in ("Role", "ClusterRole"):
+            return  # validation refuses it
+        role_resource = "roles" if ref["kind"] == "Role" else "clusterroles"
+        attrs = Attributes(
+            "bind", str(ref.get("apiGroup") or ""), role_resource, "", namespace, str(ref.get("name") or "")
+        )
+        if allowed(attrs):
+            return
+        current = policy(namespace)
+        rules = role_reference_rules(ref, current)
+        confirm_no_escalation(user, current, rules, resource, str(new["metadata"].get("name") or ""))
+
+    return check_binding
+
+
 # ---- 403 --------------------------------------------------------------------------------------
 def forbidden(user: User, attrs: Attributes) -> ApiError:
     """The 403 Status a Kubernetes API server answers when RBAC denies the request."""
@@ -402,86 +634,3 @@ def review_response(body: Any, decision: Decision) -> dict[str, Any]:
         "spec": body.get("spec") if isinstance(body, dict) else {},
         "status": status,
     }
-
-
-# ---- escalation -------------------------------------------------------------------------------
-ESCALATION_KEYS = {ROLE_KEY, CLUSTER_ROLE_KEY, ROLE_BINDING_KEY, CLUSTER_ROLE_BINDING_KEY}
-
-
-def _atoms(rules: Any) -> list[Attributes]:
-    """Each rule split into single rights, as RBAC's escalation check compares them."""
-    out: list[Attributes] = []
-    for rule in rules or []:
-        if not isinstance(rule, dict):
-            continue
-        verbs = _strings(rule.get("verbs"))
-        for url in _strings(rule.get("nonResourceURLs")):
-            out += [Attributes(verb=v, path=url, resource_request=False) for v in verbs]
-        names = _strings(rule.get("resourceNames")) or [""]
-        for group in _strings(rule.get("apiGroups")):
-            for res in _strings(rule.get("resources")):
-                plural, _, sub = res.partition("/")
-                out += [Attributes(v, group, plural, sub, "", n) for v in verbs for n in names]
-    return out
-
-
-def _not_held(user: User, rules: Any, namespace: str, store: Store) -> list[Attributes]:
-    policy = policy_from_store(store, namespace)
-    missing = []
-    for atom in _atoms(rules):
-        scoped = Attributes(
-            atom.verb, atom.group, atom.resource, atom.subresource, namespace, atom.name, atom.path,
-            atom.resource_request,
-        )  # fmt: skip
-        if not authorize(user, scoped, policy).allowed:
-            missing.append(atom)
-    return missing
-
-
-def _show(atom: Attributes) -> str:
-    if not atom.resource_request:
-        return f'{{NonResourceURLs:["{atom.path}"], Verbs:["{atom.verb}"]}}'
-    res = f"{atom.resource}/{atom.subresource}" if atom.subresource else atom.resource
-    names = f', ResourceNames:["{atom.name}"]' if atom.name else ""
-    return f'{{APIGroups:["{atom.group}"], Resources:["{res}"]{names}, Verbs:["{atom.verb}"]}}'
-
-
-def escalation_error(user: User, key: str, plural: str, obj: dict[str, Any], store: Store) -> ApiError | None:
-    """The 403 kube-apiserver answers when writing ``obj`` (a role or binding) would grant the user
-    rights it does not hold: unless it may ``escalate`` that role, or ``bind`` the bound role."""
-    meta = obj.get("metadata") or {}
-    name = str(meta.get("name", ""))
-    namespace = str(meta.get("namespace") or "") if key in (ROLE_KEY, ROLE_BINDING_KEY) else ""
-    if key in (ROLE_KEY, CLUSTER_ROLE_KEY):
-        allowed = Attributes("escalate", RBAC_GROUP, plural, "", namespace, name)
-        if authorize(user, allowed, policy_from_store(store, namespace)).allowed:
-            return None
-        rules = obj.get("rules")
-    else:
-        ref = obj.get("roleRef") or {}
-        ref_kind, ref_name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        ref_plural = "roles" if ref_kind == "Role" else "clusterroles"
-        ref_ns = namespace if ref_kind == "Role" else ""
-        allowed = Attributes("bind", RBAC_GROUP, ref_plural, "", ref_ns, ref_name)
-        if authorize(user, allowed, policy_from_store(store, namespace)).allowed:
-            return None
-        role = store.get(ROLE_KEY if ref_kind == "Role" else CLUSTER_ROLE_KEY, ref_ns, ref_name)
-        rules = role.obj.get("rules") if role is not None else None
-        if rules is None:
-            return ApiError(
-                403, "Forbidden",
-                f'{plural}.{RBAC_GROUP} "{name}" is forbidden: user "{user.name}" cannot bind '
-                f'{ref_kind} "{ref_name}": it does not exist',
-                {"name": name, "group": RBAC_GROUP, "kind": plural},
-            )  # fmt: skip
-    missing = _not_held(user, rules, namespace, store)
-    if not missing:
-        return None
-    groups = " ".join(f'"{g}"' for g in user.groups)
-    return ApiError(
-        403,
-        "Forbidden",
-        f'{plural}.{RBAC_GROUP} "{name}" is forbidden: user "{user.name}" (groups=[{groups}]) is '
-        "attempting to grant RBAC permissions not currently held:\n" + "\n".join(_show(a) for a in missing),
-        {"name": name, "group": RBAC_GROUP, "kind": plural},
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import uuid
@@ -327,12 +328,14 @@ def test_roles_and_bindings_grant_only_what_the_writer_holds(
     admin: Any, add_user: Any, namespace: str
 ) -> None:
     """RBAC's escalation prevention, as kube-apiserver's RBAC storage enforces it
-    (kubernetes pkg/registry/rbac/validation: ConfirmNoEscalation, BindingAuthorized)."""
+    (kubernetes pkg/registry/rbac/validation: ConfirmNoEscalation, BindingAuthorized). ``escalate``
+    is checked for the role the request's URL names (RoleEscalationAuthorized), ``bind`` for the
+    role the binding refers to."""
     dev = add_user()
     manage = {
         "apiGroups": ["rbac.authorization.k8s.io"],
         "resources": ["roles", "rolebindings"],
-        "verbs": ["create"],
+        "verbs": ["create", "patch"],
     }
     read = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}
     grant_in(admin, namespace, dev.name, [manage, read])
@@ -370,7 +373,15 @@ def test_roles_and_bindings_grant_only_what_the_writer_holds(
         ],
     )
     with dev.client() as c:
-        assert c.post(roles, json=role("Role", "greedy", [read, secrets])).status_code == 201
+        greedy = role("Role", "greedy", [read, secrets])
+        r = c.post(roles, json=greedy)
+        assert r.status_code == 403, "a create names no role in its URL, and escalate is limited to names"
+        r = c.patch(
+            f"{roles}/greedy?fieldManager=dev",
+            content=json.dumps(greedy),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        assert r.status_code == 201, r.text
         assert c.post(bindings, json=theirs).status_code == 201
         other = c.post(roles, json=role("Role", "other", [secrets]))
         assert other.status_code == 403, "escalate names only the roles it lists"
@@ -630,6 +641,185 @@ def test_kubectl_auth_can_i_as_a_restricted_user(
     assert any(line.split()[:1] == ["clusterrolebindings"] for line in resources)
 
 
+# ---- escalation: pkg/registry/rbac/{role,clusterrole,rolebinding,clusterrolebinding}/policybased ----
+EVERYTHING = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+RBAC_WRITER = [  # "*" would include escalate and bind
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["get", "create", "update", "patch"],
+    },
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]},
+]
+
+
+def not_held(user: Identity, *missing: str, groups: str = '"system:authenticated"') -> str:
+    return (
+        f'user "{user.name}" (groups=[{groups}]) is attempting to grant RBAC permissions '
+        "not currently held:\n" + "\n".join(missing)
+    )
+
+
+def test_a_role_may_grant_only_what_its_writer_holds(admin: Admin, add_user: Any, namespace: str) -> None:
+    """A user who may write Roles in one namespace cannot write one granting ``*`` (or a verb it
+    lacks), by create, update or patch, until it may ``escalate`` roles."""
+    dev = add_user()
+    grant_in(admin, namespace, dev.name, RBAC_WRITER)
+    roles = f"{RBAC_API}/namespaces/{namespace}/roles"
+    with dev.client() as c:
+        r = c.post(roles, json=role("Role", "wide", EVERYTHING))
+        assert r.json() == forbidden_body(
+            'roles.rbac.authorization.k8s.io "wide" is forbidden: '
+            + not_held(dev, '{APIGroups:["*"], Resources:["*"], Verbs:["*"]}'),
+            name="wide",
+            group="rbac.authorization.k8s.io",
+            kind="roles",
+        )
+        assert c.post(f"{roles}?dryRun=All", json=role("Role", "wide", EVERYTHING)).status_code == 403
+        held = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["a"]}]
+        assert c.post(roles, json=role("Role", "narrow", held)).status_code == 201, (
+            "held rules may be granted"
+        )
+
+        more = [
+            {"apiGroups": ["", "apps"], "resources": ["configmaps"], "verbs": ["get", "delete", "create"]}
+        ]
+        r = c.patch(
+            f"{roles}/narrow",
+            json={"rules": more},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert r.status_code == 403
+        assert r.json()["message"] == 'roles.rbac.authorization.k8s.io "narrow" is forbidden: ' + not_held(
+            dev,
+            '{APIGroups:[""], Resources:["configmaps"], Verbs:["delete" "create"]}',
+            '{APIGroups:["apps"], Resources:["configmaps"], Verbs:["get" "delete" "create"]}',
+        )
+        current = c.get(f"{roles}/narrow").json()
+        assert c.put(f"{roles}/narrow", json={**current, "rules": EVERYTHING}).status_code == 403
+        labelled = {**current, "metadata": {**current["metadata"], "labels": {"a": "b"}}}
+        assert c.put(f"{roles}/narrow", json=labelled).status_code == 200, (
+            "the rules are held: any update goes"
+        )
+
+        grant_in(
+            admin,
+            namespace,
+            dev.name,
+            [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}],
+        )
+        assert c.post(roles, json=role("Role", "wide", EVERYTHING)).status_code == 201, "escalate lets it"
+        r = c.patch(
+            f"{roles}/narrow", json={"rules": more}, headers={"Content-Type": "application/merge-patch+json"}
+        )
+        assert r.status_code == 200
+
+
+def test_a_binding_may_bind_only_what_its_writer_holds(admin: Admin, add_user: Any, namespace: str) -> None:
+    """The attack of a namespaced user binding itself to a ClusterRole granting ``*`` is refused,
+    in a RoleBinding and in a ClusterRoleBinding, until it may ``bind`` that role."""
+    dev = add_user("team")
+    grant_in(admin, namespace, dev.name, RBAC_WRITER)
+    wide, reader = unique("wide"), unique("reader")
+    admin.make(f"{RBAC_API}/clusterroles", role("ClusterRole", wide, EVERYTHING))
+    admin.make(
+        f"{RBAC_API}/clusterroles",
+        role("ClusterRole", reader, [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]),
+    )
+    crb_writer = unique("crb-writer")
+    admin.make(
+        f"{RBAC_API}/clusterroles",
+        role(
+            "ClusterRole",
+            crb_writer,
+            [
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["clusterrolebindings"],
+                    "verbs": ["create"],
+                }
+            ],
+        ),
+    )
+    admin.make(
+        f"{RBAC_API}/clusterrolebindings",
+        binding("ClusterRoleBinding", crb_writer, "ClusterRole", crb_writer, user_subject(dev.name)),
+    )
+    bindings = f"{RBAC_API}/namespaces/{namespace}/rolebindings"
+    me = user_subject(dev.name)
+    with dev.client() as c:
+        r = c.post(bindings, json=binding("RoleBinding", "mine", "ClusterRole", wide, me))
+        assert r.json() == forbidden_body(
+            'rolebindings.rbac.authorization.k8s.io "mine" is forbidden: '
+            + not_held(
+                dev, '{APIGroups:["*"], Resources:["*"], Verbs:["*"]}', groups='"team" "system:authenticated"'
+            ),
+            name="mine",
+            group="rbac.authorization.k8s.io",
+            kind="rolebindings",
+        )
+        mine = binding("ClusterRoleBinding", unique("mine"), "ClusterRole", wide, me)
+        r = c.post(f"{RBAC_API}/clusterrolebindings", json=mine)
+        assert r.status_code == 403 and "is attempting to grant RBAC permissions not currently held" in r.text
+        assert c.get(f"/api/v1/namespaces/{namespace}/secrets").status_code == 403, "nothing was gained"
+
+        r = c.post(bindings, json=binding("RoleBinding", "gone", "ClusterRole", "no-such-role", me))
+        assert (r.status_code, r.json()["message"]) == (
+            404,
+            'clusterroles.rbac.authorization.k8s.io "no-such-role" not found',
+        )
+        held = binding("RoleBinding", "read", "ClusterRole", reader, {"kind": "Group", "name": "team"})
+        assert c.post(bindings, json=held).status_code == 201, "a role whose rules it holds may be bound"
+
+        may_bind = {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": [wide],
+        }
+        grant_in(admin, namespace, dev.name, [may_bind])
+        assert (
+            c.post(bindings, json=binding("RoleBinding", "mine", "ClusterRole", wide, me)).status_code == 201
+        )
+        assert c.get(f"/api/v1/namespaces/{namespace}/secrets").status_code == 200
+        r = c.post(f"{RBAC_API}/clusterrolebindings", json=mine)
+        assert r.status_code == 403, "bind in a namespace is not bind at the cluster scope"
+
+
+def test_an_aggregation_rule_needs_every_right(admin: Admin, add_user: Any) -> None:
+    dev = add_user()
+    name = unique("writer")
+    admin.make(
+        f"{RBAC_API}/clusterroles",
+        role(
+            "ClusterRole",
+            name,
+            [
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["clusterroles"],
+                    "verbs": ["create"],
+                }
+            ],
+        ),
+    )
+    admin.make(
+        f"{RBAC_API}/clusterrolebindings",
+        binding("ClusterRoleBinding", name, "ClusterRole", name, user_subject(dev.name)),
+    )
+    aggregated = {
+        **role("ClusterRole", unique("agg"), []),
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]},
+    }
+    with dev.client() as c:
+        r = c.post(f"{RBAC_API}/clusterroles", json=aggregated)
+        assert (r.status_code, r.json()["message"]) == (
+            403,
+            f'clusterroles.rbac.authorization.k8s.io "{aggregated["metadata"]["name"]}" is forbidden: '
+            "must have cluster-admin privileges to use the aggregationRule",
+        )
+
+
 # ---- pure functions ---------------------------------------------------------------------------
 DEV = User("dev", "1", ("devs", "system:authenticated"))
 
@@ -824,3 +1014,57 @@ def test_impersonated_users_and_the_review_protobuf() -> None:
         "resourceAttributes": {"namespace": "ns1", "verb": "get", "resource": "configmaps", "name": "x"}
     }
     assert rbac.review_attributes(decoded) == attrs("get", "configmaps", name="x")
+
+
+@pytest.mark.parametrize(
+    ("owner", "wanted", "missing"),
+    [
+        ([pr("*", "*", "*")], [pr("apps", "deployments", "delete")], []),
+        ([pr("apps", "deployments", "get list")], [pr("apps", "deployments", "get list")], []),
+        (
+            [pr("apps", "deployments", "get")],
+            [pr("apps", "deployments", "get list")],
+            ['{APIGroups:["apps"], Resources:["deployments"], Verbs:["list"]}'],
+        ),
+        ([pr("apps", "*/scale", "get")], [pr("apps", "deployments/scale", "get")], []),
+        (
+            [pr("apps", "*/scale", "get")],
+            [pr("apps", "deployments", "get")],
+            ['{APIGroups:["apps"], Resources:["deployments"], Verbs:["get"]}'],
+        ),
+        ([pr("-", "configmaps", "get")], [pr("-", "configmaps", "get", "a b")], []),
+        ([pr("-", "configmaps", "get", "a b")], [pr("-", "configmaps", "get", "a")], []),
+        (
+            [pr("-", "configmaps", "get", "a")],
+            [pr("-", "configmaps", "get")],
+            ['{APIGroups:[""], Resources:["configmaps"], Verbs:["get"]}'],
+        ),
+        (
+            [pr("-", "configmaps", "get", "a")],
+            [pr("-", "configmaps", "get delete", "a b")],
+            [
+                '{APIGroups:[""], Resources:["configmaps"], ResourceNames:["a"], Verbs:["delete"]}',
+                '{APIGroups:[""], Resources:["configmaps"], ResourceNames:["b"], Verbs:["get" "delete"]}',
+            ],
+        ),
+        (
+            [{"nonResourceURLs": ["/apis/*"], "verbs": ["get"]}],
+            [{"nonResourceURLs": ["/apis/apps"], "verbs": ["get"]}],
+            [],
+        ),
+        (
+            [{"nonResourceURLs": ["/apis/*"], "verbs": ["get"]}],
+            [{"nonResourceURLs": ["/metrics", "/apis"], "verbs": ["get", "post"]}],
+            [  # "/apis/*" covers what is under /apis/, not /apis itself
+                '{NonResourceURLs:["/apis"], Verbs:["get"]}',
+                '{NonResourceURLs:["/apis"], Verbs:["post"]}',
+                '{NonResourceURLs:["/metrics"], Verbs:["get"]}',
+                '{NonResourceURLs:["/metrics"], Verbs:["post"]}',
+            ],
+        ),
+        ([], [{"resources": ["secrets"], "verbs": ["get"]}], []),  # no apiGroups: grants nothing
+    ],
+)
+def test_rule_coverage(owner: list[dict[str, Any]], wanted: list[dict[str, Any]], missing: list[str]) -> None:
+    """policy_comparator.go's Covers, and the compacted listing the 403 gives of what is missing."""
+    assert sorted({rbac.compact_string(r) for r in rbac.compact(rbac.uncovered(owner, wanted))}) == missing

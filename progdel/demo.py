@@ -10,7 +10,7 @@ every weight progdel sets it reports the split the mesh actually served.
 The demo is an ordinary client of the sandbox: the same runner, router and
 engine that drive a canary on a real cluster drive it here. Its Prometheus is
 registered as the Service ``prometheus.istio-system:9090`` (by the sandbox's
-mesh mode, with Endpoints, as an external backend is), and progdel reaches it
+mesh mode, which registers the backend itself), and progdel reaches it
 as from a laptop: that address does not resolve outside a cluster, so the
 queries go through the API server's service proxy.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -160,6 +161,19 @@ def _unix(at: datetime) -> str:
     return f"{at.timestamp():.3f}"
 
 
+def tls_context(verify: bool | str, cert: tuple[str, str] | None = None) -> ssl.SSLContext | bool:
+    """What httpx takes as ``verify``: a CA file (``verify`` a path) and a client certificate
+    are loaded into a context, as httpx no longer takes them as paths."""
+    if isinstance(verify, bool) and cert is None:
+        return verify
+    ctx = httpx.create_ssl_context(
+        verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    )
+    if cert is not None:
+        ctx.load_cert_chain(*cert)
+    return ctx
+
+
 QUERY_TIMEOUT = 5.0
 """Seconds a query may take before Prometheus counts as unreachable for this tick."""
 
@@ -198,8 +212,7 @@ class PrometheusProvider:
             base_url=(via or self.url).rstrip("/"),
             headers=all_headers,
             auth=auth if auth is not None else (httpx.BasicAuth(*basic_auth) if basic_auth else None),
-            verify=verify,
-            cert=cert,
+            verify=tls_context(verify, cert),
             timeout=timeout,
         )
         self._timeout = timeout

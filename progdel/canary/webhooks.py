@@ -28,6 +28,7 @@ import httpx
 from progdel.canary.engine import CanaryStatus, HookResult, HookType, webhooks_of
 from progdel.canary.flaggerhash import webhook_checksum
 from progdel.config.canary import Canary, CanaryWebhook, parse_duration
+from progdel.metrics.prometheus import tls_context
 
 if TYPE_CHECKING:
     from progdel.kube.client import Kube
@@ -99,7 +100,7 @@ class WebhookCaller:
         key = ("proxy", route.verify, route.cert)
         if key not in self._clients:
             self._clients[key] = httpx.Client(
-                auth=route.auth, verify=route.verify, cert=route.cert, transport=self._transport
+                auth=route.auth, verify=tls_context(route.verify, route.cert), transport=self._transport
             )
         return self._clients[key]
 

@@ -427,25 +427,27 @@ def test_runner_post_rollout_gets_failed_after_a_rollback(
 # ---- webhooks naming in-cluster Services ---------------------------------------------------------
 
 
-def _register_service(kube: Kube, namespace: str, name: str, port: int, backend_port: int) -> None:
-    """A selector-less Service whose Endpoints are the test's loopback server, as a load tester
-    would sit in a cluster."""
-    from progdel.kube.resources import ENDPOINTS, SERVICES
+def _register_service(
+    sandbox: Any, kube: Kube, namespace: str, name: str, port: int, backend_port: int
+) -> None:
+    """A selector-less Service whose backend is the test's loopback server, as a load tester would
+    sit in a cluster. Endpoints may not name a loopback address (nor may the service proxy go to
+    one): the sandbox's own registration is the way to put one behind a Service."""
+    from progdel.kube.resources import SERVICES
 
     kube.create(SERVICES, {"metadata": {"name": name}, "spec": {"ports": [{"name": "http", "port": port}]}})
-    subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": backend_port}]}]
-    kube.create(ENDPOINTS, {"metadata": {"name": name}, "subsets": subsets})
+    sandbox.register_backend(namespace, name, "127.0.0.1", backend_port, "http")
 
 
 def test_in_cluster_webhook_urls_go_through_the_api_servers_service_proxy(
-    kube: Kube, namespace: str, hook_server: HookServer
+    sandbox: Any, kube: Kube, namespace: str, hook_server: HookServer
 ) -> None:
     """Flagger's tutorials call ``http://flagger-loadtester.test/``: a name that resolves only in
     the cluster. Reached through the sandbox's service proxy and a real HTTP server behind a
     Service and its Endpoints, with path, query, body and timeout kept."""
     backend = hook_server.httpd.server_address[1]
-    _register_service(kube, namespace, "loadtester", 80, backend)
-    _register_service(kube, namespace, "tester", 8080, backend)
+    _register_service(sandbox, kube, namespace, "loadtester", 80, backend)
+    _register_service(sandbox, kube, namespace, "tester", 8080, backend)
     urls = {
         "bare": f"http://loadtester.{namespace}/",
         "port": f"http://tester.{namespace}:8080/gate/check?name=podinfo&x=%2F",

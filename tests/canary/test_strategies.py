@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -46,7 +47,24 @@ def start(kube: Kube, namespace: str, spec: dict[str, Any] | None = None, **anal
     store.apply_canary(kube, doc, namespace)
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
     new_revision(kube)
+    rolled_out(kube, "podinfo")
     return CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
+
+
+def rolled_out(kube: Kube, name: str, timeout: float = 120) -> None:
+    """Wait until the sandbox's deployment controller has every replica of the Deployment's
+    newest revision available: until then a tick sees a canary not ready and waits, so the
+    ticks these tests count would depend on how fast a busy machine runs the controller."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dep = kube.get(DEPLOYMENTS, name)
+        status, replicas = dep.get("status") or {}, dep["spec"].get("replicas", 1)
+        if status.get("observedGeneration") == dep["metadata"]["generation"] and all(
+            status.get(field, 0) == replicas for field in ("replicas", "updatedReplicas", "availableReplicas")
+        ):
+            return
+        assert time.monotonic() < deadline, f"deployment {name} never rolled out: {status}"
+        time.sleep(0.05)
 
 
 def http(kube: Kube) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ def test_scale_to_zero(api_client: Any, namespace: str) -> None:
 def test_unpullable_image_never_ready_and_deadline_exceeded(api_client: Any, namespace: str) -> None:
     apps = client.AppsV1Api(api_client)
     body = deployment("web", image="registry.invalid/app:1.0", replicas=1)
-    body["spec"]["progressDeadlineSeconds"] = 1
+    body["spec"]["progressDeadlineSeconds"] = 3600  # no busy machine reaches it before it is read
     apps.create_namespaced_deployment(namespace, body)
     dep = wait_for(
         lambda: apps.read_namespaced_deployment("web", namespace),
@@ -68,6 +68,8 @@ def test_unpullable_image_never_ready_and_deadline_exceeded(api_client: Any, nam
     )
     assert dep.status.ready_replicas == 0 and dep.status.unavailable_replicas == 1
     assert conditions(dep)["Progressing"] == ("True", "ReplicaSetUpdated")
+    # a shorter deadline counts from the last progress, as the real controller's does
+    apps.patch_namespaced_deployment("web", namespace, {"spec": {"progressDeadlineSeconds": 1}})
     dep = wait_for(
         lambda: apps.read_namespaced_deployment("web", namespace),
         lambda d: conditions(d)["Progressing"][1] == "ProgressDeadlineExceeded",

@@ -7,6 +7,9 @@ query is evaluated at the time the engine believes it is.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,36 +252,87 @@ def test_min_requests_holds_on_a_trickle_then_judges_real_traffic(
         assert kube.get(CANARIES, "podinfo")["status"]["failedChecks"] == 0
 
 
+class HangSwitch:
+    """A TCP relay in front of a server that, once ``hang()`` is called, passes no more bytes
+    either way: connections stay open and no answer ever comes, as from a hung server."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.hung = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hang(self) -> None:
+        self.hung.set()
+
+    def close(self) -> None:
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if not self.hung.is_set():
+                    sink.sendall(data)
+
+
+@pytest.mark.parametrize("outage", ["stops", "hangs"])
 def test_prometheus_down_holds_then_rolls_back_after_the_limit(
-    kube: Kube, namespace: str, tmp_path: Path
+    kube: Kube, namespace: str, tmp_path: Path, outage: str
 ) -> None:
+    """Prometheus goes away in the middle of the run (its port closed, or a server that accepts
+    queries and never answers them): the weight is held, no check counts as failed, and after
+    the limit of such ticks the run rolls back with exit 6."""
     setup_canary(kube, namespace)
     obj = kube.get(CANARIES, "podinfo")
     obj["metadata"].setdefault("annotations", {})["progdel.dev/max-infra-errors"] = "3"
     kube.replace(CANARIES, obj)
     new_revision(kube)
     with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        switch = HangSwitch(prom.port)
         records: list[dict[str, Any]] = []
         clock = ReplayClock(T0 + timedelta(seconds=300))
         # the count of erroring ticks lives in the stored status: lost on a write, it would never
         # reach the limit, and the run would time out instead
-        options = RunOptions(prometheus_url=prom.url, timeout=900)
+        url = prom.url if outage == "stops" else switch.url
+        options = RunOptions(prometheus_url=url, timeout=900)
         runner = CanaryRunner(kube, "podinfo", namespace, records.append, options, clock)
         original_tick = runner.tick
 
         def tick_then_outage() -> engine.TickResult:
             result = original_tick()
-            if result.status.canary_weight >= 20 and prom.running:
-                prom.stop()  # Prometheus goes away in the middle of the run
+            if result.status.canary_weight >= 20:
+                if outage == "stops" and prom.running:
+                    prom.stop()
+                elif outage == "hangs":
+                    switch.hang()
             return result
 
         runner.tick = tick_then_outage  # type: ignore[method-assign]
-        code = runner.run()
+        try:
+            code = runner.run()
+        finally:
+            switch.close()
     assert code is ExitCode.UNREACHABLE
     ticks = [r for r in records if r["kind"] == "tick"]
     after_outage = [t for t in ticks if t["canaryWeight"] == 20]
     assert all(t["failedChecks"] == 0 for t in ticks), "infrastructure errors are not failed checks"
     assert len(after_outage) >= 3, "the weight is held while Prometheus is down"
+    assert max(t["canaryWeight"] for t in ticks) == 20
     assert vs_weights(kube) == (100, 0)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,6 +95,20 @@ def test_workdir_is_reused_after_the_remote_moved(env_remote: Remote, tmp_path: 
     assert env_remote.git("log", "-1", "--format=%s", "main~1").strip() == "docs"
 
 
+def record_git_arguments(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a ``git`` first on PATH that writes its arguments, a line per call, then runs git."""
+    real = shutil.which("git")
+    assert real is not None
+    bin_dir.mkdir()
+    calls = bin_dir / "calls"
+    calls.write_text("")
+    wrapper = bin_dir / "git"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(calls))}\nexec {shlex.quote(real)} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
 def test_pull_request_flow_pushes_a_promotion_branch(
     env_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, httpx_mock
 ):
@@ -112,9 +129,14 @@ def test_pull_request_flow_pushes_a_promotion_branch(
     env = environment(
         "https://github.example.com/shop/env-production.git", {"provider": "github", "tokenEnv": "ENV_TOKEN"}
     )
+    monkeypatch.setenv("ENV_TOKEN", "s3cret")
     client = GitHubClient("s3cret", api_url="https://api.github.example.com")
     before = env_remote.head()
+    calls = record_git_arguments(tmp_path / "bin", monkeypatch)
     result = promote_via_git(env, WEB, "1.2.0", workdir=tmp_path / "work", pr_client=client)
+    # git never sees the token in its arguments (nor in a remote URL it is given)
+    arguments = calls.read_text()
+    assert "\npush " in "\n" + arguments and "s3cret" not in arguments
 
     assert env_remote.head() == before  # main untouched until the PR merges
     assert "promote-web-1.2.0" in env_remote.branches()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -11,13 +13,25 @@ from progdel.sandbox import daemon
 from progdel.sandbox.kubeconfig import SandboxAccess
 
 
-def serve(data: Path, port: int) -> tuple[subprocess.Popen[bytes], SandboxAccess]:
+def serve(
+    data: Path, port: int, file_size_limit: int | None = None
+) -> tuple[subprocess.Popen[bytes], SandboxAccess]:
     """Start ``python -m progdel.sandbox`` on ``data`` and ``port``; return it and how to reach it
-    once it answers (from the kubeconfig it writes)."""
+    once it answers (from the kubeconfig it writes).
+
+    ``file_size_limit``: no file may grow past this many bytes (``RLIMIT_FSIZE``), so that the
+    process sees a write fail as on a full disk (``EFBIG`` instead of ``SIGXFSZ``)."""
+
+    def limit_files() -> None:
+        if file_size_limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "progdel.sandbox", "--port", str(port), "--data-dir", str(data)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=limit_files,
     )
     deadline = time.monotonic() + 60
     while True:

@@ -43,6 +43,34 @@ def raw_exchange(port: int, request: bytes, tls: ssl.SSLContext | None = None, h
 
 
 # ---- TLS and the kubeconfig -------------------------------------------------------------------
+def machine_address() -> str | None:
+    """An address of this machine other than loopback (the one its default route leaves by)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_the_sandbox_listens_on_loopback_only(tmp_path: Path) -> None:
+    """Other machines on the network never reach it: nothing listens on the machine's address."""
+    address = machine_address()
+    if address is None:
+        pytest.skip("this machine has no address other than loopback to try")
+    port = free_port()
+    proc, api = serve(tmp_path / "sb", port)
+    try:
+        with api.http_client() as http:
+            assert http.get("/readyz").status_code == 200
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, port), timeout=10).close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_https_only_with_a_certificate_of_its_own_ca(sandbox: SandboxServer) -> None:
     port = int(urlsplit(sandbox.url).port or 0)
     assert sandbox.url == f"https://127.0.0.1:{port}"

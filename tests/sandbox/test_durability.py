@@ -1,5 +1,6 @@
-"""The sandbox's write guarantees: optimistic concurrency never loses an update, and a kill -9
-never loses a write it acknowledged (nor an unfinished namespace deletion)."""
+"""The sandbox's write guarantees: optimistic concurrency never loses an update, a kill -9
+never loses a write it acknowledged (nor an unfinished namespace deletion), and a full disk
+refuses writes with a 500 Status while what was acknowledged stays."""
 
 from __future__ import annotations
 
@@ -121,6 +122,49 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
             while http.get("/api/v1/namespaces/doomed").status_code != 404:
                 assert time.monotonic() < deadline, "the interrupted namespace deletion did not finish"
                 time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_full_disk_refuses_writes_with_500_and_keeps_what_was_acknowledged(tmp_path: Path) -> None:
+    """No file of the data dir may grow by more than a few hundred kilobytes: writes soon fail
+    in SQLite, as on a full disk. Each refused write is a 500 Status; the server goes on
+    answering, stores nothing of the refused write, and keeps every acknowledged one."""
+    data, port = tmp_path / "sb", _free_port()
+    proc, _ = serve(data, port)  # a first start makes the database and the certificates
+    proc.terminate()
+    proc.wait(timeout=30)
+    largest = max(f.stat().st_size for f in data.iterdir() if f.is_file())
+    proc, api = serve(data, port, file_size_limit=largest + 500_000)
+    acknowledged: list[str] = []
+    try:
+        with api.http_client(timeout=60) as http:
+            http.post("/api/v1/namespaces", json={"metadata": {"name": "w"}}).raise_for_status()
+            blob = "x" * 100_000
+            for i in range(1000):
+                body = {"metadata": {"name": f"c-{i}"}, "data": {"a": blob}}
+                answer = http.post("/api/v1/namespaces/w/configmaps", json=body)
+                if answer.status_code != 201:
+                    break
+                acknowledged.append(f"c-{i}")
+            assert answer.status_code == 500, answer.text
+            status = answer.json()
+            assert (status["kind"], status["reason"], status["code"]) == ("Status", "InternalError", 500)
+            refused = f"c-{len(acknowledged)}"
+            assert http.get("/readyz").status_code == 200
+            assert http.get(f"/api/v1/namespaces/w/configmaps/{refused}").status_code == 404
+            listed = http.get("/api/v1/namespaces/w/configmaps").json()["items"]
+            assert sorted(i["metadata"]["name"] for i in listed) == sorted(acknowledged)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert acknowledged, "the limit left no room for a single write"
+    proc, api = serve(data, port)
+    try:
+        with api.http_client() as http:
+            listed = http.get("/api/v1/namespaces/w/configmaps").json()["items"]
+            assert sorted(i["metadata"]["name"] for i in listed) == sorted(acknowledged)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -12,11 +12,13 @@ of the status' ``trackedConfigs`` and ``lastAppliedSpec``; ``trackedConfigs`` ma
 The rendering depends on Go's struct layout: every field of every struct, in Go's order, zero
 values included, each with its Go type name, and the unexported state of
 ``resource.Quantity`` after ``ParseQuantity``. ``data/podtemplate-layout.json`` is that layout,
-read by reflection from k8s.io/api and k8s.io/apimachinery v0.36.2 (the versions Flagger 1.44's
-go.mod pins): for each Go type its kind, and for a struct its fields (Go name, JSON name, type).
+derived once from Flagger 1.44's hashing of the pod template, as of the Kubernetes API version
+Flagger 1.44 pins (k8s.io/api and k8s.io/apimachinery v0.36.2 in its go.mod), by reflection
+over those Go types: for each Go type its kind, and for a struct its fields (Go name, JSON name,
+type). It is data, not generated at build time; it changes only if the pinned versions do.
 This module decodes a pod template as Go's JSON decoder would into that layout and prints it as
 go-spew does. It was checked byte for byte against go-spew (the commit Flagger pins) over those
-Go types.
+Go types; ``tests/canary/data/flagger-hash-vectors.json`` keeps the hashes Go computed then.
 
 What a Go program cannot be imitated here without the Go runtime, ``Unsupported`` refuses
 rather than guesses: a pod template whose ``metadata.creationTimestamp`` is set (Go decodes it

@@ -1,11 +1,12 @@
 """Flagger's hashes (``pkg/canary/spec.go`` ComputeHash, ``config_tracker.go``,
 ``pkg/controller/webhook.go`` canaryChecksum), against vectors computed by Go itself.
 
-``data/flagger-hash-vectors.json`` was produced by a Go program running go-spew at the commit
-Flagger 1.44 pins over the k8s.io/api v0.36.2 ``PodTemplateSpec`` (``scripts/flaggerhash``):
-hand-written templates (Flagger's podinfo tutorial as a server stores it, configs, probes,
-volumes, scheduling, quantities on both of ``ParseQuantity``'s paths, strings to escape) and a
-fuzzed sample that sets fields all over the layout.
+``data/flagger-hash-vectors.json`` was derived once from Flagger 1.44's hashing of the pod
+template (go-spew at the commit Flagger 1.44 pins, over the ``PodTemplateSpec`` of k8s.io/api
+v0.36.2, the Kubernetes API version Flagger 1.44 pins), run in Go: hand-written templates
+(Flagger's podinfo tutorial as a server stores it, configs, probes, volumes, scheduling,
+quantities on both of ``ParseQuantity``'s paths, strings to escape) and a fuzzed sample that sets
+fields all over the layout.
 """
 
 from __future__ import annotations

@@ -1,3 +1,0 @@
-module extract
-
-go 1.19

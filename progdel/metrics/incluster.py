@@ -99,11 +99,14 @@ def through_cluster(
     timeout: float = QUERY_TIMEOUT,
     headers: Mapping[str, str] | None = None,
 ) -> PrometheusProvider:
-    """A provider for ``url`` whose requests go through the API server's service proxy."""
+    """A provider for ``url`` whose requests go through the API server's service proxy, under
+    ``url``'s path as Flagger joins it (``http://prometheus.monitoring:9009/prometheus`` queries
+    ``.../proxy/prometheus/api/v1/query``)."""
     route = cluster_route(kube, address)
+    path = httpx.URL(url).raw_path.decode("ascii").split("?", 1)[0]
     return PrometheusProvider(
         url,
-        via=route.base,
+        via=route.base + path.rstrip("/"),
         auth=route.auth,
         verify=route.verify,
         cert=route.cert,

@@ -53,6 +53,25 @@ def test_an_unresolvable_service_address_goes_through_the_api_server(sandbox: An
     )
 
 
+@pytest.mark.parametrize("suffix", ["/prometheus", "/prometheus/"])
+def test_the_path_of_a_service_address_is_kept_through_the_api_server(
+    sandbox: Any, httpx_mock: Any, suffix: str
+) -> None:
+    """Mimir, Cortex and a Prometheus behind ``--web.route-prefix`` serve the API under a path:
+    Flagger joins it with ``api/v1/query`` (providers/prometheus.go RunQuery), so must the proxy."""
+    kube = connect(str(sandbox.kubeconfig))
+    proxied = (
+        f"{sandbox.url}/api/v1/namespaces/monitoring/services/http:prometheus:9009/proxy"
+        "/prometheus/api/v1/query"
+    )
+    httpx_mock.add_response(
+        url=f"{proxied}?query=up&time=1700000000.000",
+        json={"status": "success", "data": {"resultType": "scalar", "result": [1, "7"]}},
+    )
+    provider = prometheus_for(f"http://prometheus.monitoring:9009{suffix}", kube)
+    assert provider.query("up", datetime.fromtimestamp(1_700_000_000, UTC)) == 7.0
+
+
 def test_addresses_that_resolve_or_without_a_cluster_are_queried_directly(sandbox: Any) -> None:
     kube = connect(str(sandbox.kubeconfig))
     assert prometheus_for("http://127.0.0.1:9090", kube).where == "http://127.0.0.1:9090"

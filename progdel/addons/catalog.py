@@ -164,15 +164,61 @@ def get_addon(name: str) -> Addon:
         raise InvalidInput(f'unknown addon "{name}" (known addons: {known})') from None
 
 
-def chart_values(addon: Addon, spec: ChartSpec, namespaces: dict[str, str]) -> dict[str, Any]:
-    """The catalog's values for one chart; ``namespaces`` maps addon name -> its namespace.
+#: the labels Flagger's built-in queries for the ``kubernetes`` and ``gatewayapi`` providers select
+#: an application's pods by (its HTTP observer), from the pod's service discovery metadata
+FLAGGER_POD_LABELS = (
+    ("__meta_kubernetes_namespace", "kubernetes_namespace"),
+    ("__meta_kubernetes_pod_name", "kubernetes_pod_name"),
+)
+
+
+def flagger_pod_relabelling(chart_defaults: dict[str, Any]) -> dict[str, Any]:
+    """Values for the prometheus chart that label every pod series also ``kubernetes_namespace``
+    and ``kubernetes_pod_name``, as Flagger's HTTP observer queries select them.
+
+    The chart labels scraped pods ``namespace`` and ``pod`` only. Helm replaces lists rather than
+    merging them, so this is the chart's own ``scrape_configs`` (from ``chart_defaults``, its
+    ``values.yaml``) with two relabelling rules appended to each job that discovers pods; every
+    other job and rule stays as the chart has it. Empty when the chart has no such list.
+    """
+    config = ((chart_defaults.get("serverFiles") or {}).get("prometheus.yml")) or {}
+    jobs = config.get("scrape_configs")
+    if not isinstance(jobs, list):
+        return {}
+    out: list[Any] = _deep_copy(jobs)
+    for job in out:
+        if not isinstance(job, dict):
+            continue
+        roles = [sd.get("role") for sd in job.get("kubernetes_sd_configs") or [] if isinstance(sd, dict)]
+        if "pod" in roles:
+            rules = job.setdefault("relabel_configs", [])
+            targets = {r.get("target_label") for r in rules if isinstance(r, dict)}
+            rules += [
+                {"source_labels": [source], "action": "replace", "target_label": target}
+                for source, target in FLAGGER_POD_LABELS
+                if target not in targets
+            ]
+    return {"serverFiles": {"prometheus.yml": {"scrape_configs": out}}}
+
+
+def chart_values(
+    addon: Addon,
+    spec: ChartSpec,
+    namespaces: dict[str, str],
+    chart_defaults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The catalog's values for one chart; ``namespaces`` maps addon name -> its namespace;
+    ``chart_defaults`` is the chart's own ``values.yaml``, for values derived from it.
 
     Flagger's ``metricsServer`` and Grafana's datasource ``url`` are always set
     explicitly to the prometheus addon's Service, never left to a chart default
     that may name another Prometheus; Istio's ``global.istioNamespace`` to the
-    istio addon's namespace.
+    istio addon's namespace. The prometheus addon's pod series carry the labels Flagger's
+    queries select them by (``flagger_pod_relabelling``).
     """
     values: dict[str, Any] = _deep_copy(spec.values)
+    if addon.name == "prometheus" and spec.chart == "prometheus" and chart_defaults is not None:
+        values.update(flagger_pod_relabelling(chart_defaults))
     if addon.name == "istio" and spec.chart in ("base", "istiod"):
         # where istiod's ServiceAccount, Role and webhook Service are: the release namespace
         # is not enough, these templates name global.istioNamespace (istio-system by default)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,20 @@ def _why(err: Exception) -> str:
     if "timed out" in text.lower() or "timeout" in type(err).__name__.lower():
         return "timed out"
     return text
+
+
+def default_values(archive: Path) -> dict[str, Any]:
+    """A chart archive's own ``values.yaml`` (its top-level chart's), empty when it has none."""
+    import yaml
+
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                parts = member.name.split("/")
+                if len(parts) == 2 and parts[1] == "values.yaml" and member.isfile():
+                    f = tar.extractfile(member)
+                    loaded = yaml.safe_load(f.read()) if f is not None else None
+                    return loaded if isinstance(loaded, dict) else {}
+    except (tarfile.TarError, OSError, yaml.YAMLError) as err:
+        raise InvalidInput(f"cannot read the values of chart archive {archive.name}: {err}") from None
+    return {}

@@ -30,7 +30,7 @@ from typing import Any
 
 from progdel.addons import inventory as inv_store
 from progdel.addons.catalog import Addon, chart_values
-from progdel.addons.charts import ChartRepository
+from progdel.addons.charts import ChartRepository, default_values
 from progdel.addons.inventory import ADDON_LABEL, Inventory, LabelRef, ObjectRef, object_hash
 from progdel.addons.kinds import ApiDiscovery, crd_serves, kind_rank
 from progdel.errors import InvalidInput, ProgdelError, TimedOut
@@ -137,7 +137,7 @@ def plan(
     charts: dict[str, str] = {}
     for spec in addon.charts:
         archive: Path = repo.fetch(spec.chart, version)
-        values = deep_merge(chart_values(addon, spec, namespaces), opts.values)
+        values = deep_merge(chart_values(addon, spec, namespaces, default_values(archive)), opts.values)
         values = deep_merge(values, opts.chart_values.get(spec.chart, {}))
         for obj in render(archive, values, release=spec.release, namespace=namespace):
             rendered.append((spec.chart, obj))

@@ -190,6 +190,59 @@ def test_catalog_values_are_keys_the_charts_define(mirror: str) -> None:
         assert undefined_keys(likely, defaults, schema) == [], f"{name}/{chart}: {likely}"
 
 
+def _scrape_jobs(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from progdel.addons.render import render
+
+    objects = render(
+        MIRROR / f"prometheus-{CATALOG['prometheus'].version}.tgz", values, release="p", namespace="t"
+    )
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "prometheus")
+    jobs = yaml.safe_load(config["data"]["prometheus.yml"])["scrape_configs"]
+    return {j["job_name"]: j for j in jobs}
+
+
+def test_the_prometheus_addon_labels_pod_series_as_flaggers_queries_select_them(
+    mirror: str, helm_engine: str
+) -> None:
+    """Flagger's HTTP observer (pkg/metrics/observers/http.go), used for the ``kubernetes`` and
+    ``gatewayapi`` providers, selects an application's series by ``kubernetes_namespace`` and
+    ``kubernetes_pod_name``; the chart labels them ``namespace`` and ``pod``. With the catalog's
+    values every job that discovers pods copies the pod's namespace and name into both, and
+    every job and rule of the chart is still there."""
+    from progdel.addons.charts import default_values
+
+    addon = CATALOG["prometheus"]
+    spec = addon.charts[0]
+    archive = MIRROR / f"prometheus-{addon.version}.tgz"
+    plain = _scrape_jobs(chart_values(addon, spec, {}))
+    jobs = _scrape_jobs(chart_values(addon, spec, {}, default_values(archive)))
+    assert jobs.keys() == plain.keys()
+    pod_jobs = [
+        name
+        for name, job in jobs.items()
+        if any(sd.get("role") == "pod" for sd in job.get("kubernetes_sd_configs") or [])
+    ]
+    assert "kubernetes-pods" in pod_jobs
+    for name, job in jobs.items():
+        rules = job.get("relabel_configs") or []
+        before = plain[name].get("relabel_configs") or []
+        assert rules[: len(before)] == before, f"{name}: the chart's own rules are kept, in order"
+        if name not in pod_jobs:
+            assert rules == before, name
+            continue
+        copied = {
+            r["target_label"]: r["source_labels"]
+            for r in rules[len(before) :]
+            if r.get("action", "replace") == "replace" and "regex" not in r and "replacement" not in r
+        }
+        assert copied == {
+            "kubernetes_namespace": ["__meta_kubernetes_namespace"],
+            "kubernetes_pod_name": ["__meta_kubernetes_pod_name"],
+        }, name
+        # the chart's labels stay for whatever else reads them
+        assert {r.get("target_label") for r in before} >= {"namespace", "pod"}, name
+
+
 def test_the_key_check_catches_what_it_should() -> None:
     defaults = {"crd": {"create": False}, "podAnnotations": {}, "password": None, "image": {"tag": "1"}}
     assert undefined_keys({"crd": {"create": True}, "podAnnotations": {"a": "b"}}, defaults, {}) == []

@@ -50,9 +50,20 @@ class Observer(enum.StrEnum):
 
 
 #: providers whose built-in metrics Flagger measures with an observer of their own, which progdel
-#: does not have (their routers are not progdel's either)
-_OTHER_OBSERVERS = ("linkerd", "appmesh", "contour", "gloo", "nginx", "skipper", "traefik", "osm", "kuma")
-_OTHER_OBSERVERS_EXACT = ("apisix", "knative")
+#: does not have (their routers are not progdel's either), matched as Flagger's factory matches
+#: them: by prefix (``appmesh:v1beta2``) or exactly (``contour:v1`` falls to Istio's, as there)
+_OTHER_OBSERVERS_PREFIX = ("appmesh", "gloo")
+_OTHER_OBSERVERS_EXACT = (
+    "linkerd",
+    "contour",
+    "nginx",
+    "skipper",
+    "traefik",
+    "osm",
+    "kuma",
+    "apisix",
+    "knative",
+)
 
 
 def observer_of(provider: str | None) -> Observer:
@@ -62,7 +73,7 @@ def observer_of(provider: str | None) -> Observer:
     p = (provider or "istio").strip().lower()
     if p == "kubernetes" or p.startswith("gatewayapi"):
         return Observer.HTTP
-    if p in _OTHER_OBSERVERS_EXACT or any(p.startswith(o) for o in _OTHER_OBSERVERS):
+    if p in _OTHER_OBSERVERS_EXACT or p.startswith(_OTHER_OBSERVERS_PREFIX):
         raise InvalidInput(
             f"spec.provider {provider}: progdel has Flagger's built-in request-success-rate and "
             "request-duration for istio, gatewayapi and kubernetes only; use a MetricTemplate"

@@ -546,7 +546,7 @@ def check_metrics(
     given templates), run it once at ``at`` (on the server ``servers`` gives, with the credentials
     that belong there and the template's headers) and judge it as the engine would."""
     checks: list[MetricCheck] = []
-    to_send: dict[tuple[str, SecretName | None, Headers], list[tuple[MetricCheck, str]]] = {}
+    to_send: dict[tuple[str, SecretName | None, Headers, bool], list[tuple[MetricCheck, str]]] = {}
     scales: dict[int, float] = {}
     settings = canary.settings
     for i, metric in enumerate(canary.analysis.metrics):
@@ -575,10 +575,11 @@ def check_metrics(
                 '(label="{{ variables.X }}") unless that is intended'
             )
         scales[id(check)] = query.scale
-        to_send.setdefault((check.server, query.secret, query.headers), []).append((check, query.query))
-    for (url, secret, headers), batch in to_send.items():
+        server = (check.server, query.secret, query.headers, query.insecure_skip_verify)
+        to_send.setdefault(server, []).append((check, query.query))
+    for (url, secret, headers, insecure), batch in to_send.items():
         try:
-            provider = servers.provider(url, secret, headers)
+            provider = servers.provider(url, secret, headers, insecure)
         except (Unreachable, ServerError) as err:
             for check, _q in batch:
                 check.verdict, check.message = "unreachable", str(err)

@@ -288,9 +288,10 @@ class CanaryRunner:
             raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {name}: {result.message}")
         for q in queries:
             try:
-                self.servers.provider(q.address or default, q.secret, q.headers).query(
-                    q.query, self.clock.now()
+                provider = self.servers.provider(
+                    q.address or default, q.secret, q.headers, q.insecure_skip_verify
                 )
+                provider.query(q.query, self.clock.now())
             except QueryRejected as err:
                 raise InvalidInput(f"canary {self.namespace}/{self.name}: metric {q.name}: {err}") from None
             except MetricsError:
@@ -367,15 +368,16 @@ class CanaryRunner:
     ) -> dict[str, MetricResult]:
         default = self.metrics_url(canary)
         queries, results = self.rendered(canary)
-        by_server: dict[tuple[str, SecretName | None, Headers], list[tuple[str, str]]] = {}
+        by_server: dict[tuple[str, SecretName | None, Headers, bool], list[tuple[str, str]]] = {}
         scales = {q.name: q.scale for q in queries}
         for q in queries:
-            by_server.setdefault((q.address or default, q.secret, q.headers), []).append((q.name, q.query))
+            server = (q.address or default, q.secret, q.headers, q.insecure_skip_verify)
+            by_server.setdefault(server, []).append((q.name, q.query))
         if extra is not None:
-            by_server.setdefault((default, None, ()), []).append(extra)
-        for (url, secret, headers), batch in by_server.items():
+            by_server.setdefault((default, None, (), False), []).append(extra)
+        for (url, secret, headers, insecure), batch in by_server.items():
             try:
-                provider = self.servers.provider(url, secret, headers)
+                provider = self.servers.provider(url, secret, headers, insecure)
             except InvalidInput as err:  # its secretRef cannot be used: a failed check, as Flagger counts it
                 for mname, _query in batch:
                     results[mname] = MetricResult.error(f"Metric query failed for {mname}: {err}")

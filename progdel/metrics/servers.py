@@ -15,6 +15,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from progdel.errors import InvalidInput
@@ -45,7 +46,9 @@ class MetricsServers:
         self.kube = kube
         self.configured_url = configured_url
         self.own = resolve_prometheus_credentials(env)
-        self._providers: dict[tuple[str, SecretName | None, Headers], PrometheusProvider] = {}
+        self._providers: dict[
+            tuple[str, SecretName | None, Headers, bool], tuple[PrometheusCredentials, PrometheusProvider]
+        ] = {}
 
     def credentials_for(self, url: str, secret: SecretName | None = None) -> PrometheusCredentials:
         """What is sent to ``url``: the ``secret``'s credentials when a template names one, else
@@ -57,15 +60,31 @@ class MetricsServers:
         return PrometheusCredentials()
 
     def provider(
-        self, url: str, secret: SecretName | None = None, headers: Headers = ()
+        self,
+        url: str,
+        secret: SecretName | None = None,
+        headers: Headers = (),
+        insecure_skip_verify: bool = False,
     ) -> PrometheusProvider:
         """The provider for ``url``, with the credentials that belong there and a template's own
-        ``headers`` (which go only with that template's queries)."""
-        key = (url, secret, headers)
-        if key not in self._providers:
-            creds = self.credentials_for(url, secret)
-            self._providers[key] = prometheus_for(url, self.kube, creds, dict(headers))
-        return self._providers[key]
+        ``headers`` (which go only with that template's queries).
+
+        A template's Secret is read at every call, as Flagger reads it at every check: one
+        deleted mid-run fails the next check, a rotated one is used from the next tick on.
+        ``insecure_skip_verify`` (the template's ``provider.insecureSkipVerify``) skips the check
+        of the server's certificate, as Flagger's provider does."""
+        creds = self.credentials_for(url, secret)
+        if insecure_skip_verify:
+            creds = replace(creds, verify=False)
+        key = (url, secret, headers, insecure_skip_verify)
+        known = self._providers.get(key)
+        if known is not None and known[0] == creds:
+            return known[1]
+        if known is not None:
+            known[1].close()
+        provider = prometheus_for(url, self.kube, creds, dict(headers))
+        self._providers[key] = (creds, provider)
+        return provider
 
     def _from_secret(self, secret: SecretName) -> PrometheusCredentials:
         from progdel.kube.resources import SECRETS
@@ -86,6 +105,6 @@ class MetricsServers:
         return PrometheusCredentials.from_secret(data, where)
 
     def close(self) -> None:
-        for provider in self._providers.values():
+        for _creds, provider in self._providers.values():
             provider.close()
         self._providers.clear()

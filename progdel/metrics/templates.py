@@ -166,6 +166,7 @@ class MetricQuery:
     headers: tuple[tuple[str, str], ...] = ()  # the template's provider.headers, values joined
     scale: float = 1.0  # the value is multiplied by it before it is judged (seconds -> ms)
     secret: tuple[str, str] | None = None
+    insecure_skip_verify: bool = False  # the template's provider.insecureSkipVerify
     shaping_variables: tuple[str, ...] = ()
     """``templateVariables`` whose values shape the query (used outside a quoted string)."""
 
@@ -226,6 +227,7 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
                     provider_type=tmpl.spec.provider.type,
                     headers=header_items(tmpl.spec.provider.headers),
                     secret=(ns, secret_ref.name) if secret_ref else None,
+                    insecure_skip_verify=tmpl.spec.provider.insecure_skip_verify,
                     shaping_variables=tuple(shaping_variables(tmpl.spec.query)),
                 )
             )

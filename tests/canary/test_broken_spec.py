@@ -2,12 +2,13 @@
 
 Flagger's scheduler (``scheduler_metrics.go`` runMetricChecks) counts "Metric template NAME.NS
 error" as a failed check and rolls back at the threshold; progdel does the same for a
-MetricTemplate deleted mid-run and for a Canary edited into a spec that no longer validates,
+MetricTemplate or its Secret deleted mid-run and for a Canary edited into a spec that no longer validates,
 against the sandbox API server and a real Prometheus, through ``CanaryRunner`` ticks.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from progdel.canary.runner import CanaryRunner, RunOptions, initialize
 from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
 from progdel.kube.events import list_events
-from progdel.kube.resources import CANARIES, DEPLOYMENTS, METRICTEMPLATES
+from progdel.kube.resources import CANARIES, DEPLOYMENTS, METRICTEMPLATES, SECRETS
 from tests.canary.test_runner_integration import T0, ReplayClock, deployment, new_revision, vs_weights
 from tests.promfixture import require_prometheus, run_prometheus
 
@@ -31,15 +32,24 @@ def kube(sandbox: Any, namespace: str) -> Kube:
     return connect(str(sandbox.kubeconfig), None, namespace)
 
 
-def start(kube: Kube, namespace: str) -> None:
-    """A canary judged by one MetricTemplate that always passes, initialized, then a new revision."""
+def start(kube: Kube, namespace: str, secret: str | None = None) -> None:
+    """A canary judged by one MetricTemplate that always passes (its credentials in the Secret
+    ``secret`` if given), initialized, then a new revision."""
+    provider: dict[str, Any] = {"type": "prometheus"}
+    if secret is not None:
+        provider["secretRef"] = {"name": secret}
+        token = base64.b64encode(b"not-checked-by-this-prometheus").decode()
+        kube.create(
+            SECRETS,
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret}, "data": {"token": token}},
+        )
     kube.create(
         METRICTEMPLATES,
         {
             "apiVersion": "flagger.app/v1beta1",
             "kind": "MetricTemplate",
             "metadata": {"name": "always"},
-            "spec": {"provider": {"type": "prometheus"}, "query": "vector(100)"},
+            "spec": {"provider": provider, "query": "vector(100)"},
         },
     )
     kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
@@ -102,6 +112,28 @@ def test_a_metric_template_deleted_mid_run_fails_checks_then_rolls_back(
     messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
     why = f"Metric template always.{namespace} error:"
     assert any(m.startswith(why) and "not found" in m for m in messages), messages
+    assert f"Rolling back podinfo.{namespace} failed checks threshold reached 2" in messages
+
+
+def test_a_templates_secret_deleted_mid_run_fails_checks_then_rolls_back(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """runMetricChecks reads a template's Secret at every check; one it cannot read is a failed
+    check ("Metric template NAME.NS secret NAME error: ..." in Flagger's words)."""
+    start(kube, namespace, secret="prom-auth")
+    with run_prometheus(None, tmp_path) as prom:
+        r = runner(kube, namespace, prom.url, ReplayClock(T0 + timedelta(days=1)))
+        to_weight(r, kube, 40)
+        kube.delete(SECRETS, "prom-auth")
+        result = settle(r)
+        r.close()
+    assert result.status.phase is Phase.FAILED and result.exit_hint is ExitCode.CANARY_FAILED
+    assert vs_weights(kube) == (100, 0), "no traffic is left on the canary"
+    messages = [e["message"] for e in list_events(kube, "Canary", "podinfo")]
+    why = (
+        f"Metric query failed for ok: secret {namespace}/prom-auth (a MetricTemplate's secretRef): not found"
+    )
+    assert why in messages, messages
     assert f"Rolling back podinfo.{namespace} failed checks threshold reached 2" in messages
 
 

@@ -651,6 +651,7 @@ def needed_access(
     templates: Iterable[MetricTemplate] = (),
     pod_template: Mapping[str, Any] | None = None,
     alert_secret_namespaces: Iterable[str] = (),
+    metric_secret_namespaces: Iterable[str] = (),
 ) -> list[Access]:
     """Every right ``canary init`` and ``canary watch`` use for ``canary``, in the order they are
     first needed. ``canary`` must carry its namespace; every right is in it unless said otherwise.
@@ -682,7 +683,10 @@ def needed_access(
       the namespace of each of ``templates``, the files ``init --templates`` applies;
     - ``alertproviders.flagger.app``: get in the namespace of each ``analysis.alerts`` provider;
       ``secrets``: get in each of ``alert_secret_namespaces``, where those providers keep their
-      address (``spec.secretRef``).
+      address (``spec.secretRef``);
+    - ``secrets``: get in the namespace of each MetricTemplate whose provider names a
+      ``secretRef`` (its credentials, read at every check): those of ``templates`` and
+      ``metric_secret_namespaces`` (the cluster's).
     """
     from progdel.routing import provider_of
     from progdel.routing.gatewayapi import HTTPROUTES_V1BETA1
@@ -715,13 +719,18 @@ def needed_access(
     for alert in analysis.alerts:
         wanted.append(Access("get", ALERTPROVIDERS, alert.provider_ref.namespace or ns))
     wanted += [Access("get", SECRETS, secret_ns) for secret_ns in alert_secret_namespaces]
+    wanted += [
+        Access("get", SECRETS, t.metadata.namespace or ns) for t in templates if t.spec.provider.secret_ref
+    ]
+    wanted += [Access("get", SECRETS, secret_ns) for secret_ns in metric_secret_namespaces]
     return list(dict.fromkeys(wanted))
 
 
-def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | None, list[str]]:
-    """What of the cluster ``needed_access`` depends on: the target's pod template, and the
-    namespaces of the Secrets the canary's AlertProviders name. What cannot be read is left out
-    (the rights to read it are asked for anyway)."""
+def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | None, list[str], list[str]]:
+    """What of the cluster ``needed_access`` depends on: the target's pod template, the
+    namespaces of the Secrets the canary's AlertProviders name, and those of the cluster's
+    MetricTemplates that name a Secret. What cannot be read is left out (the rights to read it
+    are asked for anyway)."""
     ns = canary.namespace
     try:
         target = kube.get_or_none(DEPLOYMENTS, canary.target_name, ns)
@@ -738,7 +747,19 @@ def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | Non
         ref = ((provider or {}).get("spec") or {}).get("secretRef") or {}
         if ref.get("name"):
             secret_namespaces.append(ref.get("namespace") or provider_ns)
-    return pod_template, secret_namespaces
+    metric_namespaces: list[str] = []
+    for metric in canary.analysis.metrics:
+        if metric.template_ref is None:
+            continue
+        template_ns = metric.template_ref.namespace or ns
+        try:
+            template = kube.get_or_none(METRICTEMPLATES, metric.template_ref.name, template_ns)
+        except ProgdelError:
+            continue
+        provider = ((template or {}).get("spec") or {}).get("provider") or {}
+        if (provider.get("secretRef") or {}).get("name"):
+            metric_namespaces.append(template_ns)
+    return pod_template, secret_namespaces, metric_namespaces
 
 
 def proxy_access(canary: Canary, prometheus_url: str | None) -> list[Access]:
@@ -763,9 +784,13 @@ def check_access(
     """The rights of ``needed_access`` RBAC does not grant, grouped, and a note; None when the
     cluster cannot answer SelfSubjectAccessReviews (or stopped answering). With a
     ``prometheus_url`` reached through the API server's service proxy, that right too."""
-    pod_template, secret_namespaces = _cluster_inputs(kube, canary)
+    pod_template, secret_namespaces, metric_namespaces = _cluster_inputs(kube, canary)
     wanted = needed_access(
-        canary, templates=templates, pod_template=pod_template, alert_secret_namespaces=secret_namespaces
+        canary,
+        templates=templates,
+        pod_template=pod_template,
+        alert_secret_namespaces=secret_namespaces,
+        metric_secret_namespaces=metric_namespaces,
     )
     wanted += proxy_access(canary, prometheus_url)
     try:

@@ -556,6 +556,19 @@ def test_needed_access_follows_the_spec_and_the_target() -> None:
     ]
     assert not any(r in ("configmaps", "secrets") for _v, r, _n in _described(_canary()))
 
+    # a template's provider.secretRef is read at every check, in the template's namespace
+    with_secret = parse_metric_template(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "MetricTemplate",
+            "metadata": {"name": "latency", "namespace": "metrics"},
+            "spec": {"provider": {"type": "prometheus", "secretRef": {"name": "auth"}}, "query": "vector(1)"},
+        },
+        "test",
+    )
+    got = _described(canary, templates=[with_secret], metric_secret_namespaces=["shared"])
+    assert got[-2:] == [("get", "secrets", "metrics"), ("get", "secrets", "shared")]
+
 
 class _NoReviews(Kube):
     """A cluster without the SelfSubjectAccessReview API (and no objects)."""

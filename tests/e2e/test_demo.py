@@ -45,12 +45,11 @@ def test_demo_promotes_one_release_and_rolls_back_the_other(tmp_path: Path) -> N
     assert runs["1.2.0"]["outcome"] == "rolled back"
 
     served = [r["served"] for r in records if r["kind"] == "tick" and r.get("served")]
-    # judged where the sample is large enough (100 requests: 20 points is 4 standard deviations of a
-    # fair split); how many intervals reach it depends on how busy the machine is, not on progdel
+    assert any(s["weight"] > 0 and s["canary"] > 0 for s in served), f"the canary got no traffic: {served}"
+    # the split is judged where the sample is large enough (100 requests: 20 points is 4 standard
+    # deviations of a fair split); how many intervals reach it depends on how busy the machine
+    # is, not on progdel, so none may
     judged = [s for s in served if s["requests"] >= 100]
-    assert any(s["weight"] > 0 and s["canary"] > 0 for s in judged), (
-        f"the canary really got traffic: {served}"
-    )
     for s in judged:
         assert abs(s["canary"] * 100 - s["weight"]) <= 20, f"served {s} far from the weight set"
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from progdel.config.project import Environment
+from progdel.errors import InvalidInput
 
 if TYPE_CHECKING:
     from progdel.kube.client import Kube
@@ -36,8 +37,14 @@ class Clusters:
         return cls(lambda _context: kube)
 
     def kube(self, env: Environment) -> Kube:
+        """``env``'s connection; a ``context`` the kubeconfig lacks is refused naming ``env``."""
         if env.context not in self._by_context:
-            self._by_context[env.context] = self._connect(env.context)
+            try:
+                self._by_context[env.context] = self._connect(env.context)
+            except InvalidInput as err:
+                if env.context is None:
+                    raise
+                raise InvalidInput(f"environment {env.name}: {err.message}") from None
         return self._by_context[env.context]
 
     def connect_all(self, envs: Iterable[Environment]) -> None:

@@ -144,6 +144,17 @@ def test_production_cluster_stopped_refuses_promoting_there_but_not_into_dev(two
     assert listed.returncode == 0, "env list asks nothing of the clusters"
 
 
+def test_a_context_the_kubeconfig_lacks_is_one_line_and_exit_2(two: TwoClusters) -> None:
+    config = two.config("no-such-context.yaml", production={"context": "staging"})
+    for args in (("get", "applications"), ("promote", "web", "--env", "production", "-b")):
+        out = progdel(two, *args, config=config)
+        assert out.returncode == ExitCode.INVALID_INPUT, out.stderr
+        [line] = out.stderr.splitlines()
+        assert line.startswith('error: environment production: context "staging" not found'), line
+        assert "Traceback" not in out.stderr
+    assert two.image("production") == f"{IMAGE}:1.1.0"
+
+
 class MeetingKube:
     """A cluster whose every read waits until the reads of all environments have begun: read one
     after the other, the first would wait in vain and the barrier would break."""

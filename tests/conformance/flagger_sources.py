@@ -1,14 +1,14 @@
 """Flagger's own Canaries, found at run time in its source tree (``/work/upstream/flagger``), with
 the installation each was written for and the targets its tests apply.
 
-Every Canary under ``docs/`` (fenced YAML of the Markdown), ``test/`` (the heredocs the e2e
-scripts pipe to ``kubectl apply``) and ``charts/`` is found. For each, as Flagger's tests and
-tutorials set it up:
+Every Canary of ``README.md`` and ``docs/`` (fenced YAML of the Markdown), ``artifacts/examples``,
+``test/`` (the heredocs the e2e scripts pipe to ``kubectl apply``) and ``charts/`` is found. For
+each, as Flagger's tests and tutorials set it up:
 
 - the installation: the ``kustomize/<mesh>`` overlay or the ``--set meshProvider=`` of the Helm
-  chart that the file (or its directory's ``install.sh``) installs Flagger with, giving the
-  ``-mesh-provider`` and ``-include-label-prefix`` flags (Flagger's defaults, ``istio`` and no
-  prefix, when the file installs nothing);
+  chart that the file (or its directory's ``install.sh``, or for an example its mesh's overlay)
+  installs Flagger with, giving the ``-mesh-provider`` and ``-include-label-prefix`` flags
+  (Flagger's defaults, ``istio`` and no prefix, when the file installs nothing);
 - the targets: ``test/workloads/*.yaml`` as ``test/workloads/init.sh`` applies them for the e2e
   tests, ``kustomize/podinfo`` for the tutorials and the other docs;
 - the objects applied in the same ``kubectl apply`` as the Canary, before it (a Service and a
@@ -78,8 +78,11 @@ def _flags(args: str) -> tuple[str | None, tuple[str, ...] | None]:
 
 
 def installation_for(path: Path) -> Installation:
-    """How the file installs Flagger (its own text, else its directory's ``install.sh``)."""
+    """How the file installs Flagger (its own text, else its directory's ``install.sh``; an
+    example ``artifacts/examples/<mesh>-*.yaml``, the ``kustomize/<mesh>`` overlay)."""
     texts = [path.read_text()]
+    if path.parent == UPSTREAM / "artifacts" / "examples":
+        texts.append(f"kustomize/{path.name.partition('-')[0]}")
     if path.suffix == ".sh" and (path.parent / "install.sh").exists():
         texts.append((path.parent / "install.sh").read_text())
     for text in texts:
@@ -117,9 +120,15 @@ def workloads_for(path: Path) -> list[dict[str, Any]]:
 
 
 def flagger_canaries() -> list[FlaggerCanary]:
-    """Every Canary of Flagger's docs, e2e tests and charts, in file order."""
+    """Every Canary of Flagger's README, docs, examples, e2e tests and charts, in file order."""
     files = sorted(
-        [*UPSTREAM.glob("docs/**/*.md"), *UPSTREAM.glob("test/**/*.sh"), *UPSTREAM.glob("charts/**/*.yaml")]
+        [
+            UPSTREAM / "README.md",
+            *UPSTREAM.glob("docs/**/*.md"),
+            *UPSTREAM.glob("artifacts/examples/*.yaml"),
+            *UPSTREAM.glob("test/**/*.sh"),
+            *UPSTREAM.glob("charts/**/*.yaml"),
+        ]
     )
     out: list[FlaggerCanary] = []
     for path in files:

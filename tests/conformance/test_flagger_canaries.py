@@ -1,7 +1,7 @@
 """Conformance: Flagger's own Canaries, unchanged, initialize into what Flagger creates.
 
-Every Istio and Gateway API Canary of Flagger 1.44's tutorials, docs and e2e tests
-(``/work/upstream/flagger``, read at run time: ``tests/conformance/flagger_sources.py``) is
+Every Istio and Gateway API Canary of Flagger 1.44's README, tutorials, docs, examples and e2e
+tests (``/work/upstream/flagger``, read at run time: ``tests/conformance/flagger_sources.py``) is
 initialized with ``progdel canary init`` against the sandbox, set up as Flagger's tests set it
 up: the installation's ``-mesh-provider`` as ``--mesh-provider`` and its
 ``-include-label-prefix`` as progdel.yaml's ``includeLabelPrefix``; the targets applied as
@@ -109,6 +109,9 @@ def test_the_coverage() -> None:
         "docs/gitbook/tutorials/istio-progressive-delivery.md",
         "docs/gitbook/tutorials/istio-ab-testing.md",
         "docs/gitbook/tutorials/gatewayapi-progressive-delivery.md",
+        "artifacts/examples/istio-canary.yaml",
+        "artifacts/examples/istio-abtest.yaml",
+        "README.md",
     ):
         assert wanted in files, f"{wanted} has no Canary progdel initializes"
     assert all(c.left_out or c in INITIALIZED or c in REFUSED for c in CASES)

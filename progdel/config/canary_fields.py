@@ -5,7 +5,7 @@ looks at ``gatewayRefs``, the Gateway API router never at ``trafficPolicy`` or `
 neither at App Mesh's ``meshName``. progdel honours every field the router of the chosen provider
 honours, as Flagger does; a field only another provider reads is not dropped silently but named
 in a note (``field_notes``); what progdel cannot honour is refused by name before anything is
-written (``field_refusals``).
+written (``canary.admission.provider_problems``).
 
 ``FIELDS`` lists every path of the CRD's schema (``[]`` a list item, ``{}`` a map value; a
 subtree passed through to the routing object as it is has one entry for its root). A test walks

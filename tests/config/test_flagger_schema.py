@@ -140,15 +140,20 @@ def test_a_canary_setting_every_field_of_the_crd_parses() -> None:
     )
 
 
-@pytest.mark.parametrize("provider", ["istio", "gatewayapi:v1"])
-def test_fields_the_chosen_router_does_not_read_are_named_never_dropped(provider: str) -> None:
+def drivable(provider: str) -> dict[str, Any]:
+    """The every-field Canary less the values the chosen router cannot honour."""
     doc = full_canary()
     doc["spec"]["provider"] = provider
-    doc["spec"]["service"]["delegation"] = False  # a delegate has no hosts: refused with them
-    doc["spec"]["service"]["corsPolicy"].pop("allowOrigins")  # no HTTPRoute form: refused
+    doc["spec"]["service"]["delegation"] = False
+    doc["spec"]["service"]["corsPolicy"].pop("allowOrigins")
     doc["spec"]["service"]["match"][0] = {"uri": {"prefix": "/"}}
     doc["spec"]["analysis"]["match"][0].pop("sourceLabels")
-    admitted = admit(Document(doc, "every-field.yaml"))
+    return doc
+
+
+@pytest.mark.parametrize("provider", ["istio", "gatewayapi:v1"])
+def test_fields_the_chosen_router_does_not_read_are_named_never_dropped(provider: str) -> None:
+    admitted = admit(Document(drivable(provider), "every-field.yaml"))
     text = "\n".join(admitted.notes)
     for path in ("spec.ingressRef", "spec.routeRef", "spec.upstreamRef", "spec.service.meshName"):
         assert f"{path} is not used" in text
@@ -158,6 +163,49 @@ def test_fields_the_chosen_router_does_not_read_are_named_never_dropped(provider
         assert (f"{path} is not used" in text) is (provider != "istio"), path
     for path in gateway_only:
         assert (f"{path} is not used" in text) is (provider == "istio"), path
+
+
+@pytest.mark.parametrize(
+    ("provider", "path", "value", "named"),
+    [
+        (
+            "istio",
+            "service.delegation",
+            True,
+            "spec.service.delegation: a delegate VirtualService has no hosts",
+        ),
+        (
+            "gatewayapi:v1",
+            "service.corsPolicy.allowOrigins",
+            [{"exact": "a"}],
+            "spec.service.corsPolicy.allowOrigins",
+        ),
+        ("gatewayapi:v1", "analysis.match", [{"sourceLabels": {"app": "a"}}], "spec.analysis.match[0]: "),
+        ("gatewayapi:v1", "service.timeout", "1.5s", "spec.service.timeout '1.5s': an HTTPRoute timeout"),
+        (
+            "istio",
+            "autoscalerRef.kind",
+            "ScaledObject",
+            "spec.autoscalerRef.kind ScaledObject: progdel scales",
+        ),
+        ("istio", "service.appProtocol", "tcp", "spec.service.appProtocol tcp: progdel routes HTTP only"),
+    ],
+)
+def test_what_the_chosen_router_cannot_honour_is_refused_by_name(
+    provider: str, path: str, value: Any, named: str
+) -> None:
+    """Flagger's routers stop on these or drop them (widening a canary's audience); progdel names
+    the field and refuses the Canary before init or check writes or plans anything."""
+    admit(Document(drivable(provider), "every-field.yaml"))  # the rest is drivable
+    doc = drivable(provider)
+    *parents, key = path.split(".")
+    node = doc["spec"]
+    for parent in parents:
+        node = node[parent]
+    node[key] = value
+    with pytest.raises(InvalidInput) as err:
+        admit(Document(doc, "every-field.yaml"))
+    assert str(err.value).startswith(f"every-field.yaml: canary test/podinfo: {named}"), err.value
 
 
 # -- Flagger 0.x ------------------------------------------------------------------------------

@@ -22,18 +22,12 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from progdel.canary.revision import CONFIG_TRACKING_ANNOTATION, ConfigRef
+from progdel.canary.revision import ConfigRef, is_tracked
 from progdel.errors import InvalidInput
 from progdel.kube.client import Kube
 from progdel.kube.resources import CONFIGMAPS, SECRETS
 
 PRIMARY_SUFFIX = "-primary"
-TRACKED_SECRET_TYPES = (
-    "Opaque",
-    "kubernetes.io/basic-auth",
-    "kubernetes.io/ssh-auth",
-    "kubernetes.io/tls",
-)
 FLUX_MARKER = "toolkit.fluxcd.io"  # Flagger never copies metadata keys that carry it
 
 
@@ -78,13 +72,6 @@ def _references(template: Mapping[str, Any]) -> dict[ConfigRef, bool]:
     return found
 
 
-def _tracked(obj: Mapping[str, Any], kind: str) -> bool:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    if str(annotations.get(CONFIG_TRACKING_ANNOTATION, "")).startswith("disable"):
-        return False
-    return kind == "ConfigMap" or obj.get("type", "Opaque") in TRACKED_SECRET_TYPES
-
-
 def tracked_configs(
     kube: Kube, namespace: str, template: Mapping[str, Any]
 ) -> dict[ConfigRef, dict[str, Any]]:
@@ -98,7 +85,7 @@ def tracked_configs(
                     f"{ref.kind.lower()} {namespace}/{ref.name}, which the target's pods use, does not exist"
                 )
             continue
-        if _tracked(obj, ref.kind):
+        if is_tracked(obj, ref.kind):
             out[ref] = obj
     return out
 

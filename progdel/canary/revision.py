@@ -135,23 +135,27 @@ def revision_of(
     return Revision(spec, tracked_configs(configs), legacy)
 
 
-_TRACKED_SECRET_TYPES = ("Opaque", "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/tls")
+#: the Secret types Flagger's config tracker follows (registry credentials are left alone)
+TRACKED_SECRET_TYPES = ("Opaque", "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/tls")
+
+
+def is_tracked(obj: Mapping[str, Any], kind: str) -> bool:
+    """Whether Flagger tracks this ConfigMap or Secret: not annotated
+    ``flagger.app/config-tracking: disabled``, and a Secret only of a ``TRACKED_SECRET_TYPES`` type."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if str(annotations.get(CONFIG_TRACKING_ANNOTATION, "")).startswith("disable"):
+        return False
+    return kind == "ConfigMap" or (obj.get("type") or "Opaque") in TRACKED_SECRET_TYPES
 
 
 def tracked_configs(configs: Mapping[ConfigRef, Mapping[str, Any] | None]) -> dict[str, str]:
     """Flagger's ``trackedConfigs``: ``configmap/NAME`` or ``secret/NAME`` to the checksum of the
     object's ``data``, for the objects that exist and are tracked."""
-    out: dict[str, str] = {}
-    for ref, obj in sorted(configs.items()):
-        if obj is None:
-            continue
-        annotations = (obj.get("metadata") or {}).get("annotations") or {}
-        if str(annotations.get(CONFIG_TRACKING_ANNOTATION, "")).startswith("disable"):
-            continue
-        if ref.kind == "Secret" and (obj.get("type") or "Opaque") not in _TRACKED_SECRET_TYPES:
-            continue
-        out[f"{ref.kind.lower()}/{ref.name}"] = config_checksum(obj.get("data"))
-    return out
+    return {
+        f"{ref.kind.lower()}/{ref.name}": config_checksum(obj.get("data"))
+        for ref, obj in sorted(configs.items())
+        if obj is not None and is_tracked(obj, ref.kind)
+    }
 
 
 def configs_changed(tracked: Mapping[str, str] | None, current: Mapping[str, str]) -> bool:

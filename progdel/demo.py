@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from progdel.canary.records import Record, TickRecord
 from progdel.errors import ExitCode, ProgdelError
 
 NAMESPACE = "demo"
@@ -31,7 +32,8 @@ APP = "podinfo"
 IMAGE = "progdel/demo-app"
 HOST = f"{APP}.{NAMESPACE}"
 
-Sink = Callable[[dict[str, Any]], None]
+#: where the demo's records go: a canary run's (``progdel.canary.records``) and its own ``run`` records
+Sink = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -151,28 +153,25 @@ class ServedSplit:
         self.canary_version = canary_version
         self.sink = sink
         self.since = time.monotonic()
-        self.previous: dict[str, Any] | None = None
+        self.previous: TickRecord | None = None
 
-    def __call__(self, record: dict[str, Any]) -> None:
-        if record.get("kind") == "tick":
-            record = dict(record)
+    def __call__(self, record: Record) -> None:
+        if record["kind"] == "tick":
+            record = record.copy()
             if "served" in record:  # the runner's reading of Istio's metrics, kept beside ours
                 record["servedIstio"] = record.pop("served")
             now = time.monotonic()
             counts = self.loadgen.served_since(self.since, now)
             answered = sum(n for v, n in counts.items() if v != "errors")
             prev = self.previous
-            if answered and prev is not None and prev.get("phase") in self.MEASURABLE:
+            if answered and prev is not None and prev["phase"] in self.MEASURABLE:
                 canary_share = counts.get(self.canary_version, 0) / answered
-                record = {
-                    **record,
-                    "served": {
-                        "canary": round(canary_share, 4),
-                        "primary": round(1 - canary_share, 4),
-                        "requests": answered,
-                        "errors": counts.get("errors", 0),
-                        "weight": int(prev.get("canaryWeight") or 0),
-                    },
+                record["served"] = {
+                    "canary": round(canary_share, 4),
+                    "primary": round(1 - canary_share, 4),
+                    "requests": answered,
+                    "errors": counts.get("errors", 0),
+                    "weight": prev["canaryWeight"],
                 }
             self.since, self.previous = now, record
         self.sink(record)

@@ -29,13 +29,21 @@ watch bookkeeping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Phase, progdel_wrote_last
+from progdel.canary.records import (
+    Sink,
+    TickRecord,
+    event_record,
+    metric_rows,
+    result_record,
+    stamp,
+    step_index,
+    steps_of,
+)
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode, ProgdelError, Unreachable
 from progdel.kube.client import Kube
@@ -54,8 +62,6 @@ _RUN_PHASES = {
 }
 #: events already in the cluster when observing starts that are shown first
 BACKLOG_EVENTS = 10
-
-Sink = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -94,10 +100,6 @@ def detect_driver(obj: dict[str, Any]) -> DriverDecision:
     if status.get("phase") and not progdel_wrote_last(status):
         return DriverDecision("flagger", "the status has a phase and progdel did not write it last")
     return DriverDecision(PROGDEL_MANAGER, "no status, or a status progdel wrote last")
-
-
-def _stamp(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FlaggerObserver:
@@ -156,32 +158,28 @@ class FlaggerObserver:
         if first:
             fresh = fresh[-BACKLOG_EVENTS:]
         for ev in fresh:
-            self.sink(
-                {
-                    "kind": "event",
-                    "type": ev.get("type") or "Normal",
-                    "message": ev.get("message") or "",
-                    "time": ev.get("lastTimestamp") or ev.get("eventTime") or _stamp(self.clock.now()),
-                    "source": (ev.get("source") or {}).get("component") or ev.get("reportingComponent"),
-                }
+            record = event_record(
+                ev.get("type") or "Normal",
+                ev.get("message") or "",
+                ev.get("lastTimestamp") or ev.get("eventTime") or self.clock.now(),
             )
+            record["source"] = (ev.get("source") or {}).get("component") or ev.get("reportingComponent")
+            self.sink(record)
 
-    def tick_record(self, obj: dict[str, Any], canary: Canary | None) -> dict[str, Any]:
+    def tick_record(self, obj: dict[str, Any], canary: Canary | None) -> TickRecord:
         """The runner's tick record, built from the status someone else wrote."""
-        from progdel.canary.runner import step_index, steps_of
-
         status = obj.get("status") or {}
         primary_w, canary_w = self._weights(status)
-        phase = str(status.get("phase") or "")
-        record: dict[str, Any] = {
+        iterations = int(status.get("iterations") or 0)
+        record: TickRecord = {
             "kind": "tick",
             "canary": f"{self.namespace}/{self.name}",
-            "time": status.get("lastTransitionTime") or _stamp(self.clock.now()),
-            "phase": phase,
+            "time": status.get("lastTransitionTime") or stamp(self.clock.now()),
+            "phase": str(status.get("phase") or ""),
             "canaryWeight": canary_w,
             "primaryWeight": primary_w,
             "failedChecks": int(status.get("failedChecks") or 0),
-            "iterations": int(status.get("iterations") or 0),
+            "iterations": iterations,
             "metrics": [],
             "note": f"observing: driven by {self.decision.driver if self.decision else 'another driver'}",
             "observed": True,
@@ -189,38 +187,25 @@ class FlaggerObserver:
         }
         if canary is not None:
             a = canary.analysis
-            record.update(
-                maxWeight=a.effective_max_weight,
-                step=step_index(canary, int(status.get("canaryWeight") or 0), record["iterations"]),
-                steps=steps_of(canary),
-                threshold=a.threshold,
-                metrics=[
-                    {
-                        "name": m.name,
-                        "value": None,
-                        "min": m.threshold_range.min if m.threshold_range else None,
-                        "max": m.threshold_range.max if m.threshold_range else None,
-                        "verdict": None,
-                        "message": "",
-                    }
-                    for m in a.metrics
-                ],
-            )
+            record["maxWeight"] = a.effective_max_weight
+            record["step"] = step_index(canary, canary_w, iterations)
+            record["steps"] = steps_of(canary)
+            record["threshold"] = a.threshold
+            record["metrics"] = metric_rows(canary)
         return record
 
     # -- the loop ------------------------------------------------------------------------
 
     def _result(self, phase: str, code: ExitCode) -> None:
         self.sink(
-            {
-                "kind": "result",
-                "canary": f"{self.namespace}/{self.name}",
-                "time": _stamp(self.clock.now()),
-                "phase": phase,
-                "outcome": "promoted" if code is ExitCode.OK else "rolled back",
-                "exitCode": int(code),
-                "message": f"driven by {self.decision.driver if self.decision else 'another driver'}",
-            }
+            result_record(
+                f"{self.namespace}/{self.name}",
+                self.clock.now(),
+                phase,
+                "promoted" if code is ExitCode.OK else "rolled back",
+                code,
+                f"driven by {self.decision.driver if self.decision else 'another driver'}",
+            )
         )
 
     def run(self) -> ExitCode:
@@ -237,14 +222,7 @@ class FlaggerObserver:
                 self._events(first)
                 record = self.tick_record(obj, canary)
             except (Unreachable, ServerError) as err:
-                self.sink(
-                    {
-                        "kind": "event",
-                        "type": "Warning",
-                        "message": str(err),
-                        "time": _stamp(self.clock.now()),
-                    }
-                )
+                self.sink(event_record("Warning", str(err), self.clock.now()))
                 if self.once:
                     return ExitCode.UNREACHABLE
             else:

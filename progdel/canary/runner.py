@@ -23,16 +23,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from progdel.canary import engine, store, traffic
+from progdel.canary import engine, records, store, traffic
 from progdel.canary.admission import ensure_drivable
 from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
+from progdel.canary.records import Sink
 from progdel.canary.revision import referenced_configs, revision_of
 from progdel.canary.webhooks import WebhookCaller
 from progdel.canary.workloads import DRAIN_SECONDS, Workloads
@@ -76,8 +76,6 @@ class RunOptions:
     drain_seconds: float = DRAIN_SECONDS  # between moving traffic off pods and scaling them away
 
 
-Sink = Callable[[dict[str, Any]], None]
-
 _RUN_PHASES = (
     engine.Phase.WAITING,
     engine.Phase.PROGRESSING,
@@ -85,21 +83,6 @@ _RUN_PHASES = (
     engine.Phase.PROMOTING,
     engine.Phase.FINALISING,
 )
-
-
-def _stamp(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def steps_of(canary: Canary) -> int:
-    a = canary.analysis
-    if a.iterations:
-        return a.iterations
-    if a.step_weights:
-        return len(a.step_weights)
-    if a.step_weight:
-        return math.ceil(a.effective_max_weight / a.step_weight)
-    return 0
 
 
 def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.CanaryStatus) -> TrafficPlan:
@@ -153,17 +136,6 @@ def lease_seconds(canary: Canary) -> int:
         hooks += calls * (hook.retries + 1) * ((parse_duration(hook.timeout) or 10.0) + 1.0)  # + backoff
     worst_tick = hooks + QUERY_TIMEOUT + ALERT_TIMEOUT * len(a.alerts) + _API_SECONDS_PER_TICK
     return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
-
-
-def step_index(canary: Canary, weight: int, iterations: int) -> int:
-    a = canary.analysis
-    if a.iterations:
-        return iterations
-    if a.step_weights:
-        return sum(1 for w in a.step_weights if w <= weight)
-    if a.step_weight:
-        return math.ceil(weight / a.step_weight)
-    return 0
 
 
 class CanaryRunner:
@@ -453,7 +425,7 @@ class CanaryRunner:
 
     def _warn(self, message: str) -> None:
         log.warning("%s", printable(message))
-        self.sink({"kind": "event", "type": "Warning", "message": message, "time": _stamp(self.clock.now())})
+        self.sink(records.event_record("Warning", message, self.clock.now()))
 
     def emit(
         self,
@@ -467,9 +439,7 @@ class CanaryRunner:
         canary has at that event, and the checksum of the status ``read`` at the tick's start, as
         Flagger's come from the object it read) and, when it alerts, to the alert providers."""
         self.recorder.record(obj, event.type, "Synced", event.message)
-        self.sink(
-            {"kind": "event", "type": event.type, "message": event.message, "time": _stamp(self.clock.now())}
-        )
+        self.sink(records.event_record(event.type, event.message, self.clock.now()))
         if engine.webhooks_of(canary, HookType.EVENT):
             ms = int(self.clock.now().timestamp() * 1000)
             phase = event.phase or str(status.phase)
@@ -584,7 +554,7 @@ class CanaryRunner:
 
     def verify_traffic(
         self, canary: Canary, obj: dict[str, Any], status: engine.CanaryStatus, obs: Observation
-    ) -> dict[str, Any] | None:
+    ) -> records.ServedSplit | None:
         """The split Istio served during the last interval, beside the weight set for it; a split
         far from that weight becomes a Warning event. Only while a weighted run is under way."""
         if obs.weights is None or obs.infra_error is not None or status.phase not in engine.ANALYSING:
@@ -612,46 +582,23 @@ class CanaryRunner:
         )
         if warning:
             self.recorder.record(obj, "Warning", "Synced", warning)
-            self.sink({"kind": "event", "type": "Warning", "message": warning, "time": _stamp(obs.now)})
-        return {**served, "weight": obs.weights.canary}
+            self.sink(records.event_record("Warning", warning, obs.now))
+        split: records.ServedSplit = {
+            "primary": served["primary"],
+            "canary": served["canary"],
+            "rps": served["rps"],
+            "weight": obs.weights.canary,
+        }
+        return split
 
-    def tick_record(self, canary: Canary, result: engine.TickResult, obs: Observation) -> dict[str, Any]:
+    def tick_record(self, canary: Canary, result: engine.TickResult, obs: Observation) -> records.TickRecord:
         s = result.status
         weights = next((a for a in reversed(result.actions) if isinstance(a, engine.SetWeights)), None)
         canary_w = weights.canary if weights else (obs.weights.canary if obs.weights else s.canary_weight)
         primary_w = weights.primary if weights else (obs.weights.primary if obs.weights else 100 - canary_w)
-        metrics = []
-        for m in canary.analysis.metrics:
-            meas = s.measurements.get(m.name)
-            rng = m.threshold_range
-            metrics.append(
-                {
-                    "name": m.name,
-                    "value": meas.value if meas else None,
-                    "min": rng.min if rng else None,
-                    "max": rng.max if rng else None,
-                    "verdict": meas.verdict if meas else None,
-                    "message": meas.message if meas else "",
-                }
-            )
-        return {
-            "kind": "tick",
-            "canary": f"{canary.namespace}/{canary.name}",
-            "time": _stamp(obs.now),
-            "phase": str(s.phase) or "",
-            "canaryWeight": canary_w,
-            "primaryWeight": primary_w,
-            "maxWeight": canary.analysis.effective_max_weight,
-            "step": steps_of(canary)
-            if s.phase in (engine.Phase.PROMOTING, engine.Phase.FINALISING, engine.Phase.SUCCEEDED)
-            else step_index(canary, s.canary_weight, s.iterations),
-            "steps": steps_of(canary),
-            "failedChecks": s.failed_checks,
-            "threshold": canary.analysis.threshold,
-            "iterations": s.iterations,
-            "metrics": metrics,
-            "note": result.note,
-        }
+        return records.tick_record(
+            canary, s, obs.now, canary_weight=canary_w, primary_weight=primary_w, note=result.note
+        )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -661,7 +608,7 @@ class CanaryRunner:
         obj, canary, _invalid = self.read()
         note = self.choice.note(f"canary {self.namespace}/{self.name}") if self.choice else None
         if note:
-            self.sink({"kind": "event", "type": "Normal", "message": note, "time": _stamp(self.clock.now())})
+            self.sink(records.event_record("Normal", note, self.clock.now()))
         interval = canary.analysis.interval_seconds
         saved_timeout = self.kube.timeout
         self.kube.timeout = saved_timeout or API_REQUEST_TIMEOUT  # a hung request must not outlast the lease
@@ -688,14 +635,7 @@ class CanaryRunner:
                 result = self.tick()
             except (Unreachable, ServerError) as err:
                 # the API server itself failed between observation and write: hold and retry
-                self.sink(
-                    {
-                        "kind": "event",
-                        "type": "Warning",
-                        "message": str(err),
-                        "time": _stamp(self.clock.now()),
-                    }
-                )
+                self.sink(records.event_record("Warning", str(err), self.clock.now()))
                 result = None
             if result is not None:
                 final = result.settled and result.exit_hint is not None
@@ -721,21 +661,15 @@ class CanaryRunner:
 
     def _result_record(self, result: engine.TickResult) -> None:
         s = result.status
-        outcome = {
-            engine.Phase.SUCCEEDED: "promoted",
-            engine.Phase.FAILED: "aborted" if result.exit_hint is ExitCode.ABORTED else "rolled back",
-            engine.Phase.INITIALIZED: "initialized",
-        }.get(s.phase, str(s.phase))
         self.sink(
-            {
-                "kind": "result",
-                "canary": f"{self.namespace}/{self.name}",
-                "time": _stamp(self.clock.now()),
-                "phase": str(s.phase),
-                "outcome": outcome,
-                "exitCode": int(result.exit_hint or 0),
-                "message": s.failure_reason or "",
-            }
+            records.result_record(
+                f"{self.namespace}/{self.name}",
+                self.clock.now(),
+                str(s.phase),
+                records.outcome_of(str(s.phase), result.exit_hint),
+                result.exit_hint or ExitCode.OK,
+                str(s.failure_reason or ""),
+            )
         )
 
     def _wait(self, interval: float, lease: Any) -> None:
@@ -786,14 +720,13 @@ class CanaryRunner:
         started = self.clock.now()
         delay = 0.5
         self.sink(
-            {
-                "kind": "event",
-                "type": "Warning",
-                "message": f"Cluster API unreachable: {err}; holding canary {self.namespace}/{self.name} as "
+            records.event_record(
+                "Warning",
+                f"Cluster API unreachable: {err}; holding canary {self.namespace}/{self.name} as "
                 f"it is and retrying for up to {max(0.0, (deadline - started).total_seconds()):.0f}s, while "
                 "its lease lasts",
-                "time": _stamp(started),
-            }
+                started,
+            )
         )
         saved_timeout, self.kube.timeout = self.kube.timeout, per_request
         try:
@@ -816,12 +749,11 @@ class CanaryRunner:
                     continue
                 elapsed = (self.clock.now() - started).total_seconds()
                 self.sink(
-                    {
-                        "kind": "event",
-                        "type": "Normal",
-                        "message": f"Cluster API answers again after {elapsed:.0f}s: resuming",
-                        "time": _stamp(self.clock.now()),
-                    }
+                    records.event_record(
+                        "Normal",
+                        f"Cluster API answers again after {elapsed:.0f}s: resuming",
+                        self.clock.now(),
+                    )
                 )
                 return attempt
         finally:

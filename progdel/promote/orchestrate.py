@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from progdel.canary.alerts import targets_from_project
-from progdel.canary.runner import Clock, Sink
+from progdel.canary.records import Record, ResultRecord, Sink
+from progdel.canary.runner import Clock
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 from progdel.kube.client import Kube
@@ -72,7 +73,7 @@ class QuietReporter:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Record] = []
 
     def status(self, text: str) -> None:
         self.lines.append(text)
@@ -563,10 +564,10 @@ def _canary(
 
     assert env.canary is not None
     canary = _apply_env_canary(kube, project, app, env)
-    records: list[dict[str, Any]] = []
+    records: list[Record] = []
     with reporter.canary() as view:
 
-        def sink(record: dict[str, Any]) -> None:
+        def sink(record: Record) -> None:
             records.append(record)
             view(record)
 
@@ -597,14 +598,14 @@ def _canary(
         )
         runner = CanaryRunner(kube, canary.name, env.namespace, sink, run_opts, clock=options.canary_clock)
         code = runner.run()
-    result: dict[str, Any] = next((r for r in reversed(records) if r.get("kind") == "result"), {})
-    outcome.canary = str(result.get("outcome") or ("promoted" if code is ExitCode.OK else ""))
+    result: ResultRecord | None = next((r for r in reversed(records) if r["kind"] == "result"), None)
+    outcome.canary = result["outcome"] if result else ("promoted" if code is ExitCode.OK else "")
     where = f"{env.namespace}/{canary.primary_name}"
     if code is ExitCode.OK:
         outcome.result = "succeeded"
         outcome.message = f"{app.name} {version} promoted by canary {canary.name}: {where} runs it"
         return
-    reason = result.get("message") or ""
+    reason = result["message"] if result else ""
     previous = outcome.previous or "the previous version"
     raise ProgdelError(
         f"canary {env.namespace}/{canary.name} {outcome.canary or 'failed'}"

@@ -46,6 +46,7 @@ from progdel.canary.engine import (
     judge_metric,
     ordered_metrics,
 )
+from progdel.canary.records import Sink, VerifyRecord, event_record
 from progdel.config.canary import Canary
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, ProgdelError
@@ -53,7 +54,6 @@ from progdel.metrics.builtin import threshold_bounds
 from progdel.promote.versions import same_version
 
 State = Literal["verifying", "verified", "failed", "stopped"]
-Sink = Callable[[dict[str, Any]], None]
 
 
 def serving_deployment(env: Environment, app: App) -> str:
@@ -201,7 +201,7 @@ def judge_check(
 
 def check_record(
     canary: Canary, env: Environment, version: str, progress: Progress, at: datetime
-) -> dict[str, Any]:
+) -> VerifyRecord:
     """A ``verify`` record for the live view and ``-o ndjson``."""
     assert env.verify is not None
     bounds = {m.name: threshold_bounds(m) for m in canary.analysis.metrics}
@@ -258,7 +258,7 @@ def run_checks(
         now = clock.now()
         progress, events = judge_check(canary, version, progress, observe(now))
         for kind, message in events:
-            sink({"kind": "event", "type": kind, "message": message, "time": _stamp(now)})
+            sink(event_record(kind, message, now))
         sink(check_record(canary, env, version, progress, now))
         if not progress.done and (now - start).total_seconds() >= deadline:
             why = (

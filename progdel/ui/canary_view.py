@@ -1,35 +1,26 @@
 """What a person sees while a canary runs.
 
-The runner produces plain records (dicts, the same ones ``-o ndjson`` prints);
-this module turns them into a live rich view on a TTY, or into one plain line
-per event otherwise.
-
-A tick record::
-
-    {"kind": "tick", "canary": "test/podinfo", "time": "...", "phase": "Progressing",
-     "canaryWeight": 20, "primaryWeight": 80, "maxWeight": 50, "step": 2, "steps": 5,
-     "failedChecks": 0, "threshold": 2, "nextTickIn": 1.0,
-     "metrics": [{"name": "request-success-rate", "value": 99.5, "min": 99, "max": null,
-                  "verdict": "pass", "message": ""}],
-     "served": {"primary": 0.8, "canary": 0.2} | null}
-
-A verification check (a verified environment's soak, ``promote/verify.py``)::
+A driver emits the records of ``progdel.canary.records`` (tick, event, result, countdown,
+outage): this module turns them into a live rich view on a TTY, into one plain line per record
+otherwise, or prints them as they are with ``-o ndjson``. A countdown refreshes the time to the
+next step in the live view; an outage (the cluster API does not answer and the run holds,
+retrying for that long at most) says so there; neither is printed as a line or as NDJSON, the
+outage's start and end are Warning and Normal events. A verification check (a verified
+environment's soak, ``promote/verify.py``) is shown as a tick is::
 
     {"kind": "verify", "environment": "dev", "target": "shop-dev/web", "version": "1.4.0",
      "time": "...", "state": "verifying", "check": 3, "passed": 3, "needed": 10, "soak": "10m",
      "interval": "1m", "infraErrors": 0, "maxInfraErrors": 5, "metrics": [...], "note": ""}
 
-An event record: ``{"kind": "event", "type": "Normal", "message": "...", "time": "..."}``.
-A countdown record (``{"kind": "countdown", "seconds": 2.5}``) refreshes the time to the next
-step in the live view; it is not printed as a line or as NDJSON. So does an outage record
-(``{"kind": "outage", "seconds": 17.5, "message": "..."}``: the cluster API does not answer and the
-run holds, retrying for that long at most); its start and end are Warning and Normal events.
+Records of other kinds (the demo's ``run``) are printed with ``-o ndjson`` and otherwise left to
+their command.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from progdel.errors import printable
@@ -46,7 +37,7 @@ def _fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _bounds(metric: dict[str, Any]) -> str:
+def _bounds(metric: Mapping[str, Any]) -> str:
     lo, hi = metric.get("min"), metric.get("max")
     if lo is not None and hi is not None:
         return f"{lo} .. {hi}"
@@ -57,7 +48,7 @@ def _bounds(metric: dict[str, Any]) -> str:
     return ""
 
 
-def _served(served: dict[str, Any]) -> str:
+def _served(served: Mapping[str, Any]) -> str:
     """``23% (set 20%, 412 requests)``: what the mesh served beside the weight set for that time."""
     text = f"{served.get('canary', 0) * 100:.0f}%"
     details = []
@@ -74,7 +65,7 @@ def _bar(weight: int, width: int = 30) -> str:
 
 
 def render_tick(
-    tick: dict[str, Any], events: list[dict[str, Any]], outage: dict[str, Any] | None = None
+    tick: Mapping[str, Any], events: list[Mapping[str, Any]], outage: Mapping[str, Any] | None = None
 ) -> Any:
     from rich.console import Group
     from rich.panel import Panel
@@ -109,7 +100,7 @@ def render_tick(
     return Panel(Group(*parts), title="progdel canary", expand=False)
 
 
-def _outage(outage: dict[str, Any]) -> Any:
+def _outage(outage: Mapping[str, Any]) -> Any:
     from rich.text import Text
 
     return Text(
@@ -119,7 +110,7 @@ def _outage(outage: dict[str, Any]) -> Any:
     )
 
 
-def _metrics_table(rows: list[dict[str, Any]]) -> Any:
+def _metrics_table(rows: list[Mapping[str, Any]]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
@@ -137,7 +128,7 @@ def _metrics_table(rows: list[dict[str, Any]]) -> Any:
     return metrics
 
 
-def _recent(events: list[dict[str, Any]]) -> Any:
+def _recent(events: list[Mapping[str, Any]]) -> Any:
     from rich.text import Text
 
     recent = Text()
@@ -152,7 +143,7 @@ def _passed_bar(passed: int, needed: int, width: int = 30) -> str:
 
 
 def render_verification(
-    check: dict[str, Any], events: list[dict[str, Any]], outage: dict[str, Any] | None = None
+    check: Mapping[str, Any], events: list[Mapping[str, Any]], outage: Mapping[str, Any] | None = None
 ) -> Any:
     """A verified environment's soak: the checks passed in a row of those needed, each metric's
     value against its threshold, the time to the next check, recent events."""
@@ -190,7 +181,7 @@ def render_verification(
 
 
 def render_record(
-    record: dict[str, Any], events: list[dict[str, Any]], outage: dict[str, Any] | None = None
+    record: Mapping[str, Any], events: list[Mapping[str, Any]], outage: Mapping[str, Any] | None = None
 ) -> Any:
     """The live panel for the last tick or verification check."""
     if record.get("kind") == "verify":
@@ -205,9 +196,9 @@ class CanaryView:
         if mode == "auto":
             mode = "live" if sys.stdout.isatty() else "plain"
         self.mode = mode  # live | plain | ndjson | quiet
-        self.events: deque[dict[str, Any]] = deque(maxlen=50)
-        self.last_tick: dict[str, Any] | None = None
-        self.outage: dict[str, Any] | None = None  # while the cluster API does not answer
+        self.events: deque[Mapping[str, Any]] = deque(maxlen=50)
+        self.last_tick: Mapping[str, Any] | None = None
+        self.outage: Mapping[str, Any] | None = None  # while the cluster API does not answer
         self._live: Any = None
 
     def __enter__(self) -> CanaryView:
@@ -225,7 +216,7 @@ class CanaryView:
             self._live.__exit__(*exc)
             self._live = None
 
-    def show(self, record: dict[str, Any]) -> None:
+    def show(self, record: Mapping[str, Any]) -> None:
         kind = record.get("kind")
         if kind == "countdown":  # only the live view shows the time to the next step
             self.countdown(float(record.get("seconds") or 0))
@@ -261,13 +252,13 @@ class CanaryView:
             self._live.update(render_record(self.last_tick, list(self.events), self.outage))
 
 
-def plain_line(record: dict[str, Any]) -> str | None:
+def plain_line(record: Mapping[str, Any]) -> str | None:
     """One line for a record, with any control character in it written as an escape."""
     line = _plain_line(record)
     return None if line is None else printable(line)
 
 
-def _plain_line(record: dict[str, Any]) -> str | None:
+def _plain_line(record: Mapping[str, Any]) -> str | None:
     kind = record.get("kind")
     if kind == "event":
         return f"{record.get('time', '')} {record.get('type', 'Normal'):7} {record.get('message')}"

@@ -1,0 +1,60 @@
+"""The records a canary run streams (``progdel.canary.records``): every builder gives exactly the
+keys its type declares, so the live view, ``-o ndjson`` and a stored history read one shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from progdel.canary import records
+from progdel.canary.engine import CanaryStatus, Measurement, Phase
+from progdel.errors import ExitCode
+
+from .test_engine import T0, make_canary
+
+
+def _conforms(record: Any, kind: type) -> None:
+    keys = set(record)
+    assert kind.__required_keys__ <= keys, kind.__required_keys__ - keys  # type: ignore[attr-defined]
+    assert keys <= kind.__required_keys__ | kind.__optional_keys__  # type: ignore[attr-defined]
+    assert json.loads(json.dumps(record)) == record  # its own JSON form
+
+
+def test_tick_record_shows_every_metric_against_its_threshold() -> None:
+    canary = make_canary()
+    status = CanaryStatus(phase=Phase.PROGRESSING, canary_weight=20, failed_checks=1)
+    status.measurements["request-success-rate"] = Measurement(97.5, "fail", "success rate 97.50% < 99%", "")
+    record = records.tick_record(canary, status, T0, canary_weight=20, primary_weight=80, note="")
+    _conforms(record, records.TickRecord)
+    assert record["time"] == "2024-01-01T00:00:00Z"
+    assert (record["phase"], record["step"], record["steps"], record["failedChecks"]) == (
+        "Progressing",
+        2,
+        5,
+        1,
+    )
+    assert record["metrics"] == [
+        {
+            "name": "request-success-rate",
+            "value": 97.5,
+            "min": 99,
+            "max": None,
+            "verdict": "fail",
+            "message": "success rate 97.50% < 99%",
+        },
+        {"name": "request-duration", "value": None, "min": None, "max": 500, "verdict": None, "message": ""},
+    ]
+
+
+def test_event_and_result_records() -> None:
+    event = records.event_record("Warning", "Halt advancement", T0)
+    _conforms(event, records.EventRecord)
+    result = records.result_record("test/podinfo", T0, "Failed", "rolled back", ExitCode.CANARY_FAILED)
+    _conforms(result, records.ResultRecord)
+    assert result["exitCode"] == 3
+
+
+def test_outcome_words() -> None:
+    assert records.outcome_of("Succeeded", ExitCode.OK) == "promoted"
+    assert records.outcome_of("Failed", ExitCode.CANARY_FAILED) == "rolled back"
+    assert records.outcome_of("Failed", ExitCode.ABORTED) == "aborted"

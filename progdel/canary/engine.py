@@ -709,6 +709,37 @@ def needs_metrics(canary: Canary, status: CanaryStatus, obs: Observation) -> boo
     return False
 
 
+@dataclass(frozen=True)
+class NeedsHooks:
+    """The tick calls the ``hook_type`` webhooks with ``phase``: call them and put their results
+    in ``obs.webhooks[hook_type]``."""
+
+    hook_type: HookType
+    phase: str
+
+
+@dataclass(frozen=True)
+class NeedsMetrics:
+    """The tick judges the metrics: query them at ``obs.now`` into ``obs.metrics`` (and the
+    canary's request count when ``progdel.dev/min-requests`` is on)."""
+
+
+Need = NeedsHooks | NeedsMetrics
+
+
+def needs(canary: Canary, status: CanaryStatus, obs: Observation) -> Need | None:
+    """What the tick for ``obs`` still needs observed before it can be decided, first need
+    first (webhooks in Flagger's order: a failing rollout hook means no metric queries), or
+    None when ``tick`` can decide it now. A driver asks, observes, and asks again."""
+    try:
+        _Tick(canary, status, obs).run()
+    except HooksRequiredError as need:
+        return NeedsHooks(need.hook_type, need.phase)
+    except MetricsRequiredError:
+        return NeedsMetrics()
+    return None
+
+
 def session_cookie(canary: Canary, revision: str, since: str) -> str | None:
     """The session-affinity cookie of a run (``name=token``), or None without sessionAffinity.
 

@@ -32,6 +32,7 @@ from progdel.canary.admission import ensure_drivable
 from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
+from progdel.canary.measure import CanaryMetrics
 from progdel.canary.records import Sink
 from progdel.canary.revision import referenced_configs, revision_of
 from progdel.canary.webhooks import WebhookCaller
@@ -51,8 +52,8 @@ from progdel.kube.events import EventRecorder
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
 from progdel.metrics.prometheus import QUERY_TIMEOUT, configured_prometheus_url, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
-from progdel.metrics.servers import Headers, MetricsServers, SecretName
-from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
+from progdel.metrics.servers import MetricsServers
+from progdel.metrics.templates import MetricQuery, metric_queries
 from progdel.routing import choice_of, resolve, router_for
 from progdel.routing.base import Router, TrafficPlan, Weights
 from progdel.routing.provider import ProviderChoice
@@ -112,8 +113,6 @@ def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.Canar
     return plan
 
 
-#: the key of the canary's request count among a tick's query results (no metric name has a colon)
-_REQUESTS_KEY = "progdel:canary-requests"
 #: the Events one tick can record at most (each calls the event webhooks)
 _EVENTS_PER_TICK = 3
 #: the Kubernetes API calls of one tick, at their worst
@@ -219,26 +218,15 @@ class CanaryRunner:
         """Every metric's query; ``InvalidInput`` for the first that cannot be rendered."""
         return metric_queries(canary, self.templates(canary)[0])
 
-    def rendered(self, canary: Canary) -> tuple[list[MetricQuery], dict[str, MetricResult]]:
-        """Every metric's query, one at a time: those that render, and for each metric that does
-        not (its MetricTemplate is gone or invalid, a variable is not set) a failed check saying
-        why, in Flagger's words, as Flagger counts it."""
+    def metrics(self, canary: Canary) -> CanaryMetrics:
+        """The metrics port for ``canary``: its templates (files, then the cluster) and servers
+        (reached through the cluster when they resolve only inside it)."""
         templates, problems = self.templates(canary)
-        queries: list[MetricQuery] = []
-        broken: dict[str, MetricResult] = {}
-        for i, metric in enumerate(canary.analysis.metrics):
-            ref = metric.template_ref
-            try:
-                if ref is not None and (ref.namespace or canary.namespace, ref.name) in problems:
-                    raise InvalidInput(problems[(ref.namespace or canary.namespace, ref.name)])
-                queries += metric_queries(one_metric(canary, i), templates)
-            except InvalidInput as err:
-                if ref is not None:
-                    where = f"{ref.name}.{ref.namespace or canary.namespace}"
-                    broken[metric.name] = MetricResult.error(f"Metric template {where} error: {err}")
-                else:
-                    broken[metric.name] = MetricResult.error(f"Metric query failed for {metric.name}: {err}")
-        return queries, broken
+        return CanaryMetrics(self.servers, self.metrics_url(canary), templates, problems)
+
+    def rendered(self, canary: Canary) -> tuple[list[MetricQuery], dict[str, MetricResult]]:
+        """Every metric's query, and a failed check for each that cannot be rendered."""
+        return self.metrics(canary).rendered(canary)
 
     def metrics_url(self, canary: Canary) -> str:
         return resolve_prometheus_url(
@@ -333,48 +321,12 @@ class CanaryRunner:
 
     def measure(self, canary: Canary, at: datetime) -> dict[str, MetricResult]:
         """Every metric of ``canary`` at ``at``, the queries of one server run together."""
-        return self._measure(canary, at, None)
-
-    def _measure(
-        self, canary: Canary, at: datetime, extra: tuple[str, str] | None
-    ) -> dict[str, MetricResult]:
-        default = self.metrics_url(canary)
-        queries, results = self.rendered(canary)
-        by_server: dict[tuple[str, SecretName | None, Headers, bool], list[tuple[str, str]]] = {}
-        scales = {q.name: q.scale for q in queries}
-        for q in queries:
-            server = (q.address or default, q.secret, q.headers, q.insecure_skip_verify)
-            by_server.setdefault(server, []).append((q.name, q.query))
-        if extra is not None:
-            by_server.setdefault((default, None, (), False), []).append(extra)
-        for (url, secret, headers, insecure), batch in by_server.items():
-            try:
-                provider = self.servers.provider(url, secret, headers, insecure)
-            except InvalidInput as err:  # its secretRef cannot be used: a failed check, as Flagger counts it
-                for mname, _query in batch:
-                    results[mname] = MetricResult.error(f"Metric query failed for {mname}: {err}")
-                continue
-            for mname, value in provider.query_many(batch, at).items():
-                results[mname] = MetricResult.from_provider(value, scales.get(mname, 1.0))
-        return results
-
-    def observe_metrics(self, canary: Canary, obs: Observation) -> Observation:
-        """``obs`` with the metrics, and the canary's request count when the min-requests guard
-        is on (queried in the same concurrent batch, over the longest metric interval)."""
-        if not canary.settings.min_requests:
-            return replace(obs, metrics=self.measure(canary, obs.now))
-        window = traffic.metrics_window(canary)
-        query = traffic.canary_requests_query(
-            canary.namespace, canary.target_name, window, canary.spec.provider
-        )
-        results = self._measure(canary, obs.now, (_REQUESTS_KEY, query))
-        requests = results.pop(_REQUESTS_KEY)
-        return replace(obs, metrics=results, canary_requests=requests, requests_window=window)
+        return self.metrics(canary).measure(canary, at)
 
     def decide(
         self, canary: Canary, status: engine.CanaryStatus, obs: Observation
     ) -> tuple[engine.TickResult, Observation]:
-        """Tick the engine, calling the webhooks and querying the metrics it asks for."""
+        """Ask the engine what the tick needs, observe it (the webhooks, the metrics), and tick."""
         if (
             status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING)
             and obs.primary is not Readiness.READY
@@ -387,13 +339,14 @@ class CanaryRunner:
                 update={"spec": canary.spec.model_copy(update={"skip_analysis": False})}
             )
         for _ in range(len(HookType) + 2):
-            try:
+            need = engine.needs(canary, status, obs)
+            if need is None:
                 return engine.tick(canary, status, obs), obs
-            except engine.HooksRequiredError as need:
+            if isinstance(need, engine.NeedsHooks):
                 results = self.hooks.call_type(canary, need.hook_type, need.phase, status, kube=self.kube)
                 obs = replace(obs, webhooks={**(obs.webhooks or {}), need.hook_type: results})
-            except engine.MetricsRequiredError:
-                obs = self.observe_metrics(canary, obs)
+            else:
+                obs = self.metrics(canary).observe(canary, obs)
         raise RuntimeError("the engine kept asking for observations")  # pragma: no cover
 
     def _alert(self, canary: Canary, status: engine.CanaryStatus, event: engine.Event) -> None:

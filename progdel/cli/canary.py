@@ -240,6 +240,82 @@ def watch(
     raise typer.Exit(int(code))
 
 
+def _when(text: str, flag: str) -> Any:
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{flag} {text!r}: expected an RFC 3339 time (2026-11-24T14:00:00Z)") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("-f", "--file", help="The Canary YAML to rehearse.")],
+    start: Annotated[str, typer.Option("--from", help="When the release starts (RFC 3339).")],
+    end: Annotated[str, typer.Option("--to", help="When the window ends (RFC 3339).")],
+    templates: Annotated[
+        list[Path] | None, typer.Option("--templates", help="YAML files with MetricTemplates to use.")
+    ] = None,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            help="Prometheus base URL holding the history (else $PROGDEL_PROMETHEUS_URL, the Canary's "
+            "metricsServer, progdel.yaml).",
+        ),
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option("--compare", help="Another Canary YAML: replay both and show where they first differ."),
+    ] = None,
+    assume_hooks_pass: Annotated[
+        bool,
+        typer.Option(
+            "--assume-hooks-pass", help="Take webhooks and manual gates to pass instead of skipping them."
+        ),
+    ] = False,
+) -> None:
+    """Rehearse a canary on recorded history: what would this spec have decided?
+
+    Runs the same engine and judging as watch, tick by tick at the spec's interval from --from,
+    every query evaluated at its tick's time against Prometheus; no cluster is needed and nothing
+    is written. Webhooks and gates are skipped (or, with --assume-hooks-pass, taken to pass).
+    Exit codes: 0 promoted, 3 rolled back, 5 still running at --to, 2 invalid spec, 6 Prometheus
+    unreachable.
+    """
+    from progdel.canary.replay import rehearse
+    from progdel.config.canary import load_canary, load_metric_templates
+    from progdel.ui.canary_view import CanaryView
+    from progdel.ui.output import emit_line
+
+    opts = global_options(ctx)
+    mode = _view_mode(opts)
+    defaults = project_defaults(opts)
+    canary = load_canary(file).model
+    other = (file.name, compare.name, load_canary(compare).model) if compare is not None else None
+    with CanaryView(mode) as view:
+        code, divergence = rehearse(
+            canary,
+            view.show,
+            start=_when(start, "--from"),
+            end=_when(end, "--to"),
+            templates=[t for path in templates or [] for t in load_metric_templates(path)],
+            prometheus_url=prometheus_url,
+            project_url=defaults.prometheus_url if defaults else None,
+            assume_hooks_pass=assume_hooks_pass,
+            compare=other,
+        )
+    if divergence is not None:
+        if mode == "ndjson":
+            emit_line(divergence.to_dict())
+        else:
+            print("\n".join(divergence.lines()), flush=True)
+    raise typer.Exit(int(code))
+
+
 def project_defaults(opts: GlobalOptions) -> Defaults | None:
     """progdel.yaml's defaults (Prometheus URL, alerts), when there is a progdel.yaml."""
     path = Path(opts.config) if opts.config else Path.cwd() / "progdel.yaml"

@@ -1,0 +1,253 @@
+"""``progdel canary replay``: a spec rehearsed on Prometheus history, with no cluster at all.
+
+The histories are backfilled with ``promtool tsdb create-blocks-from openmetrics`` into a real
+Prometheus (``tests/promfixture.py``); each namespace holds one release's traffic:
+
+- ``healthy``: the canary answers as well as the primary all along;
+- ``bad``: the canary's error rate climbs to 20% at minute 12 of the window;
+- ``silent``: the canary serves nothing (no data for its metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from progdel.canary.records import Record
+from progdel.canary.replay import rehearse
+from progdel.config.canary import Canary, parse_canary
+from progdel.errors import ExitCode
+from tests.promfixture import (
+    PrometheusInstance,
+    TrafficPhase,
+    istio_openmetrics,
+    require_prometheus,
+    run_prometheus,
+)
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+WINDOW = 45 * 60
+CLIMB = 12 * 60  # the bad release's errors start here
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusInstance]:
+    require_prometheus()
+    primary = [TrafficPhase(0, 20, 0.0, 40)]
+    text = istio_openmetrics(
+        T0,
+        WINDOW,
+        10,
+        {
+            "healthy/podinfo-primary": primary,
+            "healthy/podinfo": [TrafficPhase(0, 10, 0.0, 40)],
+            "bad/podinfo-primary": primary,
+            "bad/podinfo": [TrafficPhase(0, 10, 0.0, 40), TrafficPhase(CLIMB, 10, 0.2, 40)],
+            "silent/podinfo-primary": primary,
+        },
+    )
+    with run_prometheus(text, tmp_path_factory.mktemp("replay")) as instance:
+        yield instance
+
+
+def canary_doc(namespace: str, annotations: dict[str, str] | None = None, **analysis: Any) -> dict[str, Any]:
+    spec_analysis: dict[str, Any] = {
+        "interval": "1m",
+        "threshold": 2,
+        "maxWeight": 50,
+        "stepWeight": 10,
+        "metrics": [
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+            {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"},
+        ],
+    }
+    spec_analysis.update(analysis)
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": namespace, "annotations": annotations or {}},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": spec_analysis,
+        },
+    }
+
+
+def spec(namespace: str, annotations: dict[str, str] | None = None, **analysis: Any) -> Canary:
+    return parse_canary(canary_doc(namespace, annotations, **analysis), "test").model
+
+
+def replay(
+    prom: PrometheusInstance, canary: Canary, minutes: int = 40, **kwargs: Any
+) -> tuple[ExitCode, list[Record]]:
+    out: list[Record] = []
+    code, _ = rehearse(
+        canary, out.append, start=T0, end=T0 + timedelta(minutes=minutes), prometheus_url=prom.url, **kwargs
+    )
+    return code, out
+
+
+def at(minutes: int) -> str:
+    return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ticks(records: list[Record]) -> list[tuple[str, str, int, int]]:
+    return [
+        (r["time"], r["phase"], r["canaryWeight"], r["failedChecks"]) for r in records if r["kind"] == "tick"
+    ]
+
+
+def test_a_healthy_release_is_promoted_with_the_weights_the_spec_sets(prom: PrometheusInstance) -> None:
+    code, records = replay(prom, spec("healthy"))
+    assert code is ExitCode.OK
+    # Flagger's sequence, one tick a minute: new revision, 10..50 by 10, promotion, finalising
+    assert ticks(records) == [
+        (at(0), "Progressing", 0, 0),
+        (at(1), "Progressing", 10, 0),
+        (at(2), "Progressing", 20, 0),
+        (at(3), "Progressing", 30, 0),
+        (at(4), "Progressing", 40, 0),
+        (at(5), "Progressing", 50, 0),
+        (at(6), "Promoting", 50, 0),
+        (at(7), "Finalising", 0, 0),
+        (at(8), "Succeeded", 0, 0),
+    ]
+    judged = [m for r in records if r["kind"] == "tick" for m in r["metrics"] if m["value"] is not None]
+    assert judged and all(m["verdict"] == "pass" for m in judged)
+    assert {round(m["value"]) for m in judged if m["name"] == "request-success-rate"} == {100}
+    result = records[-1]
+    assert result["kind"] == "result" and (result["outcome"], result["exitCode"]) == ("promoted", 0)
+
+
+def test_errors_climbing_at_minute_12_roll_back_at_the_predicted_tick(prom: PrometheusInstance) -> None:
+    # 25 steps of 2%: still analysing at minute 12. The check at 12:00 sees the first errors (its
+    # 1m window ends on the first erroring sample), the second failed check at 13:00 reaches the
+    # threshold of 2, and progdel rolls back on that tick.
+    code, records = replay(prom, spec("bad", stepWeight=2))
+    assert code is ExitCode.CANARY_FAILED
+    by_time = {t: (phase, weight, failed) for t, phase, weight, failed in ticks(records)}
+    assert by_time[at(11)] == ("Progressing", 22, 0)
+    assert by_time[at(12)] == ("Progressing", 22, 1)
+    assert by_time[at(13)][0] == "Failed"
+    assert max(by_time) == at(13)
+    warnings = [r["message"] for r in records if r["kind"] == "event" and r["type"] == "Warning"]
+    assert any("success rate" in w and "< 99%" in w for w in warnings)
+    assert "Rolling back podinfo.bad failed checks threshold reached 2" in warnings
+    result = records[-1]
+    assert result["kind"] == "result" and (result["outcome"], result["time"]) == ("rolled back", at(13))
+
+
+def test_two_thresholds_compared(prom: PrometheusInstance) -> None:
+    strict, lenient = spec("bad", stepWeight=2), spec("bad", stepWeight=2, threshold=5)
+    out: list[Record] = []
+    code, divergence = rehearse(
+        lenient,
+        out.append,
+        start=T0,
+        end=T0 + timedelta(minutes=40),
+        prometheus_url=prom.url,
+        compare=("lenient.yaml", "strict.yaml", strict),
+    )
+    assert code is ExitCode.CANARY_FAILED
+    assert divergence is not None
+    assert divergence.time == at(13)  # strict rolls back there, lenient counts its second check
+    assert divergence.lines() == [
+        f"first difference at {at(13)}: lenient.yaml Progressing at weight 22, failed checks 2, "
+        "strict.yaml Failed at weight 0, failed checks 0",
+        f"lenient.yaml rolls back at {at(16)}",
+        f"strict.yaml rolls back at {at(13)}",
+        "strict.yaml rolls back 3 intervals earlier than lenient.yaml",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "outcome", "verdict"),
+    [
+        ("fail", ExitCode.CANARY_FAILED, "rolled back", "no-data"),
+        ("skip", ExitCode.OK, "promoted", "skipped"),
+        ("hold", ExitCode.WAITING, "still running", "hold"),
+    ],
+)
+def test_a_window_without_data_under_each_policy(
+    prom: PrometheusInstance, policy: str, code: ExitCode, outcome: str, verdict: str
+) -> None:
+    got, records = replay(prom, spec("silent", {"progdel.dev/no-data": policy}), minutes=20)
+    assert got is code
+    assert records[-1]["kind"] == "result" and records[-1]["outcome"] == outcome
+    verdicts = {m["verdict"] for r in records if r["kind"] == "tick" for m in r["metrics"]}
+    assert verdict in verdicts
+    if policy == "hold":  # held at the first step to the end of the window
+        assert ticks(records)[-1] == (at(20), "Progressing", 10, 0)
+
+
+def test_webhooks_are_skipped_or_assumed_to_pass(prom: PrometheusInstance) -> None:
+    hooks = [
+        {"name": "load", "type": "pre-rollout", "url": "http://loadtester.test/"},
+        {"name": "approve", "type": "confirm-promotion", "url": "http://gate.test/"},
+    ]
+    code, records = replay(prom, spec("healthy", webhooks=hooks))
+    events = [r["message"] for r in records if r["kind"] == "event"]
+    assert code is ExitCode.OK
+    assert any(
+        "skips" in e and "load (pre-rollout)" in e and "approve (confirm-promotion)" in e for e in events
+    )
+    assert not any("check load passed" in e for e in events)
+    code, records = replay(prom, spec("healthy", webhooks=hooks), assume_hooks_pass=True)
+    events = [r["message"] for r in records if r["kind"] == "event"]
+    assert code is ExitCode.OK
+    assert "Pre-rollout check load passed" in events
+    assert "Confirm-promotion check approve passed" in events
+
+
+def progdel(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "progdel", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_prints_the_timeline_and_the_comparison(prom: PrometheusInstance, tmp_path: Path) -> None:
+    strict, lenient = tmp_path / "strict.yaml", tmp_path / "lenient.yaml"
+    strict.write_text(yaml.safe_dump(canary_doc("bad", stepWeight=2)))
+    lenient.write_text(yaml.safe_dump(canary_doc("bad", stepWeight=2, threshold=5)))
+    window = ["--from", at(0), "--to", at(40), "--prometheus-url", prom.url]
+    proc = progdel("-o", "ndjson", "canary", "replay", "-f", str(strict), *window, "--compare", str(lenient))
+    assert proc.returncode == 3, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["kind"] for r in lines][-2:] == ["result", "comparison"]
+    assert lines[-1]["lines"][-1] == "strict.yaml rolls back 3 intervals earlier than lenient.yaml"
+    plain = progdel("canary", "replay", "-f", str(strict), *window)
+    assert plain.returncode == 3
+    assert f"{at(13)} result  rolled back" in plain.stdout
+    assert "weight=22 failed=1/2" in plain.stdout
+
+
+def test_cli_refuses_bad_input_in_one_line(prom: PrometheusInstance, tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(canary_doc("healthy")))
+    backwards = progdel(
+        "canary", "replay", "-f", str(path), "--from", at(10), "--to", at(0), "--prometheus-url", prom.url
+    )
+    assert backwards.returncode == 2 and "is not after --from" in backwards.stderr
+    assert "Traceback" not in backwards.stderr
+    nowhere = progdel(
+        "canary",
+        "replay",
+        "-f",
+        str(path),
+        "--from",
+        at(0),
+        "--to",
+        at(10),
+        "--prometheus-url",
+        "http://127.0.0.1:1",
+    )
+    assert nowhere.returncode == 6 and "does not answer" in nowhere.stderr

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from progdel.cli import complete
-from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options
+from progdel.cli.options import GlobalOptions, OutputFormat, connect, global_options, project_defaults
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 
 if TYPE_CHECKING:
@@ -314,16 +314,6 @@ def replay(
         else:
             print("\n".join(divergence.lines()), flush=True)
     raise typer.Exit(int(code))
-
-
-def project_defaults(opts: GlobalOptions) -> Defaults | None:
-    """progdel.yaml's defaults (Prometheus URL, alerts), when there is a progdel.yaml."""
-    path = Path(opts.config) if opts.config else Path.cwd() / "progdel.yaml"
-    if not path.exists():
-        return None
-    from progdel.config.project import load_project
-
-    return load_project(str(path), Path.cwd()).defaults
 
 
 def _status_row(obj: dict[str, Any]) -> dict[str, Any]:

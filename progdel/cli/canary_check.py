@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from progdel.cli.options import OutputFormat, connect, global_options
+from progdel.cli.options import OutputFormat, connect, global_options, project_defaults
 from progdel.errors import InvalidInput, Unreachable
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def check(
     cluster refuses, 6 Prometheus unreachable.
     """
     from progdel.canary.preflight import parse_at, run_check
-    from progdel.cli.canary import admit_file, project_defaults, run_options, show_notes
+    from progdel.cli.canary import admit_file, run_options, show_notes
     from progdel.config.canary import load_metric_templates
     from progdel.config.project import Defaults
     from progdel.ui.output import emit

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from progdel.ui.output import OutputFormat
+
 if TYPE_CHECKING:
+    from progdel.config.project import Defaults
     from progdel.kube.client import Kube
     from progdel.promote.clusters import Clusters
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    yaml = "yaml"
-    ndjson = "ndjson"
 
 
 @dataclass
@@ -53,6 +49,16 @@ def connect_clusters(opts: GlobalOptions) -> Clusters:
     from progdel.promote.clusters import Clusters
 
     return Clusters(lambda context: kube_connect(opts.kubeconfig, context or opts.context, opts.namespace))
+
+
+def project_defaults(opts: GlobalOptions) -> Defaults | None:
+    """progdel.yaml's defaults (Prometheus URL, alerts), when there is a progdel.yaml."""
+    path = Path(opts.config) if opts.config else Path.cwd() / "progdel.yaml"
+    if not path.exists():
+        return None
+    from progdel.config.project import load_project
+
+    return load_project(str(path), Path.cwd()).defaults
 
 
 _GLOBAL_WITH_VALUE = {

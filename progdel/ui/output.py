@@ -9,10 +9,26 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
-from progdel.cli.options import GlobalOptions, OutputFormat
 from progdel.errors import printable
+
+
+class OutputFormat(StrEnum):
+    """``-o/--output``."""
+
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    ndjson = "ndjson"
+
+
+class Options(Protocol):
+    """What the output layer reads of a command's options (the global ``-o``)."""
+
+    @property
+    def output(self) -> OutputFormat: ...
 
 
 def _json_default(value: Any) -> Any:
@@ -27,7 +43,7 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
     return json.dumps(data, indent=indent, default=_json_default, sort_keys=False)
 
 
-def emit(opts: GlobalOptions, data: Any, human: Callable[[Any], Any]) -> None:
+def emit(opts: Options, data: Any, human: Callable[[Any], Any]) -> None:
     """Print ``data`` in the chosen format; ``human`` renders it for ``table``.
 
     ``human`` may return a string or any rich renderable.

@@ -57,6 +57,7 @@ from progdel.config.canary import (
     StrategyKind,
 )
 from progdel.errors import ExitCode
+from progdel.kube.readiness import Readiness
 from progdel.metrics.builtin import REQUEST_SUCCESS_RATE, check_metric, no_values_error
 
 # --------------------------------------------------------------------------------------------
@@ -348,12 +349,6 @@ class CanaryStatus:
 # --------------------------------------------------------------------------------------------
 # Observations
 # --------------------------------------------------------------------------------------------
-
-
-class Readiness(enum.StrEnum):
-    READY = "ready"
-    NOT_READY = "not-ready"
-    DEADLINE_EXCEEDED = "deadline-exceeded"  # e.g. the Deployment reports ProgressDeadlineExceeded
 
 
 class Command(enum.StrEnum):

@@ -31,14 +31,13 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from progdel.canary import configs
-from progdel.canary.engine import Readiness
 from progdel.config.canary import AutoscalerReference, Canary, CanaryService
 from progdel.errors import InvalidInput
 from progdel.kube.client import Kube
+from progdel.kube.readiness import DeploymentHealth, Readiness, deployment_health
 from progdel.kube.resources import DEPLOYMENTS, HPAS, SERVICES
 
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
@@ -51,12 +50,6 @@ SIDECARS = ("istio-proxy", "envoy")  # containers whose ports are never discover
 #: separately (kube-proxy, xDS), and a pod gone before its routes are is a failed request
 #: (Kubernetes users add a preStop sleep for the same reason)
 DRAIN_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class DeploymentHealth:
-    readiness: Readiness
-    message: str
 
 
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
@@ -85,40 +78,6 @@ def selector_label(deployment: dict[str, Any]) -> tuple[str, str]:
         f"deployment {name}: spec.selector.matchLabels needs one of {', '.join(SELECTOR_LABELS)} "
         "to tell primary and canary pods apart"
     )
-
-
-def deployment_health(dep: dict[str, Any], ready_threshold_percent: int = 100) -> DeploymentHealth:
-    """Ready when the rollout finished and enough replicas are available (Flagger's rule)."""
-    meta = dep.get("metadata") or {}
-    spec = dep.get("spec") or {}
-    status = dep.get("status") or {}
-    name = meta.get("name")
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return DeploymentHealth(
-                Readiness.DEADLINE_EXCEEDED, f"deployment {name} exceeded its progress deadline"
-            )
-    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
-        return DeploymentHealth(
-            Readiness.NOT_READY, f"waiting for deployment {name} spec update to be observed"
-        )
-    desired = int(spec.get("replicas", 1))
-    updated = int(status.get("updatedReplicas") or 0)
-    current = int(status.get("replicas") or 0)
-    available = int(status.get("availableReplicas") or 0)
-    if updated < desired:
-        return DeploymentHealth(
-            Readiness.NOT_READY, f"waiting for rollout to finish: {updated} of {desired} updated replicas"
-        )
-    if current > updated:
-        return DeploymentHealth(
-            Readiness.NOT_READY, f"waiting for rollout to finish: {current - updated} old replicas pending"
-        )
-    if available < updated * ready_threshold_percent / 100:
-        return DeploymentHealth(
-            Readiness.NOT_READY, f"waiting for rollout to finish: {available} of {updated} replicas available"
-        )
-    return DeploymentHealth(Readiness.READY, f"deployment {name} ready")
 
 
 # -- what Flagger copies, as pure functions ----------------------------------------------------

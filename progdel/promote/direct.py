@@ -23,12 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from progdel.canary.engine import Readiness
-from progdel.canary.workloads import deployment_health
 from progdel.config.project import App
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 from progdel.kube.client import STRATEGIC_PATCH, Kube
 from progdel.kube.errors import NotFound
+from progdel.kube.readiness import Readiness, deployment_health
 from progdel.kube.resources import DEPLOYMENTS
 from progdel.promote.inventory import container_of, deployment_image
 from progdel.promote.versions import image_tag, same_version, with_tag

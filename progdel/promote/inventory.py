@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from progdel.canary.engine import Readiness
-from progdel.canary.workloads import deployment_health
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ProgdelError
 from progdel.kube.client import Kube
 from progdel.kube.errors import NotFound
+from progdel.kube.readiness import Readiness, deployment_health
 from progdel.kube.resources import DEPLOYMENTS
 from progdel.promote import history
 from progdel.promote.clusters import Clusters, clusters_of

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from progdel.canary.alerts import targets_from_project
+from progdel.canary.clock import Clock
 from progdel.canary.records import Record, ResultRecord, Sink
-from progdel.canary.runner import Clock
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, InvalidInput, ProgdelError
 from progdel.kube.client import Kube
@@ -560,6 +559,7 @@ def _canary(
     *,
     patch: bool,
 ) -> None:
+    from progdel.canary.alerts import targets_from_project
     from progdel.canary.runner import CanaryRunner
 
     assert env.canary is not None

@@ -29,9 +29,9 @@ from progdel.config.canary import (
 from progdel.config.canary import API_VERSION as CANARY_API_VERSION
 from progdel.config.canary import _cross_field_problems as canary_problems
 from progdel.config.canary import parse_duration as parse_go_duration
+from progdel.config.keys import parse_key
 from progdel.config.yamlfile import Document, PathKey, format_path, parse_documents, read_text, validate
 from progdel.errors import InvalidInput
-from progdel.promote.yamledit import parse_key
 
 DEFAULT_FILE = "progdel.yaml"
 RESERVED_APP_NAMES = ("history", "verify")
@@ -253,7 +253,7 @@ class App(_Model):
     @field_validator("image")
     @classmethod
     def _no_tag(cls, value: str) -> str:
-        from progdel.promote.versions import split_image
+        from progdel.config.images import split_image
 
         repo, tag, digest = split_image(value)
         if tag or digest:

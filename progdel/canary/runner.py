@@ -739,4 +739,23 @@ def initialize(
         lease.release()
 
 
-__all__ = ["CanaryRunner", "Clock", "RunOptions", "SystemClock", "initialize"]
+def carry_out_request(kube: Kube, name: str, namespace: str, options: RunOptions) -> bool:
+    """Carry out an operator request (abort, promote) just posted on the Canary when no watcher
+    runs: take the Lease and run one tick with ``options``. False when a watcher holds the Lease
+    (it carries the request out itself, at once)."""
+    from progdel.kube.lease import LeaseHeld
+
+    _, spec = store.read(kube, name, namespace)
+    lease = store.lease_for(kube, name, namespace, lease_seconds(spec.model))
+    try:
+        lease.acquire()
+    except LeaseHeld:
+        return False
+    try:
+        CanaryRunner(kube, name, namespace, lambda _r: None, options).tick()
+    finally:
+        lease.release()
+    return True
+
+
+__all__ = ["CanaryRunner", "Clock", "RunOptions", "SystemClock", "carry_out_request", "initialize"]

@@ -428,8 +428,7 @@ def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 def _request(ctx: typer.Context, name: str, action: str) -> None:
     from progdel.canary import store
-    from progdel.canary.runner import CanaryRunner, lease_seconds
-    from progdel.kube.lease import LeaseHeld
+    from progdel.canary.runner import carry_out_request
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
@@ -437,21 +436,10 @@ def _request(ctx: typer.Context, name: str, action: str) -> None:
     namespace = _namespace(opts, kube)
     _driven_by_progdel(kube, name, namespace)
     req = store.post_request(kube, name, namespace, action)
-    _, spec = store.read(kube, name, namespace)
-    lease = store.lease_for(kube, name, namespace, lease_seconds(spec.model))
-    handled_by = "the running watcher"
-    try:
-        lease.acquire()
-    except LeaseHeld:
-        pass
-    else:
-        # nobody drives this canary right now: carry the request out with one tick
-        try:
-            options = run_options(opts, project_defaults(opts), once=True)
-            CanaryRunner(kube, name, namespace, lambda _r: None, options).tick()
-        finally:
-            lease.release()
+    if carry_out_request(kube, name, namespace, run_options(opts, project_defaults(opts), once=True)):
         handled_by = "progdel (no watcher was running)"
+    else:
+        handled_by = "the running watcher"
     data = {"canary": f"{namespace}/{name}", "action": action, "by": req.by, "handledBy": handled_by}
     emit(
         opts,

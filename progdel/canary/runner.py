@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -147,7 +148,15 @@ class CanaryRunner:
         options: RunOptions | None = None,
         clock: Clock | None = None,
         identity: str | None = None,
+        *,
+        routers: Callable[[Kube, Canary], Router] = router_for,
+        servers: MetricsServers | None = None,
+        hooks: WebhookCaller | None = None,
+        alerts: AlertSender | None = None,
     ) -> None:
+        """The runner's ports: the cluster (``kube``), the clock, and, built from the cluster
+        unless given, the router of a canary (``routers``, by ``spec.provider``), the metrics
+        servers, the webhook caller and the alert sender."""
         self.kube = kube
         self.name = name
         self.namespace = namespace
@@ -156,10 +165,11 @@ class CanaryRunner:
         self.clock = clock or SystemClock()
         self.recorder = EventRecorder(kube)
         self.identity = identity
-        self._servers: MetricsServers | None = None
+        self._servers: MetricsServers | None = servers
+        self._routers = routers
         self.phase_before = engine.Phase.NONE  # the phase before the last tick
-        self.hooks = WebhookCaller()
-        self._alerts: AlertSender | None = None
+        self.hooks = hooks or WebhookCaller()
+        self._alerts: AlertSender | None = alerts
         self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
         self._last_valid: Canary | None = None  # the last spec read that validated
         self._renewed_at = self.clock.now()  # when the lease was last renewed (its request sent)
@@ -317,7 +327,7 @@ class CanaryRunner:
 
     def router(self, canary: Canary) -> Router:
         """The one place a router is built: chosen by ``spec.provider`` (``router_for``)."""
-        return router_for(self.kube, canary)
+        return self._routers(self.kube, canary)
 
     def measure(self, canary: Canary, at: datetime) -> dict[str, MetricResult]:
         """Every metric of ``canary`` at ``at``, the queries of one server run together."""

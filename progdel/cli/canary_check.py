@@ -54,7 +54,7 @@ def check(
     cluster refuses, 6 Prometheus unreachable.
     """
     from progdel.canary.preflight import parse_at, run_check
-    from progdel.cli.canary import admit_file, run_options, show_notes
+    from progdel.cli.canary_inputs import admit_file, run_options, show_notes
     from progdel.config.canary import load_metric_templates
     from progdel.config.project import Defaults
     from progdel.ui.output import emit

@@ -37,6 +37,7 @@ def sources(part: str) -> list[Path]:
         ("config", ("progdel.promote",)),
         ("ui", ("progdel.cli",)),
         ("promote", ("progdel.canary.engine",)),
+        ("canary/engine.py", ("progdel.metrics", "progdel.kube.client", "progdel.routing")),
         ("kube/readiness.py", ("progdel.canary",)),
         ("canary/records.py", ("progdel.ui", "progdel.cli")),
         ("cli/canary_check.py", ("progdel.cli.canary",)),

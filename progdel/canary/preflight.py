@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from progdel.canary import engine, store, traffic
+from progdel.canary import engine, judge, store, traffic
 from progdel.canary.alerts import ALERTPROVIDERS
 from progdel.canary.revision import referenced_configs
 from progdel.config.canary import Canary, MetricTemplate
@@ -590,12 +590,12 @@ def check_metrics(
             continue
         values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
         for i, (check, _q) in enumerate(batch):
-            result = engine.MetricResult.from_provider(values[str(i)], scales.get(id(check), 1.0))
+            result = judge.MetricResult.from_provider(values[str(i)], scales.get(id(check), 1.0))
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, canary, metric)
     if settings.min_requests:
         _hold_on_too_little_traffic(checks, canary, servers.provider(default_url), at)
-    order = {m.name: i for i, m in enumerate(engine.ordered_metrics(canary.analysis))}
+    order = {m.name: i for i, m in enumerate(judge.ordered_metrics(canary.analysis))}
     return sorted(checks, key=lambda c: order.get(c.name, 0))
 
 
@@ -606,8 +606,8 @@ def _hold_on_too_little_traffic(
     window = traffic.metrics_window(canary)
     query = traffic.canary_requests_query(canary.namespace, canary.target_name, window, canary.spec.provider)
     answer = provider.query_many([("requests", query)], at)["requests"]
-    result = engine.MetricResult.from_provider(answer)
-    if result.outcome not in (engine.MetricOutcome.VALUE, engine.MetricOutcome.NO_DATA):
+    result = judge.MetricResult.from_provider(answer)
+    if result.outcome not in (judge.MetricOutcome.VALUE, judge.MetricOutcome.NO_DATA):
         return  # Prometheus failed: the metrics' own verdicts say so
     served = result.value or 0.0
     minimum = canary.settings.min_requests
@@ -622,18 +622,18 @@ def _hold_on_too_little_traffic(
             check.verdict, check.message = "hold", why
 
 
-def _judge(check: MetricCheck, result: engine.MetricResult, canary: Canary, metric: Any) -> None:
+def _judge(check: MetricCheck, result: judge.MetricResult, canary: Canary, metric: Any) -> None:
     """The engine's verdict on the metric (``judge_metric``), in the words of a check."""
-    judged = engine.judge_metric(canary, metric, result)
+    judged = judge.judge_metric(canary, metric, result)
     check.value = judged.value
-    if judged.effect is engine.Effect.INFRA:
+    if judged.effect is judge.Effect.INFRA:
         check.verdict = "unreachable"
-    elif judged.effect is engine.Effect.FAIL and judged.verdict == "error":
+    elif judged.effect is judge.Effect.FAIL and judged.verdict == "error":
         check.verdict = "fail"  # the metric could not be evaluated: a failed check
     else:
         check.verdict = judged.verdict
     check.message = judged.message
-    if result.outcome is engine.MetricOutcome.NO_DATA:
+    if result.outcome is judge.MetricOutcome.NO_DATA:
         policy = canary.settings.no_data_policy(metric.name)
         check.message = f"{result.message}: {judged.message} (no-data policy: {policy})"
 

@@ -38,18 +38,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from progdel.canary.clock import Clock
-from progdel.canary.engine import (
-    Effect,
-    MetricJudgement,
-    MetricResult,
-    Readiness,
-    judge_metric,
-    ordered_metrics,
-)
+from progdel.canary.judge import Effect, MetricJudgement, MetricResult, judge_metric, ordered_metrics
 from progdel.canary.records import Sink, VerifyRecord, event_record
 from progdel.config.canary import Canary
 from progdel.config.project import App, Environment, Project
 from progdel.errors import ExitCode, ProgdelError
+from progdel.kube.readiness import Readiness
 from progdel.metrics.builtin import threshold_bounds
 from progdel.promote.versions import same_version
 
@@ -311,7 +305,7 @@ class Checker:
         """Render every metric and run its query once (at ``at``): a metric that cannot be rendered,
         or a query Prometheus rejects, is a spec error (exit 2) before anything changes. No data, or
         Prometheus not answering, are not errors yet."""
-        from progdel.canary.engine import MetricOutcome
+        from progdel.canary.judge import MetricOutcome
         from progdel.errors import InvalidInput
 
         where = f"environment {self.env.name} verify"
@@ -324,8 +318,8 @@ class Checker:
                 raise InvalidInput(f"{where}: metric {name}: {result.message}")
 
     def observe(self, at: datetime) -> Observed:
-        from progdel.canary.workloads import deployment_health
         from progdel.kube.errors import NotFound
+        from progdel.kube.readiness import deployment_health
         from progdel.kube.resources import DEPLOYMENTS
         from progdel.promote.inventory import deployment_version
 

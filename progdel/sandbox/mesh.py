@@ -482,6 +482,33 @@ def _service_hosts(model: MeshModel, inputs: MeshInputs, taken: set[str]) -> lis
     return vhosts
 
 
+# Where routes to a workload without ready replicas go. In a cluster the caller's sidecar
+# answers 503 "no healthy upstream" itself and no destination sidecar sees the request, so it is
+# not in the workload's ``reporter="destination"`` metrics; routed to the workload's own cluster,
+# Envoy would count it there. A name without "_" is no workload's for the Istio relabelling.
+NO_ENDPOINTS = "no-endpoints"
+
+
+def _route_around_empty(action: dict[str, Any], empty: set[str]) -> None:
+    """Send the shares of clusters without addresses (and mirrors to them) to ``NO_ENDPOINTS``."""
+    if action.get("cluster") in empty:
+        action["cluster"] = NO_ENDPOINTS
+    weighted = action.get("weighted_clusters")
+    if weighted:
+        merged: dict[str, int] = {}
+        for c in weighted["clusters"]:
+            name = NO_ENDPOINTS if c["name"] in empty else c["name"]
+            merged[name] = merged.get(name, 0) + c["weight"]
+        if len(merged) == 1:
+            del action["weighted_clusters"]
+            action["cluster"] = next(iter(merged))
+        else:
+            weighted["clusters"] = [{"name": c, "weight": w} for c, w in sorted(merged.items())]
+    mirrors = [m for m in action.pop("request_mirror_policies", []) if m["cluster"] not in empty]
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
+
+
 def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The Envoy clusters and the route configuration for the given cluster state."""
     model = MeshModel(inputs)
@@ -497,6 +524,11 @@ def render(inputs: MeshInputs) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         + _httproute_hosts(model, inputs, taken)
         + _service_hosts(model, inputs, taken)
     )
+    empty = {name for name, addresses in model.clusters.items() if not addresses}
+    for vhost in vhosts:
+        for route in vhost["routes"]:
+            _route_around_empty(route["route"], empty)
+    model.clusters[NO_ENDPOINTS] = []
     envoy_clusters = [_envoy_cluster(name, addresses) for name, addresses in sorted(model.clusters.items())]
     return envoy_clusters, {"@type": ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": vhosts}
 

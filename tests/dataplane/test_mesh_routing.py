@@ -6,9 +6,10 @@ import time
 
 import httpx
 
+from progdel.sandbox.backend import ReplicaSetKey
 from progdel.sandbox.loadgen import LoadGenerator, wait_for_split
 from progdel.sandbox.mesh import Envoy, MeshInputs, render
-from progdel.sandbox.processes import ProcessReplicaBackend
+from progdel.sandbox.processes import Endpoint, ProcessReplicaBackend
 
 from .conftest import (
     CanaryWorld,
@@ -19,6 +20,10 @@ from .conftest import (
     wait_answers,
     wait_ready,
 )
+
+
+def replica(port: int) -> Endpoint:
+    return Endpoint("127.0.0.1", port, True, {}, f"pod-{port}")
 
 
 def test_hot_weight_changes_are_served_without_a_failed_request(
@@ -81,15 +86,42 @@ def test_render_one_cluster_per_workload() -> None:
             service("podinfo-canary", "podinfo"),
         ],
         deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
+        endpoints={
+            ReplicaSetKey("test", "podinfo-primary", "p1"): [replica(1001)],
+            ReplicaSetKey("test", "podinfo", "c1"): [replica(1002)],
+        },
     )
     clusters, routes = render(inputs)
-    assert [c["name"] for c in clusters] == ["test_podinfo-primary_9898", "test_podinfo_9898"]
+    assert [c["name"] for c in clusters] == ["no-endpoints", "test_podinfo-primary_9898", "test_podinfo_9898"]
     by_name = {vh["name"]: vh for vh in routes["virtual_hosts"]}
     weighted = by_name["test/podinfo"]["routes"][0]["route"]["weighted_clusters"]["clusters"]
     weights = {c["name"]: c["weight"] for c in weighted}
     assert weights == {"test_podinfo-primary_9898": 80000, "test_podinfo_9898": 20000}
     assert by_name["test/direct"]["routes"][0]["route"]["cluster"] == "test_podinfo-primary_9898"
     assert "podinfo.test.svc.cluster.local" in by_name["test/podinfo"]["domains"]
+
+
+def test_routes_to_a_workload_without_replicas_bypass_its_cluster() -> None:
+    """As in a cluster, where the caller's sidecar answers 503 itself: a request to a workload
+    with no ready replica never reaches it, so it must not count in the workload's metrics."""
+    inputs = MeshInputs(
+        virtualservices=[virtualservice("podinfo", [("podinfo-primary", 90), ("podinfo-canary", 10)])],
+        services=[service("podinfo-primary", "podinfo-primary"), service("podinfo-canary", "podinfo")],
+        deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
+        endpoints={ReplicaSetKey("test", "podinfo-primary", "p1"): [replica(1001)]},
+    )
+    clusters, routes = render(inputs)
+    assert {c["name"] for c in clusters} == {"no-endpoints", "test_podinfo-primary_9898", "test_podinfo_9898"}
+    by_name = {vh["name"]: vh for vh in routes["virtual_hosts"]}
+    weighted = by_name["test/podinfo"]["routes"][0]["route"]["weighted_clusters"]["clusters"]
+    assert {c["name"]: c["weight"] for c in weighted} == {
+        "test_podinfo-primary_9898": 90000,
+        "no-endpoints": 10000,
+    }
+    assert by_name["test/podinfo-canary:9898"]["routes"][0]["route"]["cluster"] == "no-endpoints"
+    assert (
+        by_name["test/podinfo-primary:9898"]["routes"][0]["route"]["cluster"] == "test_podinfo-primary_9898"
+    )
 
 
 def test_new_replicas_join_without_resetting_counters(backend: ProcessReplicaBackend, envoy: Envoy) -> None:
@@ -148,6 +180,10 @@ def test_render_follows_httproutes() -> None:
         services=[service("podinfo-primary", "podinfo-primary"), service("podinfo-canary", "podinfo")],
         deployments=[deployment("podinfo-primary", "podinfo-primary"), deployment("podinfo", "podinfo")],
         httproutes=[route],
+        endpoints={
+            ReplicaSetKey("test", "podinfo-primary", "p1"): [replica(1001)],
+            ReplicaSetKey("test", "podinfo", "c1"): [replica(1002)],
+        },
     )
     _clusters, routes = render(inputs)
     vhost = next(vh for vh in routes["virtual_hosts"] if vh["name"] == "test/httproute/podinfo")

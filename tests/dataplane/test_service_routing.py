@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import httpx
 import pytest
 
 from .conftest import MeshSandbox, cluster_service, podinfo_deployment
@@ -82,6 +83,19 @@ def test_services_route_by_selector_and_port(mesh_sandbox: MeshSandbox, mesh_ns:
     scaled = podinfo_deployment("podinfo", "6.0.1", replicas=0)
     sb.replace(ns, scaled)
     sb.wait_routed(f"podinfo-canary.{ns}:9898", lambda r: r.status_code == 503)
+    # answered by the mesh, as a caller's sidecar answers it: never counted as the workload's
+    assert sb.plane.wait_synced()
+
+    def counted() -> str:
+        pattern = rf"^cluster\.{ns}_podinfo_9898\.upstream_rq_(\d+|\dxx|total|completed)$"
+        stats = httpx.get(f"{sb.plane.envoy_admin_url}/stats", params={"filter": pattern}).text
+        assert f"cluster.{ns}_podinfo_9898.upstream_rq_total" in stats
+        return stats
+
+    before = counted()
+    for _ in range(5):
+        assert sb.mesh_get(f"podinfo-canary.{ns}:9898").status_code == 503
+    assert counted() == before
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")

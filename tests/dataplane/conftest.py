@@ -244,6 +244,7 @@ class MeshSandbox:
 
 @pytest.fixture(scope="session")
 def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    from progdel.sandbox.daemon import register_prometheus
     from progdel.sandbox.dataplane import DataPlane
     from progdel.sandbox.server import SandboxServer
 
@@ -253,6 +254,9 @@ def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandb
     server.start()
     try:
         plane.start(server.access)
+        # as `progdel sandbox up --mesh` does: Prometheus where progdel's default URL finds it
+        assert plane.prometheus_url is not None
+        register_prometheus(server, server.write_kubeconfig(root / "kubeconfig"), plane.prometheus_url)
         sandbox = MeshSandbox(server, plane)
         yield sandbox
         sandbox.api.close()

@@ -228,6 +228,24 @@ class MeshSandbox:
 
         return httpx.get(f"{self.plane.mesh_url}{path}", headers={"host": host}, timeout=10)
 
+    def wait_no_traffic(self, namespace: str, window: str = "35s", timeout: float = 240.0) -> None:
+        """Wait until Prometheus' ``window`` holds no request to ``namespace``'s workloads: a
+        namespace an earlier test used under the same name starts with no metrics of its own
+        (the default window is longer than any metric interval of the tests using it)."""
+        import httpx
+
+        selector = f'destination_workload_namespace="{namespace}"'
+        query = f"sum(increase(istio_requests_total{{{selector}}}[{window}]))"
+        deadline = time.monotonic() + timeout
+        result: list[Any] = []
+        while time.monotonic() < deadline:
+            resp = httpx.get(f"{self.plane.prometheus_url}/api/v1/query", params={"query": query}, timeout=10)
+            result = resp.json()["data"]["result"]
+            if not result or float(result[0]["value"][1]) == 0:
+                return
+            time.sleep(1)
+        raise AssertionError(f"requests to {namespace} still in Prometheus' {window} window: {result}")
+
     def wait_routed(self, host: str, predicate: Any, path: str = "/", timeout: float = 90.0) -> Any:
         """Poll the mesh until an answer for ``host`` satisfies ``predicate``; that answer."""
         deadline = time.monotonic() + timeout

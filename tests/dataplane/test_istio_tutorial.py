@@ -134,6 +134,7 @@ def test_flaggers_istio_tutorial_promotes_then_rolls_back(mesh_sandbox: MeshSand
     gateway, canary = objects["Gateway"], shortened(objects["Canary"])
     assert canary["metadata"]["namespace"] == NS
     user = User(mesh_sandbox.server.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    mesh_sandbox.wait_no_traffic(NS)
 
     # Bootstrap, as the tutorial writes it (the gateway in istio-system, the test namespace)
     user.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(gateway))

@@ -43,6 +43,7 @@ def test_the_readme_canary_walkthrough_reaches_a_verdict(mesh_sandbox: MeshSandb
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # its progdel
     }
     assert shutil.which("progdel", path=env["PATH"]), "progdel is installed beside this Python"
+    mesh_sandbox.wait_no_traffic("test")
     try:
         for command in commands:
             if command.startswith(STARTS_THE_SANDBOX):

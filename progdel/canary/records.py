@@ -96,6 +96,7 @@ class ResultRecord(TypedDict):
     outcome: str  # an ``Outcome``, or the phase for an end progdel has no word for
     exitCode: int
     message: str
+    run: NotRequired[str]  # the id of the run's history record, when one is kept
 
 
 class CountdownRecord(TypedDict):

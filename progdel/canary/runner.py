@@ -33,6 +33,7 @@ from progdel.canary.admission import ensure_drivable
 from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
+from progdel.canary.history import RunRecorder
 from progdel.canary.measure import CanaryMetrics
 from progdel.canary.records import Sink
 from progdel.canary.revision import referenced_configs, revision_of
@@ -50,6 +51,7 @@ from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable, pr
 from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
+from progdel.kube.lease import default_identity
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
 from progdel.metrics.prometheus import QUERY_TIMEOUT, configured_prometheus_url, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
@@ -160,7 +162,7 @@ class CanaryRunner:
         self.kube = kube
         self.name = name
         self.namespace = namespace
-        self.sink = sink
+        self._show = sink
         self.opts = options or RunOptions()
         self.clock = clock or SystemClock()
         self.recorder = EventRecorder(kube)
@@ -175,6 +177,13 @@ class CanaryRunner:
         self._renewed_at = self.clock.now()  # when the lease was last renewed (its request sent)
         self.plan = False  # planning init (canary check): act as if the primary were ready
         self.choice: ProviderChoice | None = None  # how the last valid spec read chose its provider
+        self.history = RunRecorder(kube, name, namespace, identity or default_identity(), self._warn)
+
+    def sink(self, record: records.Record) -> None:
+        """Show a record, and keep the events for the run's history."""
+        if record["kind"] == "event":
+            self.history.event(record)
+        self._show(record)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -512,6 +521,7 @@ class CanaryRunner:
         served = self.verify_traffic(canary, obj, status, obs)
         if served is not None:
             record["served"] = served
+        self.history.tick(canary, status.phase, result.status, obs.revision, record)
         self.sink(record)
         return result
 
@@ -624,16 +634,18 @@ class CanaryRunner:
 
     def _result_record(self, result: engine.TickResult) -> None:
         s = result.status
-        self.sink(
-            records.result_record(
-                f"{self.namespace}/{self.name}",
-                self.clock.now(),
-                str(s.phase),
-                records.outcome_of(str(s.phase), result.exit_hint),
-                result.exit_hint or ExitCode.OK,
-                str(s.failure_reason or ""),
-            )
+        record = records.result_record(
+            f"{self.namespace}/{self.name}",
+            self.clock.now(),
+            str(s.phase),
+            records.outcome_of(str(s.phase), result.exit_hint),
+            result.exit_hint or ExitCode.OK,
+            str(s.failure_reason or ""),
         )
+        self.history.finish(record["outcome"], record["message"], record["exitCode"], record["time"])
+        if self.history.last is not None:
+            record["run"] = self.history.last.id
+        self.sink(record)
 
     def _wait(self, interval: float, lease: Any) -> None:
         """Sleep until the next tick, renewing the lease and waking early for operator requests.

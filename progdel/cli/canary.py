@@ -188,7 +188,10 @@ def watch(
     )
     with CanaryView(_view_mode(opts)) as view:
         runner = CanaryRunner(kube, name, namespace, view.show, run_opts)
-        code = runner.run()
+        try:
+            code = runner.run()
+        finally:
+            report_hint(runner)
     raise typer.Exit(int(code))
 
 
@@ -360,6 +363,49 @@ def events(ctx: typer.Context, name: NameArg) -> None:
     ]
     cols = ["time", "type", "reason", "message"]
     emit(opts, rows, lambda rs: table(cols, [[r[c] for c in cols] for r in rs]) if rs else "No events.")
+
+
+@app.command()
+def history(ctx: typer.Context, name: NameArg) -> None:
+    """List the canary's recorded runs, newest first (one ConfigMap each, in its namespace)."""
+    from progdel.canary.history import list_runs
+    from progdel.ui.output import emit, table
+    from progdel.ui.report import duration
+
+    opts = global_options(ctx)
+    kube = connect(opts)
+    rows = [r.summary() for r in list_runs(kube, name, _namespace(opts, kube))]
+
+    def human(rs: list[dict[str, Any]]) -> Any:
+        if not rs:
+            return "No runs recorded."
+        return table(
+            ["run", "started", "duration", "outcome", "max weight", "failed checks", "ticks", "revision"],
+            [
+                [
+                    r["id"],
+                    r["startedAt"][:19].replace("T", " "),
+                    duration(r["durationSeconds"]),
+                    r["outcome"],
+                    f"{r['maxWeight']}%",
+                    r["failedChecks"],
+                    r["tickCount"],
+                    r["revision"][:12],
+                ]
+                for r in rs
+            ],
+        )
+
+    emit(opts, rows, human)
+
+
+def report_hint(runner: Any) -> None:
+    """Say, on stderr, how to get the report of the run ``runner`` drove (if it recorded one)."""
+    from progdel.canary.history import report_command
+
+    record = runner.history.last or runner.history.record
+    if record is not None:
+        print(f"report: {report_command(record.namespace, record.canary, record.id)}", file=sys.stderr)
 
 
 def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:

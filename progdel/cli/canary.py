@@ -30,7 +30,7 @@ def _namespace(opts: GlobalOptions, kube: Any) -> str:
 def _view_mode(opts: GlobalOptions) -> str:
     if opts.output is OutputFormat.ndjson:
         return "ndjson"
-    if opts.output in (OutputFormat.json, OutputFormat.yaml):
+    if opts.output is not OutputFormat.table:
         raise InvalidInput("this command streams: use -o ndjson (or the default view)")
     return "auto"
 
@@ -397,6 +397,52 @@ def history(ctx: typer.Context, name: NameArg) -> None:
         )
 
     emit(opts, rows, human)
+
+
+_REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    name: NameArg,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="The run's id (or a prefix naming it alone); default: the newest."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the report to this file (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the report of a recorded run: -o html (one self-contained file with charts),
+    -o md (Markdown with Mermaid charts, for a pull request) or -o json (the record).
+
+    Without -o the format follows --out's suffix (.html, .md, .json), else Markdown.
+    """
+    from progdel.canary.history import load_run
+    from progdel.cli.options import OutputFormat as Fmt
+
+    opts = global_options(ctx, documents=True)
+    if opts.output in (Fmt.html, Fmt.md, Fmt.json):
+        fmt = str(opts.output)
+    elif opts.output is Fmt.table:
+        fmt = _REPORT_SUFFIXES.get(out.suffix.lower(), "md") if out is not None else "md"
+    else:
+        raise InvalidInput(f"-o {opts.output}: a report is html, md or json")
+    kube = connect(opts)
+    record = load_run(kube, name, _namespace(opts, kube), run)
+    from progdel.ui import report as render
+
+    text = {"html": render.render_html, "md": render.render_markdown, "json": render.render_json}[fmt](record)
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise InvalidInput(f"--out {out}: {err.strerror or err}") from None
+    print(f"report of canary run {record.id} written to {out}", file=sys.stderr)
 
 
 def report_hint(runner: Any) -> None:

@@ -124,7 +124,10 @@ def main(
         str | None, typer.Option("--config", help="Path to progdel.yaml (default: ./progdel.yaml).")
     ] = None,
     output: Annotated[
-        OutputFormat, typer.Option("-o", "--output", help="Output format: table, json, yaml, ndjson.")
+        OutputFormat,
+        typer.Option(
+            "-o", "--output", help="Output format: table, json, yaml, ndjson (html, md: canary report)."
+        ),
     ] = OutputFormat.table,
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="More detail; -v also shows tracebacks.")

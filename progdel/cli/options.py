@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from progdel.promote.clusters import Clusters
 
 
+#: the formats only ``canary report`` writes
+DOCUMENT_FORMATS = (OutputFormat.html, OutputFormat.md)
+
+
 @dataclass
 class GlobalOptions:
     kubeconfig: str | None = None
@@ -27,12 +31,19 @@ class GlobalOptions:
     mesh_provider: str | None = None
 
 
-def global_options(ctx: typer.Context) -> GlobalOptions:
-    """The options given before the command (``progdel -n demo canary list``)."""
+def global_options(ctx: typer.Context, *, documents: bool = False) -> GlobalOptions:
+    """The options given before the command (``progdel -n demo canary list``). ``-o html`` and
+    ``-o md`` are refused (exit 2) unless the command writes ``documents``."""
     obj = ctx.find_root().obj
-    if isinstance(obj, GlobalOptions):
-        return obj
-    return GlobalOptions()
+    opts = obj if isinstance(obj, GlobalOptions) else GlobalOptions()
+    if opts.output in DOCUMENT_FORMATS and not documents:
+        from progdel.errors import InvalidInput
+
+        raise InvalidInput(
+            f"-o {opts.output}: only `canary report` writes {opts.output}; "
+            "use -o table, json, yaml or ndjson here"
+        )
+    return opts
 
 
 def connect(opts: GlobalOptions) -> Kube:

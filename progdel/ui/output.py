@@ -22,6 +22,8 @@ class OutputFormat(StrEnum):
     json = "json"
     yaml = "yaml"
     ndjson = "ndjson"
+    html = "html"  # documents: `canary report` only
+    md = "md"
 
 
 class Options(Protocol):

@@ -111,6 +111,8 @@ class StepOutcome:
     message: str
     exit_code: int = 0
     canary: str = ""
+    canary_report: str = ""
+    """The command that writes the report of the canary run this step drove."""
     pull_request: str = ""
     record: str = ""
 
@@ -125,6 +127,7 @@ class StepOutcome:
             "message": self.message,
             "exitCode": self.exit_code,
             "canary": self.canary or None,
+            "canaryReport": self.canary_report or None,
             "pullRequest": self.pull_request or None,
             "record": self.record or None,
         }
@@ -601,6 +604,11 @@ def _canary(
     result: ResultRecord | None = next((r for r in reversed(records) if r["kind"] == "result"), None)
     outcome.canary = result["outcome"] if result else ("promoted" if code is ExitCode.OK else "")
     where = f"{env.namespace}/{canary.primary_name}"
+    if result.get("run"):
+        from progdel.canary.history import report_command
+
+        outcome.canary_report = report_command(env.namespace, canary.name, str(result["run"]))
+        reporter.status(f"report of the canary run: {outcome.canary_report}")
     if code is ExitCode.OK:
         outcome.result = "succeeded"
         outcome.message = f"{app.name} {version} promoted by canary {canary.name}: {where} runs it"
@@ -611,7 +619,11 @@ def _canary(
         f"canary {env.namespace}/{canary.name} {outcome.canary or 'failed'}"
         + (f" ({reason})" if reason else "")
         + f": {app.name} {version} not promoted; {where} still runs {previous}; "
-        f"see progdel -n {env.namespace} canary events {canary.name}",
+        + (
+            f"report: {outcome.canary_report}"
+            if outcome.canary_report
+            else f"see progdel -n {env.namespace} canary events {canary.name}"
+        ),
         code,
     )
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from progdel.canary.history import list_runs
 from progdel.canary.runner import Clock
 from progdel.config.project import load_project
 from progdel.errors import ExitCode
@@ -95,6 +96,12 @@ def test_canary_environment_promotes(shop: Shop, tmp_path: Path) -> None:
         project = canary_project(shop, tmp_path, prom.url)
         (outcomes, reporter) = promote_with_canary(shop, project, ReplayClock(T0 + timedelta(seconds=300)))
     assert [(o.result, o.canary, o.version) for o in outcomes] == [("succeeded", "promoted", "1.2.0")]
+    [run] = list_runs(shop.kube, "web", ns)
+    assert (
+        outcomes[0].canary_report
+        == f"progdel -n {ns} canary report web --run {run.id} -o html --out web-{run.id}.html"
+    )
+    assert any(line.endswith(outcomes[0].canary_report) for line in reporter.lines), "promote says where"
     assert primary_image(shop) == f"{IMAGE}:1.2.0"
     assert shop.kube.get(DEPLOYMENTS, "web", ns)["spec"]["replicas"] == 0
     weights = {r["canaryWeight"] for r in reporter.records if r.get("kind") == "tick"}
@@ -114,6 +121,11 @@ def test_canary_environment_rolls_back_and_keeps_the_old_primary(shop: Shop, tmp
             promote_with_canary(shop, project, ReplayClock(T0 + timedelta(seconds=300)))
     assert err.value.exit_code == ExitCode.CANARY_FAILED
     assert "rolled back" in err.value.message and f"{ns}/web-primary still runs 1.1.0" in err.value.message
+    [run] = list_runs(shop.kube, "web", ns)
+    assert run.outcome == "rolled back"
+    assert err.value.message.endswith(
+        f"report: progdel -n {ns} canary report web --run {run.id} -o html --out web-{run.id}.html"
+    )
     assert primary_image(shop) == f"{IMAGE}:1.1.0"
     [record] = history.list_records(shop.kube, project, "web", "production")
     assert (record.result, record.canary, record.exit_code) == ("rolled-back", "rolled back", "3")

@@ -69,6 +69,7 @@ RUN_PHASES = (
     engine.Phase.FINALISING,
 )
 RUNNING = "running"
+_SUPERSEDED = "a new revision restarted the analysis"
 
 
 def label_value(name: str) -> str:
@@ -430,10 +431,10 @@ class RunRecorder:
         now = str(tick.get("time") or _stamp(datetime.now(UTC)))
         if self.record is None and not self._looked:
             self._looked = True
-            self.record = self._open_in_cluster(run_revision, now)
+            self.record = self._open_in_cluster(run_revision, now, before)
         if self.record is not None and self.record.revision not in (run_revision, ""):
             # the target changed during the run: the analysis starts over as a new run
-            self._close(self.record, "superseded", "a new revision restarted the analysis", None, now)
+            self._close(self.record, "superseded", _SUPERSEDED, None, now)
             self.record = None
         if self.record is None:
             self.record = self._new(canary, run_revision, now)
@@ -476,9 +477,10 @@ class RunRecorder:
 
     # -- the cluster ------------------------------------------------------------------------
 
-    def _open_in_cluster(self, revision: str, now: str) -> RunRecord | None:
-        """The run this canary has under way in the cluster (a watcher before this one drove it);
-        an open run of another revision is closed as interrupted."""
+    def _open_in_cluster(self, revision: str, now: str, before: engine.Phase) -> RunRecord | None:
+        """The run this canary has under way in the cluster (a watcher before this one drove it).
+        An open run of another revision is closed: superseded when the canary was still in a run
+        (a new revision restarted it), else interrupted (it left the run with nobody recording)."""
         try:
             items = _run_items(self.kube, self.name, self.namespace, "running")
         except ProgdelError as err:
@@ -496,8 +498,9 @@ class RunRecorder:
                 found = record
             else:
                 last_phase = str(record.ticks[-1].get("phase") or "") if record.ticks else ""
-                outcome = outcome_of(last_phase) or "interrupted"
-                why = "no driver finished it" if outcome == "interrupted" else ""
+                ended = outcome_of(last_phase)
+                outcome = ended or ("superseded" if before in RUN_PHASES else "interrupted")
+                why = {"superseded": _SUPERSEDED, "interrupted": "no driver finished it"}.get(outcome, "")
                 self._close(record, outcome, why, None, now)
         if found is not None:
             found.drivers.append(self.identity)

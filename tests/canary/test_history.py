@@ -18,11 +18,13 @@ import pytest
 
 from progdel.canary import history, store
 from progdel.canary.history import RunRecord, list_runs, load_run, thin
+from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import CANARIES, CONFIGMAPS, DEPLOYMENTS
 from tests.canary.test_runner_integration import (
     T0,
+    ReplayClock,
     deployment,
     new_revision,
     run,
@@ -128,6 +130,40 @@ def test_kill_9_and_resume_keep_one_history(sandbox: Any, kube: Kube, namespace:
     assert any(e["message"].startswith("Run resumed by ") for e in record.events)
     assert after[-1]["run"] == record.id
     assert f"canary report podinfo --run {record.id}" in err, "watch says where the report is"
+
+
+def tick_once(kube: Kube, namespace: str, prom_url: str, at: Any) -> ExitCode:
+    """One tick by a short-lived driver (as ``watch --once``), at replayed time ``at``."""
+    runner = CanaryRunner(
+        kube,
+        "podinfo",
+        namespace,
+        lambda _r: None,
+        RunOptions(prometheus_url=prom_url, once=True),
+        clock=ReplayClock(at),
+    )
+    return runner.run()
+
+
+def test_a_new_revision_mid_run_supersedes_the_run_whoever_drives(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    setup_canary(kube, namespace)
+    new_revision(kube)
+    text = prom_history(namespace, [TrafficPhase(0, 10, 0.0, 40)])
+    with run_prometheus(text, tmp_path) as prom:
+        for i in range(3):  # three drivers, one tick each: still one run
+            tick_once(kube, namespace, prom.url, T0 + timedelta(seconds=300 + 10 * i))
+        [first] = list_runs(kube, "podinfo", namespace)
+        assert first.outcome == "running" and len(load_run(kube, "podinfo", namespace).drivers) == 3
+        new_revision(kube, "ghcr.io/stefanprodan/podinfo:6.0.2")
+        code, _ = run(kube, namespace, prom.url, T0 + timedelta(seconds=330))
+    assert code is ExitCode.OK
+    runs = list_runs(kube, "podinfo", namespace)
+    assert [r.outcome for r in runs] == ["promoted", "superseded"]
+    assert runs[1].id == first.id and runs[0].revision != runs[1].revision
+    restarted = load_run(kube, "podinfo", namespace, runs[0].id)
+    assert restarted.events[0]["message"].startswith("New revision detected! Restarting analysis")
 
 
 def test_history_command_lists_runs_newest_first(

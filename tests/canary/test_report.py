@@ -115,7 +115,11 @@ def test_report_command_writes_each_format_of_a_recorded_run(
     md = report("-o", "md")
     assert md.returncode == 0, md.stderr
     assert md.stdout.startswith(f"## Canary run {namespace}/podinfo `{run_id}`: rolled back")
-    assert "```mermaid\nxychart-beta" in md.stdout and "| 0:20 | Progressing | 20% |" in md.stdout
+    assert (
+        "\nxychart-beta\n" in md.stdout
+        and "```mermaid" in md.stdout
+        and "| 0:20 | Progressing | 20% |" in md.stdout
+    )
 
     as_json = report("-o", "json", "--run", run_id[:15])
     assert as_json.returncode == 0, as_json.stderr

@@ -32,6 +32,7 @@ import gzip
 import json
 import logging
 import secrets
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -328,9 +329,12 @@ def load_run(kube: Kube, name: str, namespace: str, run_id: str | None = None) -
     return RunRecord.from_configmap(kube.get(CONFIGMAPS, chosen.name, namespace))
 
 
-def report_command(namespace: str, name: str, run_id: str) -> str:
-    """The command that writes a run's report (what ``watch`` and ``promote`` print)."""
-    return f"progdel -n {namespace} canary report {name} --run {run_id} -o html --out {name}-{run_id}.html"
+def report_command(namespace: str, name: str, run_id: str, context: str | None = None) -> str:
+    """The command that writes a run's report (what ``watch`` and ``promote`` print); ``context``
+    names the kubeconfig context of the canary's cluster when it is not the current one."""
+    where = f"--context {shlex.quote(context)} " if context else ""
+    out = f"{name}-{run_id}.html"
+    return f"progdel {where}-n {namespace} canary report {name} --run {run_id} -o html --out {out}"
 
 
 # -- writing ----------------------------------------------------------------------------------

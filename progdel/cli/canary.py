@@ -191,7 +191,7 @@ def watch(
         try:
             code = runner.run()
         finally:
-            report_hint(runner)
+            report_hint(runner, opts.context)
     raise typer.Exit(int(code))
 
 
@@ -445,13 +445,14 @@ def report(
     print(f"report of canary run {record.id} written to {out}", file=sys.stderr)
 
 
-def report_hint(runner: Any) -> None:
+def report_hint(runner: Any, context: str | None) -> None:
     """Say, on stderr, how to get the report of the run ``runner`` drove (if it recorded one)."""
     from progdel.canary.history import report_command
 
     record = runner.history.last or runner.history.record
     if record is not None:
-        print(f"report: {report_command(record.namespace, record.canary, record.id)}", file=sys.stderr)
+        command = report_command(record.namespace, record.canary, record.id, context)
+        print(f"report: {command}", file=sys.stderr)
 
 
 def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:

@@ -607,7 +607,8 @@ def _canary(
     if result.get("run"):
         from progdel.canary.history import report_command
 
-        outcome.canary_report = report_command(env.namespace, canary.name, str(result["run"]))
+        run_id = str(result["run"])
+        outcome.canary_report = report_command(env.namespace, canary.name, run_id, env.context)
         reporter.status(f"report of the canary run: {outcome.canary_report}")
     if code is ExitCode.OK:
         outcome.result = "succeeded"

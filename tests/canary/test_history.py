@@ -232,3 +232,13 @@ def test_a_record_fits_a_configmap_however_long_the_run() -> None:
     assert len(packed) <= history.MAX_PACKED
     assert record.thinned_ticks > 0 and len(record.ticks) + record.thinned_ticks == history.MAX_TICKS
     assert RunRecord.from_dict(json.loads(gzip.decompress(packed))).thinned_ticks == record.thinned_ticks
+
+
+def test_the_report_command_names_the_context_of_a_cluster_that_is_not_the_current_one() -> None:
+    run_id = "20240101-000500-ab12"
+    assert history.report_command("shop", "web", run_id) == (
+        f"progdel -n shop canary report web --run {run_id} -o html --out web-{run_id}.html"
+    )
+    assert history.report_command("shop", "web", "x", "prod eu").startswith(
+        "progdel --context 'prod eu' -n shop "
+    )

@@ -33,7 +33,7 @@ import json
 import logging
 import secrets
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -360,7 +360,7 @@ def analysis_of(canary: Canary) -> dict[str, Any]:
     }
 
 
-def _compact_tick(tick: dict[str, Any]) -> dict[str, Any]:
+def _compact_tick(tick: Mapping[str, Any]) -> dict[str, Any]:
     """A tick record as the history keeps it: what varies from tick to tick."""
     keep = ("time", "phase", "canaryWeight", "primaryWeight", "step", "failedChecks", "iterations", "note")
     out = {k: tick[k] for k in keep if tick.get(k) not in (None, "")}
@@ -378,7 +378,7 @@ def _compact_tick(tick: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _compact_event(event: dict[str, Any]) -> dict[str, Any]:
+def _compact_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "time": event.get("time", ""),
         "type": event.get("type", "Normal"),
@@ -415,7 +415,7 @@ class RunRecorder:
 
     # -- fed by the runner -------------------------------------------------------------------
 
-    def event(self, event: dict[str, Any]) -> None:
+    def event(self, event: Mapping[str, Any]) -> None:
         self._pending.append(_compact_event(event))
 
     def tick(
@@ -424,7 +424,7 @@ class RunRecorder:
         before: engine.Phase,
         status: engine.CanaryStatus,
         revision: str,
-        tick: dict[str, Any],
+        tick: Mapping[str, Any],
     ) -> None:
         """Record one tick of the canary; ``before`` is the phase the tick started from, and
         ``revision`` the one the target runs (the run's own once it progresses)."""

@@ -604,7 +604,7 @@ def _canary(
     result: ResultRecord | None = next((r for r in reversed(records) if r["kind"] == "result"), None)
     outcome.canary = result["outcome"] if result else ("promoted" if code is ExitCode.OK else "")
     where = f"{env.namespace}/{canary.primary_name}"
-    if result.get("run"):
+    if result is not None and result.get("run"):
         from progdel.canary.history import report_command
 
         run_id = str(result["run"])

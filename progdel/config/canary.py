@@ -12,6 +12,8 @@ What progdel adds lives in annotations, which Flagger ignores:
   Either one word for all metrics or ``name=policy,name=policy``.
 - ``progdel.dev/max-infra-errors``: consecutive ticks with infrastructure errors (metrics server
   or API unreachable) before the canary is rolled back; default 5.
+- ``progdel.dev/judge``: the metrics also judged against the primary by the statistical judge
+  (``progdel.metrics.comparison``), with its options per metric (``JudgeSettings``).
 
 Defaults follow Flagger, with one deliberate difference: analysis intervals under 10s are
 honoured rather than raised to 10s, so demos and tests can run fast.
@@ -26,11 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from progdel.config.yamlfile import Document, format_path, load_documents, validate
 from progdel.errors import InvalidInput
+from progdel.metrics.comparison import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_SAMPLES_PER_INTERVAL,
+    DEFAULT_SIGNIFICANCE,
+    DEFAULT_TOLERANCE,
+    Direction,
+)
 
 API_VERSION = "flagger.app/v1beta1"
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -39,6 +49,7 @@ ANNOTATION_MAX_INFRA_ERRORS = "progdel.dev/max-infra-errors"
 ANNOTATION_MANUAL_GATES = "progdel.dev/manual-gates"
 ANNOTATION_SPLIT_TOLERANCE = "progdel.dev/split-tolerance"
 ANNOTATION_MIN_REQUESTS = "progdel.dev/min-requests"
+ANNOTATION_JUDGE = "progdel.dev/judge"
 CONFIRM_GATE_NAMES = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
 DEFAULT_SPLIT_TOLERANCE = 10.0  # percentage points
 DEFAULT_MAX_INFRA_ERRORS = 5
@@ -566,9 +577,113 @@ class ProgdelSettings:
     split_tolerance: float | None = DEFAULT_SPLIT_TOLERANCE  # None: the served split is not checked
     min_requests: int = 0
     """Requests the canary must have served in the metrics' window before they are judged (0: off)."""
+    judges: dict[str, JudgeSettings] = field(default_factory=dict)
+    """The metrics judged against the primary too (``progdel.dev/judge``), by name."""
 
     def no_data_policy(self, metric: str) -> NoDataPolicy:
         return self.no_data.get(metric, self.default_no_data)
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How one metric is compared with the primary (``progdel.dev/judge``).
+
+    ``direction`` None follows the metric's thresholds: a ``max`` only guards an increase, a
+    ``min`` only a decrease, both either. ``step`` (a Go duration) is the spacing of the samples
+    and the window each one is measured over (the query's ``{{ interval }}``); None: the metric's
+    interval divided by ten."""
+
+    direction: Direction | None = None
+    significance: float = DEFAULT_SIGNIFICANCE
+    tolerance: float = DEFAULT_TOLERANCE
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    step: str | None = None
+
+    def step_seconds(self, interval_seconds: float) -> float:
+        if self.step is not None:
+            return parse_duration(self.step)
+        return max(1.0, interval_seconds / DEFAULT_SAMPLES_PER_INTERVAL)
+
+
+_JUDGE_OPTIONS = ("direction", "significance", "tolerance", "minSamples", "step")
+
+
+def _fraction(raw: Any, what: str) -> float:
+    """``10%`` or ``0.1``; a bare number above 1 is refused (``10`` is ambiguous)."""
+    text = str(raw).strip()
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what}: {raw!r} is not a number or a percentage") from None
+    if value > 1:
+        raise ValueError(f"{what}: {raw!r} is ambiguous: write a percentage ({text}%) or a fraction")
+    return value
+
+
+def _judge_settings(metric: str, options: Any) -> JudgeSettings:
+    what = f"{ANNOTATION_JUDGE}: {metric}"
+    if options is None:
+        return JudgeSettings()
+    if not isinstance(options, dict):
+        raise ValueError(f"{what}: expected a mapping of options ({', '.join(_JUDGE_OPTIONS)})")
+    unknown = sorted(str(k) for k in options if k not in _JUDGE_OPTIONS)
+    if unknown:
+        raise ValueError(f"{what}: unknown option {unknown[0]!r} (known: {', '.join(_JUDGE_OPTIONS)})")
+    direction = None
+    if options.get("direction") is not None:
+        try:
+            direction = Direction(str(options["direction"]).strip().lower())
+        except ValueError:
+            raise ValueError(
+                f"{what}: direction {options['direction']!r} is not increase, decrease or either"
+            ) from None
+    significance = DEFAULT_SIGNIFICANCE
+    if options.get("significance") is not None:
+        significance = _fraction(options["significance"], f"{what}: significance")
+        if not 0 < significance <= 0.5:
+            raise ValueError(f"{what}: significance must be above 0 and at most 0.5")
+    tolerance = DEFAULT_TOLERANCE
+    if options.get("tolerance") is not None:
+        tolerance = _fraction(options["tolerance"], f"{what}: tolerance")
+        if tolerance < 0:
+            raise ValueError(f"{what}: tolerance must not be negative")
+    min_samples = DEFAULT_MIN_SAMPLES
+    if options.get("minSamples") is not None:
+        raw = options["minSamples"]
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 3:
+            raise ValueError(f"{what}: minSamples must be a whole number of at least 3")
+        min_samples = raw
+    step = None
+    if options.get("step") is not None:
+        step = str(options["step"]).strip()
+        try:
+            seconds = parse_duration(step)
+        except ValueError as err:
+            raise ValueError(f"{what}: step: {err}") from None
+        if seconds <= 0:
+            raise ValueError(f"{what}: step must be longer than 0")
+    return JudgeSettings(direction, significance, tolerance, min_samples, step)
+
+
+def _parse_judges(raw: str | None) -> dict[str, JudgeSettings]:
+    """``progdel.dev/judge``: metric names (``a, b``), or YAML mapping each name to its options."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ValueError(f"{ANNOTATION_JUDGE}: not metric names or a YAML mapping of metric names") from None
+    if isinstance(data, str):
+        data = [name.strip() for name in data.split(",") if name.strip()]
+    if isinstance(data, list):
+        if not all(isinstance(name, str) for name in data):
+            raise ValueError(f"{ANNOTATION_JUDGE}: expected metric names")
+        return {name: JudgeSettings() for name in data}
+    if isinstance(data, dict):
+        return {str(name): _judge_settings(str(name), options) for name, options in data.items()}
+    raise ValueError(f"{ANNOTATION_JUDGE}: not metric names or a YAML mapping of metric names")
 
 
 def _policy(word: str, what: str) -> NoDataPolicy:
@@ -627,6 +742,7 @@ def parse_settings(annotations: dict[str, str]) -> ProgdelSettings:
         manual_gates=gates,
         split_tolerance=_split_tolerance(annotations.get(ANNOTATION_SPLIT_TOLERANCE)),
         min_requests=min_requests,
+        judges=_parse_judges(annotations.get(ANNOTATION_JUDGE)),
     )
 
 
@@ -714,6 +830,25 @@ def _cross_field_problems(canary: Canary) -> list[tuple[tuple[str | int, ...], s
             if metric not in names:
                 problems.append(
                     (("metadata", "annotations"), f"{ANNOTATION_NO_DATA}: no metric named {metric!r}")
+                )
+        metrics = {m.name: m for m in (a.metrics if a else [])}
+        for metric, judge in settings.judges.items():
+            if metric not in metrics:
+                problems.append(
+                    (("metadata", "annotations"), f"{ANNOTATION_JUDGE}: no metric named {metric!r}")
+                )
+                continue
+            interval = parse_duration(metrics[metric].interval)
+            step = judge.step_seconds(interval)
+            samples = int(interval // step)
+            if samples < judge.min_samples:
+                problems.append(
+                    (
+                        ("metadata", "annotations"),
+                        f"{ANNOTATION_JUDGE}: {metric}: a step of {format_go_duration(step)} gives "
+                        f"{samples} samples over its interval {metrics[metric].interval}, fewer than "
+                        f"minSamples {judge.min_samples}: shorten the step or lengthen the interval",
+                    )
                 )
     return problems
 

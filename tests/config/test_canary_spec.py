@@ -8,6 +8,7 @@ import pytest
 
 from progdel.canary.admission import admit
 from progdel.config.canary import (
+    JudgeSettings,
     NoDataPolicy,
     StrategyKind,
     canary_document,
@@ -17,6 +18,7 @@ from progdel.config.canary import (
     parse_duration,
 )
 from progdel.errors import InvalidInput
+from progdel.metrics.comparison import Direction
 
 # Flagger's Istio tutorial Canary, as published.
 TUTORIAL = """\
@@ -242,9 +244,47 @@ def test_split_tolerance_defaults_and_off(tmp_path: Path) -> None:
     assert load_canary(write(tmp_path, text)).model.settings.split_tolerance is None
 
 
+def test_judge_annotation_names_metrics_or_maps_them_to_options(tmp_path: Path) -> None:
+    def judges(value: str) -> dict[str, JudgeSettings]:
+        text = TUTORIAL.replace(
+            "  namespace: test\n", f"  namespace: test\n  annotations:\n    progdel.dev/judge: {value}\n", 1
+        )
+        return load_canary(write(tmp_path, text)).model.settings.judges
+
+    assert load_canary(write(tmp_path, TUTORIAL)).model.settings.judges == {}
+    assert judges('"request-duration, request-success-rate"') == {
+        "request-duration": JudgeSettings(),
+        "request-success-rate": JudgeSettings(),
+    }
+    got = judges(
+        "|\n      request-duration: {tolerance: 5%, significance: 0.01, step: 5s, minSamples: 6,"
+        " direction: either}\n      request-success-rate:"
+    )
+    assert got == {
+        "request-duration": JudgeSettings(Direction.EITHER, 0.01, 0.05, 6, "5s"),
+        "request-success-rate": JudgeSettings(),
+    }
+    assert JudgeSettings().step_seconds(60) == 6.0  # a tenth of the interval by default
+    assert got["request-duration"].step_seconds(60) == 5.0
+
+
 @pytest.mark.parametrize(
     ("value", "error"),
     [
+        ('progdel.dev/judge: "latency"', "progdel.dev/judge: no metric named 'latency'"),
+        ('progdel.dev/judge: "{request-duration: {tolerence: 5%}}"', "unknown option 'tolerence'"),
+        (
+            'progdel.dev/judge: "{request-duration: {tolerance: 10}}"',
+            "tolerance: 10 is ambiguous: write a percentage",
+        ),
+        (
+            'progdel.dev/judge: "{request-duration: {direction: up}}"',
+            "'up' is not increase, decrease or either",
+        ),
+        ('progdel.dev/judge: "{request-duration: {significance: 0.9}}"', "at most 0.5"),
+        ('progdel.dev/judge: "{request-duration: {minSamples: 2}}"', "at least 3"),
+        ('progdel.dev/judge: "{request-duration: {step: 10}}"', "step: "),
+        ('progdel.dev/judge: "{request-duration: {step: 20s}}"', "a step of 20s gives 1 samples over"),
         ('progdel.dev/no-data: "maybe"', "unknown policy 'maybe'"),
         ('progdel.dev/no-data: "latency=hold"', "no metric named 'latency'"),
         ('progdel.dev/max-infra-errors: "lots"', "is not an integer"),

@@ -33,6 +33,8 @@ so Prometheus never drops them.
 from __future__ import annotations
 
 import contextlib
+import math
+import random
 import shutil
 import socket
 import subprocess
@@ -65,6 +67,19 @@ class TrafficPhase:
     rps: float
     error_ratio: float = 0.0
     latency_ms: float = 50.0
+
+
+def jittered(
+    seed: int, duration_s: int, step_s: int, *, rps: float, latency_ms: float, spread: float = 0.1
+) -> list[TrafficPhase]:
+    """One phase per ``step_s`` for ``duration_s`` seconds, each with its p99 drawn at random
+    (log-normal, median ``latency_ms``, ``spread`` its sigma): a history whose samples vary as real
+    ones do, the same for the same ``seed``. A query's window of two steps sees one draw."""
+    rng = random.Random(seed)
+    return [
+        TrafficPhase(offset, rps, 0.0, round(rng.lognormvariate(math.log(latency_ms), spread), 3))
+        for offset in range(0, duration_s + 1, step_s)
+    ]
 
 
 class _Row(NamedTuple):

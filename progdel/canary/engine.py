@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from progdel.canary.judge import (
+    Comparison,
     Effect,
     MetricOutcome,
     MetricResult,
@@ -142,14 +143,23 @@ class Measurement:
     verdict: Literal["pass", "fail", "no-data", "skipped", "hold", "error", "rejected"]
     message: str
     time: str
+    comparison: Comparison | None = None  # the statistical judge's, for a metric that has one
 
     def to_dict(self) -> dict[str, Any]:
         value = self.value if self.value is None or math.isfinite(self.value) else None
-        return {"value": value, "verdict": self.verdict, "message": self.message, "time": self.time}
+        out: dict[str, Any] = {"value": value, "verdict": self.verdict, "message": self.message}
+        out["time"] = self.time
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
-        return cls(d.get("value"), d.get("verdict", "pass"), d.get("message", ""), d.get("time", ""))
+        raw = d.get("comparison")
+        comparison = Comparison.from_dict(raw) if isinstance(raw, Mapping) else None
+        return cls(
+            d.get("value"), d.get("verdict", "pass"), d.get("message", ""), d.get("time", ""), comparison
+        )
 
 
 _FLAGGER_FIELDS = {
@@ -1166,7 +1176,7 @@ class _Tick:
         for m in ordered_metrics(self.a):
             r = results.get(m.name) or MetricResult.infra_error("no result was collected")
             judged = judge_metric(self.c, m, r)
-            self._measure(m.name, judged.value, judged.verdict, judged.message)
+            self._measure(m.name, judged.value, judged.verdict, judged.message, judged.comparison)
             if judged.effect is Effect.FAIL:
                 failure = judged.halt
                 break
@@ -1225,8 +1235,15 @@ class _Tick:
         self.note = "holding: too little traffic"
         return True
 
-    def _measure(self, name: str, value: float | None, verdict: Any, message: str) -> None:
-        self.s.measurements[name] = Measurement(value, verdict, message, self.now)
+    def _measure(
+        self,
+        name: str,
+        value: float | None,
+        verdict: Any,
+        message: str,
+        comparison: Comparison | None = None,
+    ) -> None:
+        self.s.measurements[name] = Measurement(value, verdict, message, self.now, comparison)
 
     # ---- strategies --------------------------------------------------------------------
 

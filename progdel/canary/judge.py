@@ -10,11 +10,12 @@ Flagger's words. Pure: no clock, no network.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from progdel.config.canary import Canary, CanaryAnalysis, CanaryMetric, NoDataPolicy
-from progdel.metrics.builtin import REQUEST_SUCCESS_RATE, check_metric, no_values_error
+from progdel.metrics.builtin import REQUEST_SUCCESS_RATE, check_metric, no_values_error, threshold_bounds
+from progdel.metrics.comparison import Comparison, Direction, Samples, compare
 
 
 class MetricOutcome(enum.StrEnum):
@@ -32,10 +33,29 @@ class MetricResult:
     outcome: MetricOutcome
     value: float | None = None
     message: str = ""
+    # the canary's and the primary's samples over the window, for a metric the statistical judge
+    # compares (``progdel.dev/judge``)
+    samples: Samples | None = None
 
     @classmethod
-    def ok(cls, value: float) -> MetricResult:
-        return cls(MetricOutcome.VALUE, value)
+    def ok(cls, value: float, samples: Samples | None = None) -> MetricResult:
+        return cls(MetricOutcome.VALUE, value, samples=samples)
+
+    def with_samples(self, samples: Samples | BaseException) -> MetricResult:
+        """This result with the judge's samples, or with the error fetching them: no samples is
+        an empty set (the judge calls it no data); an unreachable server or a rejected query
+        makes the whole result so, as for the metric's own query."""
+        from progdel.metrics.provider import NoData, QueryRejected
+
+        if self.outcome is not MetricOutcome.VALUE:
+            return self
+        if isinstance(samples, NoData):
+            return replace(self, samples=Samples((), ()))
+        if isinstance(samples, QueryRejected):
+            return MetricResult.rejected(f"comparison with the primary: {samples}")
+        if isinstance(samples, BaseException):
+            return MetricResult.infra_error(f"comparison with the primary: {samples}")
+        return replace(self, samples=samples)
 
     @classmethod
     def no_data(cls, message: str = "no values found") -> MetricResult:
@@ -91,6 +111,7 @@ class MetricJudgement:
     message: str
     effect: Effect
     halt: str = ""
+    comparison: Comparison | None = None  # the statistical judge's, for a metric that has one
 
 
 def no_data_message(canary: Canary, metric: CanaryMetric) -> tuple[str, str]:
@@ -119,11 +140,16 @@ def judge_metric(canary: Canary, metric: CanaryMetric, result: MetricResult) -> 
     judged: a canary's tick, ``canary check`` and a verified environment's checks all ask it."""
     if result.outcome is MetricOutcome.VALUE:
         assert result.value is not None
-        check = check_metric(metric, result.value)
-        if check.passed:
-            return MetricJudgement(result.value, "pass", check.message, Effect.PASS)
-        halt = f"Halt {canary.name}.{canary.namespace} advancement {check.message}"
-        return MetricJudgement(result.value, "fail", check.message, Effect.FAIL, halt)
+        valued = judge_value(canary, metric, result)
+        effect = {"fail": Effect.FAIL, "no-data": Effect.FAIL, "hold": Effect.HOLD}.get(
+            valued.verdict, Effect.PASS
+        )
+        halt = ""
+        if valued.verdict == "fail":
+            halt = f"Halt {canary.name}.{canary.namespace} advancement {valued.message}"
+        elif valued.verdict == "no-data":
+            halt = f"Halt advancement {valued.message}"
+        return MetricJudgement(result.value, valued.verdict, valued.message, effect, halt, valued.comparison)
     if result.outcome is MetricOutcome.NO_DATA:
         why, halt = no_data_message(canary, metric)
         policy = canary.settings.no_data_policy(metric.name)
@@ -139,6 +165,67 @@ def judge_metric(canary: Canary, metric: CanaryMetric, result: MetricResult) -> 
     return MetricJudgement(None, "rejected", result.message, Effect.REJECT)
 
 
+def direction_of(metric: CanaryMetric) -> Direction:
+    """The shift a metric's thresholds guard against: a ``max`` alone an increase, a ``min``
+    alone a decrease, both (or neither) either."""
+    lo, hi = threshold_bounds(metric)
+    if hi is not None and lo is None:
+        return Direction.INCREASE
+    if lo is not None and hi is None:
+        return Direction.DECREASE
+    return Direction.EITHER
+
+
+def compare_with_primary(canary: Canary, metric: CanaryMetric, result: MetricResult) -> Comparison | None:
+    """The statistical judge's verdict on ``metric`` (``progdel.metrics.comparison``): its
+    canary's samples against its primary's, with the options of ``progdel.dev/judge``; None for a
+    metric without a judge or a result without samples."""
+    judge = canary.settings.judges.get(metric.name)
+    if judge is None or result.samples is None:
+        return None
+    return compare(
+        result.samples.canary,
+        result.samples.primary,
+        direction=judge.direction or direction_of(metric),
+        significance=judge.significance,
+        tolerance=judge.tolerance,
+        min_samples=judge.min_samples,
+        name=metric.name,
+    )
+
+
+@dataclass(frozen=True)
+class ValueJudgement:
+    """The verdict on a metric that has a value: its thresholds, and for a metric the statistical
+    judge compares, the comparison with the primary (too few samples for it: the no-data policy's
+    verdict, ``no-data`` failing the check, ``skipped`` passing it, ``hold`` holding)."""
+
+    verdict: Literal["pass", "fail", "no-data", "skipped", "hold"]
+    message: str
+    comparison: Comparison | None = None
+
+
+def judge_value(canary: Canary, metric: CanaryMetric, result: MetricResult) -> ValueJudgement:
+    """Judge ``result.value`` against the metric's thresholds (Flagger's words when it fails) and,
+    with ``progdel.dev/judge``, its samples against the primary's: either failing fails."""
+    assert result.value is not None
+    check = check_metric(metric, result.value)
+    compared = compare_with_primary(canary, metric, result)
+    if not check.passed:
+        return ValueJudgement("fail", check.message, compared)
+    if compared is None:
+        return ValueJudgement("pass", check.message)
+    if compared.verdict == "fail":
+        return ValueJudgement("fail", compared.message, compared)
+    if compared.verdict != "no-data":
+        return ValueJudgement("pass", f"{check.message}; {compared.message}", compared)
+    policy = canary.settings.no_data_policy(metric.name)
+    verdict: Literal["no-data", "skipped", "hold"] = (
+        "no-data" if policy is NoDataPolicy.FAIL else "skipped" if policy is NoDataPolicy.SKIP else "hold"
+    )
+    return ValueJudgement(verdict, compared.message, compared)
+
+
 def ordered_metrics(analysis: CanaryAnalysis) -> list[CanaryMetric]:
     """Metrics in the order Flagger judges them: built-in and inline queries, then templates."""
     return [m for m in analysis.metrics if m.template_ref is None] + [
@@ -147,11 +234,14 @@ def ordered_metrics(analysis: CanaryAnalysis) -> list[CanaryMetric]:
 
 
 __all__ = [
+    "Comparison",
     "Effect",
     "MetricJudgement",
     "MetricOutcome",
     "MetricResult",
+    "compare_with_primary",
     "judge_metric",
+    "judge_value",
     "no_data_message",
     "ordered_metrics",
 ]

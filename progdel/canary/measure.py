@@ -17,6 +17,7 @@ from progdel.canary import traffic
 from progdel.canary.engine import MetricResult, Observation
 from progdel.config.canary import Canary, MetricTemplate
 from progdel.errors import InvalidInput
+from progdel.metrics.prometheus import compared_samples
 from progdel.metrics.servers import Headers, MetricsServers, SecretName
 from progdel.metrics.templates import MetricQuery, metric_queries, one_metric
 
@@ -70,6 +71,7 @@ class CanaryMetrics:
         queries, results = self.rendered(canary)
         by_server: dict[tuple[str, SecretName | None, Headers, bool], list[tuple[str, str]]] = {}
         scales = {q.name: q.scale for q in queries}
+        compared = {q.name: q for q in queries if q.comparison is not None}
         for q in queries:
             key = (q.address or self.default_url, q.secret, q.headers, q.insecure_skip_verify)
             by_server.setdefault(key, []).append((q.name, q.query))
@@ -84,6 +86,9 @@ class CanaryMetrics:
                 continue
             for name, value in provider.query_many(batch, at).items():
                 results[name] = MetricResult.from_provider(value, scales.get(name, 1.0))
+                judged = compared.get(name)
+                if judged is not None:  # the statistical judge's samples, from the same server
+                    results[name] = results[name].with_samples(compared_samples(provider, judged, at))
         return results
 
     def observe(self, canary: Canary, obs: Observation) -> Observation:

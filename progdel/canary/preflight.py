@@ -59,9 +59,11 @@ from progdel.kube.resources import (
     Resource,
 )
 from progdel.metrics.builtin import threshold_bounds
+from progdel.metrics.comparison import Comparison
 from progdel.metrics.incluster import resolves
 from progdel.metrics.prometheus import (
     PrometheusProvider,
+    compared_samples,
     configured_prometheus_url,
     resolve_prometheus_url,
     service_address,
@@ -519,9 +521,10 @@ class MetricCheck:
     message: str = ""
     warning: str = ""
     """Why the query deserves a second look (a variable that shapes it), beside the verdict."""
+    comparison: Comparison | None = None  # the statistical judge's, for a metric that has one
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "query": self.query,
             "server": self.server,
@@ -532,6 +535,9 @@ class MetricCheck:
             "message": self.message,
             "warning": self.warning or None,
         }
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.to_dict()
+        return out
 
 
 def check_metrics(
@@ -546,7 +552,7 @@ def check_metrics(
     given templates), run it once at ``at`` (on the server ``servers`` gives, with the credentials
     that belong there and the template's headers) and judge it as the engine would."""
     checks: list[MetricCheck] = []
-    to_send: dict[tuple[str, SecretName | None, Headers, bool], list[tuple[MetricCheck, str]]] = {}
+    to_send: dict[tuple[str, SecretName | None, Headers, bool], list[tuple[MetricCheck, MetricQuery]]] = {}
     scales: dict[int, float] = {}
     settings = canary.settings
     for i, metric in enumerate(canary.analysis.metrics):
@@ -576,7 +582,7 @@ def check_metrics(
             )
         scales[id(check)] = query.scale
         server = (check.server, query.secret, query.headers, query.insecure_skip_verify)
-        to_send.setdefault(server, []).append((check, query.query))
+        to_send.setdefault(server, []).append((check, query))
     for (url, secret, headers, insecure), batch in to_send.items():
         try:
             provider = servers.provider(url, secret, headers, insecure)
@@ -588,9 +594,14 @@ def check_metrics(
             for check, _q in batch:
                 check.verdict, check.message = "invalid", str(err)
             continue
-        values = provider.query_many([(str(i), q) for i, (_c, q) in enumerate(batch)], at)
+        values = provider.query_many([(str(i), q.query) for i, (_c, q) in enumerate(batch)], at)
+        samples = {
+            id(check): compared_samples(provider, q, at) for check, q in batch if q.comparison is not None
+        }
         for i, (check, _q) in enumerate(batch):
             result = judge.MetricResult.from_provider(values[str(i)], scales.get(id(check), 1.0))
+            if id(check) in samples:
+                result = result.with_samples(samples[id(check)])
             metric = next(m for m in canary.analysis.metrics if m.name == check.name)
             _judge(check, result, canary, metric)
     if settings.min_requests:
@@ -626,6 +637,7 @@ def _judge(check: MetricCheck, result: judge.MetricResult, canary: Canary, metri
     """The engine's verdict on the metric (``judge_metric``), in the words of a check."""
     judged = judge.judge_metric(canary, metric, result)
     check.value = judged.value
+    check.comparison = judged.comparison
     if judged.effect is judge.Effect.INFRA:
         check.verdict = "unreachable"
     elif judged.effect is judge.Effect.FAIL and judged.verdict == "error":
@@ -633,9 +645,11 @@ def _judge(check: MetricCheck, result: judge.MetricResult, canary: Canary, metri
     else:
         check.verdict = judged.verdict
     check.message = judged.message
+    policy = canary.settings.no_data_policy(metric.name)
     if result.outcome is judge.MetricOutcome.NO_DATA:
-        policy = canary.settings.no_data_policy(metric.name)
         check.message = f"{result.message}: {judged.message} (no-data policy: {policy})"
+    elif judged.comparison is not None and judged.comparison.verdict == "no-data":
+        check.message = f"{judged.message} (no-data policy: {policy})"
 
 
 # --------------------------------------------------------------------------------------------

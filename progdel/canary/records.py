@@ -21,7 +21,7 @@ here: ``NotRequired`` must stay visible at run time, in ``__optional_keys__``.)
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from progdel.errors import ExitCode
 
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 class MetricRow(TypedDict):
     """One metric in a tick: its last value (None before the first judgement or without data),
     its threshold range, the verdict (``pass``, ``fail``, ``no-data``, ``skipped``, ``hold``,
-    ``error``, ``rejected``; None before the first judgement) and why."""
+    ``error``, ``rejected``; None before the first judgement) and why; for a metric the
+    statistical judge compares with the primary, its comparison (``Comparison.to_dict``: verdict,
+    pValue, effect, samples, direction, message)."""
 
     name: str
     value: float | None
@@ -41,6 +43,7 @@ class MetricRow(TypedDict):
     max: float | None
     verdict: str | None
     message: str
+    comparison: NotRequired[dict[str, Any]]
 
 
 class ServedSplit(TypedDict, total=False):
@@ -213,6 +216,8 @@ def metric_rows(canary: "Canary", measurements: "Mapping[str, Measurement] | Non
                 "message": meas.message if meas else "",
             }
         )
+        if meas is not None and meas.comparison is not None:
+            rows[-1]["comparison"] = meas.comparison.to_dict()
     return rows
 
 

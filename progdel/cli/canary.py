@@ -309,6 +309,7 @@ def status(ctx: typer.Context, name: NameArg) -> None:
     """Show a canary's state: phase, weights, checks and the last measurements."""
     from progdel.canary.engine import CanaryStatus
     from progdel.kube.resources import CANARIES
+    from progdel.ui.canary_view import comparison_summary
     from progdel.ui.output import emit
 
     opts = global_options(ctx)
@@ -337,6 +338,8 @@ def status(ctx: typer.Context, name: NameArg) -> None:
             lines.append(
                 f"  {mname}: {m.get('value')} ({m.get('verdict')}) {m.get('message') or ''}".rstrip()
             )
+            if m.get("comparison"):
+                lines.append(f"    vs primary: {comparison_summary(m['comparison'])}")
         return "\n".join(lines)
 
     emit(opts, data, human)

@@ -13,17 +13,21 @@ from __future__ import annotations
 import math
 import os
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from progdel.errors import InvalidInput, check_credential
+from progdel.metrics.comparison import Samples
 from progdel.metrics.provider import MetricsError, MetricsUnreachable, NoData, QueryRejected
+from progdel.metrics.templates import MetricQuery
+
+T = TypeVar("T")
 
 DEFAULT_PROMETHEUS_URL = "http://prometheus.istio-system:9090"
 
@@ -234,9 +238,10 @@ class PrometheusProvider:
         except MetricsError:
             return False
 
-    def query(self, query: str, at: datetime) -> float:
+    def _get(self, path: str, params: Mapping[str, str], query: str) -> Mapping[str, Any]:
+        """The ``data`` of a successful answer; the errors of ``query`` otherwise."""
         try:
-            resp = self._client.get("/api/v1/query", params={"query": query, "time": _unix(at)})
+            resp = self._client.get(path, params=params)
         except httpx.TimeoutException:
             raise MetricsUnreachable(
                 f"Prometheus at {self.where} did not answer within {self._timeout:g}s"
@@ -260,17 +265,56 @@ class PrometheusProvider:
             raise MetricsUnreachable(
                 f"Prometheus at {self.where} sent an unexpected answer: {resp.text[:200]}"
             )
-        return _value(body.get("data") or {}, self.where)
+        return body.get("data") or {}
+
+    def query(self, query: str, at: datetime) -> float:
+        data = self._get("/api/v1/query", {"query": query, "time": _unix(at)}, query)
+        return _value(data, self.where)
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: float) -> list[float]:
+        """The values of ``query`` from ``start`` to ``end`` every ``step`` seconds, oldest first:
+        those of the **last** series (as ``query``), NaN and infinite values left out; [] when
+        there are none."""
+        params = {"query": query, "start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
+        data = self._get("/api/v1/query_range", params, query)
+        if data.get("resultType") != "matrix":
+            raise MetricsUnreachable(
+                f"Prometheus at {self.where} answered a range query with {data.get('resultType')!r}"
+            )
+        result = data.get("result") or []
+        if not result:
+            return []
+        values = []
+        for _ts, raw in result[-1].get("values") or []:
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                values.append(value)
+        return values
+
+    def query_range_many(
+        self, queries: Sequence[tuple[str, str]], start: datetime, end: datetime, step: float
+    ) -> dict[str, list[float] | MetricsError]:
+        """``query_range`` for the ``(name, query)`` pairs at once; each result is its values or its
+        error (never raised)."""
+        return self._many(lambda q: self.query_range(q, start, end, step), queries)
 
     def query_many(self, queries: Sequence[tuple[str, str]], at: datetime) -> dict[str, float | MetricsError]:
         """Run the queries of one tick at once; each result is its value or its error."""
-        results: dict[str, float | MetricsError] = {}
+        return self._many(lambda q: self.query(q, at), queries)
+
+    def _many(
+        self, run: Callable[[str], T], queries: Sequence[tuple[str, str]]
+    ) -> dict[str, T | MetricsError]:
+        results: dict[str, T | MetricsError] = {}
         if not queries:
             return results
 
-        def one(promql: str) -> float | MetricsError:
+        def one(promql: str) -> T | MetricsError:
             try:
-                return self.query(promql, at)
+                return run(promql)
             except MetricsError as err:
                 return err
 
@@ -279,6 +323,25 @@ class PrometheusProvider:
             for name, fut in futures.items():
                 results[name] = fut.result()
         return results
+
+
+def compared_samples(
+    provider: PrometheusProvider, query: MetricQuery, at: datetime
+) -> Samples | MetricsError:
+    """The canary's and the primary's samples of a judged metric (``query.comparison``) over its
+    window ending at ``at``, both range queries at once, scaled as the metric's value; or the first
+    error (never raised)."""
+    compared = query.comparison
+    assert compared is not None
+    start = at - timedelta(seconds=compared.window - compared.step)
+    pair = [("canary", compared.canary), ("primary", compared.primary)]
+    got = provider.query_range_many(pair, start, at, compared.step)
+    canary, primary = got["canary"], got["primary"]
+    if isinstance(canary, MetricsError):
+        return canary
+    if isinstance(primary, MetricsError):
+        return primary
+    return Samples(tuple(v * query.scale for v in canary), tuple(v * query.scale for v in primary))
 
 
 def _reason(err: httpx.HTTPError, url: str = "") -> str:

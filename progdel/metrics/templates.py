@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from progdel.config.canary import Canary, CanaryMetric, MetricTemplate
+from progdel.config.canary import (
+    ANNOTATION_JUDGE,
+    Canary,
+    CanaryMetric,
+    MetricTemplate,
+    format_go_duration,
+    parse_duration,
+)
 from progdel.errors import InvalidInput
 from progdel.metrics.builtin import BUILTIN_METRICS, builtin_query, builtin_scale, collapse_whitespace
 
@@ -155,6 +162,18 @@ def _value(expr: str, ctx: QueryContext, what: str) -> str:
 
 
 @dataclass(frozen=True)
+class ComparisonQueries:
+    """What the statistical judge samples for one metric: its query for the canary and for the
+    primary (``{{ target }}`` the ``-primary`` workload), each over one ``step`` (the query's
+    ``{{ interval }}``), evaluated every ``step`` seconds over the last ``window`` seconds."""
+
+    canary: str
+    primary: str
+    window: float
+    step: float
+
+
+@dataclass(frozen=True)
 class MetricQuery:
     """One metric of a canary, ready to send: its name, PromQL, the server to send it to
     (``None``: the canary's metrics server) and the Secret with its credentials (namespace, name)."""
@@ -169,6 +188,7 @@ class MetricQuery:
     insecure_skip_verify: bool = False  # the template's provider.insecureSkipVerify
     shaping_variables: tuple[str, ...] = ()
     """``templateVariables`` whose values shape the query (used outside a quoted string)."""
+    comparison: ComparisonQueries | None = None  # with ``progdel.dev/judge`` on the metric
 
 
 def header_items(headers: dict[str, list[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -203,60 +223,82 @@ def metric_queries(canary: Canary, templates: Iterable[MetricTemplate] = ()) -> 
     or a template variable that is not set.
     """
     by_key = {(t.namespace, t.metadata.name): t for t in templates}
+    judges = canary.settings.judges
     first: list[MetricQuery] = []
     later: list[MetricQuery] = []
     for i, metric in enumerate(canary.analysis.metrics):
         what = f"spec.analysis.metrics[{i}] ({metric.name})"
         ctx = QueryContext.for_metric(canary, metric)
-        if metric.template_ref is not None:
-            ns = metric.template_ref.namespace or canary.namespace
-            tmpl = by_key.get((ns, metric.template_ref.name))
-            if tmpl is None:
-                raise InvalidInput(f"{what}: MetricTemplate {ns}/{metric.template_ref.name} not found")
-            refused = unsupported_provider(tmpl)
-            if refused:
-                raise InvalidInput(f"{what}: {refused}")
-            secret_ref = tmpl.spec.provider.secret_ref
-            later.append(
-                MetricQuery(
-                    name=metric.name,
-                    query=render_query(
-                        tmpl.spec.query, ctx, what=f"MetricTemplate {ns}/{tmpl.metadata.name}"
-                    ),
-                    address=tmpl.spec.provider.address,
-                    provider_type=tmpl.spec.provider.type,
-                    headers=header_items(tmpl.spec.provider.headers),
-                    secret=(ns, secret_ref.name) if secret_ref else None,
-                    insecure_skip_verify=tmpl.spec.provider.insecure_skip_verify,
-                    shaping_variables=tuple(shaping_variables(tmpl.spec.query)),
-                )
+        query = _metric_query(canary, metric, ctx, by_key, what)
+        judge = judges.get(metric.name)
+        if judge is not None:
+            window = parse_duration(metric.interval)
+            step = judge.step_seconds(window)
+            sample = replace(ctx, interval=format_go_duration(step))
+            primary = replace(sample, target=canary.primary_name)
+            compared = ComparisonQueries(
+                _metric_query(canary, metric, sample, by_key, what).query,
+                _metric_query(canary, metric, primary, by_key, what).query,
+                window,
+                step,
             )
-        elif metric.query:
-            first.append(
-                MetricQuery(
-                    metric.name,
-                    render_query(metric.query, ctx, what=what),
-                    shaping_variables=tuple(shaping_variables(metric.query)),
+            if compared.canary == compared.primary:
+                raise InvalidInput(
+                    f"{what}: {ANNOTATION_JUDGE}: the query does not use {{{{ target }}}}, so the "
+                    "primary's samples cannot be told from the canary's"
                 )
-            )
-        elif metric.name in BUILTIN_METRICS:
-            provider = canary.spec.provider
-            first.append(
-                MetricQuery(
-                    metric.name,
-                    builtin_query(
-                        metric.name,
-                        namespace=canary.namespace,
-                        target=ctx.target,
-                        interval=metric.interval,
-                        provider=provider,
-                    ),
-                    scale=builtin_scale(metric.name, provider),
-                )
-            )
-        else:
-            raise InvalidInput(f"{what}: not a built-in metric and no templateRef or query")
+            query = replace(query, comparison=compared)
+        (later if metric.template_ref is not None else first).append(query)
     return first + later
+
+
+def _metric_query(
+    canary: Canary,
+    metric: CanaryMetric,
+    ctx: QueryContext,
+    templates: Mapping[tuple[str, str], MetricTemplate],
+    what: str,
+) -> MetricQuery:
+    """One metric's query rendered with ``ctx``."""
+    if metric.template_ref is not None:
+        ns = metric.template_ref.namespace or canary.namespace
+        tmpl = templates.get((ns, metric.template_ref.name))
+        if tmpl is None:
+            raise InvalidInput(f"{what}: MetricTemplate {ns}/{metric.template_ref.name} not found")
+        refused = unsupported_provider(tmpl)
+        if refused:
+            raise InvalidInput(f"{what}: {refused}")
+        secret_ref = tmpl.spec.provider.secret_ref
+        return MetricQuery(
+            name=metric.name,
+            query=render_query(tmpl.spec.query, ctx, what=f"MetricTemplate {ns}/{tmpl.metadata.name}"),
+            address=tmpl.spec.provider.address,
+            provider_type=tmpl.spec.provider.type,
+            headers=header_items(tmpl.spec.provider.headers),
+            secret=(ns, secret_ref.name) if secret_ref else None,
+            insecure_skip_verify=tmpl.spec.provider.insecure_skip_verify,
+            shaping_variables=tuple(shaping_variables(tmpl.spec.query)),
+        )
+    if metric.query:
+        return MetricQuery(
+            metric.name,
+            render_query(metric.query, ctx, what=what),
+            shaping_variables=tuple(shaping_variables(metric.query)),
+        )
+    if metric.name in BUILTIN_METRICS:
+        provider = canary.spec.provider
+        return MetricQuery(
+            metric.name,
+            builtin_query(
+                metric.name,
+                namespace=canary.namespace,
+                target=ctx.target,
+                interval=ctx.interval,
+                provider=provider,
+            ),
+            scale=builtin_scale(metric.name, provider),
+        )
+    raise InvalidInput(f"{what}: not a built-in metric and no templateRef or query")
 
 
 def one_metric(canary: Canary, index: int) -> Canary:

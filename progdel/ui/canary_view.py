@@ -26,7 +26,23 @@ from typing import Any
 from progdel.errors import printable
 from progdel.ui.output import emit_line
 
-_VERDICT_STYLE = {"pass": "green", "fail": "red", "no-data": "yellow", "hold": "yellow", "error": "magenta"}
+_VERDICT_STYLE = {
+    "pass": "green",
+    "fail": "red",
+    "no-data": "yellow",
+    "hold": "yellow",
+    "error": "magenta",
+    "marginal": "yellow",
+}
+
+
+def comparison_summary(comparison: dict[str, Any] | None) -> str:
+    """The statistical judge's verdict on a metric, ``fail +20.3% p=4.1e-05`` ("" without one)."""
+    if not comparison:
+        return ""
+    from progdel.metrics.comparison import Comparison
+
+    return Comparison.from_dict(comparison).summary
 
 
 def _fmt_value(value: Any) -> str:
@@ -115,16 +131,21 @@ def _metrics_table(rows: list[Mapping[str, Any]]) -> Any:
     from rich.text import Text
 
     metrics = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT"):
+    compared = any(m.get("comparison") for m in rows)
+    for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT", *(["VS PRIMARY"] if compared else [])):
         metrics.add_column(col)
     for m in rows:
         verdict = str(m.get("verdict") or "")
-        metrics.add_row(
+        row: list[Any] = [
             printable(str(m.get("name"))),
             _fmt_value(m.get("value")),
             _bounds(m),
             Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
-        )
+        ]
+        if compared:
+            judged = str((m.get("comparison") or {}).get("verdict") or "")
+            row.append(Text(comparison_summary(m.get("comparison")), style=_VERDICT_STYLE.get(judged, "")))
+        metrics.add_row(*row)
     return metrics
 
 
@@ -265,6 +286,7 @@ def _plain_line(record: Mapping[str, Any]) -> str | None:
     if kind == "tick":
         metrics = " ".join(
             f"{m.get('name')}={_fmt_value(m.get('value'))}({m.get('verdict')})"
+            + (f"[vs-primary {comparison_summary(m['comparison'])}]" if m.get("comparison") else "")
             for m in record.get("metrics") or []
         )
         served = record.get("served")

@@ -19,6 +19,7 @@ _VERDICT_STYLE = {
     "unreachable": "magenta",
     "rejected": "red",
     "invalid": "red",
+    "marginal": "yellow",
 }
 _ACTION_STYLE = {"create": "green", "change": "yellow", "delete": "red", "unchanged": "dim"}
 
@@ -41,16 +42,21 @@ def render_report(report: CheckReport) -> Any:
         )
     ]
     metrics = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT", "MESSAGE"):
+    compared = any(m.comparison is not None for m in report.metrics)
+    for col in ("METRIC", "VALUE", "THRESHOLD", "VERDICT", *(["VS PRIMARY"] if compared else []), "MESSAGE"):
         metrics.add_column(col)
     for m in report.metrics:
-        metrics.add_row(
+        row: list[Any] = [
             printable(m.name),
             _fmt_value(m.value),
             _bounds({"min": m.min, "max": m.max}),
             Text(m.verdict, style=_VERDICT_STYLE.get(m.verdict, "")),
-            printable(m.message),
-        )
+        ]
+        if compared:
+            judged = m.comparison.verdict if m.comparison is not None else ""
+            summary = m.comparison.summary if m.comparison is not None else ""
+            row.append(Text(summary, style=_VERDICT_STYLE.get(judged, "")))
+        metrics.add_row(*row, printable(m.message))
     parts.append(metrics if report.metrics else Text("No metrics to check."))
     for warning in report.warnings:
         parts.append(Text.assemble(("warning: ", "yellow"), printable(warning)))

@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+from progdel.kube import quantity
+
 ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 ROOT = "v1.PodTemplateSpec"
 _CHECKSUM_STRUCT = "struct { TrackedConfigs *map[string]string; LastAppliedSpec string }"
@@ -241,60 +243,7 @@ _SPECIAL: dict[str, Any] = {
 
 # ---- resource.Quantity ------------------------------------------------------------------------
 
-_DECIMAL_SUFFIXES = {"": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_SUFFIX_CHARS = set("eEinumkKMGTP")
 _INT64_MAX = 2**63 - 1
-
-
-def _split_quantity(text: str) -> tuple[bool, str, str, str, str]:
-    """``parseQuantityString``: (positive, value, num, denom, suffix)."""
-    positive, pos, end = True, 0, len(text)
-    if pos < end and text[0] in "+-":
-        positive = text[0] != "-"
-        pos += 1
-    while pos < end and text[pos] == "0":
-        pos += 1
-    if pos >= end:
-        return positive, "0", "0", "", ""
-    start = pos
-    while pos < end and text[pos].isascii() and text[pos].isdigit():
-        pos += 1
-    num = text[start:pos] or "0"
-    if pos >= end:
-        return positive, text, num, "", ""
-    denom = ""
-    if text[pos] == ".":
-        pos += 1
-        start = pos
-        while pos < end and text[pos].isascii() and text[pos].isdigit():
-            pos += 1
-        denom = text[start:pos]
-        if pos >= end:
-            return positive, text, num, denom, ""
-    value, suffix_start = text[:pos], pos
-    while pos < end and text[pos] in _SUFFIX_CHARS:
-        pos += 1
-    if pos < end and text[pos] in "+-":
-        pos += 1
-    while pos < end and text[pos].isascii() and text[pos].isdigit():
-        pos += 1
-    if pos < end:
-        raise Unsupported(f"quantity {text!r} does not parse")
-    return positive, value, num, denom, text[suffix_start:]
-
-
-def _interpret(suffix: str) -> tuple[int, int, str]:
-    """(base, exponent, format) of a quantity suffix, as the suffixer interprets it."""
-    if suffix in _DECIMAL_SUFFIXES:
-        return 10, _DECIMAL_SUFFIXES[suffix], "DecimalSI"
-    if suffix in _BINARY_SUFFIXES:
-        return 2, _BINARY_SUFFIXES[suffix], "BinarySI"
-    if len(suffix) > 1 and suffix[0] in "eE" and re.fullmatch(r"[+-]?[0-9]+", suffix[1:]):
-        exponent = int(suffix[1:])
-        if -(2**31) <= exponent < 2**31:
-            return 10, exponent, "DecimalExponent"
-    raise Unsupported(f"quantity suffix {suffix!r} does not parse")
 
 
 def _quantity_value(i_value: int = 0, i_scale: int = 0, dec: Any = None, s: str = "", fmt: str = "") -> Any:
@@ -318,8 +267,11 @@ def _quantity(value: Any, where: str) -> Any:
         raise Unsupported(f"{where}: empty quantity")
     if text == "0":
         return _quantity_value(s="0", fmt="DecimalSI")
-    positive, number, num, denom, suffix = _split_quantity(text)
-    base, exponent, fmt = _interpret(suffix)
+    try:
+        positive, number, num, denom, suffix = quantity.split(text)
+        base, exponent, fmt = quantity.interpret(suffix)
+    except quantity.QuantityError as err:
+        raise Unsupported(f"quantity {text!r} does not parse: {err}") from None
     precision, scale, mantissa = 0, 0, 1
     if fmt in ("DecimalExponent", "DecimalSI"):
         scale = exponent

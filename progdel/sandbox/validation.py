@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any, TypeGuard
 
+from progdel.kube import quantity
 from progdel.kube.schema import FieldError
-from progdel.sandbox import quantity
 
 # -- field.Error, as apimachinery words it --------------------------------------------------
 

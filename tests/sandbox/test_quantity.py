@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from progdel.sandbox.quantity import BINARY_SI, DECIMAL_EXPONENT, DECIMAL_SI, QuantityError, normalize, parse
+from progdel.kube.quantity import BINARY_SI, DECIMAL_EXPONENT, DECIMAL_SI, QuantityError, normalize, parse
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ class QuantityError(ValueError):
     """The text is not a quantity; the message is apimachinery's."""
 
 
-def _split(text: str) -> tuple[bool, str, str, str, str]:
+def split(text: str) -> tuple[bool, str, str, str, str]:
     """``parseQuantityString``: sign, value text, numerator, denominator, suffix."""
     positive, pos, end = True, 0, len(text)
     if pos < end and text[0] in "+-":
@@ -56,7 +56,7 @@ def _split(text: str) -> tuple[bool, str, str, str, str]:
     if pos >= end:
         return positive, "0", "0", "", ""
     start = pos
-    while pos < end and text[pos].isdigit():
+    while pos < end and text[pos].isascii() and text[pos].isdigit():
         pos += 1
     num = text[start:pos] or "0"
     if pos >= end:
@@ -65,7 +65,7 @@ def _split(text: str) -> tuple[bool, str, str, str, str]:
     if text[pos] == ".":
         pos += 1
         start = pos
-        while pos < end and text[pos].isdigit():
+        while pos < end and text[pos].isascii() and text[pos].isdigit():
             pos += 1
         denom = text[start:pos]
         if pos >= end:
@@ -75,21 +75,23 @@ def _split(text: str) -> tuple[bool, str, str, str, str]:
         pos += 1
     if pos < end and text[pos] in "+-":
         pos += 1
-    while pos < end and text[pos].isdigit():
+    while pos < end and text[pos].isascii() and text[pos].isdigit():
         pos += 1
     if pos < end:
         raise QuantityError(FORMAT_ERROR)
     return positive, value, num, denom, text[suffix_start:]
 
 
-def _interpret(suffix: str) -> tuple[int, int, str]:
+def interpret(suffix: str) -> tuple[int, int, str]:
     """Base, exponent and format of a suffix (``suffix.go``'s ``interpret``)."""
     if suffix in _DECIMAL:
         return 10, _DECIMAL[suffix], DECIMAL_SI
     if suffix in _BINARY:
         return 2, _BINARY[suffix], BINARY_SI
     if len(suffix) > 1 and suffix[0] in "eE" and re.fullmatch(r"[+-]?[0-9]+", suffix[1:]):
-        return 10, int(suffix[1:]), DECIMAL_EXPONENT
+        exponent = int(suffix[1:])
+        if -(2**31) <= exponent < 2**31:  # parsed as an int32
+            return 10, exponent, DECIMAL_EXPONENT
     raise QuantityError(SUFFIX_ERROR)
 
 
@@ -99,8 +101,8 @@ def parse(text: str) -> tuple[Fraction, str, str | None]:
         raise QuantityError(FORMAT_ERROR)
     if text == "0":
         return Fraction(0), DECIMAL_SI, text
-    positive, value_text, num, denom, suffix = _split(text)
-    base, exponent, fmt = _interpret(suffix)
+    positive, value_text, num, denom, suffix = split(text)
+    base, exponent, fmt = interpret(suffix)
 
     precision = -1
     scale = 0

@@ -75,6 +75,8 @@ def test_formats() -> None:
         ("1KK", "unable to parse quantity's suffix"),
         ("1i", "unable to parse quantity's suffix"),
         ("1e", "unable to parse quantity's suffix"),
+        ("\u0661Gi", "quantities must match the regular expression"),  # only ASCII digits are digits
+        ("1e2147483648", "unable to parse quantity's suffix"),  # the exponent is an int32
     ],
 )
 def test_malformed(text: str, message: str) -> None:

@@ -120,17 +120,21 @@ def _confirm(plan: Any) -> None:
         raise ProgdelError("promotion cancelled", ExitCode.ABORTED)
 
 
+#: the APP argument of ``promote`` and ``promote verify``
+AppArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="APP",
+        help="The app (default: the only app, or the one whose repository is the current directory).",
+        autocompletion=complete.apps,
+    ),
+]
+
+
 @app.command(_DEFAULT, hidden=True, cls=_PromoteCommand)
 def promote(
     ctx: typer.Context,
-    app_name: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="APP",
-            help="The app (default: the only app, or the one whose repository is the current directory).",
-            autocompletion=complete.apps,
-        ),
-    ] = None,
+    app_name: AppArgument = None,
     version: Annotated[
         str | None,
         typer.Option(
@@ -291,14 +295,7 @@ def history_(
 @app.command("verify")
 def verify_(
     ctx: typer.Context,
-    app_name: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="APP",
-            help="The app (default: the only app, or the one whose repository is the current directory).",
-            autocompletion=complete.apps,
-        ),
-    ] = None,
+    app_name: AppArgument = None,
     env: Annotated[
         str | None,
         typer.Option(

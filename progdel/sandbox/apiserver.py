@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from progdel.sandbox import auth, discovery, proxy, rbac, yamlbody
+from progdel.sandbox import auth, discovery, httphead, proxy, rbac, yamlbody
 from progdel.sandbox.objects import (
     APPLY_PATCH,
     IGNORE,
@@ -215,9 +215,48 @@ class ApiHandler(BaseHTTPRequestHandler):
     server: SandboxHTTPServer
     user: auth.User = auth.ANONYMOUS  # who sent the request being handled (set per request)
     warnings: list[str]  # what the answer's ``Warning`` headers say (set per request)
+    raw_requestline: bytes  # set by ``http.server`` before ``parse_request``
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def parse_request(self) -> bool:
+        """The request line and the headers (``httphead``), with ``http.server``'s rules for
+        versions, keep-alive and ``Expect: 100-continue``; False when an error was answered."""
+        self.command = ""
+        self.request_version = "HTTP/1.1"  # errors below are answered with a status line
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) != 3:  # HTTP/0.9's two-word form is not spoken here
+            self.send_error(400, f"Bad request syntax ({self.requestline[:200]!r})")
+            return False
+        command, path, version = words
+        major, dot, minor = version.removeprefix("HTTP/").partition(".")
+        if not version.startswith("HTTP/") or not dot or not (major + minor).isdigit():
+            self.send_error(400, f"Bad request version ({version[:40]!r})")
+            return False
+        if int(major) >= 2:
+            self.send_error(505, f"Invalid HTTP version ({version})")
+            return False
+        self.request_version = version
+        http11 = (int(major), int(minor)) >= (1, 1)
+        self.close_connection = not http11
+        self.command = command
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        try:
+            self.headers = httphead.read_headers(self.rfile)  # type: ignore[assignment]
+        except httphead.HeaderError as err:
+            self.send_error(err.status, str(err))
+            return False
+        connection = (self.headers.get("Connection") or "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if http11 and (self.headers.get("Expect") or "").lower() == "100-continue":
+            return self.handle_expect_100()
+        return True
 
     # ---- response helpers -----------------------------------------------------------------
     def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:

@@ -211,6 +211,59 @@ def test_requests_from_web_pages_and_foreign_hosts_are_refused(sandbox: SandboxS
             assert c.get("/api/v1/namespaces", headers={"Host": host}).status_code == 200, host
 
 
+# ---- request heads -----------------------------------------------------------------------------
+def exchange(sandbox: SandboxServer, head: str) -> bytes:
+    """Send a request head as written, over TLS, with the kubeconfig's token, and read the answer."""
+    port = urlsplit(sandbox.url).port
+    assert port is not None
+    token = f"Authorization: Bearer {sandbox.access.token}\r\n"
+    request = head.replace("\r\n\r\n", f"\r\n{token}\r\n", 1).encode("iso-8859-1")
+    return raw_exchange(port, request, sandbox.access.ssl_context(), "127.0.0.1")
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_request_heads_are_read_as_http_server_reads_them(sandbox: SandboxServer) -> None:
+    """The sandbox reads headers itself (``httphead``): names are case-insensitive, a folded line
+    continues its header, and the standard library's limits and refusals hold."""
+    host = "Host: 127.0.0.1\r\nConnection: close\r\n"
+    ok = exchange(sandbox, f"GET /api/v1/namespaces/default HTTP/1.1\r\n{host}\r\n")
+    assert status_of(ok) == 200 and b'"name":"default"' in ok
+    lower = exchange(sandbox, "GET /version HTTP/1.1\r\nhOsT: 127.0.0.1\r\nconnection: CLOSE\r\n\r\n")
+    assert status_of(lower) == 200
+    # a folded Origin is still an Origin: a web page's request stays refused
+    folded = exchange(
+        sandbox, f"GET /api/v1/namespaces HTTP/1.1\r\n{host}Origin:\r\n  https://a.example\r\n\r\n"
+    )
+    assert status_of(folded) == 403 and b"https://a.example" in folded
+    many = "".join(f"X-H{i}: v\r\n" for i in range(101))
+    assert status_of(exchange(sandbox, f"GET /version HTTP/1.1\r\n{host}{many}\r\n")) == 431
+    long_line = "X-Long: " + "a" * 70000 + "\r\n"
+    assert status_of(exchange(sandbox, f"GET /version HTTP/1.1\r\n{host}{long_line}\r\n")) == 431
+    for bad in ("NoColonHere\r\n", "Bad Name: v\r\n", "Space : v\r\n"):
+        assert status_of(exchange(sandbox, f"GET /version HTTP/1.1\r\n{host}{bad}\r\n")) == 400, bad
+    assert status_of(exchange(sandbox, f"GET /version HTTP/2.0\r\n{host}\r\n")) == 505
+    assert status_of(exchange(sandbox, f"GET /version HTTP/x\r\n{host}\r\n")) == 400
+    assert status_of(exchange(sandbox, f"GET /version\r\n{host}\r\n")) == 400
+
+
+def test_keep_alive_follows_the_http_version_and_connection_header(sandbox: SandboxServer) -> None:
+    """HTTP/1.1 keeps the connection for a second request; HTTP/1.0 and ``Connection: close`` end it."""
+    first = "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    two = first + "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    port = urlsplit(sandbox.url).port
+    assert port is not None
+    token = f"Authorization: Bearer {sandbox.access.token}\r\n"
+    answer = raw_exchange(
+        port, two.replace("\r\n\r\n", f"\r\n{token}\r\n").encode(), sandbox.access.ssl_context(), "127.0.0.1"
+    )
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    one = exchange(sandbox, "GET /version HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status_of(one) == 200 and b"Connection: close" in one
+
+
 # ---- request bodies ---------------------------------------------------------------------------
 LIMIT = 3 * 1024 * 1024
 TOO_LARGE = {

@@ -15,7 +15,7 @@ import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,8 +89,11 @@ def same_origin(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class PrometheusCredentials:
-    bearer_token: str | None = None
-    basic_auth: tuple[str, str] | None = None
+    """What progdel sends a Prometheus server. The secrets stay out of ``repr`` (a traceback or a
+    debug print shows whether a token is set, never the token)."""
+
+    bearer_token: str | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     verify: bool | str = True
 
     @property

@@ -282,3 +282,13 @@ def test_watch_refuses_a_bad_token_before_writing_anything(sandbox: Any, namespa
     assert kube.items(EVENTS, namespace) == []
     after = kube.get(CANARIES, "podinfo", namespace)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_credentials_never_show_their_secrets_in_repr() -> None:
+    """A traceback or a debug print shows the credentials object: the token and the password stay out."""
+    creds = PrometheusCredentials(bearer_token="tok-secret-1", verify="/ca.pem")
+    basic = PrometheusCredentials(basic_auth=("alice", "pw-secret-2"))
+    shown = repr(creds) + repr(basic) + str([creds, basic])
+    assert "tok-secret-1" not in shown and "pw-secret-2" not in shown
+    assert "/ca.pem" in repr(creds)
+    assert creds != PrometheusCredentials(bearer_token="other", verify="/ca.pem"), "still compared by value"

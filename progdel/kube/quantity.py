@@ -16,12 +16,17 @@ rules, from ``k8s.io/apimachinery/pkg/api/resource`` (``quantity.go``,
   as ``mantissa`` times the largest power of 1024 dividing it;
 - a string already in its short form is kept as written (``quantity.go``'s
   fast path keeps it, leading ``+`` or zeros included).
+
+Values are exact ``Decimal``s, digits and a power of ten, as apimachinery's ``int64Amount`` (a
+value and a scale) and ``inf.Dec`` are: ``1e99999999`` is one digit and an exponent, compared by
+exponents first and written from its digits, never expanded into 10^99999999. Scales are int32s
+and wrap at their edges as Go's do (``1.5e-2147483648`` is stored as ``150e2147483646``).
 """
 
 from __future__ import annotations
 
 import re
-from fractions import Fraction
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation
 
 FORMAT_ERROR = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 NUMERIC_ERROR = "unable to parse numeric part of quantity"
@@ -35,9 +40,11 @@ _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "
 _DECIMAL_BY_EXP = {v: k for k, v in _DECIMAL.items()}
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _BINARY_BY_EXP = {v: k for k, v in _BINARY.items()}
-_NANO = Fraction(1, 10**9)
+_NANO = Decimal("1e-9")
 _MAX_INT64_FACTORS = 18
-_MAX_BINARY = Fraction(2**63 - 1)
+_MAX_BINARY = Decimal(2**63 - 1)
+# Exact arithmetic: a product or a rounding never loses a digit to the context's precision.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_UP)
 _SUFFIX_CHARS = set("eEinumkKMGTP")
 
 
@@ -90,17 +97,28 @@ def interpret(suffix: str) -> tuple[int, int, str]:
         return 2, _BINARY[suffix], BINARY_SI
     if len(suffix) > 1 and suffix[0] in "eE" and re.fullmatch(r"[+-]?[0-9]+", suffix[1:]):
         exponent = int(suffix[1:])
-        if -(2**31) <= exponent < 2**31:  # parsed as an int32
+        # suffix.go parses an int64 and truncates it to an int32: past int32 the exponent wraps into
+        # another number than written (or one the real server never finishes parsing), refused here
+        if -(2**31) <= exponent < 2**31:
             return 10, exponent, DECIMAL_EXPONENT
     raise QuantityError(SUFFIX_ERROR)
 
 
-def parse(text: str) -> tuple[Fraction, str, str | None]:
-    """The value, its format, and the text kept as written when it is already short (else None)."""
+def wrap_int32(n: int) -> int:
+    """``n`` as Go's int32 arithmetic leaves it: wrapped at the type's edges."""
+    return (n + 2**31) % 2**32 - 2**31
+
+
+def parse(text: str) -> tuple[Decimal, str, str | None]:
+    """The value, its format, and the text kept as written when it is already short (else None).
+
+    The value is an exact ``Decimal``, a mantissa and a power of ten: ``1e99999999`` is one digit
+    and an exponent, never expanded, and comparing two values compares exponents first.
+    """
     if not text:
         raise QuantityError(FORMAT_ERROR)
     if text == "0":
-        return Fraction(0), DECIMAL_SI, text
+        return Decimal(0), DECIMAL_SI, text
     positive, value_text, num, denom, suffix = split(text)
     base, exponent, fmt = interpret(suffix)
 
@@ -114,12 +132,12 @@ def parse(text: str) -> tuple[Fraction, str, str | None]:
         mantissa = 1 << exponent
         precision = 15 - len(num) - int(exponent * 3 / 10) - 1
     if precision >= 0:
-        scale -= len(denom)
+        scale = wrap_int32(scale - len(denom))  # an int32 subtraction: it wraps at -2^31
         if scale >= -9:
             shifted = num + denom
             result = int(shifted) * mantissa
             if result < 2**63:  # int64Multiply did not overflow
-                value = Fraction(result if positive else -result) * Fraction(10) ** scale
+                value = Decimal((0 if positive else 1, _digits(result), scale))
                 if fmt == BINARY_SI:
                     kept = exponent % 10 == 0 and int(shifted) & 0x07 != 0
                 else:
@@ -127,20 +145,34 @@ def parse(text: str) -> tuple[Fraction, str, str | None]:
                 return value, fmt, text if kept else None
 
     try:
-        amount = Fraction(value_text.lstrip("+"))
-    except (ValueError, ZeroDivisionError) as err:
+        amount = Decimal(value_text)  # the text holds ASCII digits, a dot and a sign only
+    except InvalidOperation as err:
         raise QuantityError(NUMERIC_ERROR) from err
-    amount *= Fraction(10) ** exponent if base == 10 else Fraction(2) ** exponent
-    negative = amount < 0
-    amount = abs(amount)
-    if amount:
-        steps = amount / _NANO  # round up to a whole number of nanos
-        amount = Fraction(-(-steps.numerator // steps.denominator)) * _NANO
+    sign, digits, dec_exponent = amount.as_tuple()
+    assert isinstance(dec_exponent, int)
+    if base == 10:  # inf.Dec's scale is an int32 and minus the exponent: both steps wrap
+        amount = Decimal((sign, digits, -wrap_int32(-dec_exponent + wrap_int32(-exponent))))
+    else:
+        amount = _EXACT.multiply(amount, Decimal(1 << exponent))
+    negative = amount.is_signed()
+    amount = amount.copy_abs()
+    if amount and _exponent(amount) < -9:  # round up to a whole number of nanos
+        amount = amount.quantize(_NANO, rounding=ROUND_UP, context=_EXACT)
     if fmt == BINARY_SI and amount > _MAX_BINARY:
         amount = _MAX_BINARY
     if fmt == BINARY_SI and amount < 1024:
         fmt = DECIMAL_SI
-    return (-amount if negative else amount), fmt, None
+    return (amount.copy_negate() if negative else amount), fmt, None
+
+
+def _digits(n: int) -> tuple[int, ...]:
+    return tuple(int(c) for c in str(n))
+
+
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite value
+    return exponent
 
 
 def _strip(n: int, factor: int) -> tuple[int, int]:
@@ -151,29 +183,35 @@ def _strip(n: int, factor: int) -> tuple[int, int]:
     return n, times
 
 
-def canonical(value: Fraction, fmt: str) -> str:
-    """``Quantity.String()`` of a value in a format (``CanonicalizeBytes``)."""
+def canonical(value: Decimal, fmt: str) -> str:
+    """``Quantity.String()`` of a value in a format (``CanonicalizeBytes``).
+
+    A decimal value is written from its digits and its exponent (``amount.go``'s
+    ``AsCanonicalBytes``): no power of ten is ever computed, so ``1e99999999`` costs what ``1e3``
+    costs.
+    """
     if value == 0:
         return "0"
-    if fmt == BINARY_SI and (-1024 < value < 1024 or value.denominator != 1):
+    sign = "-" if value < 0 else ""
+    value = value.copy_abs()
+    if fmt == BINARY_SI and (value < 1024 or value > _MAX_BINARY or value != value.to_integral_value()):
         fmt = DECIMAL_SI
     if fmt == BINARY_SI:
-        sign = "-" if value < 0 else ""
-        amount, times = _strip(abs(value.numerator), 1024)
+        amount, times = _strip(int(value), 1024)
         return f"{sign}{amount}{_BINARY_BY_EXP.get(times * 10, '')}"
-    # value = mantissa * 10**exponent with a whole mantissa (it is a multiple of 10**-9)
-    exponent = -9
-    mantissa = value * 10**9
-    assert mantissa.denominator == 1
-    amount, times = _strip(mantissa.numerator, 10)
-    exponent += times
-    drop = exponent % 3  # down to a multiple of three
-    amount, exponent = amount * 10**drop, exponent - drop
+    _, digit_tuple, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    written = "".join(map(str, digit_tuple))
+    digits = written.rstrip("0")  # move the factors of ten into the exponent
+    exponent = wrap_int32(exponent + len(written) - len(digits))  # int32 sums, as Go's
+    remainder = abs(exponent) % 3 * (1 if exponent >= 0 else -1)  # Go's %: truncated
+    drop = {1: 1, -2: 1, 2: 2, -1: 2}.get(remainder, 0)  # down to a multiple of three
+    digits, exponent = digits + "0" * drop, wrap_int32(exponent - drop)
     if fmt == DECIMAL_EXPONENT:
-        return f"{amount}e{exponent}" if exponent else str(amount)
-    if exponent > 18:  # beyond E: more digits rather than a suffix SI does not have
-        amount, exponent = amount * 10 ** (exponent - 18), 18
-    return f"{amount}{_DECIMAL_BY_EXP[exponent]}"
+        return f"{sign}{digits}e{exponent}" if exponent else f"{sign}{digits}"
+    if exponent > 18:  # beyond E: more digits (as many as the text had) rather than a suffix SI lacks
+        digits, exponent = digits + "0" * (exponent - 18), 18
+    return f"{sign}{digits}{_DECIMAL_BY_EXP[exponent]}"
 
 
 def normalize(raw: object) -> str:

@@ -31,7 +31,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator
-from fractions import Fraction
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 from progdel.kube import quantity
@@ -757,7 +757,7 @@ def validate_resources(res: Any, path: str) -> list[FieldError]:
     return errors
 
 
-def _amount(text: Any) -> Fraction | None:
+def _amount(text: Any) -> Decimal | None:
     try:
         return quantity.parse(str(text))[0]
     except quantity.QuantityError:

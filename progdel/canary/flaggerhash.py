@@ -244,6 +244,7 @@ _SPECIAL: dict[str, Any] = {
 # ---- resource.Quantity ------------------------------------------------------------------------
 
 _INT64_MAX = 2**63 - 1
+_MAX_DIGITS = 10_000  # a longer quantity mantissa is refused rather than expanded
 
 
 def _quantity_value(i_value: int = 0, i_scale: int = 0, dec: Any = None, s: str = "", fmt: str = "") -> Any:
@@ -282,7 +283,7 @@ def _quantity(value: Any, where: str) -> Any:
     else:
         precision = -1
     if precision >= 0:
-        scale -= len(denom)
+        scale = quantity.wrap_int32(scale - len(denom))
         if scale >= -9:
             shifted = num + denom
             parsed = int(shifted)
@@ -306,17 +307,24 @@ def _slow_quantity(number: str, base: int, exponent: int, fmt: str, where: str, 
     if m is None or not (m.group(2) or m.group(3)):
         raise Unsupported(f"{where}: quantity {text!r} does not parse")
     fraction = m.group(3) or ""
-    unscaled = int((m.group(2) or "") + fraction) * (-1 if m.group(1) == "-" else 1)
+    digits = (m.group(2) or "") + fraction
+    if len(digits) > _MAX_DIGITS:
+        raise Unsupported(f"{where}: quantity {text!r} is too large to hash")
+    unscaled = int(digits) * (-1 if m.group(1) == "-" else 1)
     dec_scale = len(fraction)
-    if base == 10:
-        dec_scale -= exponent
+    if base == 10:  # int32 arithmetic, as inf.Dec's scale
+        dec_scale = quantity.wrap_int32(dec_scale + quantity.wrap_int32(-exponent))
     else:
         unscaled <<= exponent
     negative = unscaled < 0
     unscaled = abs(unscaled)
     if unscaled != 0:  # rounded up to whole nanos
+        if 9 - dec_scale > _MAX_DIGITS:  # Go would hold (and spew print) a number this long
+            raise Unsupported(f"{where}: quantity {text!r} is too large to hash")
         if dec_scale <= 9:
             unscaled *= 10 ** (9 - dec_scale)
+        elif dec_scale - 9 > unscaled.bit_length():  # 10**k > 2**k > unscaled
+            unscaled = 1  # under one nano: rounded up to it
         else:
             unscaled = -(-unscaled // 10 ** (dec_scale - 9))
         dec_scale = 9

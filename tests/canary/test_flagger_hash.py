@@ -12,6 +12,8 @@ fields all over the layout.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,38 @@ def test_a_set_creation_timestamp_is_not_imitated() -> None:
     revision = revision_of(template, {})
     assert revision.spec == revision.legacy == legacy_revision_hash(template, {})
     assert not looks_like_flagger_hash(revision.spec)
+
+
+_HUGE_PROBE = """
+import json, sys
+from progdel.canary.flaggerhash import Unsupported, pod_template_hash
+out = {}
+for cpu in json.loads(sys.argv[1]):
+    container = {"name": "app", "image": "nginx", "resources": {"requests": {"cpu": cpu}}}
+    try:
+        out[cpu] = pod_template_hash({"spec": {"containers": [container]}})
+    except Unsupported:
+        out[cpu] = None
+print(json.dumps(out))
+"""
+
+
+def test_a_quantity_too_large_to_expand_is_not_hashed_and_never_expanded() -> None:
+    """Go would hold ``1234567890123456789e99999999`` as a big.Int of 10^8 digits: progdel falls
+    back to its own hash instead of expanding it. Values the int64 fast path holds (``1e99999999``,
+    one digit and a scale) and those under a nano are hashed. In a child process with a deadline,
+    so that a regression fails here rather than hanging the suite."""
+    cpus = ["1234567890123456789e99999999", "1e99999999", "1234567890123456789e-99999999", "1.5e-2147483648"]
+    done = subprocess.run(
+        [sys.executable, "-c", _HUGE_PROBE, json.dumps(cpus)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert out[cpus[0]] is None
+    assert all(looks_like_flagger_hash(out[cpu]) for cpu in cpus[1:])
 
 
 def test_tracked_configs_are_flaggers() -> None:

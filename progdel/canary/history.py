@@ -13,8 +13,9 @@ stays small. Labels select a canary's runs without reading them::
 
 ``data["run.json"]`` is the summary (id, revision, times, outcome), readable as it is;
 ``binaryData["ticks.json.gz"]`` the whole record (``RunRecord.to_dict``), gzip-compressed:
-every tick (time, phase, weights, failed checks, each metric's value, threshold and verdict,
-the split the mesh served), every event, and the outcome.
+every tick (time, phase, weights, failed checks, each metric's value, threshold and verdict
+and, for a metric judged against the primary, the judge's verdict, p-value and effect; the split
+the mesh served), every event, and the outcome.
 
 A record is bounded: at most ``MAX_TICKS`` ticks (past that, the oldest ticks where nothing
 changed are thinned out, and the count is kept), ``MAX_EVENTS`` events, and ``KEEP_RUNS`` runs
@@ -39,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from progdel.canary import engine
-from progdel.config.canary import Canary
+from progdel.config.canary import Canary, CanaryMetric
 from progdel.errors import InvalidInput, ProgdelError
 from progdel.kube.client import Kube
 from progdel.kube.errors import NotFound
@@ -340,6 +341,21 @@ def report_command(namespace: str, name: str, run_id: str, context: str | None =
 # -- writing ----------------------------------------------------------------------------------
 
 
+def _judge_of(canary: Canary, metric: CanaryMetric) -> dict[str, Any] | None:
+    """How the statistical judge compares ``metric`` with the primary (None: it does not)."""
+    judge = canary.settings.judges.get(metric.name)
+    if judge is None:
+        return None
+    from progdel.canary.judge import direction_of
+
+    return {
+        "direction": str(judge.direction or direction_of(metric)),
+        "tolerance": judge.tolerance,
+        "significance": judge.significance,
+        "minSamples": judge.min_samples,
+    }
+
+
 def analysis_of(canary: Canary) -> dict[str, Any]:
     a = canary.analysis
     return {
@@ -354,6 +370,7 @@ def analysis_of(canary: Canary) -> dict[str, Any]:
                 "name": m.name,
                 "min": m.threshold_range.min if m.threshold_range else None,
                 "max": m.threshold_range.max if m.threshold_range else None,
+                **({"judge": judge} if (judge := _judge_of(canary, m)) else {}),
             }
             for m in a.metrics
         ],
@@ -369,6 +386,13 @@ def _compact_tick(tick: Mapping[str, Any]) -> dict[str, Any]:
         entry = {k: m.get(k) for k in ("name", "value", "min", "max", "verdict") if m.get(k) is not None}
         if m.get("message"):
             entry["message"] = str(m["message"])[:MAX_MESSAGE]
+        compared = m.get("comparison")
+        if compared:  # the judge's numbers (its message repeats them, and the metric's says why)
+            entry["comparison"] = {
+                k: compared[k]
+                for k in ("verdict", "pValue", "effect", "samples", "direction")
+                if k in compared
+            }
         metrics.append(entry)
     if metrics:
         out["metrics"] = metrics

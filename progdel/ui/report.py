@@ -2,10 +2,13 @@
 
 - HTML: one self-contained file (Plotly and its JavaScript embedded, nothing fetched), with
   charts of the canary weight over time, each metric against its threshold with the failed
-  checks marked, the split the mesh served against the weight set, the events, and a header
-  with the outcome, the revision and the duration. Plotly is imported only here.
+  checks marked, for a metric judged against the primary the effect (the change of the canary's
+  mean from the primary's) against the judge's tolerance with the failed comparisons marked and
+  each tick's verdict and p-value, the split the mesh served against the weight set, the events,
+  and a header with the outcome, the revision and the duration. Plotly is imported only here.
 - Markdown: for a pull request or an issue: the same header, Mermaid ``xychart-beta`` charts
-  (which GitHub and GitLab render), a table of the ticks and the events.
+  (which GitHub and GitLab render), a table of the ticks (with the judge's verdict, effect and
+  p-value) and the events.
 - JSON: the record itself (``RunRecord.to_dict``).
 
 Input is a ``RunRecord`` (``progdel.canary.history``); nothing here reads the cluster.
@@ -114,6 +117,72 @@ def _threshold(record: RunRecord, name: str) -> tuple[Any, Any]:
         if m.get("name") == name:
             return m.get("min"), m.get("max")
     return None, None
+
+
+def judge_of(record: RunRecord, name: str) -> dict[str, Any]:
+    """How the statistical judge compared ``name`` with the primary in this run ({}: it did not)."""
+    for m in record.analysis.get("metrics") or []:
+        if m.get("name") == name and isinstance(m.get("judge"), dict):
+            return dict(m["judge"])
+    return {}
+
+
+def comparison_series(record: RunRecord, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(tick, comparison) for each tick where the judge compared ``name`` with the primary."""
+    return [
+        (t, m["comparison"])
+        for t in record.ticks
+        for m in t.get("metrics") or []
+        if m.get("name") == name and isinstance(m.get("comparison"), dict)
+    ]
+
+
+def compared_names(record: RunRecord) -> list[str]:
+    """The metrics the judge compared with the primary in this run."""
+    return [n for n in metric_names(record) if judge_of(record, n) or comparison_series(record, n)]
+
+
+def comparison_cell(comparison: dict[str, Any]) -> str:
+    """``fail -3.2% p=1.2e-05``: a comparison's verdict, effect and p-value."""
+    from progdel.metrics.comparison import Comparison
+
+    return Comparison.from_dict(comparison).summary
+
+
+def _tolerance_bounds(record: RunRecord, name: str) -> tuple[float | None, float | None]:
+    """The effects (in %) past which the judge fails a significant shift: (below, above)."""
+    judge = judge_of(record, name)
+    tolerance = judge.get("tolerance")
+    if not isinstance(tolerance, int | float):
+        return None, None
+    directions = {judge.get("direction")} | {c.get("direction") for _, c in comparison_series(record, name)}
+    direction = next((d for d in directions if d in ("increase", "decrease", "either")), "either")
+    pct = float(tolerance) * 100
+    return (
+        -pct if direction in ("decrease", "either") else None,
+        pct if direction in ("increase", "either") else None,
+    )
+
+
+def _judge_note(record: RunRecord, name: str) -> str:
+    judge = judge_of(record, name)
+    failed = [_since(record, t) for t, c in comparison_series(record, name) if c.get("verdict") == "fail"]
+    parts = []
+    if judge:
+        tol = judge.get("tolerance")
+        tolerance = f"{float(tol) * 100:g}%" if isinstance(tol, int | float) else "-"
+        shift = {"increase": "an increase", "decrease": "a decrease"}.get(
+            str(judge.get("direction")), "a shift either way"
+        )
+        significance = _num_plain(judge.get("significance"))
+        parts.append(
+            f"Compared with the primary (Mann-Whitney U at significance {significance}: "
+            f"{shift} beyond {tolerance} fails)"
+        )
+    else:
+        parts.append("Compared with the primary")
+    parts.append(f"failed comparisons at {', '.join(failed)}." if failed else "no failed comparison.")
+    return "; ".join(parts)
 
 
 def failed_checks(record: RunRecord) -> int:
@@ -280,6 +349,7 @@ def render_markdown(record: RunRecord) -> str:
                     None,
                 ),
             ]
+            out += _md_comparison(record, name)
         out += ["", "### Ticks", ""]
         out += _tick_table(record)
     out += ["", "### Events", ""]
@@ -302,6 +372,36 @@ def render_markdown(record: RunRecord) -> str:
     return "\n".join(out)
 
 
+def _md_comparison(record: RunRecord, name: str) -> list[str]:
+    """The judge's comparison of ``name`` with the primary: a note and the effect against the
+    tolerance (nothing for a metric the judge does not compare)."""
+    if name not in compared_names(record):
+        return []
+    out = ["", _judge_note(record, name)]
+    effects = [
+        (t, float(c["effect"]) * 100)
+        for t, c in comparison_series(record, name)
+        if isinstance(c.get("effect"), int | float)
+    ]
+    if not effects:
+        return out
+    sampled = _sample(effects, MERMAID_POINTS)
+    lines = [[round(e, 2) for _, e in sampled]]
+    lines += [[b] * len(sampled) for b in _tolerance_bounds(record, name) if b is not None]
+    legend = " (blue: the effect, red: the tolerance)" if len(lines) > 1 else ""
+    out += [
+        "",
+        _mermaid(
+            f"{name} against the primary, change of the mean %{legend}",
+            [_since(record, t) for t, _ in sampled],
+            "effect %",
+            lines,
+            None,
+        ),
+    ]
+    return out
+
+
 def _sampled_note(ticks: list[Any], sampled: list[Any]) -> str:
     return f", {len(sampled)} of {len(ticks)} ticks" if len(sampled) < len(ticks) else ""
 
@@ -317,8 +417,10 @@ def _served_chart(record: RunRecord, served: list[dict[str, Any]]) -> str:
 
 def _tick_table(record: RunRecord) -> list[str]:
     names = metric_names(record)
+    compared = compared_names(record)
     threshold = record.analysis.get("threshold")
     head = ["time", "phase", "weight", "served", "failed checks", *names]
+    head += [f"{name} vs primary" for name in compared]
     rows = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + " --- |" * len(head)]
     ticks = record.ticks
     shown = ticks
@@ -344,6 +446,9 @@ def _tick_table(record: RunRecord) -> list[str]:
             mark = _MARK.get(verdict, verdict)
             value = _num(m.get("value")) if m.get("value") is not None else ""
             cells.append(f"{value} {mark}".strip() or "-")
+        for name in compared:
+            c = (by_name.get(name) or {}).get("comparison")
+            cells.append(comparison_cell(c) if c else "-")
         rows.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     if len(shown) < len(ticks):
         rows += ["", f"{len(ticks) - len(shown)} ticks where nothing changed are not shown."]
@@ -358,7 +463,8 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 table { border-collapse: collapse; } td, th { padding: .25rem .75rem; border-bottom: 1px solid #d0d7de;
   text-align: left; vertical-align: top; }
 .outcome-promoted { color: #1a7f37; } .outcome-rolled-back, .outcome-aborted { color: #cf222e; }
-.Warning { color: #cf222e; } .meta th { font-weight: 600; }
+.Warning, .verdict-fail { color: #cf222e; } .verdict-marginal { color: #9a6700; }
+.meta th { font-weight: 600; }
 """
 
 
@@ -366,7 +472,7 @@ def render_html(record: RunRecord) -> str:
     """One self-contained HTML document (Plotly's JavaScript embedded once, nothing fetched)."""
     import plotly.graph_objects as go
 
-    figures: list[tuple[str, str, Any]] = []  # (id, heading, figure)
+    figures: list[tuple[str, str, Any, str]] = []  # (id, heading, figure, HTML below it)
     times = [t.get("time") for t in record.ticks]
     weight = go.Figure()
     weight.add_trace(
@@ -397,7 +503,7 @@ def render_html(record: RunRecord) -> str:
             )
         )
     weight.update_yaxes(title_text="canary weight %", range=[0, 105])
-    figures.append(("chart-weight", "Canary weight over time", weight))
+    figures.append(("chart-weight", "Canary weight over time", weight, ""))
 
     served = [t for t in record.ticks if t.get("served")]
     if served:
@@ -420,7 +526,7 @@ def render_html(record: RunRecord) -> str:
             )
         )
         split.update_yaxes(title_text="canary %", range=[0, 105])
-        figures.append(("chart-served", "Served split against the weight set", split))
+        figures.append(("chart-served", "Served split against the weight set", split, ""))
 
     for i, name in enumerate(metric_names(record)):
         series = metric_series(record, name)
@@ -462,10 +568,12 @@ def render_html(record: RunRecord) -> str:
                     annotation_position="top left",
                 )
         fig.update_yaxes(title_text=name)
-        figures.append((f"chart-metric-{i}", f"{name} (threshold {_bounds(lo, hi)})", fig))
+        figures.append((f"chart-metric-{i}", f"{name} (threshold {_bounds(lo, hi)})", fig, ""))
+        if name in compared_names(record):
+            figures.append(_comparison_figure(record, name, i))
 
     parts: list[str] = []
-    for n, (div_id, heading, fig) in enumerate(figures):
+    for n, (div_id, heading, fig, below) in enumerate(figures):
         fig.update_layout(
             height=320,
             margin={"l": 60, "r": 20, "t": 20, "b": 40},
@@ -478,7 +586,7 @@ def render_html(record: RunRecord) -> str:
             div_id=div_id,
             config={"displaylogo": False, "responsive": True},
         )
-        parts.append(f"<h2>{html.escape(heading)}</h2>\n{chart}")
+        parts.append(f"<h2>{html.escape(heading)}</h2>\n{chart}{below}")
 
     title = f"Canary run {record.namespace}/{record.canary} {record.id}: {record.outcome}"
     meta = "\n".join(
@@ -504,6 +612,97 @@ def render_html(record: RunRecord) -> str:
         + f'<script type="application/json" id="progdel-run">{_json_for_script(record)}</script>\n'
         + "</body>\n</html>\n"
     )
+
+
+_VERDICT_COLOUR = {"pass": "#1a7f37", "marginal": "#bf8700", "fail": "#cf222e", "no-data": "#8c959f"}
+
+
+def _comparison_figure(record: RunRecord, name: str, i: int) -> tuple[str, str, Any, str]:
+    """The judge's comparison of ``name`` with the primary: the effect (the change of the
+    canary's mean from the primary's, in %) at each tick against the tolerance, the failed
+    comparisons marked; below it, each tick's verdict, effect, p-value and samples."""
+    import plotly.graph_objects as go
+
+    series = comparison_series(record, name)
+
+    def effect(c: dict[str, Any]) -> float | None:
+        e = c.get("effect")
+        return round(float(e) * 100, 2) if isinstance(e, int | float) else None
+
+    def hover(c: dict[str, Any]) -> str:
+        return html.escape(comparison_cell(c))
+
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[t.get("time") for t, _ in series],
+            y=[effect(c) for _, c in series],
+            mode="lines+markers",
+            name="canary against primary (change of the mean %)",
+            marker={"color": [_VERDICT_COLOUR.get(str(c.get("verdict")), "#0969da") for _, c in series]},
+            line={"color": "#0969da"},
+            text=[hover(c) for _, c in series],
+            hovertemplate="%{x}<br>%{text}<extra></extra>",
+        )
+    )
+    below, above = _tolerance_bounds(record, name)
+    failed = [(t, c) for t, c in series if c.get("verdict") == "fail"]
+    if failed:
+        fig.add_trace(
+            go.Scatter(
+                x=[t.get("time") for t, _ in failed],
+                y=[_value_or(effect(c), below, above) for _, c in failed],
+                mode="markers",
+                marker={"symbol": "x", "size": 12, "color": "#cf222e"},
+                name="failed comparison",
+                text=[hover(c) for _, c in failed],
+                hovertemplate="%{x}<br>%{text}<extra></extra>",
+            )
+        )
+    for bound in (below, above):
+        if bound is not None:
+            fig.add_hline(
+                y=bound,
+                line_dash="dash",
+                line_color="#cf222e",
+                annotation_text=f"tolerance {bound:+g}%",
+                annotation_position="top left",
+            )
+    fig.add_hline(y=0, line_color="#8c959f", line_width=1)
+    fig.update_yaxes(title_text="effect %", ticksuffix="%")
+    rows = "\n".join(
+        f'<tr class="verdict-{html.escape(str(c.get("verdict")))}"><td>{html.escape(_since(record, t))}</td>'
+        f"<td>{html.escape(str(c.get('verdict') or ''))}</td>"
+        f"<td>{html.escape(_effect_text(c))}</td><td>{html.escape(_p_text(c))}</td>"
+        f"<td>{html.escape(_samples_text(c))}</td></tr>"
+        for t, c in series
+    )
+    table = (
+        f'\n<p>{html.escape(_judge_note(record, name))}</p>\n<table class="comparison">'
+        "<tr><th>since start</th><th>verdict</th><th>effect</th><th>p-value</th>"
+        f"<th>samples (canary/primary)</th></tr>\n{rows}\n</table>"
+    )
+    return f"chart-compare-{i}", f"{name} against the primary", fig, table
+
+
+def _effect_text(c: dict[str, Any]) -> str:
+    from progdel.metrics.comparison import format_effect
+
+    e = c.get("effect")
+    return format_effect(float(e)) if isinstance(e, int | float) else "-"
+
+
+def _p_text(c: dict[str, Any]) -> str:
+    from progdel.metrics.comparison import format_p
+
+    p = c.get("pValue")
+    return format_p(float(p)) if isinstance(p, int | float) else "-"
+
+
+def _samples_text(c: dict[str, Any]) -> str:
+    raw = c.get("samples")
+    samples: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return f"{samples.get('canary', '-')}/{samples.get('primary', '-')}"
 
 
 def _value_or(value: Any, lo: Any, hi: Any) -> Any:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from progdel.canary.engine import CanaryStatus, Phase
+from progdel.canary.history import load_run
 from progdel.canary.judge import MetricResult
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
@@ -22,6 +23,7 @@ from progdel.kube.events import list_events
 from progdel.kube.resources import CANARIES
 from progdel.metrics.comparison import Samples
 from progdel.ui.canary_view import plain_line, render_tick
+from progdel.ui.report import render_markdown
 from tests.canary.test_engine import Sim, all_messages, make_canary
 from tests.canary.test_preflight import check
 from tests.canary.test_runner_integration import T0, new_revision, run, setup_canary
@@ -201,6 +203,16 @@ def test_a_canary_twenty_percent_slower_fails_within_two_intervals_its_threshold
     assert "    vs primary: fail +" in shown.stdout
     line = plain_line(next(r for r in records if r["kind"] == "tick" and judged_ticks([r])))
     assert line is not None and "request-duration=" in line and "[vs-primary fail +" in line
+    # the run's history keeps each comparison, and its report shows them
+    record = load_run(kube, "podinfo", namespace)
+    [judge] = [m["judge"] for m in record.analysis["metrics"] if m["name"] == "request-duration"]
+    assert judge == {"direction": "increase", "tolerance": 0.1, "significance": 0.05, "minSamples": 8}
+    kept = [m["comparison"] for t in record.ticks for m in t.get("metrics", []) if m.get("comparison")]
+    assert [c["verdict"] for c in kept] == ["fail"] * len(judged)
+    assert [c["pValue"] for c in kept] == [m["comparison"]["pValue"] for m in judged]
+    markdown = render_markdown(record)
+    assert "| request-duration vs primary |" in markdown
+    assert markdown.count("| fail +") == len(judged) and "an increase beyond 10% fails" in markdown
 
 
 def test_the_same_slow_canary_is_promoted_on_its_threshold_alone(

@@ -70,6 +70,9 @@ def _expected_points(record: RunRecord) -> dict[str, list[int]]:
         "chart-served": [0, sum(1 for t in record.ticks if t.get("served"))],  # the weight is a line
         "chart-metric-0": [len(rate), sum(1 for m in rate if m["verdict"] == "fail")],
         "chart-metric-1": [len(duration)],
+        # the effect against the primary at each tick, then the failed comparisons marked
+        "chart-compare-0": [len(rate), sum(1 for m in rate if m["comparison"]["verdict"] == "fail")],
+        "chart-compare-1": [len(duration)],
     }
 
 
@@ -83,12 +86,14 @@ def test_html_report_opens_offline_without_errors_and_draws_every_point(tmp_path
         title = page.evaluate("document.querySelector('h1').textContent")
         header = page.evaluate("document.querySelector('table.meta').innerText")
         events = page.evaluate("document.querySelectorAll('tr.Warning').length")
+        compared = page.evaluate("document.querySelectorAll('table.comparison tr.verdict-fail').length")
         assert page.errors == [], page.errors
         assert page.requests == [], f"the report fetched {page.requests}: it must open offline"
     assert drawn == _expected_points(record)
     assert title == "Canary run test/podinfo 20240506-100000-a1b2: rolled back"
     assert "6d5f8c7b9a" in header and "6m" in header and "rolled back (exit 3)" in header
     assert events == 4
+    assert compared == 2, "each failed comparison with the primary has its row"
 
 
 @pytest.fixture

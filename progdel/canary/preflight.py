@@ -12,7 +12,8 @@
   objects are the ones ``Workloads``, the router and ``store`` would write, and a write that
   reached the cluster would be a bug (``PlannedKube`` refuses any request but GET).
 - **May the user run the loop?** ``needed_access`` lists every right ``init`` and ``watch`` use
-  for this canary; SelfSubjectAccessReviews (``denied``) tell which of them RBAC does not grant.
+  for this canary, ``history_access`` those its run history uses; SelfSubjectAccessReviews
+  (``denied``) tell which of them RBAC does not grant.
 
 Exit codes of a check (the worst wins): 2 a spec error or a query Prometheus rejects (or init
 would fail on the cluster's objects, e.g. a missing target, or RBAC denies a right the loop
@@ -740,6 +741,14 @@ def needed_access(
     return list(dict.fromkeys(wanted))
 
 
+def history_access(canary: Canary) -> list[Access]:
+    """The rights the run history (``progdel.canary.history``) uses in the canary's namespace, on
+    the ConfigMap kept per run: list (a canary's runs, by label), get and update (each tick
+    rewrites the open run's record), create (a new run), delete (the oldest finished runs past
+    the kept number). Without them a run still goes on, with one Warning and no history."""
+    return [Access(v, CONFIGMAPS, canary.namespace) for v in ("list", "get", "create", "update", "delete")]
+
+
 def _cluster_inputs(kube: Kube, canary: Canary) -> tuple[Mapping[str, Any] | None, list[str], list[str]]:
     """What of the cluster ``needed_access`` depends on: the target's pod template, the
     namespaces of the Secrets the canary's AlertProviders name, and those of the cluster's
@@ -795,9 +804,9 @@ def proxy_access(canary: Canary, prometheus_url: str | None) -> list[Access]:
 def check_access(
     kube: Kube, canary: Canary, templates: Iterable[MetricTemplate] = (), prometheus_url: str | None = None
 ) -> tuple[list[MissingRights] | None, str]:
-    """The rights of ``needed_access`` RBAC does not grant, grouped, and a note; None when the
-    cluster cannot answer SelfSubjectAccessReviews (or stopped answering). With a
-    ``prometheus_url`` reached through the API server's service proxy, that right too."""
+    """The rights of ``needed_access`` and ``history_access`` RBAC does not grant, grouped, and a
+    note; None when the cluster cannot answer SelfSubjectAccessReviews (or stopped answering).
+    With a ``prometheus_url`` reached through the API server's service proxy, that right too."""
     pod_template, secret_namespaces, metric_namespaces = _cluster_inputs(kube, canary)
     wanted = needed_access(
         canary,
@@ -807,6 +816,8 @@ def check_access(
         metric_secret_namespaces=metric_namespaces,
     )
     wanted += proxy_access(canary, prometheus_url)
+    wanted += history_access(canary)
+    wanted = list(dict.fromkeys(wanted))
     try:
         missing = denied(kube, wanted)
     except ProgdelError as err:
@@ -1004,6 +1015,7 @@ __all__ = [
     "check_metrics",
     "ensure_init_accepted",
     "group_rights",
+    "history_access",
     "needed_access",
     "parse_at",
     "plan_init",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from progdel.canary.preflight import check_access, needed_access
+from progdel.canary.preflight import check_access, history_access, needed_access
 from progdel.config.canary import Canary, parse_canary, parse_metric_template
 from progdel.kube.client import Kube, connect
 from progdel.kube.errors import NotFound
@@ -417,6 +417,7 @@ def test_rbac_rights_the_loop_lacks_are_listed_and_exit_2(
     assert missing["canaries.flagger.app"] == ["create", "update", "patch"]
     assert missing["deployments.apps"] == ["create", "update", "patch"]
     assert missing["leases.coordination.k8s.io"] == ["create", "update"]
+    assert missing["configmaps"] == ["create", "update", "delete"], "the run history's"
     assert set(missing) >= {"virtualservices.networking.istio.io", "destinationrules.networking.istio.io"}
     assert not any("get" in verbs for verbs in missing.values()), "what the user may do is not listed"
     assert all(m["namespace"] == namespace for m in data["rbac"]["missing"])
@@ -506,6 +507,14 @@ def test_needed_access_for_istio_and_gatewayapi() -> None:
     v1beta1 = needed_access(_canary(provider="gatewayapi:v1beta1"))
     assert [a.resource for a in v1beta1 if a.resource.plural == "httproutes"] == [HTTPROUTES_V1BETA1] * 3
     assert not any(a.resource.plural == "virtualservices" for a in v1beta1)
+
+
+def test_the_run_history_rights_are_checked_beside_the_loop_s() -> None:
+    """What ``RunRecorder`` does with a run's ConfigMap: list a canary's runs, get and update the
+    open record, create a new one, delete the oldest."""
+    assert [(a.verb, a.resource.qualified, a.namespace) for a in history_access(_canary())] == [
+        (v, "configmaps", "ns") for v in ("list", "get", "create", "update", "delete")
+    ]
 
 
 def test_needed_access_follows_the_spec_and_the_target() -> None:

@@ -278,13 +278,24 @@ def history_(
     unread: list[Unread] = []
     found = list_records(connect_clusters(opts), project, app_name, env, unread=unread)
     records = [r.to_dict() for r in found]
-    cols = ["startedAt", "app", "environment", "from", "to", "result", "canary", "by", "pullRequest"]
+    cols = [
+        "startedAt",
+        "app",
+        "environment",
+        "from",
+        "to",
+        "result",
+        "canary",
+        "canaryRun",
+        "by",
+        "pullRequest",
+    ]
 
     def human(rows: list[dict[str, Any]]) -> Any:
         if not rows:
             return "No promotions recorded."
         return table(
-            ["time", "app", "env", "from", "to", "result", "canary", "by", "pull request"],
+            ["time", "app", "env", "from", "to", "result", "canary", "canary run", "by", "pull request"],
             [[r["startedAt"][:19].replace("T", " "), *(r[c] or "" for c in cols[1:])] for r in rows],
         )
 

@@ -17,9 +17,11 @@ Labels select records without reading them::
 ``environment``, ``namespace``, ``kind`` (direct/gitops), ``from``, ``to``,
 ``by`` (user@host), ``startedAt``, ``finishedAt``, ``result`` (pending /
 succeeded / verified / failed-verification / failed / rolled-back), ``canary``
-(the canary's outcome, if one ran), ``gate`` (how the order gate was passed:
-``checked``, ``verified``, ``first``, ``previous-step``, or ``forced: why``),
-``pullRequest``, ``commit``, ``message``, ``exitCode``.
+(the canary's outcome, if one ran), ``canaryName`` and ``canaryRun`` (the canary and the id
+of the run progdel drove, whose history ``progdel canary report NAME --run ID`` shows),
+``gate`` (how the order gate was passed: ``checked``, ``verified``, ``first``,
+``previous-step``, or ``forced: why``), ``pullRequest``, ``commit``, ``message``,
+``exitCode``.
 
 Results: ``succeeded`` the environment runs the new version; ``verified`` it
 runs it and the version passed the environment's ``verify`` checks for the
@@ -88,6 +90,8 @@ class PromotionRecord:
     finished_at: str = ""
     result: Result = "pending"
     canary: str = ""
+    canary_name: str = ""
+    canary_run: str = ""
     gate: str = ""
     pull_request: str = ""
     commit: str = ""
@@ -103,6 +107,8 @@ class PromotionRecord:
         "finished_at": "finishedAt",
         "pull_request": "pullRequest",
         "exit_code": "exitCode",
+        "canary_name": "canaryName",
+        "canary_run": "canaryRun",
     }
 
     def to_data(self) -> dict[str, str]:

@@ -111,6 +111,9 @@ class StepOutcome:
     message: str
     exit_code: int = 0
     canary: str = ""
+    canary_name: str = ""
+    canary_run: str = ""
+    """The id of the canary run this step drove (its history: ``canary report NAME --run ID``)."""
     canary_report: str = ""
     """The command that writes the report of the canary run this step drove."""
     pull_request: str = ""
@@ -127,6 +130,8 @@ class StepOutcome:
             "message": self.message,
             "exitCode": self.exit_code,
             "canary": self.canary or None,
+            "canaryName": self.canary_name or None,
+            "canaryRun": self.canary_run or None,
             "canaryReport": self.canary_report or None,
             "pullRequest": self.pull_request or None,
             "record": self.record or None,
@@ -276,10 +281,15 @@ def _run_step(
         )
     elif env.verify is not None and outcome.result == "pending":
         outcome.message += f"; once it runs: progdel promote verify {app.name} --env {env.name}"
-    record.canary = outcome.canary
+    _keep_canary(record, outcome)
     record.pull_request = outcome.pull_request
     history.finish(kube, record, outcome.result, outcome.message, 0)  # type: ignore[arg-type]
     return outcome
+
+
+def _keep_canary(record: history.PromotionRecord, outcome: StepOutcome) -> None:
+    record.canary = outcome.canary
+    record.canary_name, record.canary_run = outcome.canary_name, outcome.canary_run
 
 
 def _finish_quietly(
@@ -299,7 +309,7 @@ def _fail(
     done: list[StepOutcome],
 ) -> NoReturn:
     outcome.result, outcome.message, outcome.exit_code = result, message, int(code)
-    record.canary = outcome.canary
+    _keep_canary(record, outcome)
     record.pull_request = outcome.pull_request
     _finish_quietly(kube, record, result, message, int(code))
     raise PromotionFailed(message, code, [*done, outcome])
@@ -464,6 +474,7 @@ def verify_running(
     )
     outcome.record = f"{env.namespace}/{record.name}"
     outcome.pull_request, outcome.canary = record.pull_request, record.canary
+    outcome.canary_name, outcome.canary_run = record.canary_name, record.canary_run
     restore_to: ImageChange | None = None
     previous = record.from_version
     container = container_of(dep, app.container)
@@ -608,6 +619,7 @@ def _canary(
         from progdel.canary.history import report_command
 
         run_id = str(result["run"])
+        outcome.canary_name, outcome.canary_run = canary.name, run_id
         outcome.canary_report = report_command(env.namespace, canary.name, run_id, env.context)
         reporter.status(f"report of the canary run: {outcome.canary_report}")
     if code is ExitCode.OK:

@@ -3,6 +3,7 @@ Prometheus loaded with known histories and replayed with a clock that starts in 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -25,6 +26,7 @@ from tests.canary.test_runner_integration import T0, ReplayClock
 from tests.promfixture import TrafficPhase, istio_openmetrics, require_prometheus, run_prometheus
 
 from .conftest import Remote
+from .test_cli_promote import progdel
 from .test_direct import IMAGE, Shop, kube_fixture, shop_fixture, write_config  # noqa: F401  (fixtures)
 
 
@@ -108,6 +110,21 @@ def test_canary_environment_promotes(shop: Shop, tmp_path: Path) -> None:
     assert {20, 40} <= weights, "traffic moved step by step"
     [record] = history.list_records(shop.kube, project, "web", "production")
     assert (record.result, record.canary, record.kind) == ("succeeded", "promoted", "direct+canary")
+    # the promotion's record names the canary run, whose report it leads to
+    assert (record.canary_name, record.canary_run) == ("web", run.id)
+    assert (outcomes[0].to_dict()["canaryName"], outcomes[0].to_dict()["canaryRun"]) == ("web", run.id)
+    config = tmp_path / "canary-env.yaml"
+    listed = progdel(shop, "-o", "json", "promote", "history", "web", config=config)
+    assert listed.returncode == 0, listed.stderr
+    [shown] = json.loads(listed.stdout)
+    assert (shown["canaryName"], shown["canaryRun"]) == ("web", run.id)
+    table = progdel(shop, "promote", "history", "web", config=config)
+    assert table.returncode == 0 and "CANARY RUN" in table.stdout and run.id in table.stdout
+    report = progdel(
+        shop, "-n", ns, "canary", "report", shown["canaryName"], "--run", shown["canaryRun"], "-o", "json"
+    )
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["outcome"] == "promoted"
     served = inventory(shop.kube, project, project.app("web")).placement("production")
     assert (served.deployment, served.version) == ("web-primary", "1.2.0")
 
@@ -129,6 +146,7 @@ def test_canary_environment_rolls_back_and_keeps_the_old_primary(shop: Shop, tmp
     assert primary_image(shop) == f"{IMAGE}:1.1.0"
     [record] = history.list_records(shop.kube, project, "web", "production")
     assert (record.result, record.canary, record.exit_code) == ("rolled-back", "rolled back", "3")
+    assert (record.canary_name, record.canary_run) == ("web", run.id), "a failed step keeps its run too"
     served = inventory(shop.kube, project, project.app("web")).placement("production")
     assert served.version == "1.1.0"
 

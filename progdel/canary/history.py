@@ -23,7 +23,9 @@ per canary (the oldest finished ones are deleted when a new run starts).
 
 One run, one record, whichever process drives it: a watcher that starts while a run is under
 way (after a crash, a ``kill -9``, a closed lid) finds the open record of the same revision and
-goes on writing it, noting the resumption as an event.
+goes on writing it, noting the resumption as an event. A watcher that stops while its run goes
+on (Ctrl-C, a timeout, the Lease lost) marks the record ``interrupted`` with why, and leaves it
+open for the next one.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ RUN_PHASES = (
     engine.Phase.FINALISING,
 )
 RUNNING = "running"
+INTERRUPTED = "interrupted"
 _SUPERSEDED = "a new revision restarted the analysis"
 
 
@@ -124,6 +127,7 @@ class RunRecord:
     dropped_events: int = 0
     name: str = ""  # the ConfigMap's name, once stored
     stored_summary: dict[str, Any] | None = None  # read without its ticks: the summary stored
+    resumable: bool = False  # interrupted while the run went on: the next driver continues it
 
     @property
     def finished(self) -> bool:
@@ -197,7 +201,8 @@ class RunRecord:
             MANAGED_BY: "progdel",
             RUN_LABEL: "true",
             CANARY_LABEL: label_value(self.canary),
-            STATE_LABEL: "finished" if self.finished else "running",
+            # an interrupted run the canary is still in stays open, for its next driver to find
+            STATE_LABEL: "running" if not self.finished or self.resumable else "finished",
         }
 
     def packed(self) -> bytes:
@@ -222,17 +227,20 @@ class RunRecord:
     @classmethod
     def from_configmap(cls, obj: dict[str, Any], *, full: bool = True) -> RunRecord:
         """The record a ConfigMap holds; with ``full=False`` only its summary (no ticks)."""
-        name = (obj.get("metadata") or {}).get("name", "")
+        meta = obj.get("metadata") or {}
+        name = meta.get("name", "")
         try:
-            if full:
-                raw = (obj.get("binaryData") or {}).get(RECORD_KEY)
-                if raw:
-                    return cls.from_dict(json.loads(gzip.decompress(base64.b64decode(raw))), name)
-            summary = json.loads((obj.get("data") or {}).get(SUMMARY_KEY) or "{}")
+            raw = (obj.get("binaryData") or {}).get(RECORD_KEY) if full else None
+            if raw:
+                record = cls.from_dict(json.loads(gzip.decompress(base64.b64decode(raw))), name)
+            else:
+                summary = json.loads((obj.get("data") or {}).get(SUMMARY_KEY) or "{}")
+                record = cls.from_dict(summary, name)
+                record.stored_summary = summary
         except (ValueError, OSError, EOFError) as err:
             raise InvalidInput(f"configmap {name}: not a readable canary run record ({err})") from None
-        record = cls.from_dict(summary, name)
-        record.stored_summary = summary
+        state = (meta.get("labels") or {}).get(STATE_LABEL)
+        record.resumable = record.outcome == INTERRUPTED and state == "running"
         return record
 
 
@@ -499,6 +507,24 @@ class RunRecorder:
         self._write(record)
         self.last, self.record = record, None
 
+    def interrupt(self, why: str, at: str) -> None:
+        """The driver stops while its run goes on (Ctrl-C, a timeout, the Lease lost, the API
+        away for longer than the Lease): the record says ``interrupted``, with why, and stays
+        open, so that the next driver of the same run finds it and continues it."""
+        record = self.record
+        if record is None or record.finished:
+            return
+        record.events.extend(self._pending)
+        self._pending.clear()
+        record.events.append({"time": at, "type": "Warning", "message": f"Run interrupted: {why}"})
+        _bound_events(record)
+        record.outcome = INTERRUPTED
+        record.message = why[:MAX_MESSAGE]
+        record.finished_at = at
+        record.resumable = True
+        self._write(record)
+        self.last, self.record = record, None
+
     def flush(self) -> None:
         if self.record is not None and self._dirty:
             self._write(self.record)
@@ -506,9 +532,10 @@ class RunRecorder:
     # -- the cluster ------------------------------------------------------------------------
 
     def _open_in_cluster(self, revision: str, now: str, before: engine.Phase) -> RunRecord | None:
-        """The run this canary has under way in the cluster (a watcher before this one drove it).
-        An open run of another revision is closed: superseded when the canary was still in a run
-        (a new revision restarted it), else interrupted (it left the run with nobody recording)."""
+        """The run this canary has under way in the cluster (a watcher before this one drove it,
+        and was killed or interrupted). An open run of another revision is closed: superseded when
+        the canary was still in a run (a new revision restarted it), else interrupted (it left the
+        run with nobody recording)."""
         try:
             items = _run_items(self.kube, self.name, self.namespace, "running")
         except ProgdelError as err:
@@ -531,6 +558,9 @@ class RunRecorder:
                 why = {"superseded": _SUPERSEDED, "interrupted": "no driver finished it"}.get(outcome, "")
                 self._close(record, outcome, why, None, now)
         if found is not None:
+            if found.outcome == INTERRUPTED:  # its driver stopped; the run goes on, so does its record
+                found.outcome, found.message, found.finished_at, found.exit_code = RUNNING, "", "", None
+                found.resumable = False
             found.drivers.append(self.identity)
             found.events.append({"time": now, "type": "Normal", "message": f"Run resumed by {self.identity}"})
         return found
@@ -561,10 +591,13 @@ class RunRecorder:
             self._warn_once(f"canary {self.namespace}/{self.name}: old runs not pruned: {err}")
 
     def _close(self, record: RunRecord, outcome: str, message: str, code: int | None, now: str) -> None:
+        if record.outcome == INTERRUPTED:  # left by its driver: why the run ended now says more
+            record.message = ""
         record.outcome = outcome
         record.message = record.message or message
         record.exit_code = code
         record.finished_at = record.finished_at or now
+        record.resumable = False
         self._write(record)
 
     def _write(self, record: RunRecord) -> None:

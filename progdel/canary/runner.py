@@ -140,6 +140,15 @@ def lease_seconds(canary: Canary) -> int:
     return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
 
 
+def interruption(err: BaseException) -> str:
+    """Why a driver stopped before its run ended, in a history record's words."""
+    if isinstance(err, KeyboardInterrupt):
+        return "the watcher was stopped (interrupt)"
+    if isinstance(err, ProgdelError):
+        return err.message
+    return f"{type(err).__name__}: {err}"
+
+
 class CanaryRunner:
     def __init__(
         self,
@@ -594,6 +603,9 @@ class CanaryRunner:
                     # before any traffic moves; a run under way judges its queries tick by tick
                     self.preflight(canary)
                 return self._loop(interval, lease)
+            except BaseException as err:  # the run goes on without this driver: history says why
+                self.history.interrupt(interruption(err), records.stamp(self.clock.now()))
+                raise
             finally:
                 with contextlib.suppress(Unreachable, KubeError):  # the API may be what ended the run
                     lease.release()

@@ -463,6 +463,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 table { border-collapse: collapse; } td, th { padding: .25rem .75rem; border-bottom: 1px solid #d0d7de;
   text-align: left; vertical-align: top; }
 .outcome-promoted { color: #1a7f37; } .outcome-rolled-back, .outcome-aborted { color: #cf222e; }
+.outcome-interrupted, .outcome-superseded { color: #9a6700; }
 .Warning, .verdict-fail { color: #cf222e; } .verdict-marginal { color: #9a6700; }
 .meta th { font-weight: 600; }
 """

@@ -20,7 +20,7 @@ import pytest
 from progdel.canary import history, store
 from progdel.canary.history import RunRecord, list_runs, load_run, thin
 from progdel.canary.runner import CanaryRunner, RunOptions
-from progdel.errors import ExitCode
+from progdel.errors import ExitCode, ProgdelError
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import CANARIES, CONFIGMAPS, DEPLOYMENTS
 from tests.canary.test_runner_integration import (
@@ -139,6 +139,83 @@ def test_kill_9_and_resume_keep_one_history(sandbox: Any, kube: Kube, namespace:
     assert any(e["message"].startswith("Run resumed by ") for e in record.events)
     assert after[-1]["run"] == record.id
     assert f"canary report podinfo --run {record.id}" in err, "watch says where the report is"
+
+
+def test_an_interrupted_watch_leaves_an_interrupted_record_that_the_next_watcher_continues(
+    sandbox: Any, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) on ``canary watch``: the run goes on in the cluster without a driver, and its
+    record says so; the next watcher of the same run takes the record up again (as after kill -9)."""
+    kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
+    store.apply_canary(kube, always_failing_canary(namespace, threshold=5), namespace)
+    with run_prometheus(None, tmp_path) as prom:
+        init = run_progdel(
+            "-n", namespace, "canary", "watch", "podinfo", "--once", "--prometheus-url", prom.url,
+            kubeconfig=sandbox.kubeconfig,
+        )  # fmt: skip
+        assert init.returncode == 0, init.stderr
+        new_revision(kube)
+        first = start_watch(sandbox, namespace, prom.url)
+        read_until(first, lambda r: r.get("kind") == "tick" and r.get("failedChecks") == 2)
+        first.send_signal(signal.SIGINT)
+        _out, first_err = first.communicate(timeout=60)
+        assert first.returncode == 130, first_err
+        [left] = list_runs(kube, "podinfo", namespace)
+        assert (left.outcome, left.message) == ("interrupted", "the watcher was stopped (interrupt)")
+        assert f"canary report podinfo --run {left.id}" in first_err, "watch still says where the report is"
+        record = load_run(kube, "podinfo", namespace)
+        assert record.events[-1]["message"] == "Run interrupted: the watcher was stopped (interrupt)"
+        assert record.ticks and record.ticks[-1]["phase"] == "Progressing", "stopped mid-run"
+        report = run_progdel(
+            "-n", namespace, "canary", "report", "podinfo", "-o", "md", kubeconfig=sandbox.kubeconfig
+        )  # fmt: skip
+        assert report.returncode == 0, report.stderr
+        assert report.stdout.startswith(f"## Canary run {namespace}/podinfo `{left.id}`: interrupted")
+        assert "| Outcome | interrupted |" in report.stdout
+        assert "| Reason | the watcher was stopped (interrupt) |" in report.stdout
+        html = run_progdel(
+            "-n", namespace, "canary", "report", "podinfo", "-o", "html", kubeconfig=sandbox.kubeconfig
+        )  # fmt: skip
+        assert '<span class="outcome-interrupted">interrupted</span>' in html.stdout
+
+        second = start_watch(sandbox, namespace, prom.url)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 3, err
+    runs = list_runs(kube, "podinfo", namespace)
+    assert [r.id for r in runs] == [left.id], "one run, one record"
+    record = load_run(kube, "podinfo", namespace)
+    assert (record.outcome, record.exit_code) == ("rolled back", 3)
+    assert record.finished_at >= record.ticks[-1]["time"], "the interruption's end was taken back"
+    messages = [e["message"] for e in record.events]
+    interrupted = messages.index("Run interrupted: the watcher was stopped (interrupt)")
+    assert messages[interrupted + 1].startswith("Run resumed by "), messages
+    assert len(record.drivers) == 2
+    counts = [t["failedChecks"] for t in record.ticks if t["phase"] != "Failed"]
+    assert all(b - a in (0, 1) for a, b in itertools.pairwise(counts)) and counts[-1] == 4, counts
+    assert json.loads(out.splitlines()[-1])["run"] == record.id
+
+
+def test_a_watch_that_times_out_mid_run_leaves_it_interrupted(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    setup_canary(kube, namespace)
+    new_revision(kube)
+    with run_prometheus(prom_history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        runner = CanaryRunner(
+            kube,
+            "podinfo",
+            namespace,
+            lambda _r: None,
+            RunOptions(prometheus_url=prom.url, timeout=25),
+            clock=ReplayClock(T0 + timedelta(seconds=300)),
+        )
+        with pytest.raises(ProgdelError) as stopped:
+            runner.run()
+    assert stopped.value.exit_code is ExitCode.TIMEOUT
+    [run_] = list_runs(kube, "podinfo", namespace)
+    assert run_.outcome == "interrupted" and run_.message == stopped.value.message
+    [obj] = kube.items(CONFIGMAPS, namespace, label_selector="progdel.dev/canary-run=true")
+    assert obj["metadata"]["labels"]["progdel.dev/run-state"] == "running", "open for the next driver"
 
 
 def tick_once(kube: Kube, namespace: str, prom_url: str, at: Any) -> ExitCode:

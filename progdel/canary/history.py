@@ -1,4 +1,5 @@
-"""Run history: a compact record of every canary run progdel drives, kept in the cluster.
+"""Run history: a compact record of every canary run progdel drives or observes (a canary
+Flagger drives, followed by ``canary watch``), kept in the cluster.
 
 Why a ConfigMap per run, in the canary's namespace: the record lives beside what it describes
 (deleting the namespace deletes it), anyone who may read the namespace reads it with plain
@@ -452,14 +453,21 @@ class RunRecorder:
 
     def tick(
         self,
-        canary: Canary,
-        before: engine.Phase,
+        canary: Canary | None,
+        before: engine.Phase | None,
         status: engine.CanaryStatus,
         revision: str,
         tick: Mapping[str, Any],
     ) -> None:
         """Record one tick of the canary; ``before`` is the phase the tick started from, and
-        ``revision`` the one the target runs (the run's own once it progresses)."""
+        ``revision`` the one the target runs (the run's own once it progresses). ``canary`` None:
+        a spec progdel cannot parse (a canary another driver runs), recorded without its analysis.
+        ``before`` None: not known (an observer's first look), so a run was under way if this
+        revision's record is open in the cluster."""
+        if before is None:
+            before = status.phase
+            if status.phase not in RUN_PHASES and self._open_run_of(status.last_applied_spec):
+                before = engine.Phase.PROGRESSING
         if before not in RUN_PHASES and status.phase not in RUN_PHASES:
             self._pending.clear()  # a tick outside any run (idle, initializing): not recorded
             return
@@ -476,7 +484,8 @@ class RunRecorder:
             self.record = self._new(canary, run_revision, now)
         record = self.record
         record.revision = run_revision
-        record.analysis = analysis_of(canary)
+        if canary is not None:
+            record.analysis = analysis_of(canary)
         record.events.extend(self._pending)
         self._pending.clear()
         _bound_events(record)
@@ -565,7 +574,24 @@ class RunRecorder:
             found.events.append({"time": now, "type": "Normal", "message": f"Run resumed by {self.identity}"})
         return found
 
-    def _new(self, canary: Canary, revision: str, now: str) -> RunRecord:
+    def _open_run_of(self, revision: str) -> bool:
+        """Whether a record of ``revision`` is open in the cluster."""
+        if not revision:
+            return False
+        try:
+            items = _run_items(self.kube, self.name, self.namespace, "running")
+        except ProgdelError:
+            return False
+        for obj in items:
+            try:
+                record = RunRecord.from_configmap(obj, full=False)
+            except InvalidInput:
+                continue
+            if _mine(record, self.name) and record.revision == revision:
+                return True
+        return False
+
+    def _new(self, canary: Canary | None, revision: str, now: str) -> RunRecord:
         compact = "".join(ch for ch in now if ch.isdigit())[:14]
         run_id = f"{compact[:8]}-{compact[8:]}-{secrets.token_hex(2)}"
         record = RunRecord(
@@ -575,7 +601,7 @@ class RunRecorder:
             revision=revision,
             started_at=now,
             drivers=[self.identity],
-            analysis=analysis_of(canary),
+            analysis=analysis_of(canary) if canary is not None else {},
         )
         record.name = f"progdel-run-{self.name[:200]}-{run_id}"
         self._prune()

@@ -21,10 +21,14 @@ The ``progdel-canary-NAME`` Lease is deliberately not part of the rule: it says 
 process drives right now, not whether progdel or Flagger drives; a Lease left behind by an old
 progdel run must not make progdel fight Flagger. ``--observe`` forces observe mode.
 
-The observer only reads: GET on the Canary and a list of its Events; the weights shown are the
-driver's ``status.canaryWeight`` (Flagger writes it with the route). It polls every ``poll_interval``
-seconds, which is enough for Flagger's ticks (10 s and more) and survives API restarts without
-watch bookkeeping.
+The observer never writes the canary, its routes or its Events: it reads (GET on the Canary and
+a list of its Events), and keeps the run's history as the runner does (``history.RunRecorder``:
+the ConfigMap per run, from the status the driver writes: phase, weight, failed checks, its
+Events and the outcome; metrics with their thresholds, as Flagger does not publish their
+values). The weights shown are the driver's ``status.canaryWeight`` (Flagger writes it with the
+route). It polls every ``poll_interval`` seconds, which is enough for Flagger's ticks (10 s and
+more) and survives API restarts without watch bookkeeping. A run the observer stops following
+stays open in its history (its driver goes on): the next observer continues the record.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from progdel.canary.clock import Clock, SystemClock
-from progdel.canary.engine import Phase, progdel_wrote_last
+from progdel.canary.engine import CanaryStatus, Phase, progdel_wrote_last
+from progdel.canary.history import RunRecorder
 from progdel.canary.records import (
     Sink,
     TickRecord,
@@ -49,6 +54,7 @@ from progdel.errors import ExitCode, ProgdelError, Unreachable
 from progdel.kube.client import Kube
 from progdel.kube.errors import ServerError
 from progdel.kube.events import list_events
+from progdel.kube.lease import default_identity
 from progdel.kube.resources import CANARIES
 
 DRIVER_ANNOTATION = "progdel.dev/driver"
@@ -103,7 +109,8 @@ def detect_driver(obj: dict[str, Any]) -> DriverDecision:
 
 
 class FlaggerObserver:
-    """Follow a canary driven by Flagger until its run ends; never writes anything."""
+    """Follow a canary driven by Flagger until its run ends, keeping its run history; never writes
+    the canary, its routes or its Events."""
 
     def __init__(
         self,
@@ -131,6 +138,15 @@ class FlaggerObserver:
         self.decision = decision
         self._seen_events: dict[str, int] = {}
         self._last_view: Any = None
+        self._phase_before: Phase | None = None
+        self.history = RunRecorder(kube, name, namespace, self._observer_identity(), self._warn)
+
+    def _observer_identity(self) -> str:
+        driver = self.decision.driver if self.decision else "another driver"
+        return f"{driver} (observed by {default_identity()})"
+
+    def _warn(self, message: str) -> None:
+        self.sink(event_record("Warning", message, self.clock.now()))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -164,6 +180,7 @@ class FlaggerObserver:
                 ev.get("lastTimestamp") or ev.get("eventTime") or self.clock.now(),
             )
             record["source"] = (ev.get("source") or {}).get("component") or ev.get("reportingComponent")
+            self.history.event(record)
             self.sink(record)
 
     def tick_record(self, obj: dict[str, Any], canary: Canary | None) -> TickRecord:
@@ -196,17 +213,25 @@ class FlaggerObserver:
 
     # -- the loop ------------------------------------------------------------------------
 
+    def _record_tick(self, obj: dict[str, Any], canary: Canary | None, record: TickRecord) -> None:
+        """Keep an observed tick in the run's history (the driver's status is the tick's state)."""
+        status = CanaryStatus.from_dict(obj.get("status"))
+        before, self._phase_before = self._phase_before, status.phase
+        self.history.tick(canary, before, status, status.last_applied_spec, dict(record))
+
     def _result(self, phase: str, code: ExitCode) -> None:
-        self.sink(
-            result_record(
-                f"{self.namespace}/{self.name}",
-                self.clock.now(),
-                phase,
-                "promoted" if code is ExitCode.OK else "rolled back",
-                code,
-                f"driven by {self.decision.driver if self.decision else 'another driver'}",
-            )
+        record = result_record(
+            f"{self.namespace}/{self.name}",
+            self.clock.now(),
+            phase,
+            "promoted" if code is ExitCode.OK else "rolled back",
+            code,
+            f"driven by {self.decision.driver if self.decision else 'another driver'}",
         )
+        self.history.finish(record["outcome"], record["message"], record["exitCode"], record["time"])
+        if self.history.last is not None:
+            record["run"] = self.history.last.id
+        self.sink(record)
 
     def run(self) -> ExitCode:
         """Observe until the run ends: 0 Succeeded, 3 Failed (see the module docstring)."""
@@ -218,6 +243,7 @@ class FlaggerObserver:
                 obj = self.kube.get(CANARIES, self.name, self.namespace)
                 if self.decision is None:
                     self.decision = detect_driver(obj)
+                    self.history.identity = self._observer_identity()
                 canary = self._canary(obj)
                 self._events(first)
                 record = self.tick_record(obj, canary)
@@ -229,6 +255,7 @@ class FlaggerObserver:
                 view = {k: v for k, v in record.items() if k != "time"}
                 if view != self._last_view:
                     self._last_view = view
+                    self._record_tick(obj, canary, record)
                     self.sink(record)
                 first = False
                 phase = Phase(record["phase"]) if record["phase"] in set(Phase) else Phase.NONE

@@ -173,7 +173,10 @@ def watch(
                 timeout=timeout,
                 decision=decision if decision.observe else None,
             )
-            code = observer.run()
+            try:
+                code = observer.run()
+            finally:
+                report_hint(observer, opts.context)
         raise typer.Exit(int(code))
     run_opts = run_options(
         opts,
@@ -449,7 +452,8 @@ def report(
 
 
 def report_hint(runner: Any, context: str | None) -> None:
-    """Say, on stderr, how to get the report of the run ``runner`` drove (if it recorded one)."""
+    """Say, on stderr, how to get the report of the run ``runner`` drove or observed (if it
+    recorded one)."""
     from progdel.canary.history import report_command
 
     record = runner.history.last or runner.history.record

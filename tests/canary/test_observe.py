@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import pytest
 
 from progdel.canary.engine import CanaryStatus, Phase, progdel_wrote_last
+from progdel.canary.history import list_runs, load_run
 from progdel.canary.observe import DRIVER_ANNOTATION, FlaggerObserver, detect_driver
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import CANARIES, EVENTS, LEASES, VIRTUALSERVICES
+from progdel.ui.report import render_markdown
 
 FLAGGER = "flagger"
 
@@ -194,6 +197,23 @@ def test_observing_a_promotion_exits_0_with_the_runners_records(
     )
     assert records[-1]["kind"] == "result" and records[-1]["outcome"] == "promoted"
     assert records[-1]["exitCode"] == 0
+    # the run Flagger drove is in the history, from what the observer saw
+    [run] = list_runs(kube, "podinfo", namespace)
+    assert (run.outcome, run.exit_code, run.revision) == ("promoted", 0, "5f8d9c")
+    assert records[-1]["run"] == run.id
+    record = load_run(kube, "podinfo", namespace)
+    assert record.drivers[0].startswith("flagger (observed by ")
+    assert [t["phase"] for t in record.ticks] == [
+        t["phase"] for t in ticks if t["phase"] != "Succeeded" or t is ticks[-1]
+    ][-len(record.ticks) :]
+    assert [t["canaryWeight"] for t in record.ticks if t["phase"] == "Progressing"][-3:] == [10, 20, 30]
+    assert record.ticks[-1]["phase"] == "Succeeded"
+    assert [m["name"] for m in record.ticks[-1]["metrics"]] == ["request-success-rate"]
+    assert record.analysis["threshold"] == 2 and record.analysis["maxWeight"] == 30
+    recorded = [e["message"] for e in record.events]
+    assert f"Advance podinfo.{ns} canary weight 20" in recorded
+    assert recorded[-1] == f"Promotion completed! Scaling down podinfo.{ns}"
+    assert render_markdown(record).startswith(f"## Canary run {ns}/podinfo `{run.id}`: promoted")
 
 
 def test_observing_a_rollback_exits_3(kube: Kube, namespace: str, api_client: Any) -> None:
@@ -212,6 +232,12 @@ def test_observing_a_rollback_exits_3(kube: Kube, namespace: str, api_client: An
     warnings = [r["message"] for r in records if r["kind"] == "event" and r["type"] == "Warning"]
     assert halt in warnings
     assert records[-1]["outcome"] == "rolled back" and records[-1]["exitCode"] == 3
+    [run] = list_runs(kube, "podinfo", namespace)
+    assert (run.outcome, run.exit_code) == ("rolled back", 3) and records[-1]["run"] == run.id
+    record = load_run(kube, "podinfo", namespace)
+    assert max(t["failedChecks"] for t in record.ticks) == 2 and record.ticks[-1]["phase"] == "Failed"
+    assert halt in [e["message"] for e in record.events if e["type"] == "Warning"]
+    assert render_markdown(record).count("| Reason | Rolling back podinfo.") == 1
 
 
 def test_the_driver_rule() -> None:
@@ -285,6 +311,52 @@ def test_the_driver_rule_on_a_live_object(kube: Kube, namespace: str, api_client
         "flagger.app", "v1beta1", namespace, "canaries", "podinfo", obj, field_manager=FLAGGER
     )
     assert detect_driver(kube.get(CANARIES, "podinfo")).driver == "flagger"
+
+
+def test_observing_with_once_builds_one_history_across_invocations(
+    kube: Kube, namespace: str, api_client: Any
+) -> None:
+    """``watch --once`` on a Flagger canary, run by a cron job say: each call adds what it saw to
+    the same run's record, and the one that sees the end closes it."""
+    kube.create(CANARIES, flagger_canary(namespace))
+    player = FlaggerPlayer(api_client, kube, namespace)
+    player.status("Succeeded")
+    FlaggerObserver(kube, "podinfo", namespace, lambda _r: None, once=True).run()
+    assert list_runs(kube, "podinfo", namespace) == [], "a settled canary is no run"
+    for phase, weight in (("Progressing", 10), ("Progressing", 20), ("Failed", 0)):
+        player.status(phase, weight)
+        FlaggerObserver(kube, "podinfo", namespace, lambda _r: None, once=True).run()
+    [run] = list_runs(kube, "podinfo", namespace)
+    record = load_run(kube, "podinfo", namespace)
+    assert run.outcome == "rolled back"
+    assert [(t["phase"], t["canaryWeight"]) for t in record.ticks] == [
+        ("Progressing", 10),
+        ("Progressing", 20),
+        ("Failed", 0),
+    ]
+    assert len(record.drivers) == 3, "each observer that took the record up is named"
+
+
+def test_watch_on_a_flagger_canary_says_where_its_report_is_and_history_lists_it(
+    sandbox: Any, kube: Kube, namespace: str, api_client: Any
+) -> None:
+    from tests.canary.test_watch_cli import run_progdel
+
+    kube.create(CANARIES, flagger_canary(namespace))
+    player = FlaggerPlayer(api_client, kube, namespace)
+    player.status("Progressing", 10)
+    watched = run_progdel(
+        "-n", namespace, "canary", "watch", "podinfo", "--once", kubeconfig=sandbox.kubeconfig
+    )
+    assert watched.returncode == ExitCode.WAITING, watched.stderr
+    [run] = list_runs(kube, "podinfo", namespace)
+    assert f"report: progdel -n {namespace} canary report podinfo --run {run.id}" in watched.stderr
+    listed = run_progdel(
+        "-n", namespace, "-o", "json", "canary", "history", "podinfo", kubeconfig=sandbox.kubeconfig
+    )
+    assert listed.returncode == 0, listed.stderr
+    [shown] = json.loads(listed.stdout)
+    assert (shown["id"], shown["outcome"], shown["maxWeight"]) == (run.id, "running", 10)
 
 
 def test_once_reports_the_current_state(kube: Kube, namespace: str, api_client: Any) -> None:

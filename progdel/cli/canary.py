@@ -144,7 +144,8 @@ def watch(
     """Wait for a new revision of the target, then run the analysis loop to promotion or rollback.
 
     A canary that Flagger drives (annotation progdel.dev/driver: flagger, or a status written by
-    another field manager) is only observed: the same view, read only, the same exit codes.
+    another field manager) is only observed: the same view, the same exit codes, nothing written
+    but the run's history.
     Exit codes: 0 promoted, 3 rolled back, 4 aborted, 5 still waiting (--once), 6 unreachable,
     7 timed out. Credentials for Prometheus come from $PROGDEL_PROMETHEUS_TOKEN(_FILE) or
     $PROGDEL_PROMETHEUS_USERNAME/$PROGDEL_PROMETHEUS_PASSWORD(_FILE), never from a flag.

@@ -25,8 +25,8 @@ per canary (the oldest finished ones are deleted when a new run starts).
 One run, one record, whichever process drives it: a watcher that starts while a run is under
 way (after a crash, a ``kill -9``, a closed lid) finds the open record of the same revision and
 goes on writing it, noting the resumption as an event. A watcher that stops while its run goes
-on (Ctrl-C, a timeout, the Lease lost) marks the record ``interrupted`` with why, and leaves it
-open for the next one.
+on (Ctrl-C, a timeout, the API away past its Lease) marks the record ``interrupted`` with why,
+and leaves it open for the next one.
 """
 
 from __future__ import annotations
@@ -517,9 +517,10 @@ class RunRecorder:
         self.last, self.record = record, None
 
     def interrupt(self, why: str, at: str) -> None:
-        """The driver stops while its run goes on (Ctrl-C, a timeout, the Lease lost, the API
-        away for longer than the Lease): the record says ``interrupted``, with why, and stays
-        open, so that the next driver of the same run finds it and continues it."""
+        """The driver stops while its run goes on (Ctrl-C, a timeout, the API away for longer
+        than the Lease): the record says ``interrupted``, with why, and stays open, so that the
+        next driver of the same run finds it and continues it. (A driver whose Lease another
+        took over does not call this: the new driver writes the record.)"""
         record = self.record
         if record is None or record.finished:
             return

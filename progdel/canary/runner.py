@@ -140,8 +140,13 @@ def lease_seconds(canary: Canary) -> int:
     return max(10, math.ceil(3 * a.interval_seconds), math.ceil(2 * worst_tick))
 
 
-def interruption(err: BaseException) -> str:
-    """Why a driver stopped before its run ended, in a history record's words."""
+def interruption(err: BaseException) -> str | None:
+    """Why a driver stopped before its run ended, in a history record's words; None when another
+    driver took the Lease over (it drives the run, and writes its record, now)."""
+    from progdel.kube.lease import LeaseHeld
+
+    if isinstance(err, LeaseHeld):
+        return None
     if isinstance(err, KeyboardInterrupt):
         return "the watcher was stopped (interrupt)"
     if isinstance(err, ProgdelError):
@@ -604,7 +609,9 @@ class CanaryRunner:
                     self.preflight(canary)
                 return self._loop(interval, lease)
             except BaseException as err:  # the run goes on without this driver: history says why
-                self.history.interrupt(interruption(err), records.stamp(self.clock.now()))
+                why = interruption(err)
+                if why is not None:
+                    self.history.interrupt(why, records.stamp(self.clock.now()))
                 raise
             finally:
                 with contextlib.suppress(Unreachable, KubeError):  # the API may be what ended the run

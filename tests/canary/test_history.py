@@ -22,7 +22,7 @@ from progdel.canary.history import RunRecord, list_runs, load_run, thin
 from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.errors import ExitCode, ProgdelError
 from progdel.kube.client import Kube, connect
-from progdel.kube.resources import CANARIES, CONFIGMAPS, DEPLOYMENTS
+from progdel.kube.resources import CANARIES, CONFIGMAPS, DEPLOYMENTS, LEASES
 from tests.canary.test_runner_integration import (
     T0,
     ReplayClock,
@@ -216,6 +216,41 @@ def test_a_watch_that_times_out_mid_run_leaves_it_interrupted(
     assert run_.outcome == "interrupted" and run_.message == stopped.value.message
     [obj] = kube.items(CONFIGMAPS, namespace, label_selector="progdel.dev/canary-run=true")
     assert obj["metadata"]["labels"]["progdel.dev/run-state"] == "running", "open for the next driver"
+
+
+def test_a_watcher_whose_lease_is_taken_over_leaves_the_record_to_the_new_driver(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """The run is not interrupted: another driver has it, and goes on writing its record."""
+    from progdel.kube.lease import LeaseHeld
+
+    setup_canary(kube, namespace)
+    new_revision(kube)
+
+    def take_over(record: dict[str, Any]) -> None:
+        """Mid-run, the Lease lapses (as if this driver had been away past it) and bob takes it."""
+        if record.get("kind") != "tick" or record.get("canaryWeight") != 20:
+            return
+
+        def lapsed(obj: dict[str, Any]) -> None:
+            obj["spec"]["renewTime"] = "2000-01-01T00:00:00.000000Z"
+
+        kube.update(LEASES, "progdel-canary-podinfo", lapsed, namespace)
+        store.lease_for(kube, "podinfo", namespace, 300, identity="bob@elsewhere/1").acquire()
+
+    with run_prometheus(prom_history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        runner = CanaryRunner(
+            kube,
+            "podinfo",
+            namespace,
+            take_over,
+            RunOptions(prometheus_url=prom.url),
+            clock=ReplayClock(T0 + timedelta(seconds=300)),
+        )
+        with pytest.raises(LeaseHeld):
+            runner.run()
+    [run_] = list_runs(kube, "podinfo", namespace)
+    assert run_.outcome == "running", "still under way, now in bob's hands"
 
 
 def tick_once(kube: Kube, namespace: str, prom_url: str, at: Any) -> ExitCode:

@@ -269,9 +269,11 @@ def _run_step(
         result: history.Result = "rolled-back" if undone else "failed"
         _fail(kube, record, outcome, result, err.message, err.exit_code, done)
     except KeyboardInterrupt:
+        _keep_canary(record, outcome)
         _finish_quietly(kube, record, "failed", "interrupted", 130)
         raise
     except Exception as err:
+        _keep_canary(record, outcome)
         _finish_quietly(kube, record, "failed", f"{type(err).__name__}: {err}", int(ExitCode.INTERNAL))
         raise
     if env.verify is not None and outcome.result == "succeeded":
@@ -611,7 +613,12 @@ def _canary(
             alert_targets=targets_from_project(project.defaults.alerts),
         )
         runner = CanaryRunner(kube, canary.name, env.namespace, sink, run_opts, clock=options.canary_clock)
-        code = runner.run()
+        try:
+            code = runner.run()
+        finally:  # an interrupted or timed-out run is recorded too: the promotion's record names it
+            ran = runner.history.last or runner.history.record
+            if ran is not None:
+                outcome.canary_name, outcome.canary_run = canary.name, ran.id
     result: ResultRecord | None = next((r for r in reversed(records) if r["kind"] == "result"), None)
     outcome.canary = result["outcome"] if result else ("promoted" if code is ExitCode.OK else "")
     where = f"{env.namespace}/{canary.primary_name}"
@@ -619,7 +626,6 @@ def _canary(
         from progdel.canary.history import report_command
 
         run_id = str(result["run"])
-        outcome.canary_name, outcome.canary_run = canary.name, run_id
         outcome.canary_report = report_command(env.namespace, canary.name, run_id, env.context)
         reporter.status(f"report of the canary run: {outcome.canary_report}")
     if code is ExitCode.OK:

@@ -78,7 +78,7 @@ def promote_with_canary(s: Shop, project: Any, clock: Clock, **opts: Any) -> Any
         healthy_by_env=inv.healthy_by_env,
     )
     reporter = QuietReporter()
-    options = PromoteOptions(timeout=600, canary_clock=clock, **opts)
+    options = PromoteOptions(**{"timeout": 600, **opts}, canary_clock=clock)
     return run_plan(s.kube, project, plan, options, reporter), reporter
 
 
@@ -149,6 +149,19 @@ def test_canary_environment_rolls_back_and_keeps_the_old_primary(shop: Shop, tmp
     assert (record.canary_name, record.canary_run) == ("web", run.id), "a failed step keeps its run too"
     served = inventory(shop.kube, project, project.app("web")).placement("production")
     assert served.version == "1.1.0"
+
+
+def test_a_canary_step_that_times_out_keeps_its_interrupted_run(shop: Shop, tmp_path: Path) -> None:
+    ns = shop.namespaces["production"]
+    with run_prometheus(metrics(ns, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
+        project = canary_project(shop, tmp_path, prom.url)
+        with pytest.raises(PromotionFailed) as err:
+            promote_with_canary(shop, project, ReplayClock(T0 + timedelta(seconds=300)), timeout=25)
+    assert err.value.exit_code == ExitCode.TIMEOUT
+    [run] = list_runs(shop.kube, "web", ns)
+    assert run.outcome == "interrupted", "the run goes on in the cluster, with nobody driving it"
+    [record] = history.list_records(shop.kube, project, "web", "production")
+    assert (record.result, record.canary_name, record.canary_run) == ("failed", "web", run.id)
 
 
 def test_gitops_canary_environment_initializes_before_the_push_then_analyses(

@@ -1,11 +1,12 @@
 """How long `progdel canary replay` takes over a 24-hour window at a 1-minute interval.
 
 Backfills 24 hours of healthy Istio traffic into a local Prometheus (promtool), then replays a
-Blue/Green canary with enough iterations to analyse at every one of the 1441 ticks (two metrics
-each, queried at the tick's time), and prints the wall time, the ticks and the time per tick.
-The cost grows with the number of ticks, not with the length of the interval.
+canary with enough iterations to analyse at every one of the 1441 ticks (two metrics each,
+evaluated at the tick's time), twice: as a replay runs, each metric fetched over the window in a
+few range queries, and with one instant query per metric and tick. For each it prints the ticks,
+the wall time and the queries sent to Prometheus, and checks that both decided the same.
 
-    .venv/bin/python bench/bench_replay.py [--hours 24]
+    .venv/bin/python bench/bench_replay.py [--hours 24] [--batched-only]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.promfixture import TrafficPhase, istio_openmetrics, run_prometheus
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours", type=float, default=24)
+    parser.add_argument("--batched-only", action="store_true", help="skip the query-per-tick run")
     args = parser.parse_args()
     seconds = int(args.hours * 3600)
     text = istio_openmetrics(
@@ -41,26 +43,37 @@ def main() -> None:
         },
     )
     canary = parse_canary(canary_doc("bench", iterations=seconds // 60 + 10), "bench").model
+    end = T0 + timedelta(seconds=seconds)
+    timelines = []
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         with run_prometheus(text, Path(tmp)) as prom:
             print(f"backfill and start: {time.perf_counter() - t:.1f}s")
-            metrics = ReplayMetrics(prom.url)
-            out: list[Record] = []
-            replay = Replay(
-                canary,
-                metrics.for_canary(canary, []),
-                out.append,
-                start=T0,
-                end=T0 + timedelta(seconds=seconds),
-            )
-            t = time.perf_counter()
-            code = replay.run()
-            took = time.perf_counter() - t
-            metrics.close()
-    judged = sum(1 for r in out if r["kind"] == "tick" and any(m["verdict"] == "pass" for m in r["metrics"]))
-    print(f"window: {args.hours:g}h at 1m, ticks: {replay.ticks}, judged: {judged}, exit: {int(code)}")
-    print(f"replay: {took:.2f}s ({1000 * took / max(1, replay.ticks):.2f} ms per tick)")
+            print(f"window: {args.hours:g}h at 1m")
+            for batched in (True,) if args.batched_only else (True, False):
+                metrics = ReplayMetrics(prom.url, batched=batched)
+                port = metrics.for_canary(canary, [], T0, end)
+                before = metrics.queries_sent()
+                out: list[Record] = []
+                replay = Replay(canary, port, out.append, start=T0, end=end)
+                t = time.perf_counter()
+                code = replay.run()
+                took = time.perf_counter() - t
+                sent = metrics.queries_sent() - before
+                metrics.close()
+                judged = sum(
+                    1
+                    for r in out
+                    if r["kind"] == "tick" and any(m["verdict"] == "pass" for m in r["metrics"])
+                )
+                how = "range queries over the window" if batched else "one query per metric and tick"
+                print(
+                    f"{how}: ticks {replay.ticks}, judged {judged}, exit {int(code)}, "
+                    f"{took:.2f}s ({1000 * took / max(1, replay.ticks):.2f} ms per tick), queries sent {sent}"
+                )
+                timelines.append(out)
+    if len(timelines) == 2:
+        print("same timeline both ways:", "yes" if timelines[0] == timelines[1] else "NO")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ pass (a rollback hook to not signal a rollback, a manual gate to be approved).
 
 The run ends as ``watch`` would end it: promoted (0), rolled back (3, or 4 aborted by a hook, 6
 on infrastructure errors), or still running when the window ends (5).
+
+Every tick evaluates the same queries, so each is fetched over the whole window in a few range
+queries on its first use and each tick reads its value from them (``progdel.metrics.window``):
+the same values as a query per tick, at the cost of a few requests per metric.
+
+A replay can keep the record a run keeps (``replay_recorder``): the run history's recorder fed
+as ``watch`` feeds it, its record kept in memory rather than in a cluster, for a file or a report.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from progdel.canary import engine, records
 from progdel.canary.engine import CanaryStatus, HookResult, HookType, Observation, Phase, Weights
@@ -30,6 +38,10 @@ from progdel.errors import ExitCode, InvalidInput, Unreachable
 from progdel.metrics.prometheus import configured_prometheus_url, resolve_prometheus_url
 from progdel.metrics.servers import MetricsServers
 from progdel.metrics.templates import metric_queries
+from progdel.metrics.window import TickWindow
+
+if TYPE_CHECKING:
+    from progdel.canary.history import RunRecord, RunRecorder
 
 #: the revisions of the replayed run: the one promoted before the window, and the new one
 BEFORE, RELEASE = "replay-before", "replay-release"
@@ -71,7 +83,9 @@ class Replay:
         start: datetime,
         end: datetime,
         assume_hooks_pass: bool = False,
+        history: RunRecorder | None = None,
     ) -> None:
+        """``history``: the run recorder to feed as ``watch`` feeds it (``replay_recorder``)."""
         if end <= start:
             raise InvalidInput(f"--to {records.stamp(end)} is not after --from {records.stamp(start)}")
         interval = canary.analysis.interval_seconds
@@ -85,6 +99,13 @@ class Replay:
         self.start, self.end = start, end
         self.interval = timedelta(seconds=interval)
         self.ticks = 0
+        self.history = history
+
+    def _event(self, type_: str, message: str, at: datetime) -> None:
+        record = records.event_record(type_, message, at)
+        if self.history is not None:
+            self.history.event(record)
+        self.sink(record)
 
     def _decide(self, status: CanaryStatus, obs: Observation) -> engine.TickResult:
         c = self.canary
@@ -107,11 +128,11 @@ class Replay:
             if isinstance(action, engine.SetWeights):
                 weights = Weights(action.primary, action.canary, action.mirror)
             elif isinstance(action, engine.Event):
-                self.sink(records.event_record(action.type, action.message, at))
+                self._event(action.type, action.message, at)
             elif isinstance(action, engine.CallWebhooks):
                 label = str(action.hook_type).capitalize()
                 for r in _passing(self.canary, action.hook_type):
-                    self.sink(records.event_record("Normal", f"{label} check {r.name} passed", at))
+                    self._event("Normal", f"{label} check {r.name} passed", at)
         return weights
 
     def run(self) -> ExitCode:
@@ -119,13 +140,11 @@ class Replay:
         c = self.canary
         where = f"{c.namespace}/{c.name}"
         if self.skipped:
-            self.sink(
-                records.event_record(
-                    "Normal",
-                    f"Replay skips what it cannot replay: {', '.join(self.skipped)} "
-                    "(--assume-hooks-pass takes them to pass)",
-                    self.start,
-                )
+            self._event(
+                "Normal",
+                f"Replay skips what it cannot replay: {', '.join(self.skipped)} "
+                "(--assume-hooks-pass takes them to pass)",
+                self.start,
             )
         status = CanaryStatus(phase=Phase.SUCCEEDED, last_applied_spec=BEFORE, last_promoted_spec=BEFORE)
         weights = Weights(100, 0)
@@ -135,40 +154,40 @@ class Replay:
             result = self._decide(status, obs)
             self.ticks += 1
             weights = self._carry_out(result.actions, at, weights)
-            self.sink(
-                records.tick_record(
-                    c,
-                    result.status,
-                    at,
-                    canary_weight=weights.canary,
-                    primary_weight=weights.primary,
-                    note=result.note,
-                )
+            tick = records.tick_record(
+                c,
+                result.status,
+                at,
+                canary_weight=weights.canary,
+                primary_weight=weights.primary,
+                note=result.note,
             )
+            if self.history is not None:
+                self.history.tick(c, status.phase, result.status, RELEASE, tick)
+            self.sink(tick)
             before, status = status.phase, result.status
             if result.settled and result.exit_hint is not None and before in _RUN_PHASES:
-                self.sink(
-                    records.result_record(
-                        where,
-                        at,
-                        str(status.phase),
-                        records.outcome_of(str(status.phase), result.exit_hint),
-                        result.exit_hint,
-                        str(status.failure_reason or ""),
-                    )
+                end = records.result_record(
+                    where,
+                    at,
+                    str(status.phase),
+                    records.outcome_of(str(status.phase), result.exit_hint),
+                    result.exit_hint,
+                    str(status.failure_reason or ""),
                 )
+                if self.history is not None:
+                    self.history.finish(end["outcome"], end["message"], end["exitCode"], end["time"])
+                self.sink(end)
                 return result.exit_hint
             at += self.interval
         last = at - self.interval
+        why = f"the window ends at {records.stamp(self.end)}"
+        if self.history is not None and self.history.record is not None:
+            # as a run still under way when its driver stops: no outcome yet
+            self.history.record.message = f"still running: {why}"
+            self.history.record.exit_code = int(ExitCode.WAITING)
         self.sink(
-            records.result_record(
-                where,
-                last,
-                str(status.phase),
-                "still running",
-                ExitCode.WAITING,
-                f"the window ends at {records.stamp(self.end)}",
-            )
+            records.result_record(where, last, str(status.phase), "still running", ExitCode.WAITING, why)
         )
         return ExitCode.WAITING
 
@@ -176,18 +195,25 @@ class Replay:
 class ReplayMetrics:
     """The metrics port of replays: Prometheus servers reached directly (there is no cluster to go
     through), with progdel's own credentials for the configured server only, as for ``watch``;
-    closed with ``close``."""
+    closed with ``close``.
 
-    def __init__(self, prometheus_url: str | None = None, project_url: str | None = None) -> None:
+    ``batched``: each query is fetched over the whole window in a few range queries, and every
+    tick reads its value from them (``progdel.metrics.window``); else one query per tick."""
+
+    def __init__(
+        self, prometheus_url: str | None = None, project_url: str | None = None, *, batched: bool = True
+    ) -> None:
         self.prometheus_url, self.project_url = prometheus_url, project_url
-        self.servers = MetricsServers(
-            None, configured_prometheus_url(prometheus_url, project_default=project_url)
-        )
+        self.configured = configured_prometheus_url(prometheus_url, project_default=project_url)
+        self.batched = batched
+        self.servers = [MetricsServers(None, self.configured)]  # progdel's credentials checked now
 
-    def for_canary(self, canary: Canary, templates: Sequence[MetricTemplate]) -> CanaryMetrics:
-        """The metrics of ``canary``: every query must render with ``templates`` and need no
-        Secret (else the spec is refused, exit 2), and its metrics server must answer (else exit
-        6), before any tick."""
+    def for_canary(
+        self, canary: Canary, templates: Sequence[MetricTemplate], start: datetime, end: datetime
+    ) -> CanaryMetrics:
+        """The metrics of ``canary`` replayed from ``start`` to ``end``: every query must render
+        with ``templates`` and need no Secret (else the spec is refused, exit 2), and its metrics
+        server must answer (else exit 6), before any tick."""
         for q in metric_queries(canary, templates):
             if q.secret is not None:
                 raise InvalidInput(
@@ -197,14 +223,81 @@ class ReplayMetrics:
         url = resolve_prometheus_url(
             self.prometheus_url, metrics_server=canary.spec.metrics_server, project_default=self.project_url
         )
-        if not self.servers.provider(url).is_online():
+        window = TickWindow(start, canary.analysis.interval_seconds, end) if self.batched else None
+        servers = MetricsServers(None, self.configured, window=window)
+        self.servers.append(servers)
+        if not servers.provider(url).is_online():
             raise Unreachable(
                 f"Prometheus at {url} does not answer (a replay reaches it directly: --prometheus-url)"
             )
-        return CanaryMetrics(self.servers, url, list(templates))
+        return CanaryMetrics(servers, url, list(templates))
+
+    def queries_sent(self) -> int:
+        """The requests sent to metrics servers so far."""
+        return sum(servers.queries_sent() for servers in self.servers)
 
     def close(self) -> None:
-        self.servers.close()
+        for servers in self.servers:
+            servers.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The record of a replayed run
+# --------------------------------------------------------------------------------------------
+
+
+class _Nowhere:
+    """The store of a replay's run recorder: it keeps nothing (a replay writes to no cluster), the
+    record is read from the recorder itself."""
+
+    def items(self, *_args: Any, **_kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def update(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        from progdel.kube.errors import NotFound
+
+        raise NotFound("a replay keeps its record in memory", 404)
+
+    def create(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def delete(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+def replay_identity(start: datetime, end: datetime) -> str:
+    """Who a replayed run's record says drove it: a replay, and of which window."""
+    return f"progdel canary replay of {records.stamp(start)} to {records.stamp(end)} (nothing deployed)"
+
+
+def replay_recorder(canary: Canary, start: datetime, end: datetime) -> RunRecorder:
+    """The run history's recorder for a replay of ``canary``: fed by ``Replay`` as ``watch`` feeds
+    it, it builds the record ``watch`` writes to the cluster, and keeps it (``replayed_run``)."""
+    from progdel.canary.history import RunRecorder
+    from progdel.kube.client import Kube
+
+    return RunRecorder(cast(Kube, _Nowhere()), canary.name, canary.namespace, replay_identity(start, end))
+
+
+def replayed_run(recorder: RunRecorder) -> RunRecord | None:
+    """The record of the run a replay fed ``recorder`` with (None when no run started)."""
+    return recorder.last or recorder.record
+
+
+def run_document(
+    record: RunRecord, *, start: datetime, end: datetime, spec: str, assume_hooks_pass: bool
+) -> dict[str, Any]:
+    """The record as the history's ConfigMap holds it (``RunRecord.to_dict``), with what was
+    replayed: the window, the spec and whether hooks were taken to pass."""
+    return {
+        **record.to_dict(),
+        "replay": {
+            "from": records.stamp(start),
+            "to": records.stamp(end),
+            "spec": spec,
+            "assumeHooksPass": assume_hooks_pass,
+        },
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,11 +413,14 @@ def rehearse(
     project_url: str | None = None,
     assume_hooks_pass: bool = False,
     compare: tuple[str, str, Canary] | None = None,
+    history: RunRecorder | None = None,
+    batched: bool = True,
 ) -> tuple[ExitCode, Divergence | None]:
     """``canary replay``: replay ``canary`` over the window into ``sink``; with ``compare`` (the
     two specs' names and the other spec) replay the other too, silently, and say where they
-    first differ. The exit code is the first spec's."""
-    metrics = ReplayMetrics(prometheus_url, project_url)
+    first differ. The exit code is the first spec's. ``history`` records the first spec's run
+    (``replay_recorder``); ``batched=False`` sends one query per metric and tick."""
+    metrics = ReplayMetrics(prometheus_url, project_url, batched=batched)
     try:
         first: list[Record] = []
 
@@ -332,19 +428,32 @@ def rehearse(
             first.append(record)
             sink(record)
 
-        def replay(spec: Canary, into: Sink) -> ExitCode:
-            port = metrics.for_canary(spec, templates)
-            return Replay(spec, port, into, start=start, end=end, assume_hooks_pass=assume_hooks_pass).run()
+        def replay(spec: Canary, into: Sink, recorder: RunRecorder | None) -> ExitCode:
+            port = metrics.for_canary(spec, templates, start, end)
+            return Replay(
+                spec, port, into, start=start, end=end, assume_hooks_pass=assume_hooks_pass, history=recorder
+            ).run()
 
-        code = replay(canary, keep)
+        code = replay(canary, keep, history)
         if compare is None:
             return code, None
         name, other_name, other = compare
         second: list[Record] = []
-        replay(other, second.append)
+        replay(other, second.append, None)
         return code, compare_specs(name, first, other_name, second, canary.analysis.interval_seconds)
     finally:
         metrics.close()
 
 
-__all__ = ["Divergence", "Replay", "ReplayMetrics", "compare_specs", "rehearse", "without_hooks"]
+__all__ = [
+    "Divergence",
+    "Replay",
+    "ReplayMetrics",
+    "compare_specs",
+    "rehearse",
+    "replay_identity",
+    "replay_recorder",
+    "replayed_run",
+    "run_document",
+    "without_hooks",
+]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import os
 import ssl
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -26,6 +27,10 @@ from progdel.errors import InvalidInput, check_credential
 from progdel.metrics.comparison import Samples
 from progdel.metrics.provider import MetricsError, MetricsUnreachable, NoData, QueryRejected
 from progdel.metrics.templates import MetricQuery
+from progdel.metrics.window import step_text, unix
+
+if TYPE_CHECKING:
+    from progdel.metrics.window import Prefetch
 
 T = TypeVar("T")
 
@@ -162,12 +167,6 @@ def resolve_prometheus_credentials(env: Mapping[str, str] = os.environ) -> Prome
     return PrometheusCredentials(bearer_token=token, basic_auth=basic, verify=verify)
 
 
-def _unix(at: datetime) -> str:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return f"{at.timestamp():.3f}"
-
-
 def tls_context(verify: bool | str, cert: tuple[str, str] | None = None) -> ssl.SSLContext | bool:
     """What httpx takes as ``verify``: a CA file (``verify`` a path) and a client certificate
     are loaded into a context, as httpx no longer takes them as paths."""
@@ -191,6 +190,10 @@ class PrometheusProvider:
     ``query`` returns one float: for a vector the value of the **last** series (as Flagger),
     for a scalar its value. A matrix is an error (the query needs an aggregation), an empty
     result or NaN raises ``NoData``.
+
+    With ``prefetch`` set (a replay's ticks), ``query_many`` and ``query_range_many`` answer from
+    a few range queries over the whole window (``progdel.metrics.window``); ``sent`` counts the
+    requests sent.
     """
 
     def __init__(
@@ -224,6 +227,9 @@ class PrometheusProvider:
         )
         self._timeout = timeout
         self._max_concurrency = max(1, max_concurrency)
+        self.prefetch: Prefetch | None = None
+        self.sent = 0
+        self._count = threading.Lock()
 
     def close(self) -> None:
         self._client.close()
@@ -243,6 +249,8 @@ class PrometheusProvider:
 
     def _get(self, path: str, params: Mapping[str, str], query: str) -> Mapping[str, Any]:
         """The ``data`` of a successful answer; the errors of ``query`` otherwise."""
+        with self._count:
+            self.sent += 1
         try:
             resp = self._client.get(path, params=params)
         except httpx.TimeoutException:
@@ -271,24 +279,34 @@ class PrometheusProvider:
         return body.get("data") or {}
 
     def query(self, query: str, at: datetime) -> float:
-        data = self._get("/api/v1/query", {"query": query, "time": _unix(at)}, query)
+        data = self._get("/api/v1/query", {"query": query, "time": unix(at)}, query)
         return _value(data, self.where)
 
-    def query_range(self, query: str, start: datetime, end: datetime, step: float) -> list[float]:
-        """The values of ``query`` from ``start`` to ``end`` every ``step`` seconds, oldest first:
-        those of the **last** series (as ``query``), NaN and infinite values left out; [] when
-        there are none."""
-        params = {"query": query, "start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
+    def matrix(self, query: str, start: str, end: str, step: str) -> list[dict[str, Any]]:
+        """The series of a range query, as Prometheus sends them (``start``, ``end`` and ``step``
+        in seconds, as sent)."""
+        params = {"query": query, "start": start, "end": end, "step": step}
         data = self._get("/api/v1/query_range", params, query)
         if data.get("resultType") != "matrix":
             raise MetricsUnreachable(
                 f"Prometheus at {self.where} answered a range query with {data.get('resultType')!r}"
             )
-        result = data.get("result") or []
+        return list(data.get("result") or [])
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: float) -> list[float]:
+        """The values of ``query`` from ``start`` to ``end`` every ``step`` seconds, oldest first:
+        those of the **last** series (as ``query``), NaN and infinite values left out; [] when
+        there are none."""
+        result = self.matrix(query, unix(start), unix(end), step_text(step))
         if not result:
             return []
+        return self.finite([raw for _ts, raw in result[-1].get("values") or []])
+
+    @staticmethod
+    def finite(raws: Sequence[Any]) -> list[float]:
+        """The finite numbers among a series' raw values."""
         values = []
-        for _ts, raw in result[-1].get("values") or []:
+        for raw in raws:
             try:
                 value = float(raw)
             except (TypeError, ValueError):
@@ -297,20 +315,42 @@ class PrometheusProvider:
                 values.append(value)
         return values
 
+    def number(self, raw: Any) -> float:
+        """A raw value as ``query`` reads it: NaN is no data, text that is no number an error."""
+        return _to_float(raw, self.where)
+
     def query_range_many(
         self, queries: Sequence[tuple[str, str]], start: datetime, end: datetime, step: float
     ) -> dict[str, list[float] | MetricsError]:
         """``query_range`` for the ``(name, query)`` pairs at once; each result is its values or its
         error (never raised)."""
-        return self._many(lambda q: self.query_range(q, start, end, step), queries)
+        if self.prefetch is not None:
+            return self.prefetch.query_range_many(queries, start, end, step)
+        return self.range_many(queries, start, end, step)
+
+    def range_many(
+        self, queries: Sequence[tuple[str, str]], start: datetime, end: datetime, step: float
+    ) -> dict[str, list[float] | MetricsError]:
+        """``query_range_many``, each by its own range query."""
+        return self.run_many(lambda q: self.query_range(q, start, end, step), queries)
 
     def query_many(self, queries: Sequence[tuple[str, str]], at: datetime) -> dict[str, float | MetricsError]:
         """Run the queries of one tick at once; each result is its value or its error."""
-        return self._many(lambda q: self.query(q, at), queries)
+        if self.prefetch is not None:
+            return self.prefetch.query_many(queries, at)
+        return self.instant_many(queries, at)
 
-    def _many(
+    def instant_many(
+        self, queries: Sequence[tuple[str, str]], at: datetime
+    ) -> dict[str, float | MetricsError]:
+        """``query_many``, each by its own instant query."""
+        return self.run_many(lambda q: self.query(q, at), queries)
+
+    def run_many(
         self, run: Callable[[str], T], queries: Sequence[tuple[str, str]]
     ) -> dict[str, T | MetricsError]:
+        """``run`` on the query of each ``(name, query)`` pair, concurrently: its result or its
+        error by name (never raised)."""
         results: dict[str, T | MetricsError] = {}
         if not queries:
             return results

@@ -26,6 +26,7 @@ from progdel.metrics.prometheus import (
     resolve_prometheus_credentials,
     same_origin,
 )
+from progdel.metrics.window import Prefetch, TickWindow
 
 if TYPE_CHECKING:
     from progdel.kube.client import Kube
@@ -40,11 +41,19 @@ class MetricsServers:
     """One provider per server and set of credentials, built on first use and kept for the run.
 
     Building it reads progdel's credentials from the environment, so a bad one is refused before
-    anything else happens."""
+    anything else happens. With ``window`` (a replay's ticks), each provider answers the queries
+    of those ticks from range queries over the whole window (``progdel.metrics.window``)."""
 
-    def __init__(self, kube: Kube | None, configured_url: str, env: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self,
+        kube: Kube | None,
+        configured_url: str,
+        env: Mapping[str, str] = os.environ,
+        window: TickWindow | None = None,
+    ) -> None:
         self.kube = kube
         self.configured_url = configured_url
+        self.window = window
         self.own = resolve_prometheus_credentials(env)
         self._providers: dict[
             tuple[str, SecretName | None, Headers, bool], tuple[PrometheusCredentials, PrometheusProvider]
@@ -83,6 +92,8 @@ class MetricsServers:
         if known is not None:
             known[1].close()
         provider = prometheus_for(url, self.kube, creds, dict(headers))
+        if self.window is not None:
+            provider.prefetch = Prefetch(provider, self.window)
         self._providers[key] = (creds, provider)
         return provider
 
@@ -103,6 +114,10 @@ class MetricsServers:
             except (binascii.Error, ValueError):
                 raise InvalidInput(f"{where}: key {key} is not base64") from None
         return PrometheusCredentials.from_secret(data, where)
+
+    def queries_sent(self) -> int:
+        """How many requests the providers sent so far."""
+        return sum(provider.sent for _creds, provider in self._providers.values())
 
     def close(self) -> None:
         for _creds, provider in self._providers.values():

@@ -5,7 +5,9 @@ Prometheus (``tests/promfixture.py``); each namespace holds one release's traffi
 
 - ``healthy``: the canary answers as well as the primary all along;
 - ``bad``: the canary's error rate climbs to 20% at minute 12 of the window;
-- ``silent``: the canary serves nothing (no data for its metrics).
+- ``silent``: the canary serves nothing (no data for its metrics);
+- ``slow``: the canary's latency is drawn around 48 ms, its primary's around 40 ms (for the
+  statistical judge).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import pytest
 import yaml
 
 from progdel.canary.records import Record
-from progdel.canary.replay import rehearse
+from progdel.canary.replay import Replay, ReplayMetrics, rehearse
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode
 from tests.promfixture import (
     PrometheusInstance,
     TrafficPhase,
     istio_openmetrics,
+    jittered,
     require_prometheus,
     run_prometheus,
 )
@@ -52,6 +55,8 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusInstanc
             "bad/podinfo-primary": primary,
             "bad/podinfo": [TrafficPhase(0, 10, 0.0, 40), TrafficPhase(CLIMB, 10, 0.2, 40)],
             "silent/podinfo-primary": primary,
+            "slow/podinfo-primary": jittered(1, WINDOW, 10, rps=10, latency_ms=40),
+            "slow/podinfo": jittered(2, WINDOW, 10, rps=10, latency_ms=48),
         },
     )
     with run_prometheus(text, tmp_path_factory.mktemp("replay")) as instance:
@@ -251,3 +256,88 @@ def test_cli_refuses_bad_input_in_one_line(prom: PrometheusInstance, tmp_path: P
         "http://127.0.0.1:1",
     )
     assert nowhere.returncode == 6 and "does not answer" in nowhere.stderr
+
+
+# -- the same timeline from range queries over the window as from a query per tick ------------
+
+# compared with the primary over 5 minutes, 30 s a sample; too few samples early on pass
+JUDGED = {"progdel.dev/judge": "request-duration", "progdel.dev/no-data": "skip"}
+SAMPLED = {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "5m"}
+BY_WORKLOAD = (
+    'sum by (destination_workload) (rate(istio_requests_total{destination_workload_namespace="healthy"}[1m]))'
+)
+
+
+def both_ways(
+    prom: PrometheusInstance, canary: Canary, minutes: int = 40
+) -> tuple[list[Record], list[Record], int, int]:
+    """The records of ``canary`` replayed query by query, then batched, and the queries each sent."""
+    runs = []
+    for batched in (False, True):
+        metrics = ReplayMetrics(prom.url, batched=batched)
+        try:
+            port = metrics.for_canary(canary, [], T0, T0 + timedelta(minutes=minutes))
+            before = metrics.queries_sent()
+            out: list[Record] = []
+            Replay(canary, port, out.append, start=T0, end=T0 + timedelta(minutes=minutes)).run()
+            runs.append((out, metrics.queries_sent() - before))
+        finally:
+            metrics.close()
+    (per_tick, sent_per_tick), (batched_out, sent_batched) = runs
+    return per_tick, batched_out, sent_per_tick, sent_batched
+
+
+@pytest.mark.parametrize(
+    ("namespace", "annotations", "analysis", "outcome"),
+    [
+        ("healthy", {}, {"stepWeight": 1}, "still running"),
+        ("bad", {}, {"stepWeight": 2}, "rolled back"),
+        ("silent", {"progdel.dev/no-data": "hold"}, {}, "still running"),
+        ("slow", JUDGED, {"stepWeight": 2, "metrics": [SAMPLED]}, "rolled back"),
+    ],
+)
+def test_range_queries_over_the_window_give_the_timeline_of_a_query_per_tick(
+    prom: PrometheusInstance, namespace: str, annotations: dict[str, str], analysis: Any, outcome: str
+) -> None:
+    per_tick, batched, sent_per_tick, sent_batched = both_ways(prom, spec(namespace, annotations, **analysis))
+    assert batched == per_tick
+    assert per_tick[-1]["kind"] == "result" and per_tick[-1]["outcome"] == outcome
+    # two metrics, each fetched once over the window (and the judge's canary and primary samples)
+    assert sent_batched <= (4 if annotations.get("progdel.dev/judge") else 2) < sent_per_tick
+    if namespace == "slow":
+        compared = [m.get("comparison") for r in batched if r["kind"] == "tick" for m in r["metrics"]]
+        assert any(c and c["verdict"] == "fail" for c in compared)
+
+
+def test_range_queries_split_where_prometheus_would_refuse_them(
+    prom: PrometheusInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from progdel.metrics import window
+
+    monkeypatch.setattr(window, "MAX_POINTS", 7)  # 40 one-minute ticks: six range queries a metric
+    canary = spec("slow", JUDGED, stepWeight=1, threshold=30, metrics=[SAMPLED])
+    per_tick, batched, _, sent_batched = both_ways(prom, canary)
+    assert batched == per_tick
+    assert sent_batched > 4
+
+
+def test_what_a_range_query_cannot_answer_as_the_instant_query_falls_back_to_it(
+    prom: PrometheusInstance,
+) -> None:
+    # several series (an instant query's last one is its own order's), a range vector (refused as
+    # a metric by the instant query, in its words): asked tick by tick, with the same answers
+    several = {"name": "by-workload", "query": BY_WORKLOAD, "thresholdRange": {"max": 1000}, "interval": "1m"}
+    per_tick, batched, sent_per_tick, sent_batched = both_ways(
+        prom, spec("healthy", metrics=[several], iterations=10), minutes=12
+    )
+    assert batched == per_tick
+    assert sent_batched == sent_per_tick + 1  # the range query that showed several series
+    matrix = {
+        "name": "raw",
+        "query": "istio_requests_total[1m]",
+        "thresholdRange": {"max": 1},
+        "interval": "1m",
+    }
+    per_tick, batched, _, _ = both_ways(prom, spec("healthy", metrics=[matrix]), minutes=5)
+    assert batched == per_tick
+    assert any("range vector" in str(r.get("message")) for r in batched)

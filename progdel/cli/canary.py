@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -236,16 +237,28 @@ def replay(
             "--assume-hooks-pass", help="Take webhooks and manual gates to pass instead of skipping them."
         ),
     ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Write the replayed run's record (the JSON a run's history holds) to this file; "
+            "canary report --from-file reads it.",
+        ),
+    ] = None,
+    report_file: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the replayed run's report to this file: .html, .md or .json."),
+    ] = None,
 ) -> None:
     """Rehearse a canary on recorded history: what would this spec have decided?
 
     Runs the same engine and judging as watch, tick by tick at the spec's interval from --from,
     every query evaluated at its tick's time against Prometheus; no cluster is needed and nothing
-    is written. Webhooks and gates are skipped (or, with --assume-hooks-pass, taken to pass).
-    Exit codes: 0 promoted, 3 rolled back, 5 still running at --to, 2 invalid spec, 6 Prometheus
-    unreachable.
+    is written but the files asked for (--record, --report). Webhooks and gates are skipped (or,
+    with --assume-hooks-pass, taken to pass). Exit codes: 0 promoted, 3 rolled back, 5 still
+    running at --to, 2 invalid spec, 6 Prometheus unreachable.
     """
-    from progdel.canary.replay import rehearse
+    from progdel.canary.replay import rehearse, replay_recorder, replayed_run, run_document
     from progdel.config.canary import load_canary, load_metric_templates
     from progdel.ui.canary_view import CanaryView
     from progdel.ui.output import emit_line
@@ -253,25 +266,39 @@ def replay(
     opts = global_options(ctx)
     mode = _view_mode(opts)
     defaults = project_defaults(opts)
+    fmt = _report_format(report_file, "--report") if report_file is not None else None
     canary = load_canary(file).model
     other = (file.name, compare.name, load_canary(compare).model) if compare is not None else None
+    window = _when(start, "--from"), _when(end, "--to")
+    history = replay_recorder(canary, *window) if record is not None or report_file is not None else None
     with CanaryView(mode) as view:
         code, divergence = rehearse(
             canary,
             view.show,
-            start=_when(start, "--from"),
-            end=_when(end, "--to"),
+            start=window[0],
+            end=window[1],
             templates=[t for path in templates or [] for t in load_metric_templates(path)],
             prometheus_url=prometheus_url,
             project_url=defaults.prometheus_url if defaults else None,
             assume_hooks_pass=assume_hooks_pass,
             compare=other,
+            history=history,
         )
     if divergence is not None:
         if mode == "ndjson":
             emit_line(divergence.to_dict())
         else:
             print("\n".join(divergence.lines()), flush=True)
+    run = replayed_run(history) if history is not None else None
+    if run is not None and record is not None:
+        document = run_document(
+            run, start=window[0], end=window[1], spec=str(file), assume_hooks_pass=assume_hooks_pass
+        )
+        _write_file(record, json.dumps(document, indent=1) + "\n", "--record")
+        print(f"record of the replayed run written to {record}", file=sys.stderr)
+    if run is not None and report_file is not None and fmt is not None:
+        _write_file(report_file, _render_report(run, fmt), "--report")
+        print(f"report of the replayed run written to {report_file}", file=sys.stderr)
     raise typer.Exit(int(code))
 
 
@@ -409,10 +436,55 @@ def history(ctx: typer.Context, name: NameArg) -> None:
 _REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
 
 
+def _report_format(path: Path, flag: str) -> str:
+    """The report format ``path``'s suffix names; a suffix naming none is refused."""
+    fmt = _REPORT_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise InvalidInput(f"{flag} {path}: a report file ends in .html, .md or .json")
+    return fmt
+
+
+def _render_report(record: Any, fmt: str) -> str:
+    from progdel.ui import report as render
+
+    return {"html": render.render_html, "md": render.render_markdown, "json": render.render_json}[fmt](record)
+
+
+def _write_file(path: Path, text: str, flag: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise InvalidInput(f"{flag} {path}: {err.strerror or err}") from None
+
+
+def _run_from_file(path: Path) -> Any:
+    """A run's record from a file: what ``replay --record`` writes, or a history ConfigMap's
+    ``ticks.json.gz`` (gzip-compressed or not)."""
+    import gzip
+
+    from progdel.canary.history import RunRecord
+
+    try:
+        raw = path.read_bytes()
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    except OSError as err:
+        raise InvalidInput(f"--from-file {path}: {err.strerror or err}") from None
+    except (ValueError, EOFError) as err:
+        raise InvalidInput(f"--from-file {path}: not a canary run record ({err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("ticks"), list):
+        raise InvalidInput(f"--from-file {path}: not a canary run record (no list of ticks)")
+    return RunRecord.from_dict(data)
+
+
 @app.command()
 def report(
     ctx: typer.Context,
-    name: NameArg,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The Canary's name (not with --from-file).", metavar="NAME", autocompletion=complete.canaries
+        ),
+    ] = None,
     run: Annotated[
         str | None,
         typer.Option("--run", help="The run's id (or a prefix naming it alone); default: the newest."),
@@ -420,11 +492,17 @@ def report(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the report to this file (default: stdout).")
     ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from-file", help="Report the run recorded in this file (canary replay --record)."),
+    ] = None,
 ) -> None:
     """Write the report of a recorded run: -o html (one self-contained file with charts),
     -o md (Markdown with Mermaid charts, for a pull request) or -o json (the record).
 
-    Without -o the format follows --out's suffix (.html, .md, .json), else Markdown.
+    Without -o the format follows --out's suffix (.html, .md, .json), else Markdown. The run is
+    read from the cluster (NAME, --run), or from a file (--from-file, what canary replay --record
+    writes).
     """
     from progdel.canary.history import load_run
     from progdel.cli.options import OutputFormat as Fmt
@@ -436,19 +514,21 @@ def report(
         fmt = _REPORT_SUFFIXES.get(out.suffix.lower(), "md") if out is not None else "md"
     else:
         raise InvalidInput(f"-o {opts.output}: a report is html, md or json")
-    kube = connect(opts)
-    record = load_run(kube, name, _namespace(opts, kube), run)
-    from progdel.ui import report as render
-
-    text = {"html": render.render_html, "md": render.render_markdown, "json": render.render_json}[fmt](record)
+    if from_file is not None:
+        if name is not None or run is not None:
+            raise InvalidInput("--from-file names the run: give no NAME and no --run with it")
+        record = _run_from_file(from_file)
+    elif name is None:
+        raise InvalidInput("name the canary (NAME), or give --from-file")
+    else:
+        kube = connect(opts)
+        record = load_run(kube, name, _namespace(opts, kube), run)
+    text = _render_report(record, fmt)
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise InvalidInput(f"--out {out}: {err.strerror or err}") from None
+    _write_file(out, text, "--out")
     print(f"report of canary run {record.id} written to {out}", file=sys.stderr)
 
 

@@ -12,6 +12,7 @@ Prometheus (``tests/promfixture.py``); each namespace holds one release's traffi
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -23,10 +24,14 @@ from typing import Any
 import pytest
 import yaml
 
+from progdel.canary.history import RunRecord
 from progdel.canary.records import Record
-from progdel.canary.replay import Replay, ReplayMetrics, rehearse
+from progdel.canary.replay import Replay, ReplayMetrics, rehearse, replay_recorder, replayed_run
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode
+from tests.browser import open_page, require_chromium
+from tests.canary.test_report import POINTS_JS
+from tests.canary.test_report import _expected_points as expected_points
 from tests.promfixture import (
     PrometheusInstance,
     TrafficPhase,
@@ -341,3 +346,96 @@ def test_what_a_range_query_cannot_answer_as_the_instant_query_falls_back_to_it(
     per_tick, batched, _, _ = both_ways(prom, spec("healthy", metrics=[matrix]), minutes=5)
     assert batched == per_tick
     assert any("range vector" in str(r.get("message")) for r in batched)
+
+
+# -- the record and the report of a replayed run ----------------------------------------------
+
+
+def test_cli_records_the_replayed_run_as_a_run_history_keeps_it(
+    prom: PrometheusInstance, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(canary_doc("bad", stepWeight=2)))
+    record, md = tmp_path / "run.json", tmp_path / "run.md"
+    proc = progdel(
+        "-o", "ndjson", "canary", "replay", "-f", str(path), "--from", at(0), "--to", at(40),
+        "--prometheus-url", prom.url, "--record", str(record), "--report", str(md),
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    timeline = [json.loads(line) for line in proc.stdout.splitlines()]
+    data = json.loads(record.read_text())
+    assert (data["outcome"], data["exitCode"], data["revision"]) == ("rolled back", 3, "replay-release")
+    assert data["replay"] == {"from": at(0), "to": at(40), "spec": str(path), "assumeHooksPass": False}
+    assert data["drivers"] == [f"progdel canary replay of {at(0)} to {at(40)} (nothing deployed)"]
+    assert data["startedAt"] == at(0) and data["finishedAt"] == at(13)
+    # every tick of the timeline, as the history keeps ticks, and every event
+    assert [(t["time"], t["phase"], t["canaryWeight"], t.get("failedChecks", 0)) for t in data["ticks"]] == [
+        (r["time"], r["phase"], r["canaryWeight"], r["failedChecks"]) for r in timeline if r["kind"] == "tick"
+    ]
+    assert data["ticks"][12]["metrics"][0]["verdict"] == "fail"
+    assert [e["message"] for e in data["events"]] == [r["message"] for r in timeline if r["kind"] == "event"]
+    # the history's reader reads it whole; the report of the file is the report written
+    assert {**RunRecord.from_dict(data).to_dict(), "replay": data["replay"]} == data
+    report = progdel("canary", "report", "--from-file", str(record), "-o", "md")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout == md.read_text()
+    packed = tmp_path / "ticks.json.gz"  # as a history ConfigMap keeps it
+    packed.write_bytes(gzip.compress(record.read_bytes()))
+    assert progdel("canary", "report", "--from-file", str(packed), "-o", "md").stdout == md.read_text()
+    assert md.read_text().startswith(f"## Canary run bad/podinfo `{data['id']}`: rolled back")
+    assert "Rolling back podinfo.bad failed checks threshold reached 2" in md.read_text()
+
+
+def test_the_html_report_of_a_replay_opens_offline_and_draws_every_tick(
+    prom: PrometheusInstance, tmp_path: Path
+) -> None:
+    require_chromium()
+    path, page_file = tmp_path / "bad.yaml", tmp_path / "run.html"
+    path.write_text(yaml.safe_dump(canary_doc("bad", stepWeight=2)))
+    window = ["--from", at(0), "--to", at(40), "--prometheus-url", prom.url]
+    proc = progdel("canary", "replay", "-f", str(path), *window, "--report", str(page_file))
+    assert proc.returncode == 3, proc.stderr
+    assert f"report of the replayed run written to {page_file}" in proc.stderr
+    embedded = page_file.read_text().split('<script type="application/json" id="progdel-run">')[1]
+    record = RunRecord.from_dict(json.loads(embedded.split("</script>")[0]))
+    assert record.outcome == "rolled back" and len(record.ticks) == 14
+    with open_page(page_file, tmp_path) as page:
+        drawn = json.loads(page.wait_for(f"document.querySelectorAll('path.point').length && {POINTS_JS}"))
+        assert page.errors == [], page.errors
+        assert page.requests == [], page.requests
+    # a replay serves nothing: no chart of the served split
+    assert drawn == {k: v for k, v in expected_points(record).items() if k != "chart-served"}
+
+
+def test_a_window_that_ends_first_leaves_the_run_under_way(prom: PrometheusInstance) -> None:
+    canary = spec("silent", {"progdel.dev/no-data": "hold"})
+    recorder = replay_recorder(canary, T0, T0 + timedelta(minutes=5))
+    code, _ = rehearse(
+        canary,
+        lambda _r: None,
+        start=T0,
+        end=T0 + timedelta(minutes=5),
+        prometheus_url=prom.url,
+        history=recorder,
+    )
+    run = replayed_run(recorder)
+    assert code is ExitCode.WAITING and run is not None
+    assert (run.outcome, run.exit_code, len(run.ticks)) == ("running", 5, 6)
+    assert run.message == f"still running: the window ends at {at(5)}"
+
+
+def test_cli_refuses_a_report_file_or_a_record_it_cannot_use(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(canary_doc("healthy")))
+    window = ["--from", at(0), "--to", at(10), "--prometheus-url", "http://127.0.0.1:1"]
+    txt = progdel("canary", "replay", "-f", str(path), *window, "--report", str(tmp_path / "out.txt"))
+    # refused before anything is replayed (Prometheus is not even asked)
+    assert txt.returncode == 2 and txt.stderr.count("\n") == 1
+    assert "a report file ends in .html, .md or .json" in txt.stderr
+    missing = progdel("canary", "report", "--from-file", str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "none.json" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    bad = progdel("canary", "report", "--from-file", str(tmp_path / "bad.json"))
+    assert bad.returncode == 2 and "not a canary run record" in bad.stderr
+    both = progdel("canary", "report", "podinfo", "--from-file", str(tmp_path / "bad.json"))
+    assert both.returncode == 2 and "give no NAME" in both.stderr

@@ -18,7 +18,10 @@ The answers are those the per-tick queries would have had, exactly:
   names last is its own order), a query Prometheus refuses or fails over a range, a point at a
   time the grid does not hold, a native histogram;
 - a tick's samples are the one series with points in that tick's window (several: the per-tick
-  range query).
+  range query); the range query over the window steps by the largest step that lands on every
+  tick's samples (the comparison's step when it divides the interval);
+- a query with ``@ start()`` or ``@ end()``, whose values depend on the range asked, is asked
+  tick by tick.
 
 A fetch happens on a query's first use, for the whole window.
 """
@@ -26,6 +29,8 @@ A fetch happens on a query's first use, for the whole window.
 from __future__ import annotations
 
 import bisect
+import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +45,9 @@ if TYPE_CHECKING:
 
 #: the most points of one series a range query may return (Prometheus refuses past 11,000)
 MAX_POINTS = 10_000
+#: the most points the window's range query may evaluate for each sample a tick uses
+MAX_SPARE = 10
+_RANGE_BOUND = re.compile(r"@\s*(start|end)\s*\(\s*\)")
 
 
 def unix(at: datetime) -> str:
@@ -118,6 +126,14 @@ class _Fallback(Exception):
 Series = list[tuple[int, Any]]  # (ms, the raw value), oldest first
 
 
+@dataclass(frozen=True)
+class _Sampled:
+    """One series of a range answer: its times (ms) and raw values, oldest first."""
+
+    times: list[int]
+    raws: list[Any]
+
+
 def _series(result: Sequence[Mapping[str, Any]], grid: Grid) -> dict[tuple[tuple[str, str], ...], Series]:
     """A range answer's points by series, checked to lie on ``grid``."""
     out: dict[tuple[tuple[str, str], ...], Series] = {}
@@ -144,13 +160,15 @@ class Prefetch:
         # query -> its points by millisecond (None: several series there), or None: not batched
         self._values: dict[str, dict[int, Any] | None] = {}
         # (query, step, window length in ms) -> its series, or None: not batched
-        self._ranges: dict[tuple[str, str, int], list[Series] | None] = {}
+        self._ranges: dict[tuple[str, str, int], list[_Sampled] | None] = {}
 
     # -- instant queries ---------------------------------------------------------------------
 
     def _fetch_values(self, query: str) -> dict[int, Any] | None:
         grid = self.grid
         assert grid is not None
+        if _RANGE_BOUND.search(query):
+            return None
         points: dict[int, Any] = {}
         try:
             for first, last in grid.chunks():
@@ -197,35 +215,45 @@ class Prefetch:
 
     # -- range queries (the statistical judge's samples) ------------------------------------
 
-    def _fetch_range(self, query: str, step: str, length: int) -> list[Series] | None:
+    def _fetch_range(self, query: str, step: str, length: int) -> list[_Sampled] | None:
         grid = self.grid
         assert grid is not None
         step_ms = step_millis(step)
-        if step_ms <= 0 or grid.step % step_ms:
+        if step_ms <= 0 or _RANGE_BOUND.search(query):
             return None
-        wide = Grid(grid.start - length, step_ms, grid.end)
+        # every tick's samples lie on this grid: from the first tick's first sample, by the
+        # largest step that lands on each of them
+        every = math.gcd(grid.step, step_ms)
+        if step_ms > every * MAX_SPARE:
+            return None
+        wide = Grid(grid.start - length, every, grid.end)
+        text = step if every == step_ms else seconds_text(every)
         by_labels: dict[tuple[tuple[str, str], ...], Series] = {}
         try:
             for first, last in wide.chunks():
-                result = self.provider.matrix(query, seconds_text(first), seconds_text(last), step)
+                result = self.provider.matrix(query, seconds_text(first), seconds_text(last), text)
                 for labels, series in _series(result, wide).items():
                     by_labels.setdefault(labels, []).extend(series)
         except (_Fallback, MetricsError, ValueError, TypeError):
             return None
-        return list(by_labels.values())
+        return [_Sampled([ms for ms, _raw in s], [raw for _ms, raw in s]) for s in by_labels.values()]
 
-    def _samples(self, fetched: list[Series], start_ms: int, end_ms: int) -> list[float] | None:
-        """The finite values of the one series with points from ``start_ms`` to ``end_ms``; [] for
-        none; None for several (the per-tick query decides which it answers with)."""
-        found: list[Series] = []
+    def _samples(
+        self, fetched: list[_Sampled], start_ms: int, end_ms: int, step_ms: int
+    ) -> list[float] | None:
+        """The finite values, every ``step_ms`` from ``start_ms`` to ``end_ms``, of the one series
+        with points there; [] for none; None for several (the per-tick query decides which it
+        answers with)."""
+        found: list[list[Any]] = []
         for series in fetched:
-            times = [ms for ms, _raw in series]
-            lo, hi = bisect.bisect_left(times, start_ms), bisect.bisect_right(times, end_ms)
-            if lo < hi:
-                found.append(series[lo:hi])
+            lo = bisect.bisect_left(series.times, start_ms)
+            hi = bisect.bisect_right(series.times, end_ms)
+            raws = [series.raws[i] for i in range(lo, hi) if (series.times[i] - start_ms) % step_ms == 0]
+            if raws:
+                found.append(raws)
         if len(found) > 1:
             return None
-        return self.provider.finite([raw for _ms, raw in found[0]]) if found else []
+        return self.provider.finite(found[0]) if found else []
 
     def query_range_many(
         self, queries: Sequence[tuple[str, str]], start: datetime, end: datetime, step: float
@@ -248,7 +276,8 @@ class Prefetch:
         own: list[tuple[str, str]] = []
         for name, q in queries:
             series = self._ranges.get(keys[q])
-            values = None if series is None else self._samples(series, start_ms, end_ms)
+            step_ms = step_millis(keys[q][1])
+            values = None if series is None else self._samples(series, start_ms, end_ms, step_ms)
             if values is None:
                 own.append((name, q))
             else:

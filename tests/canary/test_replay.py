@@ -299,6 +299,8 @@ def both_ways(
         ("bad", {}, {"stepWeight": 2}, "rolled back"),
         ("silent", {"progdel.dev/no-data": "hold"}, {}, "still running"),
         ("slow", JUDGED, {"stepWeight": 2, "metrics": [SAMPLED]}, "rolled back"),
+        # samples every 18 s, ticks every 60 s: the window's range query steps by 6 s
+        ("slow", JUDGED, {"stepWeight": 2, "metrics": [{**SAMPLED, "interval": "3m"}]}, "rolled back"),
     ],
 )
 def test_range_queries_over_the_window_give_the_timeline_of_a_query_per_tick(
@@ -337,6 +339,13 @@ def test_what_a_range_query_cannot_answer_as_the_instant_query_falls_back_to_it(
     )
     assert batched == per_tick
     assert sent_batched == sent_per_tick + 1  # the range query that showed several series
+    # a query whose value depends on the range asked: never asked over the window
+    at_end = BY_WORKLOAD.replace("[1m]", "[1m] @ end()").replace("sum by (destination_workload)", "sum")
+    bounded = {"name": "at-end", "query": at_end, "thresholdRange": {"max": 1000}, "interval": "1m"}
+    per_tick, batched, sent_per_tick, sent_batched = both_ways(
+        prom, spec("healthy", metrics=[bounded], stepWeight=1), minutes=12
+    )
+    assert batched == per_tick and sent_batched == sent_per_tick
     matrix = {
         "name": "raw",
         "query": "istio_requests_total[1m]",

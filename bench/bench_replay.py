@@ -6,7 +6,9 @@ evaluated at the tick's time), twice: as a replay runs, each metric fetched over
 few range queries, and with one instant query per metric and tick. For each it prints the ticks,
 the wall time and the queries sent to Prometheus, and checks that both decided the same.
 
-    .venv/bin/python bench/bench_replay.py [--hours 24] [--batched-only]
+With ``--record`` the batched replay also keeps the run's record, as ``replay --record`` does.
+
+    .venv/bin/python bench/bench_replay.py [--hours 24] [--batched-only] [--record]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from progdel.canary.records import Record
-from progdel.canary.replay import Replay, ReplayMetrics
+from progdel.canary.replay import Replay, ReplayMetrics, replay_recorder, replayed_run
 from progdel.config.canary import parse_canary
 from tests.canary.test_replay import T0, canary_doc
 from tests.promfixture import TrafficPhase, istio_openmetrics, run_prometheus
@@ -31,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--batched-only", action="store_true", help="skip the query-per-tick run")
+    parser.add_argument("--record", action="store_true", help="keep the run's record in the batched run")
     args = parser.parse_args()
     seconds = int(args.hours * 3600)
     text = istio_openmetrics(
@@ -55,9 +58,11 @@ def main() -> None:
                 port = metrics.for_canary(canary, [], T0, end)
                 before = metrics.queries_sent()
                 out: list[Record] = []
-                replay = Replay(canary, port, out.append, start=T0, end=end)
+                history = replay_recorder(canary, T0, end) if batched and args.record else None
+                replay = Replay(canary, port, out.append, start=T0, end=end, history=history)
                 t = time.perf_counter()
                 code = replay.run()
+                run = replayed_run(history) if history is not None else None
                 took = time.perf_counter() - t
                 sent = metrics.queries_sent() - before
                 metrics.close()
@@ -67,6 +72,8 @@ def main() -> None:
                     if r["kind"] == "tick" and any(m["verdict"] == "pass" for m in r["metrics"])
                 )
                 how = "range queries over the window" if batched else "one query per metric and tick"
+                if run is not None:
+                    how += f", keeping the run's record ({len(run.ticks)} ticks kept)"
                 print(
                     f"{how}: ticks {replay.ticks}, judged {judged}, exit {int(code)}, "
                     f"{took:.2f}s ({1000 * took / max(1, replay.ticks):.2f} ms per tick), queries sent {sent}"

@@ -276,12 +276,23 @@ def replay_recorder(canary: Canary, start: datetime, end: datetime) -> RunRecord
     from progdel.canary.history import RunRecorder
     from progdel.kube.client import Kube
 
-    return RunRecorder(cast(Kube, _Nowhere()), canary.name, canary.namespace, replay_identity(start, end))
+    class ReplayRecorder(RunRecorder):
+        """Stores nothing after each tick (a watcher stores its record then, a replay's ticks
+        follow one another at once); ``replayed_run`` bounds the record as storing it would."""
+
+        def flush(self) -> None:
+            return None
+
+    return ReplayRecorder(cast(Kube, _Nowhere()), canary.name, canary.namespace, replay_identity(start, end))
 
 
 def replayed_run(recorder: RunRecorder) -> RunRecord | None:
-    """The record of the run a replay fed ``recorder`` with (None when no run started)."""
-    return recorder.last or recorder.record
+    """The record of the run a replay fed ``recorder`` with, bounded as a stored record is (None
+    when no run started)."""
+    run = recorder.last or recorder.record
+    if run is not None:
+        run.packed()  # thins the ticks until the record fits where a run's history keeps it
+    return run
 
 
 def run_document(

@@ -100,12 +100,14 @@ class Replay:
         self.interval = timedelta(seconds=interval)
         self.ticks = 0
         self.history = history
+        if history is not None:  # the run's events go to its record too, as a watcher's do
 
-    def _event(self, type_: str, message: str, at: datetime) -> None:
-        record = records.event_record(type_, message, at)
-        if self.history is not None:
-            self.history.event(record)
-        self.sink(record)
+            def keep(record: Record) -> None:
+                if record["kind"] == "event":
+                    history.event(record)
+                sink(record)
+
+            self.sink = keep
 
     def _decide(self, status: CanaryStatus, obs: Observation) -> engine.TickResult:
         c = self.canary
@@ -128,11 +130,11 @@ class Replay:
             if isinstance(action, engine.SetWeights):
                 weights = Weights(action.primary, action.canary, action.mirror)
             elif isinstance(action, engine.Event):
-                self._event(action.type, action.message, at)
+                self.sink(records.event_record(action.type, action.message, at))
             elif isinstance(action, engine.CallWebhooks):
                 label = str(action.hook_type).capitalize()
                 for r in _passing(self.canary, action.hook_type):
-                    self._event("Normal", f"{label} check {r.name} passed", at)
+                    self.sink(records.event_record("Normal", f"{label} check {r.name} passed", at))
         return weights
 
     def run(self) -> ExitCode:
@@ -140,11 +142,13 @@ class Replay:
         c = self.canary
         where = f"{c.namespace}/{c.name}"
         if self.skipped:
-            self._event(
-                "Normal",
-                f"Replay skips what it cannot replay: {', '.join(self.skipped)} "
-                "(--assume-hooks-pass takes them to pass)",
-                self.start,
+            self.sink(
+                records.event_record(
+                    "Normal",
+                    f"Replay skips what it cannot replay: {', '.join(self.skipped)} "
+                    "(--assume-hooks-pass takes them to pass)",
+                    self.start,
+                )
             )
         status = CanaryStatus(phase=Phase.SUCCEEDED, last_applied_spec=BEFORE, last_promoted_spec=BEFORE)
         weights = Weights(100, 0)

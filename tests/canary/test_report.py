@@ -61,19 +61,22 @@ def test_markdown_samples_a_long_run_and_keeps_the_table_to_what_changed() -> No
 
 
 def _expected_points(record: RunRecord) -> dict[str, list[int]]:
-    def measured(name: str) -> list[dict[str, Any]]:
-        return [m for t in record.ticks for m in t.get("metrics", []) if m["name"] == name and "value" in m]
-
-    rate, duration = measured("request-success-rate"), measured("request-duration")
-    return {
+    """The points each chart draws for ``record``: its weight and served split, then each metric of
+    its analysis against the threshold and, for a metric judged against the primary, the effect."""
+    points = {
         "chart-weight": [len(record.ticks), len(record.events)],
         "chart-served": [0, sum(1 for t in record.ticks if t.get("served"))],  # the weight is a line
-        "chart-metric-0": [len(rate), sum(1 for m in rate if m["verdict"] == "fail")],
-        "chart-metric-1": [len(duration)],
-        # the effect against the primary at each tick, then the failed comparisons marked
-        "chart-compare-0": [len(rate), sum(1 for m in rate if m["comparison"]["verdict"] == "fail")],
-        "chart-compare-1": [len(duration)],
     }
+    for i, spec in enumerate(record.analysis.get("metrics") or []):
+        measured = [m for t in record.ticks for m in t.get("metrics", []) if m["name"] == spec["name"]]
+        valued = [m for m in measured if "value" in m]
+        failed = sum(1 for m in valued if m["verdict"] == "fail")
+        points[f"chart-metric-{i}"] = [len(valued), failed] if failed else [len(valued)]
+        compared = [m["comparison"] for m in measured if "comparison" in m]
+        if compared:  # the effect at each tick, then the failed comparisons marked
+            failed = sum(1 for c in compared if c["verdict"] == "fail")
+            points[f"chart-compare-{i}"] = [len(compared), failed] if failed else [len(compared)]
+    return points
 
 
 def test_html_report_opens_offline_without_errors_and_draws_every_point(tmp_path: Path) -> None:

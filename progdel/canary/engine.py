@@ -37,15 +37,22 @@ VirtualService without touching weights. The engine only decides.
 from __future__ import annotations
 
 import copy
-import enum
 import hashlib
-import json
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from progdel.canary.actions import (
+    Action,
+    CallWebhooks,
+    ConsumeApproval,
+    Event,
+    PromoteTemplate,
+    ScaleCanary,
+    ScaleCanaryToZero,
+    SetWeights,
+    Severity,
+)
 from progdel.canary.judge import (
     Comparison,
     Effect,
@@ -54,479 +61,32 @@ from progdel.canary.judge import (
     judge_metric,
     ordered_metrics,
 )
-from progdel.canary.revision import configs_changed, is_legacy
-from progdel.config.canary import (
-    CONFIRM_GATE_NAMES,
-    Canary,
-    CanaryAnalysis,
-    CanaryWebhook,
-    StrategyKind,
+from progdel.canary.observation import (
+    Command,
+    HookResult,
+    HookType,
+    Observation,
+    Weights,
+    manual_gates,
+    webhooks_of,
 )
+from progdel.canary.revision import configs_changed, is_legacy
+from progdel.canary.status import (
+    ANALYSING,
+    FAILURE_EXIT,
+    RUNNING,
+    SETTLED,
+    CanaryStatus,
+    FailureReason,
+    Measurement,
+    Phase,
+    format_time,
+    parse_time,
+    promoted_condition_message,
+)
+from progdel.config.canary import Canary, CanaryAnalysis, StrategyKind
 from progdel.errors import ExitCode
 from progdel.kube.readiness import Readiness
-
-# --------------------------------------------------------------------------------------------
-# Status
-# --------------------------------------------------------------------------------------------
-
-
-class Phase(enum.StrEnum):
-    NONE = ""
-    INITIALIZING = "Initializing"
-    INITIALIZED = "Initialized"
-    WAITING = "Waiting"
-    PROGRESSING = "Progressing"
-    WAITING_PROMOTION = "WaitingPromotion"
-    PROMOTING = "Promoting"
-    FINALISING = "Finalising"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-_SETTLED = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
-_RUNNING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
-ANALYSING = (Phase.PROGRESSING, Phase.WAITING_PROMOTION)  # the phases whose ticks judge metrics
-#: the phases in which a run has moved traffic or replicas, and must be brought to an end
-MOVING = _RUNNING
-
-
-class FailureReason(enum.StrEnum):
-    """Why the last run failed (progdel's addition to the status); it picks the exit code."""
-
-    ANALYSIS = "analysis"
-    DEADLINE = "progress-deadline"
-    ABORTED = "aborted"
-    INFRA = "infrastructure"
-    REJECTED_QUERY = "rejected-query"
-
-
-_FAILURE_EXIT = {
-    FailureReason.ANALYSIS: ExitCode.CANARY_FAILED,
-    FailureReason.DEADLINE: ExitCode.CANARY_FAILED,
-    FailureReason.ABORTED: ExitCode.ABORTED,
-    FailureReason.INFRA: ExitCode.UNREACHABLE,
-    FailureReason.REJECTED_QUERY: ExitCode.INVALID_INPUT,
-}
-
-
-def _promoted_condition_message(phase: Phase, kind: str) -> str:
-    """The message of Flagger's ``Promoted`` condition for ``phase`` (``MakeStatusConditions``)."""
-    return {
-        Phase.INITIALIZED: f"{kind} initialization completed.",
-        Phase.WAITING: "Waiting for approval.",
-        Phase.WAITING_PROMOTION: "Waiting for approval.",
-        Phase.PROGRESSING: "New revision detected, progressing canary analysis.",
-        Phase.PROMOTING: "Canary analysis completed, starting primary rolling update.",
-        Phase.FINALISING: "Canary analysis completed, routing all traffic to primary.",
-        Phase.SUCCEEDED: "Canary analysis completed successfully, promotion finished.",
-        Phase.FAILED: f"Canary analysis failed, {kind} scaled to zero.",
-    }.get(phase, f"New {kind} detected, starting initialization.")
-
-
-def format_time(t: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, as Kubernetes writes times."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-@dataclass
-class Measurement:
-    """The last result of one metric: its value (if any), the verdict and a short message."""
-
-    value: float | None
-    verdict: Literal["pass", "fail", "no-data", "skipped", "hold", "error", "rejected"]
-    message: str
-    time: str
-    comparison: Comparison | None = None  # the statistical judge's, for a metric that has one
-
-    def to_dict(self) -> dict[str, Any]:
-        value = self.value if self.value is None or math.isfinite(self.value) else None
-        out: dict[str, Any] = {"value": value, "verdict": self.verdict, "message": self.message}
-        out["time"] = self.time
-        if self.comparison is not None:
-            out["comparison"] = self.comparison.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
-        raw = d.get("comparison")
-        comparison = Comparison.from_dict(raw) if isinstance(raw, Mapping) else None
-        return cls(
-            d.get("value"), d.get("verdict", "pass"), d.get("message", ""), d.get("time", ""), comparison
-        )
-
-
-_FLAGGER_FIELDS = {
-    "phase": "phase",
-    "canary_weight": "canaryWeight",
-    "failed_checks": "failedChecks",
-    "iterations": "iterations",
-    "last_applied_spec": "lastAppliedSpec",
-    "last_promoted_spec": "lastPromotedSpec",
-    "last_transition_time": "lastTransitionTime",
-    "tracked_configs": "trackedConfigs",
-    "conditions": "conditions",
-    "session_affinity_cookie": "sessionAffinityCookie",
-    "previous_session_affinity_cookie": "previousSessionAffinityCookie",
-}
-#: progdel's bookkeeping, kept in the run condition's message (``RUN_CONDITION``)
-_BOOKKEEPING = {
-    "infra_errors": "infraErrors",
-    "failure_reason": "failureReason",
-    "canary_not_ready_since": "canaryNotReadySince",
-    "primary_not_ready_since": "primaryNotReadySince",
-    "pending_gate": "pendingGate",
-}
-#: status fields older progdel versions wrote beside Flagger's; a real API server prunes them,
-#: so they are dropped when read and never written again
-_RETIRED_FIELDS = (*_BOOKKEEPING.values(), "progressingSince", "measurements")
-
-#: the type of the status condition holding progdel's bookkeeping
-RUN_CONDITION = "progdel.dev/Run"
-_RUN_REASON = "DrivenByProgdel"
-#: the Flagger fields the run condition's fingerprint covers; another driver's write changes at
-#: least ``lastTransitionTime`` (Flagger stamps it on every write)
-_FINGERPRINTED = (
-    "phase",
-    "canaryWeight",
-    "failedChecks",
-    "iterations",
-    "lastAppliedSpec",
-    "lastPromotedSpec",
-    "lastTransitionTime",
-    "trackedConfigs",
-)
-_NUMBERS = ("canaryWeight", "failedChecks", "iterations")
-
-
-def _canonical(key: str, value: Any) -> Any:
-    if key in _NUMBERS:
-        try:
-            number = float(value or 0)
-        except (TypeError, ValueError):
-            return str(value)
-        return int(number) if number.is_integer() else number
-    if key == "trackedConfigs":
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
-    return "" if value is None else str(value)
-
-
-def status_fingerprint(status: Mapping[str, Any]) -> str:
-    """A hash of the Flagger fields of a status as stored (numbers and absent fields normalised)."""
-    values = [_canonical(key, status.get(key)) for key in _FINGERPRINTED]
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def run_bookkeeping(status: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """progdel's bookkeeping from the run condition of a stored status, or None when there is
-    none or it is stale: its fingerprint no longer matches the Flagger fields beside it, so
-    another driver wrote the status after progdel did."""
-    status = status or {}
-    conditions = status.get("conditions")
-    if not isinstance(conditions, list):
-        return None
-    mine = [c for c in conditions if isinstance(c, Mapping) and c.get("type") == RUN_CONDITION]
-    if not mine:
-        return None
-    try:
-        book = json.loads(str(mine[-1].get("message") or ""))
-    except ValueError:
-        return None
-    if not isinstance(book, dict) or book.get("fp") != status_fingerprint(status):
-        return None
-    return book
-
-
-def progdel_wrote_last(status: Mapping[str, Any] | None) -> bool:
-    """Whether progdel made the last write of this status (its run condition is current)."""
-    return run_bookkeeping(status) is not None
-
-
-@dataclass
-class CanaryStatus:
-    """The Canary's ``.status``: Flagger's fields, and progdel's bookkeeping.
-
-    Everything is stored in fields Flagger's CRD declares, so that a real API server, which
-    prunes undeclared fields, keeps it all. progdel's bookkeeping (the counters, timers, pending
-    gate and measurements below) is compact JSON in the message of one more status condition,
-    of type ``progdel.dev/Run``, written with Flagger's fields in the same status write and
-    carrying a fingerprint of them (``status_fingerprint``). When another driver writes the
-    status (Flagger replaces the conditions on a phase change, and otherwise changes at least
-    ``lastTransitionTime``), the fingerprint no longer matches and the bookkeeping is read as
-    absent: a run continues from Flagger's counters with fresh bookkeeping.
-
-    ``to_dict``/``from_dict`` use Flagger's camelCase; keys progdel does not know (written by
-    Flagger or a newer progdel) are kept in ``extra`` and written back unchanged.
-    """
-
-    phase: Phase = Phase.NONE
-    canary_weight: int = 0
-    failed_checks: int = 0
-    iterations: int = 0
-    last_applied_spec: str = ""
-    last_promoted_spec: str = ""
-    last_transition_time: str | None = None
-    # None: the status has none; {} is written when the target uses no tracked config (as Flagger)
-    tracked_configs: dict[str, str] | None = None
-    conditions: list[dict[str, Any]] = field(default_factory=list)  # without the run condition
-    session_affinity_cookie: str | None = None
-    previous_session_affinity_cookie: str | None = None
-    # progdel's bookkeeping
-    infra_errors: int = 0
-    failure_reason: FailureReason | None = None
-    canary_not_ready_since: str | None = None
-    primary_not_ready_since: str | None = None
-    pending_gate: str | None = None  # the confirm gate the run waits at (for `canary approve`)
-    measurements: dict[str, Measurement] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.extra)
-        for attr, key in _FLAGGER_FIELDS.items():
-            value = getattr(self, attr)
-            if value is None:
-                continue
-            out[key] = str(value) if isinstance(value, enum.Enum) else copy.deepcopy(value)
-        out["conditions"] = [*out.get("conditions", []), self.run_condition(out)]
-        return out
-
-    def run_condition(self, flagger_fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``progdel.dev/Run`` condition for a status holding ``flagger_fields``."""
-        book: dict[str, Any] = {"fp": status_fingerprint(flagger_fields)}
-        for attr, key in _BOOKKEEPING.items():
-            value = getattr(self, attr)
-            if value:
-                book[key] = str(value) if isinstance(value, enum.Enum) else value
-        if self.measurements:
-            book["measurements"] = {k: m.to_dict() for k, m in self.measurements.items()}
-        condition = {
-            "type": RUN_CONDITION,
-            "status": "True",
-            "reason": _RUN_REASON,
-            "message": json.dumps(book, sort_keys=True, separators=(",", ":"), allow_nan=False),
-        }
-        if self.last_transition_time:
-            condition["lastUpdateTime"] = condition["lastTransitionTime"] = self.last_transition_time
-        return condition
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> CanaryStatus:
-        book = run_bookkeeping(data) or {}
-        data = dict(data or {})
-        kwargs: dict[str, Any] = {}
-        for attr, key in _FLAGGER_FIELDS.items():
-            if key in data:
-                kwargs[attr] = copy.deepcopy(data.pop(key))
-        for key in _RETIRED_FIELDS:
-            data.pop(key, None)
-        if "phase" in kwargs:
-            try:
-                kwargs["phase"] = Phase(kwargs["phase"] or "")
-            except ValueError:
-                kwargs["phase"] = Phase.NONE
-        conditions = kwargs.get("conditions")
-        kwargs["conditions"] = [
-            c
-            for c in (conditions if isinstance(conditions, list) else [])
-            if isinstance(c, dict) and c.get("type") != RUN_CONDITION
-        ]
-        for attr, key in _BOOKKEEPING.items():
-            if book.get(key):
-                kwargs[attr] = book[key]
-        if kwargs.get("failure_reason"):
-            try:
-                kwargs["failure_reason"] = FailureReason(kwargs["failure_reason"])
-            except ValueError:
-                kwargs["failure_reason"] = FailureReason.ANALYSIS
-        for attr in ("canary_weight", "failed_checks", "iterations", "infra_errors"):
-            kwargs[attr] = int(kwargs.get(attr) or 0)
-        raw = book.get("measurements")
-        measurements = {
-            str(k): Measurement.from_dict(v)
-            for k, v in (raw.items() if isinstance(raw, dict) else ())
-            if isinstance(v, Mapping)
-        }
-        return cls(**kwargs, measurements=measurements, extra=data)
-
-    @property
-    def promoted_condition(self) -> dict[str, Any] | None:
-        return next((c for c in self.conditions if c.get("type") == "Promoted"), None)
-
-
-# --------------------------------------------------------------------------------------------
-# Observations
-# --------------------------------------------------------------------------------------------
-
-
-class Command(enum.StrEnum):
-    ABORT = "abort"
-    PROMOTE = "promote"
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Weights read from the router (the first route that carries the canary)."""
-
-    primary: int
-    canary: int
-    mirrored: bool = False
-
-
-class HookType(enum.StrEnum):
-    """Flagger's webhook types (an empty or missing type means ``rollout``)."""
-
-    CONFIRM_ROLLOUT = "confirm-rollout"
-    PRE_ROLLOUT = "pre-rollout"
-    ROLLOUT = "rollout"
-    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
-    CONFIRM_PROMOTION = "confirm-promotion"
-    POST_ROLLOUT = "post-rollout"
-    ROLLBACK = "rollback"
-    EVENT = "event"
-
-
-CONFIRM_GATES = tuple(HookType(name) for name in CONFIRM_GATE_NAMES)
-
-
-def hook_type_of(webhook: CanaryWebhook) -> HookType:
-    return HookType(webhook.type) if webhook.type else HookType.ROLLOUT
-
-
-def webhooks_of(canary: Canary, hook_type: HookType) -> list[CanaryWebhook]:
-    return [w for w in canary.analysis.webhooks if hook_type_of(w) is hook_type]
-
-
-def manual_gates(canary: Canary) -> set[HookType]:
-    """Confirm gates declared in ``progdel.dev/manual-gates``; they open only on
-    ``progdel canary approve`` (the spec loader rejects words that name no confirm gate)."""
-    return {HookType(word) for word in canary.settings.manual_gates}
-
-
-@dataclass(frozen=True)
-class HookResult:
-    """The outcome of one webhook call: ``ok`` on a 2xx answer; ``message`` says why not."""
-
-    name: str
-    ok: bool
-    message: str = ""
-    status_code: int | None = None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Everything the engine learns about the world for one tick.
-
-    ``metrics`` is ``None`` when they were not queried (see ``needs_metrics``); ``infra_error``
-    carries an API failure the runner met while observing (the tick then holds).
-    """
-
-    now: datetime
-    revision: str
-    primary: Readiness = Readiness.READY
-    canary: Readiness = Readiness.READY
-    weights: Weights | None = None
-    metrics: Mapping[str, MetricResult] | None = None
-    # requests the canary served in the metrics' window (queried with the metrics when the
-    # ``progdel.dev/min-requests`` guard is on), and that window as a Go duration
-    canary_requests: MetricResult | None = None
-    requests_window: str = ""
-    command: Command | None = None
-    infra_error: str | None = None
-    tracked_configs: Mapping[str, str] | None = None
-    # progdel's own revision hash of the target, for a status an older progdel wrote
-    legacy_revision: str = ""
-    not_ready_reason: str = ""
-    primary_not_ready_reason: str = ""
-    # the Canary as stored no longer validates (it was edited mid-run): the tick runs on the last
-    # valid spec, and an analysing tick counts a failed check saying why
-    spec_error: str | None = None
-    # webhook results by type, for the types the runner has called (see HooksRequiredError)
-    webhooks: Mapping[HookType, Sequence[HookResult]] | None = None
-    approval: HookType | None = None  # a confirm gate an operator has approved
-    approved_by: str = ""
-    paused: bool = False  # `progdel canary pause`: hold at the current weight
-    paused_by: str = ""
-
-
-# --------------------------------------------------------------------------------------------
-# Actions
-# --------------------------------------------------------------------------------------------
-
-
-Severity = Literal["info", "warn", "error"]
-
-
-@dataclass(frozen=True)
-class ScaleCanary:
-    """Scale the target (the canary) up: ``"up"`` restores its desired replicas (or the HPA's)."""
-
-    replicas: int | Literal["up"] = "up"
-
-
-@dataclass(frozen=True)
-class ScaleCanaryToZero:
-    """Scale the target to zero replicas (after init, promotion or rollback)."""
-
-
-@dataclass(frozen=True)
-class SetWeights:
-    """Write the router's weights; ``mirror`` mirrors primary traffic to the canary."""
-
-    primary: int
-    canary: int
-    mirror: bool = False
-
-
-@dataclass(frozen=True)
-class ConsumeApproval:
-    """The approval of ``gate`` opened it: remove the approval so it is used once."""
-
-    gate: HookType
-
-
-@dataclass(frozen=True)
-class CallWebhooks:
-    """Call the webhooks of ``hook_type`` with ``phase`` (``post-rollout``), one after another,
-    stopping at the first failure; each result is an Event ("Post-rollout check NAME passed", or
-    the failure) on the canary as it is at ``event_phase``. Failures change nothing else."""
-
-    hook_type: HookType
-    phase: str
-    event_phase: str = ""
-
-
-@dataclass(frozen=True)
-class PromoteTemplate:
-    """Copy the target's pod template (and its ConfigMaps/Secrets) to the ``-primary`` workload."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event on the Canary (reason ``Synced``), worded as Flagger's.
-
-    ``alert`` also sends it to the canary's alert providers at that severity, worded
-    ``alert_message`` (Flagger words its alerts apart from its events); ``phase`` is the phase the
-    canary has at this event, which event webhooks receive (Flagger sends the phase of the object
-    it records the event on: "New revision detected!" already Progressing, "Canary failed!"
-    already Failed)."""
-
-    type: Literal["Normal", "Warning"]
-    message: str
-    alert: Severity | None = None
-    alert_message: str | None = None
-    phase: str = ""
-
-
-Action = (
-    ScaleCanary | ScaleCanaryToZero | SetWeights | PromoteTemplate | Event | ConsumeApproval | CallWebhooks
-)
 
 
 @dataclass
@@ -749,7 +309,7 @@ class _Tick:
         self.actions.append(ScaleCanaryToZero())
         self.end_run(Phase.FAILED, hooks_see=before)
         self.s.failure_reason = reason
-        self.exit_hint = _FAILURE_EXIT[reason]
+        self.exit_hint = FAILURE_EXIT[reason]
         self.settled = True
 
     def threshold_rollback(self) -> None:
@@ -911,7 +471,7 @@ class _Tick:
                 "type": "Promoted",
                 "status": word,
                 "reason": str(s.phase),
-                "message": _promoted_condition_message(s.phase, self.c.spec.target_ref.kind),
+                "message": promoted_condition_message(s.phase, self.c.spec.target_ref.kind),
                 "lastUpdateTime": self.now,
                 "lastTransitionTime": since,
             }
@@ -938,7 +498,7 @@ class _Tick:
             return
         phase = s.phase
         if obs.infra_error is not None:
-            if phase in (*_RUNNING, Phase.WAITING):
+            if phase in (*RUNNING, Phase.WAITING):
                 self.infra([obs.infra_error])
             else:
                 self.note = f"infrastructure error: {obs.infra_error}"
@@ -966,10 +526,10 @@ class _Tick:
             return
 
         changed = revision_changed(s, obs.revision, obs.tracked_configs, obs.legacy_revision)
-        if phase in _SETTLED and not changed:
+        if phase in SETTLED and not changed:
             self.settled = True
             if phase is Phase.FAILED:
-                self.exit_hint = _FAILURE_EXIT[s.failure_reason or FailureReason.ANALYSIS]
+                self.exit_hint = FAILURE_EXIT[s.failure_reason or FailureReason.ANALYSIS]
             else:
                 self.exit_hint = ExitCode.OK
             self.note = "no new revision"
@@ -1001,7 +561,7 @@ class _Tick:
         weights = obs.weights or Weights(100 - s.canary_weight, s.canary_weight)
 
         # A new run starts: scale the canary up; no analysis this tick.
-        if phase not in _RUNNING:
+        if phase not in RUNNING:
             if not self.gate(
                 HookType.CONFIRM_ROLLOUT, phase, "waiting for approval", "Canary is waiting for approval."
             ):

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from progdel.canary import engine
+from progdel.canary.status import CanaryStatus, FailureReason, Phase
 from progdel.config.canary import Canary, CanaryMetric
 from progdel.errors import InvalidInput, ProgdelError
 from progdel.kube.client import Kube
@@ -67,11 +67,11 @@ MAX_PACKED = 600_000
 
 #: the phases of a run under way (a run is recorded from the tick that enters one)
 RUN_PHASES = (
-    engine.Phase.WAITING,
-    engine.Phase.PROGRESSING,
-    engine.Phase.WAITING_PROMOTION,
-    engine.Phase.PROMOTING,
-    engine.Phase.FINALISING,
+    Phase.WAITING,
+    Phase.PROGRESSING,
+    Phase.WAITING_PROMOTION,
+    Phase.PROMOTING,
+    Phase.FINALISING,
 )
 RUNNING = "running"
 INTERRUPTED = "interrupted"
@@ -100,10 +100,10 @@ def parse_stamp(text: str) -> datetime | None:
 
 def outcome_of(phase: str, failure_reason: str | None = None) -> str | None:
     """The outcome a run has when it reaches ``phase`` (None while it runs)."""
-    if phase == engine.Phase.SUCCEEDED:
+    if phase == Phase.SUCCEEDED:
         return "promoted"
-    if phase == engine.Phase.FAILED:
-        return "aborted" if failure_reason == engine.FailureReason.ABORTED else "rolled back"
+    if phase == Phase.FAILED:
+        return "aborted" if failure_reason == FailureReason.ABORTED else "rolled back"
     return None
 
 
@@ -454,8 +454,8 @@ class RunRecorder:
     def tick(
         self,
         canary: Canary | None,
-        before: engine.Phase | None,
-        status: engine.CanaryStatus,
+        before: Phase | None,
+        status: CanaryStatus,
         revision: str,
         tick: Mapping[str, Any],
     ) -> None:
@@ -467,11 +467,11 @@ class RunRecorder:
         if before is None:
             before = status.phase
             if status.phase not in RUN_PHASES and self._open_run_of(status.last_applied_spec):
-                before = engine.Phase.PROGRESSING
+                before = Phase.PROGRESSING
         if before not in RUN_PHASES and status.phase not in RUN_PHASES:
             self._pending.clear()  # a tick outside any run (idle, initializing): not recorded
             return
-        run_revision = status.last_applied_spec if status.phase is not engine.Phase.WAITING else revision
+        run_revision = status.last_applied_spec if status.phase is not Phase.WAITING else revision
         now = str(tick.get("time") or _stamp(datetime.now(UTC)))
         if self.record is None and not self._looked:
             self._looked = True
@@ -541,7 +541,7 @@ class RunRecorder:
 
     # -- the cluster ------------------------------------------------------------------------
 
-    def _open_in_cluster(self, revision: str, now: str, before: engine.Phase) -> RunRecord | None:
+    def _open_in_cluster(self, revision: str, now: str, before: Phase) -> RunRecord | None:
         """The run this canary has under way in the cluster (a watcher before this one drove it,
         and was killed or interrupted). An open run of another revision is closed: superseded when
         the canary was still in a run (a new revision restarted it), else interrupted (it left the

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from progdel.canary import traffic
-from progdel.canary.engine import MetricResult, Observation
+from progdel.canary.judge import MetricResult
+from progdel.canary.observation import Observation
 from progdel.config.canary import Canary, MetricTemplate
 from progdel.errors import InvalidInput
 from progdel.metrics.prometheus import compared_samples

@@ -14,7 +14,7 @@ Who drives a canary (``detect_driver``), first rule that applies:
    ``status.phase``: the last write of the phase was not progdel's, so someone else drives.
 3. The status has a phase but no current ``progdel.dev/Run`` condition (the condition progdel
    writes with every status, holding its bookkeeping and a fingerprint of Flagger's fields, see
-   ``engine.CanaryStatus``): another driver wrote the status last.
+   ``status.CanaryStatus``): another driver wrote the status last.
 4. Otherwise (no status yet, or a status progdel wrote last) progdel drives.
 
 The ``progdel-canary-NAME`` Lease is deliberately not part of the rule: it says which progdel
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from progdel.canary.clock import Clock, SystemClock
-from progdel.canary.engine import CanaryStatus, Phase, progdel_wrote_last
 from progdel.canary.history import RunRecorder
 from progdel.canary.records import (
     Sink,
@@ -49,6 +48,7 @@ from progdel.canary.records import (
     step_index,
     steps_of,
 )
+from progdel.canary.status import CanaryStatus, Phase, progdel_wrote_last
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode, ProgdelError, Unreachable
 from progdel.kube.client import Kube

@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from progdel.canary import engine, judge, store, traffic
+from progdel.canary import judge, store, traffic
+from progdel.canary.actions import ScaleCanaryToZero, SetWeights
 from progdel.canary.alerts import ALERTPROVIDERS
 from progdel.canary.revision import referenced_configs
+from progdel.canary.status import CanaryStatus, Phase
 from progdel.config.canary import Canary, MetricTemplate
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable
 from progdel.kube.access import Access, MissingRights, denied, group_rights
@@ -445,7 +447,7 @@ def plan_init(
     runner.plan = True  # plan what init does once the primary is ready
     try:
         obj, canary, _invalid = runner.read()
-        status = engine.CanaryStatus.from_dict(obj.get("status"))
+        status = CanaryStatus.from_dict(obj.get("status"))
         for template in runner.templates(canary)[0]:
             refused = unsupported_provider(template)
             if refused:  # never sent as PromQL to a server that speaks another language
@@ -453,8 +455,8 @@ def plan_init(
         obs = runner.observe(canary, obj, status)
         if obs.infra_error is not None:
             raise Unreachable(obs.infra_error)
-        if status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING):
-            runner.execute(canary, obj, [engine.SetWeights(100, 0), engine.ScaleCanaryToZero()])
+        if status.phase in (Phase.NONE, Phase.INITIALIZING):
+            runner.execute(canary, obj, [SetWeights(100, 0), ScaleCanaryToZero()])
     except ServerError as err:
         raise Unreachable(str(err)) from None
     except (Unreachable, InvalidInput):

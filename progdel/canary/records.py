@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 from progdel.errors import ExitCode
 
 if TYPE_CHECKING:
-    from progdel.canary.engine import CanaryStatus, Measurement
+    from progdel.canary.status import CanaryStatus, Measurement
     from progdel.config.canary import Canary
 
 

@@ -30,9 +30,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from progdel.canary import engine, records
-from progdel.canary.engine import CanaryStatus, HookResult, HookType, Observation, Phase, Weights
+from progdel.canary.actions import Action, CallWebhooks, Event, SetWeights
 from progdel.canary.measure import CanaryMetrics
+from progdel.canary.observation import HookResult, HookType, Observation, Weights, hook_type_of, webhooks_of
 from progdel.canary.records import Record, ResultRecord, Sink, TickRecord
+from progdel.canary.status import CanaryStatus, Phase, parse_time
 from progdel.config.canary import ANNOTATION_MANUAL_GATES, Canary, MetricTemplate
 from progdel.errors import ExitCode, InvalidInput, Unreachable
 from progdel.metrics.prometheus import configured_prometheus_url, resolve_prometheus_url
@@ -51,7 +53,7 @@ _RUN_PHASES = (Phase.WAITING, Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.
 
 def without_hooks(canary: Canary) -> tuple[Canary, list[str]]:
     """``canary`` without webhooks and manual gates, and what was left out (``name (type)``)."""
-    left = [f"{w.name} ({engine.hook_type_of(w)})" for w in canary.analysis.webhooks]
+    left = [f"{w.name} ({hook_type_of(w)})" for w in canary.analysis.webhooks]
     left += [f"{gate} (manual gate)" for gate in sorted(canary.settings.manual_gates)]
     if not left:
         return canary, []
@@ -66,9 +68,7 @@ def without_hooks(canary: Canary) -> tuple[Canary, list[str]]:
 def _passing(canary: Canary, hook_type: HookType) -> list[HookResult]:
     """The results of ``hook_type``'s webhooks as if each had answered as a healthy release's:
     2xx, except a rollback hook, which signals no rollback."""
-    return [
-        HookResult(w.name, hook_type is not HookType.ROLLBACK) for w in engine.webhooks_of(canary, hook_type)
-    ]
+    return [HookResult(w.name, hook_type is not HookType.ROLLBACK) for w in webhooks_of(canary, hook_type)]
 
 
 class Replay:
@@ -123,15 +123,15 @@ class Replay:
                 obs = self.metrics.observe(c, obs)
         raise RuntimeError("the engine kept asking for observations")  # pragma: no cover
 
-    def _carry_out(self, actions: Sequence[engine.Action], at: datetime, weights: Weights) -> Weights:
+    def _carry_out(self, actions: Sequence[Action], at: datetime, weights: Weights) -> Weights:
         """What of ``actions`` a replay can carry out: the weights (on the simulated router) and
         the events; post-rollout hooks are reported as they were taken to answer."""
         for action in actions:
-            if isinstance(action, engine.SetWeights):
+            if isinstance(action, SetWeights):
                 weights = Weights(action.primary, action.canary, action.mirror)
-            elif isinstance(action, engine.Event):
+            elif isinstance(action, Event):
                 self.sink(records.event_record(action.type, action.message, at))
-            elif isinstance(action, engine.CallWebhooks):
+            elif isinstance(action, CallWebhooks):
                 label = str(action.hook_type).capitalize()
                 for r in _passing(self.canary, action.hook_type):
                     self.sink(records.event_record("Normal", f"{label} check {r.name} passed", at))
@@ -368,7 +368,7 @@ class Divergence:
 
 
 def records_time(text: str) -> datetime:
-    return engine.parse_time(text)
+    return parse_time(text)
 
 
 def _state(tick: TickRecord | None) -> str:

@@ -24,7 +24,6 @@ from typing import Any
 
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.configs import PRIMARY_SUFFIX, delete_primary_configs
-from progdel.canary.engine import Readiness
 from progdel.canary.revision import referenced_configs
 from progdel.canary.workloads import (
     CREATED_ANNOTATION,
@@ -37,6 +36,7 @@ from progdel.canary.workloads import (
 from progdel.config.canary import Canary
 from progdel.errors import ExitCode, ProgdelError
 from progdel.kube.client import Kube
+from progdel.kube.readiness import Readiness
 from progdel.kube.resources import DEPLOYMENTS, HPAS, SERVICES
 from progdel.routing import router_for
 

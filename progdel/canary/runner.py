@@ -29,14 +29,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from progdel.canary import engine, records, store, traffic
+from progdel.canary.actions import (
+    Action,
+    CallWebhooks,
+    ConsumeApproval,
+    Event,
+    PromoteTemplate,
+    ScaleCanary,
+    ScaleCanaryToZero,
+    SetWeights,
+)
 from progdel.canary.admission import ensure_drivable
 from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
 from progdel.canary.clock import Clock, SystemClock
-from progdel.canary.engine import Command, HookType, MetricResult, Observation, Readiness
 from progdel.canary.history import RunRecorder
+from progdel.canary.judge import MetricResult
 from progdel.canary.measure import CanaryMetrics
+from progdel.canary.observation import CONFIRM_GATES, Command, HookType, Observation, webhooks_of
+from progdel.canary.observation import Weights as ObservedWeights
 from progdel.canary.records import Sink
 from progdel.canary.revision import referenced_configs, revision_of
+from progdel.canary.status import ANALYSING, MOVING, CanaryStatus, Phase, progdel_wrote_last
 from progdel.canary.webhooks import WebhookCaller
 from progdel.canary.workloads import DRAIN_SECONDS, Workloads
 from progdel.config.canary import (
@@ -52,6 +65,7 @@ from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
 from progdel.kube.events import EventRecorder
 from progdel.kube.lease import default_identity
+from progdel.kube.readiness import Readiness
 from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
 from progdel.metrics.prometheus import QUERY_TIMEOUT, configured_prometheus_url, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
@@ -81,15 +95,15 @@ class RunOptions:
 
 
 _RUN_PHASES = (
-    engine.Phase.WAITING,
-    engine.Phase.PROGRESSING,
-    engine.Phase.WAITING_PROMOTION,
-    engine.Phase.PROMOTING,
-    engine.Phase.FINALISING,
+    Phase.WAITING,
+    Phase.PROGRESSING,
+    Phase.WAITING_PROMOTION,
+    Phase.PROMOTING,
+    Phase.FINALISING,
 )
 
 
-def traffic_plan(canary: Canary, action: engine.SetWeights, status: engine.CanaryStatus) -> TrafficPlan:
+def traffic_plan(canary: Canary, action: SetWeights, status: CanaryStatus) -> TrafficPlan:
     """The routes the canary's strategy needs around the split ``action`` asks for.
 
     As in Flagger's routers, ``analysis.match`` always gets its own route carrying the split
@@ -183,7 +197,7 @@ class CanaryRunner:
         self.identity = identity
         self._servers: MetricsServers | None = servers
         self._routers = routers
-        self.phase_before = engine.Phase.NONE  # the phase before the last tick
+        self.phase_before = Phase.NONE  # the phase before the last tick
         self.hooks = hooks or WebhookCaller()
         self._alerts: AlertSender | None = alerts
         self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
@@ -292,13 +306,13 @@ class CanaryRunner:
 
     # -- one tick -------------------------------------------------------------------------
 
-    def observe(self, canary: Canary, obj: dict[str, Any], status: engine.CanaryStatus) -> Observation:
+    def observe(self, canary: Canary, obj: dict[str, Any], status: CanaryStatus) -> Observation:
         ensure_drivable(canary)
         now = self.clock.now()
         request = store.pending_request(obj)
         command = Command(request.action) if request and request.action in ("abort", "promote") else None
         approval = store.pending_approval(obj)
-        gate = HookType(approval.gate) if approval and approval.gate in engine.CONFIRM_GATES else None
+        gate = HookType(approval.gate) if approval and approval.gate in CONFIRM_GATES else None
         pause = store.paused_state(obj)
         operator = Observation(
             now=now,
@@ -311,7 +325,7 @@ class CanaryRunner:
         )
         work = self.workloads(canary)
         router = self.router(canary)
-        initializing = status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING)
+        initializing = status.phase in (Phase.NONE, Phase.INITIALIZING)
         try:
             # Flagger's order: the primary and the -primary/-canary Services first; the apex
             # Service and the routes switch to the primary only once it is ready, so an app that
@@ -342,7 +356,7 @@ class CanaryRunner:
             legacy_revision=revision.legacy,
             primary=primary.readiness if switched else Readiness.NOT_READY,
             canary=canary_h.readiness,
-            weights=engine.Weights(w.primary, w.canary, w.mirrored) if w is not None else None,
+            weights=ObservedWeights(w.primary, w.canary, w.mirrored) if w is not None else None,
             tracked_configs=revision.configs,
             not_ready_reason=canary_h.message if canary_h.readiness is not Readiness.READY else "",
             primary_not_ready_reason=primary.message if primary.readiness is not Readiness.READY else "",
@@ -357,11 +371,11 @@ class CanaryRunner:
         return self.metrics(canary).measure(canary, at)
 
     def decide(
-        self, canary: Canary, status: engine.CanaryStatus, obs: Observation
+        self, canary: Canary, status: CanaryStatus, obs: Observation
     ) -> tuple[engine.TickResult, Observation]:
         """Ask the engine what the tick needs, observe it (the webhooks, the metrics), and tick."""
         if (
-            status.phase in (engine.Phase.NONE, engine.Phase.INITIALIZING)
+            status.phase in (Phase.NONE, Phase.INITIALIZING)
             and obs.primary is not Readiness.READY
             and canary.skip_analysis
             and canary.spec.analysis is not None
@@ -382,7 +396,7 @@ class CanaryRunner:
                 obs = self.metrics(canary).observe(canary, obs)
         raise RuntimeError("the engine kept asking for observations")  # pragma: no cover
 
-    def _alert(self, canary: Canary, status: engine.CanaryStatus, event: engine.Event) -> None:
+    def _alert(self, canary: Canary, status: CanaryStatus, event: Event) -> None:
         if event.alert is None:
             return
         targets, problems = resolve_targets(self.kube, canary)
@@ -417,16 +431,16 @@ class CanaryRunner:
         self,
         canary: Canary,
         obj: dict[str, Any],
-        status: engine.CanaryStatus,
-        event: engine.Event,
-        read: engine.CanaryStatus | None = None,
+        status: CanaryStatus,
+        event: Event,
+        read: CanaryStatus | None = None,
     ) -> None:
         """One Event: recorded on the Canary, shown, sent to the event webhooks (with the phase the
         canary has at that event, and the checksum of the status ``read`` at the tick's start, as
         Flagger's come from the object it read) and, when it alerts, to the alert providers."""
         self.recorder.record(obj, event.type, "Synced", event.message)
         self.sink(records.event_record(event.type, event.message, self.clock.now()))
-        if engine.webhooks_of(canary, HookType.EVENT):
+        if webhooks_of(canary, HookType.EVENT):
             ms = int(self.clock.now().timestamp() * 1000)
             phase = event.phase or str(status.phase)
             for r in self.hooks.call_type(
@@ -440,46 +454,44 @@ class CanaryRunner:
         self,
         canary: Canary,
         obj: dict[str, Any],
-        actions: list[engine.Action],
-        status: engine.CanaryStatus | None = None,
-        read: engine.CanaryStatus | None = None,
+        actions: list[Action],
+        status: CanaryStatus | None = None,
+        read: CanaryStatus | None = None,
     ) -> None:
         """Carry out ``actions`` for the tick whose new status is ``status``; ``read`` is the status
         the tick started from (the one webhook payloads are checksummed on)."""
         work = self.workloads(canary)
         router = self.router(canary)
-        read = read or engine.CanaryStatus.from_dict(obj.get("status"))
+        read = read or CanaryStatus.from_dict(obj.get("status"))
         status = status or read
         moved = False  # this tick moved traffic: give it time to reach the mesh before scaling down
         for action in actions:
-            if isinstance(action, engine.SetWeights):
+            if isinstance(action, SetWeights):
                 router.set_traffic(traffic_plan(canary, action, status))
                 moved = True
-            elif isinstance(action, engine.ConsumeApproval):
+            elif isinstance(action, ConsumeApproval):
                 store.clear_approval(self.kube, self.name, self.namespace, str(action.gate))
-            elif isinstance(action, engine.CallWebhooks):
+            elif isinstance(action, CallWebhooks):
                 label = str(action.hook_type).capitalize()
                 for r in self.hooks.call_type(canary, action.hook_type, action.phase, read, kube=self.kube):
                     if r.ok:
-                        event = engine.Event(
-                            "Normal", f"{label} check {r.name} passed", phase=action.event_phase
-                        )
+                        event = Event("Normal", f"{label} check {r.name} passed", phase=action.event_phase)
                     else:
                         message = f"{label} hook {r.name} failed {r.message}"
-                        event = engine.Event("Warning", message, phase=action.event_phase)
+                        event = Event("Warning", message, phase=action.event_phase)
                     self.emit(canary, obj, status, event, read)
-            elif isinstance(action, engine.ScaleCanary):
+            elif isinstance(action, ScaleCanary):
                 if action.replicas == "up":
                     work.scale_target_up()
                 else:
                     work.scale_target(int(action.replicas))
-            elif isinstance(action, engine.ScaleCanaryToZero):
+            elif isinstance(action, ScaleCanaryToZero):
                 if moved and not self.plan:
                     self.clock.sleep(self.opts.drain_seconds)
                 work.scale_target(0)
-            elif isinstance(action, engine.PromoteTemplate):
+            elif isinstance(action, PromoteTemplate):
                 work.promote()
-            elif isinstance(action, engine.Event):
+            elif isinstance(action, Event):
                 self.emit(canary, obj, status, action, read)
 
     def tick(self) -> engine.TickResult:
@@ -501,7 +513,7 @@ class CanaryRunner:
         try:
             spec = store.parse(obj, self.name, self.namespace)
         except InvalidInput as err:
-            if engine.CanaryStatus.from_dict(obj.get("status")).phase not in engine.MOVING:
+            if CanaryStatus.from_dict(obj.get("status")).phase not in MOVING:
                 raise
             if self._last_valid is not None:
                 return obj, self._last_valid, str(err)
@@ -516,7 +528,7 @@ class CanaryRunner:
 
     def _tick(self) -> engine.TickResult:
         obj, canary, spec_error = self.read()
-        status = engine.CanaryStatus.from_dict(obj.get("status"))
+        status = CanaryStatus.from_dict(obj.get("status"))
         self._marks = store.operator_marks(obj)
         obs = self.observe(canary, obj, status)
         if spec_error is not None:
@@ -525,7 +537,7 @@ class CanaryRunner:
         result, obs = self.decide(canary, status, obs)
         self.execute(canary, obj, result.actions, result.status, status)
         stored = obj.get("status") or {}
-        claim = bool(stored.get("phase")) and not engine.progdel_wrote_last(stored)
+        claim = bool(stored.get("phase")) and not progdel_wrote_last(stored)
         if claim or result.status.to_dict() != status.to_dict():
             # also when only the bookkeeping was stale (another driver wrote last): replace it
             store.write_status(self.kube, self.name, self.namespace, result.status.to_dict())
@@ -540,11 +552,11 @@ class CanaryRunner:
         return result
 
     def verify_traffic(
-        self, canary: Canary, obj: dict[str, Any], status: engine.CanaryStatus, obs: Observation
+        self, canary: Canary, obj: dict[str, Any], status: CanaryStatus, obs: Observation
     ) -> records.ServedSplit | None:
         """The split Istio served during the last interval, beside the weight set for it; a split
         far from that weight becomes a Warning event. Only while a weighted run is under way."""
-        if obs.weights is None or obs.infra_error is not None or status.phase not in engine.ANALYSING:
+        if obs.weights is None or obs.infra_error is not None or status.phase not in ANALYSING:
             return None
         window = format_go_duration(canary.analysis.interval_seconds)
         try:
@@ -580,7 +592,7 @@ class CanaryRunner:
 
     def tick_record(self, canary: Canary, result: engine.TickResult, obs: Observation) -> records.TickRecord:
         s = result.status
-        weights = next((a for a in reversed(result.actions) if isinstance(a, engine.SetWeights)), None)
+        weights = next((a for a in reversed(result.actions) if isinstance(a, SetWeights)), None)
         canary_w = weights.canary if weights else (obs.weights.canary if obs.weights else s.canary_weight)
         primary_w = weights.primary if weights else (obs.weights.primary if obs.weights else 100 - canary_w)
         return records.tick_record(
@@ -604,7 +616,7 @@ class CanaryRunner:
         try:
             lease.acquire()
             try:
-                if engine.CanaryStatus.from_dict(obj.get("status")).phase not in engine.MOVING:
+                if CanaryStatus.from_dict(obj.get("status")).phase not in MOVING:
                     # before any traffic moves; a run under way judges its queries tick by tick
                     self.preflight(canary)
                 return self._loop(interval, lease)
@@ -767,8 +779,8 @@ def initialize(
     opts = replace(options or RunOptions(), until_initialized=True, timeout=timeout)
     runner = CanaryRunner(kube, name, namespace, sink, opts)
     obj, canary, _invalid = runner.read()
-    status = engine.CanaryStatus.from_dict(obj.get("status"))
-    if status.phase not in (engine.Phase.NONE, engine.Phase.INITIALIZING):
+    status = CanaryStatus.from_dict(obj.get("status"))
+    if status.phase not in (Phase.NONE, Phase.INITIALIZING):
         # already initialized: reconcile the objects, keep the state
         runner.observe(canary, obj, status)
         return ExitCode.OK

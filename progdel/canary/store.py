@@ -1,7 +1,7 @@
 """Where a client-side canary keeps its state: the ``Canary`` object in the cluster.
 
 The run's state is the object's ``.status`` (Flagger's fields, and progdel's bookkeeping in a
-``progdel.dev/Run`` condition beside Flagger's ``Promoted``: see ``engine.CanaryStatus``),
+``progdel.dev/Run`` condition beside Flagger's ``Promoted``: see ``status.CanaryStatus``),
 written whole through the status subresource after every transition, so a crash, a closed lid
 or a second terminal never loses it, and a server that prunes undeclared fields keeps it all.
 Operator requests are annotations on the object, so they work from any process:

@@ -25,8 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from progdel.canary.engine import CanaryStatus, HookResult, HookType, webhooks_of
 from progdel.canary.flaggerhash import webhook_checksum
+from progdel.canary.observation import HookResult, HookType, webhooks_of
+from progdel.canary.status import CanaryStatus
 from progdel.config.canary import Canary, CanaryWebhook, parse_duration
 from progdel.metrics.prometheus import tls_context
 

@@ -338,7 +338,7 @@ def list_(
 @app.command()
 def status(ctx: typer.Context, name: NameArg) -> None:
     """Show a canary's state: phase, weights, checks and the last measurements."""
-    from progdel.canary.engine import CanaryStatus
+    from progdel.canary.status import CanaryStatus
     from progdel.kube.resources import CANARIES
     from progdel.ui.canary_view import comparison_summary
     from progdel.ui.output import emit
@@ -595,7 +595,7 @@ def promote(ctx: typer.Context, name: NameArg) -> None:
 
 def _gate_of(obj: dict[str, Any]) -> str | None:
     """The confirm gate a canary waits at, from its status."""
-    from progdel.canary.engine import CanaryStatus
+    from progdel.canary.status import CanaryStatus
 
     status = obj.get("status") or {}
     pending = CanaryStatus.from_dict(status).pending_gate
@@ -627,7 +627,7 @@ def approve(
 ) -> None:
     """Open the confirm gate the canary waits at (recorded as an Event with who approved)."""
     from progdel.canary import store
-    from progdel.canary.engine import CONFIRM_GATES
+    from progdel.canary.observation import CONFIRM_GATES
     from progdel.kube.lease import default_identity
     from progdel.ui.output import emit
 

@@ -9,27 +9,14 @@ from typing import Any
 
 import pytest
 
-from progdel.canary.engine import (
-    CanaryStatus,
-    Command,
-    Event,
-    MetricResult,
-    MetricsRequiredError,
-    Observation,
-    Phase,
-    PromoteTemplate,
-    Readiness,
-    ScaleCanary,
-    ScaleCanaryToZero,
-    SetWeights,
-    TickResult,
-    Weights,
-    needs_metrics,
-    progdel_wrote_last,
-    tick,
-)
+from progdel.canary.actions import Event, PromoteTemplate, ScaleCanary, ScaleCanaryToZero, SetWeights
+from progdel.canary.engine import MetricsRequiredError, TickResult, needs_metrics, tick
+from progdel.canary.judge import MetricResult
+from progdel.canary.observation import Command, Observation, Weights
+from progdel.canary.status import CanaryStatus, Phase, progdel_wrote_last
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode
+from progdel.kube.readiness import Readiness
 from progdel.metrics.provider import MetricsUnreachable, NoData, QueryRejected
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -721,7 +708,8 @@ def test_session_affinity_cookie_is_set_for_the_run_and_retired_after() -> None:
 
 
 def test_post_rollout_hooks_run_after_success() -> None:
-    from progdel.canary.engine import CallWebhooks, HookType
+    from progdel.canary.actions import CallWebhooks
+    from progdel.canary.observation import HookType
 
     hook = {"name": "n", "type": "post-rollout", "url": "http://127.0.0.1:1/"}
     sim = Sim(make_canary({"webhooks": [hook]}))

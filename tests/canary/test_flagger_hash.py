@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from progdel.canary.engine import CanaryStatus, Observation, Phase, Weights, revision_changed, tick
+from progdel.canary.engine import revision_changed, tick
 from progdel.canary.flaggerhash import (
     Unsupported,
     config_checksum,
@@ -28,7 +28,9 @@ from progdel.canary.flaggerhash import (
     pod_template_hash,
     webhook_checksum,
 )
+from progdel.canary.observation import Observation, Weights
 from progdel.canary.revision import ConfigRef, legacy_revision_hash, revision_of, tracked_configs
+from progdel.canary.status import CanaryStatus, Phase
 from progdel.config.canary import parse_canary
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "flagger-hash-vectors.json").read_text())

@@ -14,27 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from progdel.canary.engine import (
-    CallWebhooks,
-    CanaryStatus,
-    Event,
-    HookResult,
-    HooksRequiredError,
-    HookType,
-    MetricResult,
-    MetricsRequiredError,
-    Observation,
-    Phase,
-    Readiness,
-    ScaleCanaryToZero,
-    SetWeights,
-    TickResult,
-    Weights,
-    tick,
-    webhooks_of,
-)
+from progdel.canary.actions import CallWebhooks, Event, ScaleCanaryToZero, SetWeights
+from progdel.canary.engine import HooksRequiredError, MetricsRequiredError, TickResult, tick
+from progdel.canary.judge import MetricResult
+from progdel.canary.observation import HookResult, HookType, Observation, Weights, webhooks_of
+from progdel.canary.status import CanaryStatus, Phase
 from progdel.config.canary import Canary, parse_canary
 from progdel.errors import ExitCode
+from progdel.kube.readiness import Readiness
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 GOOD = {"request-success-rate": MetricResult.ok(100.0), "request-duration": MetricResult.ok(50.0)}

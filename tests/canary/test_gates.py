@@ -10,18 +10,10 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.engine import (
-    CanaryStatus,
-    Command,
-    ConsumeApproval,
-    HookResult,
-    HookType,
-    Observation,
-    Phase,
-    Weights,
-    needs_metrics,
-    tick,
-)
+from progdel.canary.actions import ConsumeApproval
+from progdel.canary.engine import needs_metrics, tick
+from progdel.canary.observation import Command, HookResult, HookType, Observation, Weights
+from progdel.canary.status import CanaryStatus, Phase
 from progdel.config.canary import Canary, parse_canary
 from progdel.kube.client import Kube, connect
 from progdel.kube.events import list_events

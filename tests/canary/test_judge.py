@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from progdel.canary.engine import Effect, MetricResult, judge_metric
+from progdel.canary.judge import Effect, MetricResult, judge_metric
 
 from .test_engine import make_canary
 

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from progdel.canary.engine import MetricOutcome
+from progdel.canary.judge import MetricOutcome
 from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.config.canary import parse_canary
 from progdel.kube.client import connect

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from progdel.canary.engine import CanaryStatus, Phase, progdel_wrote_last
 from progdel.canary.history import list_runs, load_run
 from progdel.canary.observe import DRIVER_ANNOTATION, FlaggerObserver, detect_driver
+from progdel.canary.status import CanaryStatus, Phase, progdel_wrote_last
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import CANARIES, EVENTS, LEASES, VIRTUALSERVICES

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from progdel.canary.engine import CanaryStatus, Phase
 from progdel.canary.history import load_run
 from progdel.canary.judge import MetricResult
+from progdel.canary.status import CanaryStatus, Phase
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
 from progdel.kube.events import list_events

@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from progdel.canary.engine import Command, MetricResult, Phase, Readiness
+from progdel.canary.judge import MetricResult
+from progdel.canary.observation import Command
+from progdel.canary.status import Phase
 from progdel.config.canary import load_metric_templates
+from progdel.kube.readiness import Readiness
 from progdel.routing.base import RouteNames, TrafficPlan, Weights
 from progdel.routing.gatewayapi import HTTPRouteRouter, set_route_traffic
 from progdel.routing.istio import VirtualServiceRouter, set_routes

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from progdel.canary import records
-from progdel.canary.engine import CanaryStatus, Measurement, Phase
+from progdel.canary.status import CanaryStatus, Measurement, Phase
 from progdel.errors import ExitCode
 
 from .test_engine import T0, make_canary

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.engine import Phase
 from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.status import Phase
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import CANARIES, DEPLOYMENTS, HTTPROUTES, VIRTUALSERVICES

@@ -16,18 +16,11 @@ import pytest
 import yaml
 
 from progdel.canary import store
-from progdel.canary.engine import (
-    CallWebhooks,
-    CanaryStatus,
-    HookResult,
-    HooksRequiredError,
-    HookType,
-    Observation,
-    Phase,
-    Weights,
-    tick,
-)
+from progdel.canary.actions import CallWebhooks
+from progdel.canary.engine import HooksRequiredError, tick
+from progdel.canary.observation import HookResult, HookType, Observation, Weights
 from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.status import CanaryStatus, Phase
 from progdel.canary.webhooks import WebhookCaller, mask_url, payload
 from progdel.config.canary import Canary, CanaryWebhook, parse_canary
 from progdel.errors import ExitCode

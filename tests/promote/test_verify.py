@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from progdel.canary.engine import MetricResult, Readiness
+from progdel.canary.judge import MetricResult
 from progdel.config.project import Environment, project_from_document
 from progdel.config.yamlfile import parse_documents
 from progdel.errors import ExitCode
+from progdel.kube.readiness import Readiness
 from progdel.promote.verify import Observed, Progress, judge_check, run_checks, verification_canary
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

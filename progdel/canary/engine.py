@@ -24,10 +24,12 @@ Flagger users know, with these deliberate differences:
 - a webhook succeeds on any 2xx status (Flagger accepts only up to 202), and a ``rollback`` hook
   that answers 2xx rolls back as an operator abort (exit 4).
 
-Webhooks are never called here: the tick raises ``HooksRequiredError`` naming the hook type (and
-the phase to send) the first time it needs results it was not given; the runner calls them,
-adds the results to ``obs.webhooks`` and asks again. Calls whose outcome changes nothing
-(``post-rollout``, ``event``) are actions.
+Webhooks and metrics are never called here. ``needs`` answers, from the spec, the status and
+what was observed so far, the next observation the tick lacks: the results of one webhook type
+(and the phase to send it), or the metrics at ``obs.now``, in Flagger's order (a failing rollout
+hook means no metric queries, failing metrics no confirm-traffic-increase hook). A driver
+observes exactly that and asks again; once ``needs`` answers None it calls ``tick``, once. Calls
+whose outcome changes nothing (``post-rollout``, ``event``) are actions.
 
 The runner's own duties on every tick, before calling the engine, are Flagger's steps 2 to 5:
 create the ``-primary`` workload if missing, and reconcile the Services, DestinationRules and
@@ -112,45 +114,6 @@ class TickResult:
         return [e.message for e in self.events]
 
 
-class MetricsRequiredError(ValueError):
-    """``tick`` was called without metric results on a tick that analyses them."""
-
-
-class HooksRequiredError(ValueError):
-    """The tick needs the results of the ``hook_type`` webhooks, called with ``phase``: call them,
-    put the results in ``obs.webhooks[hook_type]`` and tick again."""
-
-    def __init__(self, hook_type: HookType, phase: str) -> None:
-        super().__init__(f"this tick calls the {hook_type} webhooks; call them and pass obs.webhooks")
-        self.hook_type = hook_type
-        self.phase = phase
-
-
-# --------------------------------------------------------------------------------------------
-# The tick
-# --------------------------------------------------------------------------------------------
-
-
-def tick(canary: Canary, status: CanaryStatus, obs: Observation) -> TickResult:
-    """Advance ``canary`` by one tick. ``status`` is not modified; the new one is returned.
-
-    Raises ``MetricsRequiredError`` when this tick analyses metrics and ``obs.metrics`` is
-    ``None``: call ``needs_metrics`` first and query only when it says so.
-    """
-    return _Tick(canary, status, obs).run()
-
-
-def needs_metrics(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
-    """Whether the tick for ``obs`` will judge metrics (so the runner should query them).
-
-    Webhooks whose results ``obs`` lacks are assumed to pass."""
-    try:
-        _Tick(canary, status, replace(obs, metrics=None), assume_hooks_pass=True).run()
-    except MetricsRequiredError:
-        return True
-    return False
-
-
 @dataclass(frozen=True)
 class NeedsHooks:
     """The tick calls the ``hook_type`` webhooks with ``phase``: call them and put their results
@@ -169,17 +132,49 @@ class NeedsMetrics:
 Need = NeedsHooks | NeedsMetrics
 
 
+class ObservationMissing(ValueError):
+    """``tick`` was given an observation that lacks what ``needs`` asks for: a driver's bug."""
+
+    def __init__(self, need: Need) -> None:
+        what = f"the {need.hook_type} webhooks" if isinstance(need, NeedsHooks) else "the metrics"
+        super().__init__(f"this tick needs {what} observed: ask engine.needs before engine.tick")
+        self.need = need
+
+
+# --------------------------------------------------------------------------------------------
+# The tick
+# --------------------------------------------------------------------------------------------
+
+
+def tick(canary: Canary, status: CanaryStatus, obs: Observation) -> TickResult:
+    """Advance ``canary`` by one tick. ``status`` is not modified; the new one is returned.
+
+    ``obs`` must hold everything ``needs`` asks for (else ``ObservationMissing``).
+    """
+    decided = _Tick(canary, status, obs)
+    decided.run()
+    if decided.need is not None:
+        raise ObservationMissing(decided.need)
+    return decided.result()
+
+
 def needs(canary: Canary, status: CanaryStatus, obs: Observation) -> Need | None:
-    """What the tick for ``obs`` still needs observed before it can be decided, first need
-    first (webhooks in Flagger's order: a failing rollout hook means no metric queries), or
-    None when ``tick`` can decide it now. A driver asks, observes, and asks again."""
-    try:
-        _Tick(canary, status, obs).run()
-    except HooksRequiredError as need:
-        return NeedsHooks(need.hook_type, need.phase)
-    except MetricsRequiredError:
-        return NeedsMetrics()
-    return None
+    """What the tick for ``obs`` still needs observed before it can be decided, or None when
+    ``tick`` can decide it now. A pure function of the spec, the status and ``obs`` (the time,
+    the cluster as read, and the webhook results and metrics observed so far): the first need
+    in Flagger's order, so that nothing is called that the tick would not reach. A driver asks,
+    observes exactly that, and asks again."""
+    planned = _Tick(canary, status, obs)
+    planned.run()
+    return planned.need
+
+
+def needs_metrics(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
+    """Whether the tick for ``obs`` will judge metrics, with webhooks whose results ``obs``
+    lacks assumed to pass."""
+    planned = _Tick(canary, status, replace(obs, metrics=None), assume_hooks_pass=True)
+    planned.run()
+    return isinstance(planned.need, NeedsMetrics)
 
 
 def session_cookie(canary: Canary, revision: str, since: str) -> str | None:
@@ -242,6 +237,7 @@ class _Tick:
         self.exit_hint: ExitCode | None = None
         self.settled = False
         self.note = ""
+        self.need: Need | None = None  # what the tick lacks to be decided (then it stops there)
         self.name = f"{canary.name}.{canary.namespace}"
         self.target = f"{canary.target_name}.{canary.namespace}"
 
@@ -331,11 +327,11 @@ class _Tick:
 
     # ---- webhooks and gates ------------------------------------------------------------
 
-    def hook_results(self, hook_type: HookType, phase: Phase | str) -> list[HookResult]:
+    def hook_results(self, hook_type: HookType, phase: Phase | str) -> list[HookResult] | None:
         """Results of the ``hook_type`` webhooks ([] when there are none), in the spec's order
         and only as far as they were called (one after another, stopping at the first failure;
-        at the first success for ``rollback``); raises ``HooksRequiredError`` when the runner has
-        not called them yet."""
+        at the first success for ``rollback``); None, with the need recorded, when they were not
+        called yet: the tick then stops there."""
         hooks = webhooks_of(self.c, hook_type)
         if not hooks:
             return []
@@ -343,7 +339,8 @@ class _Tick:
         if got is None:
             if self.assume_hooks_pass:
                 return [HookResult(h.name, hook_type is not HookType.ROLLBACK) for h in hooks]
-            raise HooksRequiredError(hook_type, str(phase))
+            self.need = NeedsHooks(hook_type, str(phase))
+            return None
         return list(got)
 
     def _muted(self, hook_name: str) -> bool:
@@ -353,7 +350,10 @@ class _Tick:
         """Run pre-rollout or rollout hooks: a failure is a failed check (and maybe a rollback).
         As in Flagger, a failing hook is a Warning event and no alert of its own: only the
         rollback it may lead to alerts."""
-        for r in self.hook_results(hook_type, Phase.PROGRESSING):
+        results = self.hook_results(hook_type, Phase.PROGRESSING)
+        if results is None:
+            return False
+        for r in results:
             if not r.ok:
                 self.failed_check(f"Halt {self.name} advancement {label} {r.name} failed {r.message}")
                 return False
@@ -381,7 +381,10 @@ class _Tick:
         blocker = "(progdel canary approve)"
         muted = False
         if not manual:
-            for r in self.hook_results(gate, phase):
+            results = self.hook_results(gate, phase)
+            if results is None:
+                return False
+            for r in results:
                 if not r.ok:
                     blocker, muted = r.name, self._muted(r.name)
                     break
@@ -479,18 +482,15 @@ class _Tick:
 
     # ---- the tick ----------------------------------------------------------------------
 
-    def run(self) -> TickResult:
-        self._run()
-        return self._result()
-
-    def _result(self) -> TickResult:
+    def result(self) -> TickResult:
         self._promoted_condition()
         s = self.s
         if s != self.old:
             s.last_transition_time = self.now
         return TickResult(s, self.actions, self.exit_hint, self.settled, self.note)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Decide the tick, or stop where it lacks an observation (``self.need``)."""
         c, s, obs = self.c, self.s, self.obs
         if c.spec.suspend:
             self.event("skipping canary run as object is suspended")
@@ -635,7 +635,10 @@ class _Tick:
 
         # Rollback hooks, one after another: the first that answers 2xx rolls the canary back.
         if phase in ANALYSING:
-            for r in self.hook_results(HookType.ROLLBACK, phase):
+            rollback_hooks = self.hook_results(HookType.ROLLBACK, phase)
+            if rollback_hooks is None:
+                return
+            for r in rollback_hooks:
                 if not r.ok:
                     self.event(f"Rollback hook {r.name} not signaling a rollback")
                     continue
@@ -727,7 +730,8 @@ class _Tick:
         """Judge the metrics; True to advance. Records measurements and counts failures."""
         results = self.obs.metrics
         if results is None:
-            raise MetricsRequiredError("this tick analyses metrics; query them and pass obs.metrics")
+            self.need = NeedsMetrics()
+            return False
         if self._too_little_traffic():
             return False
         failure: str | None = None

@@ -96,7 +96,7 @@ class Observation:
     # the Canary as stored no longer validates (it was edited mid-run): the tick runs on the last
     # valid spec, and an analysing tick counts a failed check saying why
     spec_error: str | None = None
-    # webhook results by type, for the types the runner has called (see HooksRequiredError)
+    # webhook results by type, for the types the runner has called (see ``engine.needs``)
     webhooks: Mapping[HookType, Sequence[HookResult]] | None = None
     approval: HookType | None = None  # a confirm gate an operator has approved
     approved_by: str = ""

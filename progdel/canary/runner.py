@@ -6,10 +6,10 @@ weights, queries the metrics only when the engine will judge them (all of
 them at once, evaluated at the tick's time), then executes the engine's
 actions and writes the new status to the Canary object.
 
-Webhooks are called here, never in the engine: when the engine needs the results of a hook
-type it says so (``HooksRequiredError``), the runner calls them and asks again, so hooks are
-called lazily and in Flagger's order (a failing rollout hook means no metric queries). The same
-loop queries the metrics. ``post-rollout`` hooks are actions; ``event`` hooks and alerts follow
+Webhooks are called here, never in the engine: the runner asks the engine what the tick needs
+(``engine.needs``: one webhook type's results, or the metrics), observes exactly that and asks
+again, then runs the tick once; so hooks are called lazily and in Flagger's order (a failing
+rollout hook means no metric queries). ``post-rollout`` hooks are actions; ``event`` hooks and alerts follow
 every event the engine emits.
 
 Actions run before the status is written: they are idempotent (absolute

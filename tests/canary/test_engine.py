@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from progdel.canary.actions import Event, PromoteTemplate, ScaleCanary, ScaleCanaryToZero, SetWeights
-from progdel.canary.engine import MetricsRequiredError, TickResult, needs_metrics, tick
+from progdel.canary.engine import ObservationMissing, TickResult, needs_metrics, tick
 from progdel.canary.judge import MetricResult
 from progdel.canary.observation import Command, Observation, Weights
 from progdel.canary.status import CanaryStatus, Phase, progdel_wrote_last
@@ -180,7 +180,7 @@ def test_first_step_runs_no_metrics_and_later_steps_do() -> None:
     sim.step()
     obs = Observation(now=sim.now, revision="rev-2", weights=sim.weights)
     assert needs_metrics(sim.canary, sim.status, obs)
-    with pytest.raises(MetricsRequiredError):
+    with pytest.raises(ObservationMissing):
         tick(sim.canary, sim.status, obs)
 
 

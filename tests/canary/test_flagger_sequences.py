@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from progdel.canary.actions import CallWebhooks, Event, ScaleCanaryToZero, SetWeights
-from progdel.canary.engine import HooksRequiredError, MetricsRequiredError, TickResult, tick
+from progdel.canary.engine import NeedsHooks, TickResult, needs, tick
 from progdel.canary.judge import MetricResult
 from progdel.canary.observation import HookResult, HookType, Observation, Weights, webhooks_of
 from progdel.canary.status import CanaryStatus, Phase
@@ -83,15 +83,13 @@ class Flagger:
 
     def advance(self, metrics: Mapping[str, MetricResult] = GOOD) -> TickResult:
         obs = Observation(now=self.now, revision=self.revision, weights=self.weights, primary=self.primary)
-        while True:
-            try:
-                result = tick(self.canary, self.status, obs)
-                break
-            except HooksRequiredError as need:
+        while (need := needs(self.canary, self.status, obs)) is not None:
+            if isinstance(need, NeedsHooks):
                 got = self.call(need.hook_type, need.phase)
                 obs = replace(obs, webhooks={**(obs.webhooks or {}), need.hook_type: got})
-            except MetricsRequiredError:
+            else:
                 obs = replace(obs, metrics=metrics)
+        result = tick(self.canary, self.status, obs)
         for action in result.actions:
             if isinstance(action, SetWeights):
                 self.weights = Weights(action.primary, action.canary, action.mirror)

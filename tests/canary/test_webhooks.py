@@ -17,7 +17,7 @@ import yaml
 
 from progdel.canary import store
 from progdel.canary.actions import CallWebhooks
-from progdel.canary.engine import HooksRequiredError, tick
+from progdel.canary.engine import NeedsHooks, needs, tick
 from progdel.canary.observation import HookResult, HookType, Observation, Weights
 from progdel.canary.runner import CanaryRunner, RunOptions, initialize
 from progdel.canary.status import CanaryStatus, Phase
@@ -235,16 +235,15 @@ def hooks(*specs: tuple[str, str]) -> list[dict[str, Any]]:
 
 def decide(canary: Canary, status: CanaryStatus, weights: Weights, results: dict[HookType, bool]) -> Any:
     obs = Observation(now=T0, revision=status.last_applied_spec or "rev-2", weights=weights, metrics={})
-    while True:
-        try:
-            return tick(canary, status, obs)
-        except HooksRequiredError as need:
-            got = [
-                HookResult(w.name, results[need.hook_type], "403 denied")
-                for w in canary.analysis.webhooks
-                if (w.type or "rollout") == need.hook_type
-            ]
-            obs = Observation(**{**obs.__dict__, "webhooks": {**(obs.webhooks or {}), need.hook_type: got}})
+    while (need := needs(canary, status, obs)) is not None:
+        assert isinstance(need, NeedsHooks)
+        got = [
+            HookResult(w.name, results[need.hook_type], "403 denied")
+            for w in canary.analysis.webhooks
+            if (w.type or "rollout") == need.hook_type
+        ]
+        obs = Observation(**{**obs.__dict__, "webhooks": {**(obs.webhooks or {}), need.hook_type: got}})
+    return tick(canary, status, obs)
 
 
 SETTLED = CanaryStatus(phase=Phase.SUCCEEDED, last_applied_spec="rev-1", last_promoted_spec="rev-1")

@@ -34,7 +34,7 @@ def sources(part: str) -> list[Path]:
 @pytest.mark.parametrize(
     ("part", "forbidden"),
     [
-        ("config", ("progdel.promote",)),
+        ("config", ("progdel.promote", "progdel.routing")),
         ("ui", ("progdel.cli",)),
         ("promote", ("progdel.canary.engine",)),
         ("canary/engine.py", ("progdel.metrics", "progdel.kube.client", "progdel.routing")),

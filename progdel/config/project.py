@@ -30,6 +30,7 @@ from progdel.config.canary import API_VERSION as CANARY_API_VERSION
 from progdel.config.canary import _cross_field_problems as canary_problems
 from progdel.config.canary import parse_duration as parse_go_duration
 from progdel.config.keys import parse_key
+from progdel.config.providers import check_provider
 from progdel.config.yamlfile import Document, PathKey, format_path, parse_documents, read_text, validate
 from progdel.errors import InvalidInput
 
@@ -296,8 +297,6 @@ class Defaults(_Model):
     def _provider(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from progdel.routing.provider import check_provider
-
         try:
             return check_provider(value, "provider")
         except InvalidInput as err:

@@ -24,33 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from progdel.config.providers import check_provider
 from progdel.errors import InvalidInput
 
 PROVIDER_ANNOTATION = "progdel.dev/provider"
 #: the providers progdel drives
 SUPPORTED_PROVIDERS = ("istio", "gatewayapi:v1", "gatewayapi:v1beta1")
-#: every provider Flagger 1.44's CRD accepts in ``spec.provider``
-FLAGGER_PROVIDERS = (
-    "apisix",
-    "appmesh",
-    "appmesh:v1beta2",
-    "contour",
-    "gatewayapi:v1",
-    "gatewayapi:v1beta1",
-    "gloo",
-    "istio",
-    "knative",
-    "kubernetes",
-    "kuma",
-    "linkerd",
-    "nginx",
-    "osm",
-    "skipper",
-    "smi:v1alpha1",
-    "smi:v1alpha2",
-    "smi:v1alpha3",
-    "traefik",
-)
 
 
 @dataclass(frozen=True)
@@ -64,24 +43,6 @@ class ProviderChoice:
         if self.explicit:
             return None
         return f"{where}: provider {self.provider} ({self.reason})"
-
-
-def _normal(value: str) -> str:
-    return value.strip().lower()
-
-
-def check_provider(value: str, what: str) -> str:
-    """``value`` as a provider Flagger knows, normalised; ``InvalidInput`` naming ``what``."""
-    provider = _normal(value)
-    if provider == "gatewayapi":
-        raise InvalidInput(
-            f"{what}: 'gatewayapi' is refused by Flagger's CRD: write gatewayapi:v1 (or gatewayapi:v1beta1)"
-        )
-    if provider not in FLAGGER_PROVIDERS:
-        raise InvalidInput(
-            f"{what}: {value!r} is not a Flagger provider (one of {', '.join(FLAGGER_PROVIDERS)})"
-        )
-    return provider
 
 
 def choose_provider(
@@ -142,11 +103,9 @@ def ensure_supported(choice: ProviderChoice, where: str) -> str:
 
 
 __all__ = [
-    "FLAGGER_PROVIDERS",
     "PROVIDER_ANNOTATION",
     "SUPPORTED_PROVIDERS",
     "ProviderChoice",
-    "check_provider",
     "choose_provider",
     "ensure_supported",
 ]

@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from progdel.canary.records import Record, TickRecord
+from progdel.canary.records import DemoRunRecord, Record, Sink, TickRecord
 from progdel.errors import ExitCode, ProgdelError
 
 NAMESPACE = "demo"
 APP = "podinfo"
 IMAGE = "progdel/demo-app"
 HOST = f"{APP}.{NAMESPACE}"
-
-#: where the demo's records go: a canary run's (``progdel.canary.records``) and its own ``run`` records
-Sink = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,7 @@ class DemoOptions:
 
 @dataclass
 class DemoResult:
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[DemoRunRecord] = field(default_factory=list)
     kubeconfig: Path | None = None
     mesh_url: str | None = None
     prometheus_url: str | None = None
@@ -252,7 +249,7 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
             outcome = {ExitCode.OK: "promoted", ExitCode.CANARY_FAILED: "rolled back"}.get(
                 code, f"exit {int(code)}"
             )
-            run = {
+            run: DemoRunRecord = {
                 "kind": "run",
                 "version": release.version,
                 "outcome": outcome,

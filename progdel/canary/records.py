@@ -12,7 +12,10 @@ type), and mypy checks every place that builds or reads one.
 - ``ResultRecord``: how a run ended (outcome and the exit code the command ends with);
 - ``CountdownRecord``: the time to the next tick, for the live view only (never printed);
 - ``OutageRecord``: the cluster API does not answer and the run holds, for the live view only;
-- ``VerifyRecord``: one check of a verified environment's soak.
+- ``VerifyRecord``: one check of a verified environment's soak;
+- ``ComparisonRecord``: where two specs replayed over one window first differ (``canary replay
+  --compare``);
+- ``DemoRunRecord``: one release of ``progdel demo`` and how it ended against what was expected.
 
 Times are RFC 3339 in UTC with a ``Z`` (``stamp``). (No ``from __future__ import annotations``
 here: ``NotRequired`` must stay visible at run time, in ``__optional_keys__``.)
@@ -135,7 +138,41 @@ class VerifyRecord(TypedDict):
     note: str
 
 
-Record = TickRecord | EventRecord | ResultRecord | CountdownRecord | OutageRecord | VerifyRecord
+class ComparisonRecord(TypedDict):
+    """Two specs replayed over one window: the first tick time at which they decide differently
+    (None: never), how each ended (by spec name; None while still running at the window's end),
+    and the comparison in words."""
+
+    kind: Literal["comparison"]
+    first: str
+    second: str
+    firstDifference: str | None
+    outcomes: dict[str, ResultRecord | None]
+    lines: list[str]
+
+
+class DemoRunRecord(TypedDict):
+    """One release of the demo: its version, how its canary run ended against the outcome the
+    demo expects of it, the run's exit code and how long it took."""
+
+    kind: Literal["run"]
+    version: str
+    outcome: str
+    expected: str
+    exitCode: int
+    seconds: float
+
+
+Record = (
+    TickRecord
+    | EventRecord
+    | ResultRecord
+    | CountdownRecord
+    | OutageRecord
+    | VerifyRecord
+    | ComparisonRecord
+    | DemoRunRecord
+)
 Sink = Callable[[Record], None]
 
 
@@ -255,7 +292,9 @@ def tick_record(
 
 
 __all__ = [
+    "ComparisonRecord",
     "CountdownRecord",
+    "DemoRunRecord",
     "EventRecord",
     "MetricRow",
     "OutageRecord",

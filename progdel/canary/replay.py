@@ -33,7 +33,7 @@ from progdel.canary import engine, records
 from progdel.canary.actions import Action, CallWebhooks, Event, SetWeights
 from progdel.canary.measure import CanaryMetrics
 from progdel.canary.observation import HookResult, HookType, Observation, Weights, hook_type_of, webhooks_of
-from progdel.canary.records import Record, ResultRecord, Sink, TickRecord
+from progdel.canary.records import ComparisonRecord, Record, ResultRecord, Sink, TickRecord
 from progdel.canary.status import CanaryStatus, Phase, parse_time
 from progdel.config.canary import ANNOTATION_MANUAL_GATES, Canary, MetricTemplate
 from progdel.errors import ExitCode, InvalidInput, Unreachable
@@ -353,16 +353,13 @@ class Divergence:
             lines.append(f"{earlier} {_verb(a)} {n} interval{'s' if n != 1 else ''} earlier than {later}")
         return lines
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> ComparisonRecord:
         return {
             "kind": "comparison",
             "first": self.first,
             "second": self.second,
             "firstDifference": self.time,
-            "outcomes": {
-                self.first: dict(self.first_result) if self.first_result else None,
-                self.second: dict(self.second_result) if self.second_result else None,
-            },
+            "outcomes": {self.first: self.first_result, self.second: self.second_result},
             "lines": self.lines(),
         }
 

@@ -58,3 +58,31 @@ def test_outcome_words() -> None:
     assert records.outcome_of("Succeeded", ExitCode.OK) == "promoted"
     assert records.outcome_of("Failed", ExitCode.CANARY_FAILED) == "rolled back"
     assert records.outcome_of("Failed", ExitCode.ABORTED) == "aborted"
+
+
+def test_comparison_record_of_two_replays() -> None:
+    from progdel.canary.replay import compare_specs
+
+    def run(ends_at: str, weights: list[int]) -> list[records.Record]:
+        ticks: list[records.Record] = []
+        for minute, weight in enumerate(weights):
+            tick = records.tick_record(
+                make_canary(),
+                CanaryStatus(phase=Phase.PROGRESSING, canary_weight=weight),
+                T0.replace(minute=minute),
+                canary_weight=weight,
+                primary_weight=100 - weight,
+                note="",
+            )
+            ticks.append(tick)
+        end = records.result_record("test/podinfo", T0, "Failed", "rolled back", ExitCode.CANARY_FAILED)
+        return [*ticks, {**end, "time": ends_at}]
+
+    strict = run("2024-01-01T00:01:00Z", [0, 10])
+    lenient = run("2024-01-01T00:03:00Z", [0, 20, 30, 40])
+    record = compare_specs("strict.yaml", strict, "lenient.yaml", lenient, 60).to_dict()
+    _conforms(record, records.ComparisonRecord)
+    assert record["firstDifference"] == "2024-01-01T00:01:00Z"
+    outcomes = record["outcomes"]
+    assert outcomes["strict.yaml"] is not None and outcomes["strict.yaml"]["outcome"] == "rolled back"
+    assert record["lines"][-1] == "strict.yaml rolls back 2 intervals earlier than lenient.yaml"

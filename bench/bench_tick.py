@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import RunOptions
 from progdel.kube.client import connect
 from progdel.kube.resources import DEPLOYMENTS, NAMESPACES
 from progdel.sandbox.server import SandboxServer
@@ -115,9 +116,7 @@ def main() -> None:
     new_revision(kube)
     with run_prometheus(history(NS, [TrafficPhase(0, 10, 0.0, 40)]), tmp) as prom:
         clock = ReplayClock(T0 + timedelta(seconds=600))
-        runner = CanaryRunner(
-            kube, "podinfo", NS, lambda _r: None, RunOptions(prometheus_url=prom.url), clock
-        )
+        runner = runner_for(kube, "podinfo", NS, lambda _r: None, RunOptions(prometheus_url=prom.url), clock)
         for _ in range(3):  # scale up, start the analysis: no metrics yet
             runner.tick()
             clock.sleep(10)

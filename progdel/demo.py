@@ -183,7 +183,8 @@ def _free_port() -> int:
 def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoResult:
     """Run the demo; every process started is stopped before returning unless ``opts.keep``."""
     from progdel.canary import store
-    from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+    from progdel.canary.cluster import initialize, runner_for
+    from progdel.canary.runner import RunOptions
     from progdel.kube.client import connect
     from progdel.kube.resources import DEPLOYMENTS, NAMESPACES
     from progdel.metrics.prometheus import DEFAULT_PROMETHEUS_URL
@@ -238,7 +239,7 @@ def run_demo(opts: DemoOptions, sink: Sink, say: Callable[[str], None]) -> DemoR
                 {"spec": {"template": deployment(release.version, release.error_rate)["spec"]["template"]}},
             )
             t0 = time.monotonic()
-            runner = CanaryRunner(
+            runner = runner_for(
                 kube,
                 APP,
                 NAMESPACE,

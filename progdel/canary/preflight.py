@@ -434,7 +434,7 @@ def plan_init(
     objects (a missing target, a Deployment without a selector label, a route without progdel's
     destinations...).
     """
-    from progdel.canary.runner import CanaryRunner
+    from progdel.canary.cluster import runner_for
 
     planned = PlannedKube(kube)
     for t in templates:
@@ -443,7 +443,7 @@ def plan_init(
         planned.apply(METRICTEMPLATES, body)
     name = str((document.get("metadata") or {}).get("name"))
     store.apply_canary(planned, document, namespace)
-    runner = CanaryRunner(planned, name, namespace, lambda _record: None, options)
+    runner = runner_for(planned, name, namespace, lambda _record: None, options)
     runner.plan = True  # plan what init does once the primary is ready
     try:
         obj, canary, _invalid = runner.read()
@@ -907,7 +907,8 @@ def run_check(
     """The whole preflight: the plan of ``init`` and the RBAC rights init and watch would miss
     (when ``kube`` is given and answers), and every metric checked once. ``canary`` must carry the
     namespace it will run in."""
-    from progdel.canary.runner import CanaryRunner, RunOptions
+    from progdel.canary.cluster import runner_for
+    from progdel.canary.runner import RunOptions
     from progdel.routing import provider_of
 
     provider_of(canary)  # an unsupported provider is a spec error before anything else
@@ -943,7 +944,7 @@ def run_check(
     if kube is not None:
         missing_access, access_note = check_access(kube, canary, file_templates, prometheus_url=default_url)
     if kube is not None:
-        runner = CanaryRunner(
+        runner = runner_for(
             PlannedKube(kube), canary.name, namespace, lambda _r: None, RunOptions(templates=file_templates)
         )
         render: Callable[[Canary], list[MetricQuery]] = runner.queries

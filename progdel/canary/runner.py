@@ -9,8 +9,12 @@ actions and writes the new status to the Canary object.
 Webhooks are called here, never in the engine: the runner asks the engine what the tick needs
 (``engine.needs``: one webhook type's results, or the metrics), observes exactly that and asks
 again, then runs the tick once; so hooks are called lazily and in Flagger's order (a failing
-rollout hook means no metric queries). ``post-rollout`` hooks are actions; ``event`` hooks and alerts follow
-every event the engine emits.
+rollout hook means no metric queries). ``post-rollout`` hooks are actions; ``event`` hooks and
+alerts follow every event the engine emits.
+
+The runner builds nothing it talks to: it is given its ports (``Ports``: the cluster, the router
+of a canary, the metrics servers, the webhooks, the alerts and the clock); ``cluster.py`` builds
+the real ones over the Kubernetes API.
 
 Actions run before the status is written: they are idempotent (absolute
 weights, absolute replica counts, a template copy), so a crash between the two
@@ -23,10 +27,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from progdel.canary import engine, records, store, traffic
 from progdel.canary.actions import (
@@ -40,17 +45,16 @@ from progdel.canary.actions import (
     SetWeights,
 )
 from progdel.canary.admission import ensure_drivable
-from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertSender, AlertTarget, resolve_targets
+from progdel.canary.alerts import ALERT_TIMEOUT, AlertMessage, AlertTarget
 from progdel.canary.clock import Clock, SystemClock
 from progdel.canary.history import RunRecorder
 from progdel.canary.judge import MetricResult
 from progdel.canary.measure import CanaryMetrics
-from progdel.canary.observation import CONFIRM_GATES, Command, HookType, Observation, webhooks_of
+from progdel.canary.observation import CONFIRM_GATES, Command, HookResult, HookType, Observation, webhooks_of
 from progdel.canary.observation import Weights as ObservedWeights
 from progdel.canary.records import Sink
 from progdel.canary.revision import referenced_configs, revision_of
 from progdel.canary.status import ANALYSING, MOVING, CanaryStatus, Phase, progdel_wrote_last
-from progdel.canary.webhooks import WebhookCaller
 from progdel.canary.workloads import DRAIN_SECONDS, Workloads
 from progdel.config.canary import (
     Canary,
@@ -61,17 +65,15 @@ from progdel.config.canary import (
     parse_metric_template,
 )
 from progdel.errors import ExitCode, InvalidInput, ProgdelError, Unreachable, printable
-from progdel.kube.client import Kube
 from progdel.kube.errors import KubeError, ServerError
-from progdel.kube.events import EventRecorder
-from progdel.kube.lease import default_identity
+from progdel.kube.lease import Lease, default_identity
 from progdel.kube.readiness import Readiness
-from progdel.kube.resources import CANARIES, CONFIGMAPS, METRICTEMPLATES, SECRETS
+from progdel.kube.resources import CONFIGMAPS, METRICTEMPLATES, SECRETS, Resource
 from progdel.metrics.prometheus import QUERY_TIMEOUT, configured_prometheus_url, resolve_prometheus_url
 from progdel.metrics.provider import MetricsError, QueryRejected
 from progdel.metrics.servers import MetricsServers
 from progdel.metrics.templates import MetricQuery, metric_queries
-from progdel.routing import choice_of, resolve, router_for
+from progdel.routing import choice_of, resolve
 from progdel.routing.base import Router, TrafficPlan, Weights
 from progdel.routing.provider import ProviderChoice
 
@@ -168,44 +170,92 @@ def interruption(err: BaseException) -> str | None:
     return f"{type(err).__name__}: {err}"
 
 
+class Cluster(Protocol):
+    """The cluster port of a run: the Canary it drives (its object, status, operator requests
+    and Lease) and what lies around it (its workloads, Events, run history, the MetricTemplates,
+    ConfigMaps and Secrets it names). ``cluster.KubeCluster`` is the real one."""
+
+    timeout: float | None  # seconds an API request may take (None: no limit)
+
+    def read(self) -> dict[str, Any]: ...
+    def write_status(self, status: dict[str, Any]) -> None: ...
+    def clear_request(self) -> None: ...
+    def clear_approval(self, gate: str) -> None: ...
+    def lease(self, seconds: int, identity: str | None = None) -> Lease: ...
+    def get_or_none(
+        self, resource: Resource, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None: ...
+    def workloads(self, canary: Canary, label_prefixes: Iterable[str] = ()) -> Workloads: ...
+    def record_event(self, obj: dict[str, Any], type_: str, message: str) -> None: ...
+    def history(self, identity: str, warn: Callable[[str], None]) -> RunRecorder: ...
+    def reads_cached(self) -> AbstractContextManager[None]: ...
+
+
+class Hooks(Protocol):
+    """The webhook port: calls the hooks of one type in the spec's order, as Flagger does."""
+
+    def call_type(
+        self,
+        canary: Canary,
+        hook_type: HookType,
+        phase: str,
+        status: CanaryStatus,
+        event: tuple[str, str, int] | None = None,
+    ) -> list[HookResult]: ...
+    def close(self) -> None: ...
+
+
+class Alerts(Protocol):
+    """The alert port: sends a message to a canary's alert targets and ``extra``; the problems."""
+
+    def send(self, canary: Canary, message: AlertMessage, extra: list[AlertTarget]) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Ports:
+    """Everything a run reads, drives or calls, given to the runner (``cluster.kube_ports``
+    builds the real ones): the cluster, the router of a canary (by its provider), the metrics
+    servers of a configured Prometheus URL, the webhooks, the alerts and the clock."""
+
+    cluster: Cluster
+    router: Callable[[Canary], Router]
+    metrics: Callable[[str], MetricsServers]
+    hooks: Hooks
+    alerts: Alerts
+    clock: Clock = field(default_factory=SystemClock)
+
+
 class CanaryRunner:
     def __init__(
         self,
-        kube: Kube,
+        ports: Ports,
         name: str,
         namespace: str,
         sink: Sink,
         options: RunOptions | None = None,
-        clock: Clock | None = None,
         identity: str | None = None,
-        *,
-        routers: Callable[[Kube, Canary], Router] = router_for,
-        servers: MetricsServers | None = None,
-        hooks: WebhookCaller | None = None,
-        alerts: AlertSender | None = None,
     ) -> None:
-        """The runner's ports: the cluster (``kube``), the clock, and, built from the cluster
-        unless given, the router of a canary (``routers``, by ``spec.provider``), the metrics
-        servers, the webhook caller and the alert sender."""
-        self.kube = kube
+        """The runner of the Canary ``namespace/name``, through ``ports``."""
+        self.cluster = ports.cluster
         self.name = name
         self.namespace = namespace
         self._show = sink
         self.opts = options or RunOptions()
-        self.clock = clock or SystemClock()
-        self.recorder = EventRecorder(kube)
+        self.clock = ports.clock
         self.identity = identity
-        self._servers: MetricsServers | None = servers
-        self._routers = routers
+        self._servers: MetricsServers | None = None
+        self._connect = ports.metrics
+        self._routers = ports.router
         self.phase_before = Phase.NONE  # the phase before the last tick
-        self.hooks = hooks or WebhookCaller()
-        self._alerts: AlertSender | None = alerts
+        self.hooks = ports.hooks
+        self.alerts = ports.alerts
         self._marks: tuple[str | None, ...] = ()  # operator annotations seen at the last tick
         self._last_valid: Canary | None = None  # the last spec read that validated
         self._renewed_at = self.clock.now()  # when the lease was last renewed (its request sent)
         self.plan = False  # planning init (canary check): act as if the primary were ready
         self.choice: ProviderChoice | None = None  # how the last valid spec read chose its provider
-        self.history = RunRecorder(kube, name, namespace, identity or default_identity(), self._warn)
+        self.history = self.cluster.history(identity or default_identity(), self._warn)
 
     def sink(self, record: records.Record) -> None:
         """Show a record, and keep the events for the run's history."""
@@ -222,7 +272,7 @@ class CanaryRunner:
             url = configured_prometheus_url(
                 self.opts.prometheus_url, project_default=self.opts.project_prometheus_url
             )
-            self._servers = MetricsServers(self.kube, url)
+            self._servers = self._connect(url)
         return self._servers
 
     def resolve(self, canary: Canary) -> Canary:
@@ -231,14 +281,13 @@ class CanaryRunner:
         return resolve(canary, self.opts.mesh_provider, self.opts.project_mesh_provider)
 
     def workloads(self, canary: Canary) -> Workloads:
-        return Workloads.of(self.kube, canary, self.opts.label_prefixes)
+        return self.cluster.workloads(canary, self.opts.label_prefixes)
 
     def close(self) -> None:
         if self._servers is not None:
             self._servers.close()
         self.hooks.close()
-        if self._alerts is not None:
-            self._alerts.close()
+        self.alerts.close()
 
     def templates(self, canary: Canary) -> tuple[list[MetricTemplate], dict[tuple[str, str], str]]:
         """The MetricTemplates the canary's metrics name (files first, then the cluster), and why
@@ -251,7 +300,7 @@ class CanaryRunner:
         found = {(t.namespace, t.metadata.name): t for t in self.opts.templates}
         problems: dict[tuple[str, str], str] = {}
         for ns, tname in refs - set(found):
-            obj = self.kube.get_or_none(METRICTEMPLATES, tname, ns)
+            obj = self.cluster.get_or_none(METRICTEMPLATES, tname, ns)
             if obj is None:
                 problems[(ns, tname)] = f"metrictemplate {ns}/{tname} not found"
                 continue
@@ -344,7 +393,7 @@ class CanaryRunner:
             configs: dict[Any, Any] = {}
             for ref in referenced_configs(template):
                 res = CONFIGMAPS if ref.kind == "ConfigMap" else SECRETS
-                configs[ref] = self.kube.get_or_none(res, ref.name, canary.namespace)
+                configs[ref] = self.cluster.get_or_none(res, ref.name, canary.namespace)
             canary_h = work.health(work.target, a.canary_ready_threshold)
             w = router.get_weights() if switched else None
         except (Unreachable, ServerError) as err:
@@ -364,7 +413,7 @@ class CanaryRunner:
 
     def router(self, canary: Canary) -> Router:
         """The one place a router is built: chosen by ``spec.provider`` (``router_for``)."""
-        return self._routers(self.kube, canary)
+        return self._routers(canary)
 
     def measure(self, canary: Canary, at: datetime) -> dict[str, MetricResult]:
         """Every metric of ``canary`` at ``at``, the queries of one server run together."""
@@ -390,7 +439,7 @@ class CanaryRunner:
             if need is None:
                 return engine.tick(canary, status, obs), obs
             if isinstance(need, engine.NeedsHooks):
-                results = self.hooks.call_type(canary, need.hook_type, need.phase, status, kube=self.kube)
+                results = self.hooks.call_type(canary, need.hook_type, need.phase, status)
                 obs = replace(obs, webhooks={**(obs.webhooks or {}), need.hook_type: results})
             else:
                 obs = self.metrics(canary).observe(canary, obs)
@@ -399,12 +448,6 @@ class CanaryRunner:
     def _alert(self, canary: Canary, status: CanaryStatus, event: Event) -> None:
         if event.alert is None:
             return
-        targets, problems = resolve_targets(self.kube, canary)
-        targets += self.opts.alert_targets
-        if not targets:
-            problems = problems if canary.analysis.alerts else []
-        if targets and self._alerts is None:
-            self._alerts = AlertSender()
         a = canary.analysis
         message = AlertMessage(
             canary.name,
@@ -419,8 +462,7 @@ class CanaryRunner:
                 "Failed checks": f"{status.failed_checks}/{a.threshold}",
             },
         )
-        errors = problems + (self._alerts.send(targets, message) if self._alerts and targets else [])
-        for e in errors:
+        for e in self.alerts.send(canary, message, list(self.opts.alert_targets)):
             self._warn(e)
 
     def _warn(self, message: str) -> None:
@@ -438,13 +480,13 @@ class CanaryRunner:
         """One Event: recorded on the Canary, shown, sent to the event webhooks (with the phase the
         canary has at that event, and the checksum of the status ``read`` at the tick's start, as
         Flagger's come from the object it read) and, when it alerts, to the alert providers."""
-        self.recorder.record(obj, event.type, "Synced", event.message)
+        self.cluster.record_event(obj, event.type, event.message)
         self.sink(records.event_record(event.type, event.message, self.clock.now()))
         if webhooks_of(canary, HookType.EVENT):
             ms = int(self.clock.now().timestamp() * 1000)
             phase = event.phase or str(status.phase)
             for r in self.hooks.call_type(
-                canary, HookType.EVENT, phase, read or status, (event.message, event.type, ms), kube=self.kube
+                canary, HookType.EVENT, phase, read or status, (event.message, event.type, ms)
             ):
                 if not r.ok:
                     log.warning("event hook %s failed %s", r.name, printable(r.message))
@@ -470,10 +512,10 @@ class CanaryRunner:
                 router.set_traffic(traffic_plan(canary, action, status))
                 moved = True
             elif isinstance(action, ConsumeApproval):
-                store.clear_approval(self.kube, self.name, self.namespace, str(action.gate))
+                self.cluster.clear_approval(str(action.gate))
             elif isinstance(action, CallWebhooks):
                 label = str(action.hook_type).capitalize()
-                for r in self.hooks.call_type(canary, action.hook_type, action.phase, read, kube=self.kube):
+                for r in self.hooks.call_type(canary, action.hook_type, action.phase, read):
                     if r.ok:
                         event = Event("Normal", f"{label} check {r.name} passed", phase=action.event_phase)
                     else:
@@ -497,7 +539,7 @@ class CanaryRunner:
     def tick(self) -> engine.TickResult:
         # One tick reads the same objects several times (the router, the checks, the weight
         # update): each is fetched once, and every write still carries its resourceVersion.
-        with self.kube.reads_cached():
+        with self.cluster.reads_cached():
             return self._tick()
 
     def read(self) -> tuple[dict[str, Any], Canary, str | None]:
@@ -509,7 +551,7 @@ class CanaryRunner:
         analysing tick counts a failed check saying why (so it rolls back at the threshold, as
         Flagger ends a run whose checks cannot pass). With no run under way there is nothing to
         protect, and the spec error is raised (exit 2)."""
-        obj = self.kube.get(CANARIES, self.name, self.namespace)
+        obj = self.cluster.read()
         try:
             spec = store.parse(obj, self.name, self.namespace)
         except InvalidInput as err:
@@ -540,9 +582,9 @@ class CanaryRunner:
         claim = bool(stored.get("phase")) and not progdel_wrote_last(stored)
         if claim or result.status.to_dict() != status.to_dict():
             # also when only the bookkeeping was stale (another driver wrote last): replace it
-            store.write_status(self.kube, self.name, self.namespace, result.status.to_dict())
+            self.cluster.write_status(result.status.to_dict())
         if obs.command is not None:
-            store.clear_request(self.kube, self.name, self.namespace)
+            self.cluster.clear_request()
         record = self.tick_record(canary, result, obs)
         served = self.verify_traffic(canary, obj, status, obs)
         if served is not None:
@@ -580,7 +622,7 @@ class CanaryRunner:
             name=f"{canary.name}.{canary.namespace}",
         )
         if warning:
-            self.recorder.record(obj, "Warning", "Synced", warning)
+            self.cluster.record_event(obj, "Warning", warning)
             self.sink(records.event_record("Warning", warning, obs.now))
         split: records.ServedSplit = {
             "primary": served["primary"],
@@ -609,9 +651,11 @@ class CanaryRunner:
         if note:
             self.sink(records.event_record("Normal", note, self.clock.now()))
         interval = canary.analysis.interval_seconds
-        saved_timeout = self.kube.timeout
-        self.kube.timeout = saved_timeout or API_REQUEST_TIMEOUT  # a hung request must not outlast the lease
-        lease = store.lease_for(self.kube, self.name, self.namespace, lease_seconds(canary), self.identity)
+        saved_timeout = self.cluster.timeout
+        self.cluster.timeout = (
+            saved_timeout or API_REQUEST_TIMEOUT
+        )  # a hung request must not outlast the lease
+        lease = self.cluster.lease(lease_seconds(canary), self.identity)
         self._renewed_at = self.clock.now()
         try:
             lease.acquire()
@@ -629,7 +673,7 @@ class CanaryRunner:
                 with contextlib.suppress(Unreachable, KubeError):  # the API may be what ended the run
                     lease.release()
         finally:
-            self.kube.timeout = saved_timeout
+            self.cluster.timeout = saved_timeout
             self.close()
 
     def _loop(self, interval: float, lease: Any) -> ExitCode:
@@ -698,7 +742,7 @@ class CanaryRunner:
                 self._renew(lease)
                 last_renew = self.clock.now()
             try:
-                obj = self.kube.get(CANARIES, self.name, self.namespace)
+                obj = self.cluster.read()
             except (KubeError, Unreachable):
                 continue
             if store.pending_request(obj) is not None or store.operator_marks(obj) != self._marks:
@@ -734,7 +778,7 @@ class CanaryRunner:
                 started,
             )
         )
-        saved_timeout, self.kube.timeout = self.kube.timeout, per_request
+        saved_timeout, self.cluster.timeout = self.cluster.timeout, per_request
         try:
             while True:
                 left = (deadline - self.clock.now()).total_seconds()
@@ -763,52 +807,7 @@ class CanaryRunner:
                 )
                 return attempt
         finally:
-            self.kube.timeout = saved_timeout
+            self.cluster.timeout = saved_timeout
 
 
-def initialize(
-    kube: Kube,
-    name: str,
-    namespace: str,
-    sink: Sink,
-    timeout: float = 300,
-    options: RunOptions | None = None,
-) -> ExitCode:
-    """``canary init``: create the primary, its configs and the Services, wait for the primary,
-    then point the apex Service and the routing at it and scale the target to 0."""
-    opts = replace(options or RunOptions(), until_initialized=True, timeout=timeout)
-    runner = CanaryRunner(kube, name, namespace, sink, opts)
-    obj, canary, _invalid = runner.read()
-    status = CanaryStatus.from_dict(obj.get("status"))
-    if status.phase not in (Phase.NONE, Phase.INITIALIZING):
-        # already initialized: reconcile the objects, keep the state
-        runner.observe(canary, obj, status)
-        return ExitCode.OK
-    lease = store.lease_for(kube, name, namespace, 30)
-    lease.acquire()
-    try:
-        return runner._loop(1.0, lease)
-    finally:
-        lease.release()
-
-
-def carry_out_request(kube: Kube, name: str, namespace: str, options: RunOptions) -> bool:
-    """Carry out an operator request (abort, promote) just posted on the Canary when no watcher
-    runs: take the Lease and run one tick with ``options``. False when a watcher holds the Lease
-    (it carries the request out itself, at once)."""
-    from progdel.kube.lease import LeaseHeld
-
-    _, spec = store.read(kube, name, namespace)
-    lease = store.lease_for(kube, name, namespace, lease_seconds(spec.model))
-    try:
-        lease.acquire()
-    except LeaseHeld:
-        return False
-    try:
-        CanaryRunner(kube, name, namespace, lambda _r: None, options).tick()
-    finally:
-        lease.release()
-    return True
-
-
-__all__ = ["CanaryRunner", "Clock", "RunOptions", "SystemClock", "carry_out_request", "initialize"]
+__all__ = ["Alerts", "CanaryRunner", "Cluster", "Hooks", "Ports", "RunOptions"]

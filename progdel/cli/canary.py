@@ -55,7 +55,7 @@ def init(
     or Service keeps everything progdel does not manage. A Flagger 0.x Canary is converted to
     v1beta1 first. Afterwards every other command needs only the name and -n.
     """
-    from progdel.canary import runner, store
+    from progdel.canary import cluster, store
     from progdel.canary.preflight import ensure_init_accepted
     from progdel.config.canary import load_metric_templates
     from progdel.kube.resources import METRICTEMPLATES
@@ -79,7 +79,7 @@ def init(
         kube.apply(METRICTEMPLATES, body)
     store.apply_canary(kube, admitted.document, namespace)
     with CanaryView(_view_mode(opts)) as view:
-        code = runner.initialize(kube, model.name, namespace, view.show, timeout=timeout, options=options)
+        code = cluster.initialize(kube, model.name, namespace, view.show, timeout=timeout, options=options)
     if code is ExitCode.OK and opts.output is OutputFormat.table:
         print(f"canary {namespace}/{model.name} initialized: traffic 100% to {model.primary_name}")
     raise typer.Exit(int(code))
@@ -152,8 +152,8 @@ def watch(
     $PROGDEL_PROMETHEUS_USERNAME/$PROGDEL_PROMETHEUS_PASSWORD(_FILE), never from a flag.
     """
     from progdel.canary.alerts import targets_from_project
+    from progdel.canary.cluster import runner_for
     from progdel.canary.observe import FlaggerObserver, detect_driver
-    from progdel.canary.runner import CanaryRunner
     from progdel.config.canary import load_metric_templates
     from progdel.kube.resources import CANARIES
     from progdel.ui.canary_view import CanaryView
@@ -192,7 +192,7 @@ def watch(
         alert_targets=targets_from_project(defaults.alerts) if defaults else [],
     )
     with CanaryView(_view_mode(opts)) as view:
-        runner = CanaryRunner(kube, name, namespace, view.show, run_opts)
+        runner = runner_for(kube, name, namespace, view.show, run_opts)
         try:
             code = runner.run()
         finally:
@@ -561,7 +561,7 @@ def _driven_by_progdel(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 def _request(ctx: typer.Context, name: str, action: str) -> None:
     from progdel.canary import store
-    from progdel.canary.runner import carry_out_request
+    from progdel.canary.cluster import carry_out_request
     from progdel.ui.output import emit
 
     opts = global_options(ctx)

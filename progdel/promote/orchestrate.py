@@ -544,7 +544,7 @@ def _initialize_canary(
 ) -> None:
     """Initialize the canary unless it is: the primary is created from the target as it runs now,
     so this must happen before the new version reaches the target, or it would skip analysis."""
-    from progdel.canary.runner import initialize
+    from progdel.canary.cluster import initialize
     from progdel.kube.resources import CANARIES
 
     phase = ((kube.get(CANARIES, canary.name, env.namespace).get("status") or {}).get("phase")) or ""
@@ -576,7 +576,7 @@ def _canary(
     patch: bool,
 ) -> None:
     from progdel.canary.alerts import targets_from_project
-    from progdel.canary.runner import CanaryRunner
+    from progdel.canary.cluster import runner_for
 
     assert env.canary is not None
     canary = _apply_env_canary(kube, project, app, env)
@@ -612,7 +612,7 @@ def _canary(
             project_prometheus_url=project.defaults.prometheus_url,
             alert_targets=targets_from_project(project.defaults.alerts),
         )
-        runner = CanaryRunner(kube, canary.name, env.namespace, sink, run_opts, clock=options.canary_clock)
+        runner = runner_for(kube, canary.name, env.namespace, sink, run_opts, clock=options.canary_clock)
         try:
             code = runner.run()
         finally:  # an interrupted or timed-out run is recorded too: the promotion's record names it

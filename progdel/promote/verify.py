@@ -289,7 +289,8 @@ class Checker:
     cluster, Prometheus reached directly or through that cluster's service proxy)."""
 
     def __init__(self, kube: Any, project: Project, env: Environment, app: App, clock: Clock) -> None:
-        from progdel.canary.runner import CanaryRunner, RunOptions
+        from progdel.canary.cluster import runner_for
+        from progdel.canary.runner import RunOptions
 
         assert env.verify is not None
         self.kube = kube
@@ -299,7 +300,7 @@ class Checker:
         options = RunOptions(
             prometheus_url=env.verify.prometheus_url, project_prometheus_url=project.defaults.prometheus_url
         )
-        self.runner = CanaryRunner(kube, self.canary.name, env.namespace, lambda _r: None, options, clock)
+        self.runner = runner_for(kube, self.canary.name, env.namespace, lambda _r: None, options, clock)
 
     def preflight(self, at: datetime) -> None:
         """Render every metric and run its query once (at ``at``): a metric that cannot be rendered,

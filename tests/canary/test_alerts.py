@@ -19,7 +19,8 @@ from progdel.canary.alerts import (
     Severity,
     target_from_config,
 )
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import RunOptions
 from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import DEPLOYMENTS, SECRETS
@@ -152,7 +153,7 @@ def test_canary_alerts_from_alert_providers_and_secrets(
     records: list[dict[str, Any]] = []
     assert initialize(kube, "podinfo", namespace, records.append, timeout=30) is ExitCode.OK
     new_revision(kube)
-    runner = CanaryRunner(kube, "podinfo", namespace, records.append, RunOptions(), ReplayClock(T0))
+    runner = runner_for(kube, "podinfo", namespace, records.append, RunOptions(), ReplayClock(T0))
     assert runner.run() is ExitCode.CANARY_FAILED
     # Flagger's alert wording (pkg/controller/scheduler.go), which differs from its events'; a
     # failing rollout hook is a Warning event and no alert, only the rollback it causes alerts

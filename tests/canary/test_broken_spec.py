@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.canary.status import Phase
 from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
@@ -75,7 +76,7 @@ def start(kube: Kube, namespace: str, secret: str | None = None) -> None:
 
 
 def runner(kube: Kube, namespace: str, url: str, clock: ReplayClock) -> CanaryRunner:
-    return CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(prometheus_url=url), clock)
+    return runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(prometheus_url=url), clock)
 
 
 def to_weight(r: CanaryRunner, kube: Kube, weight: int) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import RunOptions
 from progdel.canary.status import Phase
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
@@ -69,7 +70,7 @@ def primary_state(kube: Kube) -> tuple[str, str, str, str]:
 
 
 def run(kube: Kube, namespace: str, until: set[Phase], each: Any = None, limit: int = 20) -> Phase:
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
     phase = Phase.NONE
     for _ in range(limit):
         phase = runner.tick().status.phase
@@ -122,7 +123,7 @@ def test_a_bad_config_rolled_back_never_reaches_the_primary(kube: Kube, namespac
     app(kube, namespace)
     before = primary_state(kube)
     kube.patch(CONFIGMAPS, "podinfo-config", {"data": {"greeting": "bad"}})
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
     assert runner.tick().status.phase is Phase.PROGRESSING
     assert primary_state(kube) == before
     store.post_request(kube, "podinfo", namespace, "abort")  # the analysis says no

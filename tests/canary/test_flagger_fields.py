@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, initialize
+from progdel.canary.cluster import initialize, runner_for
 from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import DEPLOYMENTS, HPAS
@@ -71,7 +71,7 @@ def test_init_copies_the_hpa_to_the_primary_and_ticks_keep_it_in_step(
     )
 
     kube.update(HPAS, "podinfo", lambda o: o["spec"].update(maxReplicas=8))
-    CanaryRunner(kube, "podinfo", namespace, lambda _r: None).tick()
+    runner_for(kube, "podinfo", namespace, lambda _r: None).tick()
     assert kube.get(HPAS, "podinfo-primary")["spec"]["maxReplicas"] == 8
 
     proc = subprocess.run(
@@ -162,7 +162,7 @@ def test_a_metric_templates_headers_go_with_its_queries(kube: Kube, namespace: s
             "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "1"]}]},
         },
     )
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(templates=[template]))
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(templates=[template]))
     results = runner.measure(parse_canary(doc, "test").model, datetime.now(UTC))
     assert results["errors"].value == 1.0
     assert str(httpx_mock.get_requests()[0].url).startswith("http://127.0.0.1:9009/prometheus/api/v1/query")

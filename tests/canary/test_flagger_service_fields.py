@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.canary.status import Phase
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
@@ -32,7 +33,7 @@ def kube(sandbox: Any, namespace: str) -> Kube:
 def init(kube: Kube, namespace: str, doc: dict[str, Any], options: RunOptions | None = None) -> CanaryRunner:
     store.apply_canary(kube, doc, namespace)
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30, options=options) is ExitCode.OK
-    return CanaryRunner(kube, "podinfo", namespace, lambda _r: None, options or RunOptions(), ReplayClock(T0))
+    return runner_for(kube, "podinfo", namespace, lambda _r: None, options or RunOptions(), ReplayClock(T0))
 
 
 def change_service(kube: Kube, **fields: Any) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from progdel.canary import history, store
+from progdel.canary.cluster import runner_for
 from progdel.canary.history import RunRecord, list_runs, load_run, thin
-from progdel.canary.runner import CanaryRunner, RunOptions
+from progdel.canary.runner import RunOptions
 from progdel.errors import ExitCode, ProgdelError
 from progdel.kube.client import Kube, connect
 from progdel.kube.resources import CANARIES, CONFIGMAPS, DEPLOYMENTS, LEASES
@@ -201,7 +202,7 @@ def test_a_watch_that_times_out_mid_run_leaves_it_interrupted(
     setup_canary(kube, namespace)
     new_revision(kube)
     with run_prometheus(prom_history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
-        runner = CanaryRunner(
+        runner = runner_for(
             kube,
             "podinfo",
             namespace,
@@ -239,7 +240,7 @@ def test_a_watcher_whose_lease_is_taken_over_leaves_the_record_to_the_new_driver
         store.lease_for(kube, "podinfo", namespace, 300, identity="bob@elsewhere/1").acquire()
 
     with run_prometheus(prom_history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
-        runner = CanaryRunner(
+        runner = runner_for(
             kube,
             "podinfo",
             namespace,
@@ -255,7 +256,7 @@ def test_a_watcher_whose_lease_is_taken_over_leaves_the_record_to_the_new_driver
 
 def tick_once(kube: Kube, namespace: str, prom_url: str, at: Any) -> ExitCode:
     """One tick by a short-lived driver (as ``watch --once``), at replayed time ``at``."""
-    runner = CanaryRunner(
+    runner = runner_for(
         kube,
         "podinfo",
         namespace,

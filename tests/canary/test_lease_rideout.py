@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
+from progdel.canary.cluster import runner_for
 from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.errors import Unreachable
 from progdel.kube.client import connect
@@ -207,7 +208,7 @@ class FlakyLease:
 def runner_with(records: list[dict[str, Any]]) -> tuple[CanaryRunner, ReplayClock]:
     clock = ReplayClock(T0)
     kube: Any = type("NoKube", (), {"timeout": None})()
-    return CanaryRunner(kube, "podinfo", "test", records.append, RunOptions(), clock), clock
+    return runner_for(kube, "podinfo", "test", records.append, RunOptions(), clock), clock
 
 
 def test_renewals_back_off_and_resume_within_the_lease() -> None:
@@ -221,7 +222,7 @@ def test_renewals_back_off_and_resume_within_the_lease() -> None:
     messages = [r["message"] for r in records if r["kind"] == "event"]
     assert messages[0].startswith("Cluster API unreachable: cannot reach the Kubernetes API")
     assert messages[-1].startswith("Cluster API answers again after")
-    assert runner._renewed_at > T0 and runner.kube.timeout is None
+    assert runner._renewed_at > T0 and runner.cluster.timeout is None
 
 
 def test_renewals_stop_before_the_lease_could_expire() -> None:

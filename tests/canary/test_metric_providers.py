@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 import yaml
 
+from progdel.canary.cluster import runner_for
 from progdel.canary.judge import MetricOutcome
-from progdel.canary.runner import CanaryRunner, RunOptions
+from progdel.canary.runner import RunOptions
 from progdel.config.canary import parse_canary
 from progdel.kube.client import connect
 from progdel.kube.resources import CANARIES, DEPLOYMENTS, METRICTEMPLATES, SECRETS
@@ -223,7 +224,7 @@ def test_a_templates_headers_and_secret_reach_its_server_and_the_secret_is_read_
         },
     }
     canary = parse_canary(doc, "test").model
-    runner = CanaryRunner(
+    runner = runner_for(
         kube, "podinfo", namespace, lambda _r: None, RunOptions(prometheus_url="http://127.0.0.1:1")
     )
     now = datetime.now(UTC)

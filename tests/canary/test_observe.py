@@ -379,7 +379,8 @@ def test_a_canary_handed_from_flagger_to_progdel_keeps_flaggers_counters(
     is there but stale); the user hands it back with the annotation: progdel continues from
     Flagger's counters and replaces its stale bookkeeping."""
     from progdel.canary import store
-    from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+    from progdel.canary.cluster import initialize, runner_for
+    from progdel.canary.runner import RunOptions
     from progdel.kube.resources import DEPLOYMENTS
     from tests.canary.test_runner_integration import deployment, new_revision
 
@@ -387,14 +388,14 @@ def test_a_canary_handed_from_flagger_to_progdel_keeps_flaggers_counters(
     store.apply_canary(kube, flagger_canary(namespace), namespace)
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
     new_revision(kube)
-    CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(once=True)).tick()  # scaled up
+    runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(once=True)).tick()  # scaled up
     mine = kube.get(CANARIES, "podinfo")["status"]
     assert progdel_wrote_last(mine) and mine["phase"] == "Progressing"
 
     from progdel.routing.base import Weights
 
     model = store.read(kube, "podinfo", namespace)[1].model
-    CanaryRunner(kube, "podinfo", namespace, lambda _r: None).router(model).set_weights(Weights(90, 10))
+    runner_for(kube, "podinfo", namespace, lambda _r: None).router(model).set_weights(Weights(90, 10))
     obj = kube.get(CANARIES, "podinfo")
     obj["status"] = {
         **mine,
@@ -412,7 +413,7 @@ def test_a_canary_handed_from_flagger_to_progdel_keeps_flaggers_counters(
     kube.patch(CANARIES, "podinfo", {"metadata": {"annotations": {DRIVER_ANNOTATION: "progdel"}}})
     assert not detect_driver(kube.get(CANARIES, "podinfo")).observe
     dead = RunOptions(once=True, prometheus_url="http://127.0.0.1:9")
-    CanaryRunner(kube, "podinfo", namespace, lambda _r: None, dead).tick()  # Prometheus down: holds
+    runner_for(kube, "podinfo", namespace, lambda _r: None, dead).tick()  # Prometheus down: holds
     status = kube.get(CANARIES, "podinfo")["status"]
     assert progdel_wrote_last(status), "the stale bookkeeping was replaced"
     assert (status["phase"], status["canaryWeight"], status["failedChecks"]) == ("Progressing", 10, 1)

@@ -303,7 +303,7 @@ def test_objects_already_as_init_writes_them_are_unchanged(
 ) -> None:
     from progdel.canary import store
     from progdel.canary.admission import admit
-    from progdel.canary.runner import initialize
+    from progdel.canary.cluster import initialize
     from progdel.config.canary import canary_document
 
     kube = connect(str(sandbox.kubeconfig), None, namespace)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from progdel.canary import engine, store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import RunOptions
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
 from progdel.kube.events import list_events
@@ -117,7 +118,7 @@ def run(
     kube: Kube, namespace: str, prom_url: str, start: datetime, **opts: Any
 ) -> tuple[ExitCode, list[dict]]:
     records: list[dict[str, Any]] = []
-    runner = CanaryRunner(
+    runner = runner_for(
         kube,
         "podinfo",
         namespace,
@@ -310,7 +311,7 @@ def test_prometheus_down_holds_then_rolls_back_after_the_limit(
         # reach the limit, and the run would time out instead
         url = prom.url if outage == "stops" else switch.url
         options = RunOptions(prometheus_url=url, timeout=900)
-        runner = CanaryRunner(kube, "podinfo", namespace, records.append, options, clock)
+        runner = runner_for(kube, "podinfo", namespace, records.append, options, clock)
         original_tick = runner.tick
 
         def tick_then_outage() -> engine.TickResult:
@@ -342,7 +343,7 @@ def test_a_second_watcher_is_refused_while_the_lease_is_held(kube: Kube, namespa
     setup_canary(kube, namespace)
     first = store.lease_for(kube, "podinfo", namespace, 30, identity="alice@laptop/1")
     first.acquire()
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, identity="bob@laptop/2")
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, identity="bob@laptop/2")
     with pytest.raises(LeaseHeld, match='held by "alice@laptop/1"'):
         runner.run()
     first.release()

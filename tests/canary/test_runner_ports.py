@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from progdel.canary.runner import CanaryRunner, RunOptions
+from progdel.canary.cluster import runner_for
+from progdel.canary.runner import RunOptions
 from progdel.config.canary import Canary
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube
@@ -46,7 +47,7 @@ def test_the_router_given_moves_the_traffic(kube: Kube, namespace: str, tmp_path
         return RecordingRouter(router_for(k, canary), splits)
 
     with run_prometheus(history(namespace, [TrafficPhase(0, 10, 0.0, 40)]), tmp_path) as prom:
-        runner = CanaryRunner(
+        runner = runner_for(
             kube,
             "podinfo",
             namespace,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import CanaryRunner, RunOptions
 from progdel.canary.status import Phase
 from progdel.errors import ExitCode
 from progdel.kube.client import Kube, connect
@@ -48,7 +49,7 @@ def start(kube: Kube, namespace: str, spec: dict[str, Any] | None = None, **anal
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
     new_revision(kube)
     rolled_out(kube, "podinfo")
-    return CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
+    return runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
 
 
 def rolled_out(kube: Kube, name: str, timeout: float = 120) -> None:

@@ -17,9 +17,10 @@ import yaml
 
 from progdel.canary import store
 from progdel.canary.actions import CallWebhooks
+from progdel.canary.cluster import initialize, runner_for
 from progdel.canary.engine import NeedsHooks, needs, tick
 from progdel.canary.observation import HookResult, HookType, Observation, Weights
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.runner import RunOptions
 from progdel.canary.status import CanaryStatus, Phase
 from progdel.canary.webhooks import WebhookCaller, mask_url, payload
 from progdel.config.canary import Canary, CanaryWebhook, parse_canary
@@ -366,7 +367,7 @@ def test_runner_calls_every_hook_type_in_order(kube: Kube, namespace: str, hook_
     store.apply_canary(kube, canary_doc(namespace, webhooks), namespace)
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
     new_revision(kube)
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions(), ReplayClock(T0))
     phases = []
     for _ in range(12):
         result = runner.tick()
@@ -408,7 +409,7 @@ def test_runner_post_rollout_gets_failed_after_a_rollback(
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
     new_revision(kube)
     records: list[dict[str, Any]] = []
-    runner = CanaryRunner(
+    runner = runner_for(
         kube, "podinfo", namespace, records.append, RunOptions(), ReplayClock(T0 + timedelta(1))
     )
     assert runner.run() is ExitCode.CANARY_FAILED

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import RunOptions
 from progdel.errors import ExitCode
 from progdel.kube.client import connect
 from progdel.kube.events import list_events
@@ -90,7 +91,7 @@ def test_a_gateway_api_canary_is_judged_by_the_apps_metrics_through_the_mesh(
 
     def run() -> tuple[ExitCode, list[dict[str, Any]]]:
         records: list[dict[str, Any]] = []
-        runner = CanaryRunner(kube, "web", ns, records.append, RunOptions(timeout=240))
+        runner = runner_for(kube, "web", ns, records.append, RunOptions(timeout=240))
         return runner.run(), records
 
     with Traffic(sb, HOST, ["/"]):

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from progdel.canary.runner import CanaryRunner, RunOptions
+from progdel.canary.cluster import runner_for
+from progdel.canary.runner import RunOptions
 from progdel.config.canary import parse_canary
 from progdel.errors import InvalidInput
 from progdel.kube.client import connect
@@ -192,7 +193,7 @@ def test_a_canary_run_sends_each_server_only_its_own_credentials(
         kube.create(METRICTEMPLATES, t, namespace)
     kube.create(CANARIES, {**CANARY, "metadata": {"name": "podinfo", "namespace": namespace}}, namespace)
     httpx_mock.add_response(json=ANSWER, is_reusable=True)
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions())
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions())
     canary = parse_canary({**CANARY, "metadata": {"name": "podinfo", "namespace": namespace}}, "c").model
     measured = runner.measure(canary, AT)
     runner.close()
@@ -219,7 +220,7 @@ def test_the_configured_url_gets_own_credentials_even_when_a_canary_names_it(
     httpx_mock.add_response(json=ANSWER, is_reusable=True)
     canary = parse_canary({**CANARY, "metadata": {"name": "podinfo", "namespace": namespace}}, "c").model
     canary.analysis.metrics = canary.analysis.metrics[:1]
-    runner = CanaryRunner(
+    runner = runner_for(
         kube,
         "podinfo",
         namespace,
@@ -241,7 +242,7 @@ def test_a_missing_secret_is_a_spec_error_before_any_query(
     )
     canary = parse_canary({**CANARY, "metadata": {"name": "podinfo", "namespace": namespace}}, "c").model
     canary.analysis.metrics = canary.analysis.metrics[1:2]
-    runner = CanaryRunner(kube, "podinfo", namespace, lambda _r: None, RunOptions())
+    runner = runner_for(kube, "podinfo", namespace, lambda _r: None, RunOptions())
     with pytest.raises(
         InvalidInput, match=rf"secret {namespace}/absent \(a MetricTemplate's secretRef\): not found"
     ):

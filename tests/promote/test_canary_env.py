@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from progdel.canary.clock import Clock
 from progdel.canary.history import list_runs
-from progdel.canary.runner import Clock
 from progdel.config.project import load_project
 from progdel.errors import ExitCode
 from progdel.kube.resources import DEPLOYMENTS

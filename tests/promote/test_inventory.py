@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from progdel.canary import store
-from progdel.canary.runner import initialize
+from progdel.canary.cluster import initialize
 from progdel.errors import ExitCode
 from progdel.kube.resources import DEPLOYMENTS
 from progdel.promote.inventory import inventory

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from progdel.canary import store
-from progdel.canary.runner import CanaryRunner, RunOptions, initialize
+from progdel.canary.cluster import initialize, runner_for
+from progdel.canary.runner import RunOptions
 from progdel.config.canary import parse_canary
 from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
@@ -352,7 +353,7 @@ def test_full_canary_run_through_the_runner_shifts_httproute_weights(
         f"{namespace}/podinfo": [TrafficPhase(0, 10)],
     }
     with run_prometheus(http_openmetrics(T0, 1800, 5, series), tmp_path) as prom:
-        runner = CanaryRunner(
+        runner = runner_for(
             kube,
             "podinfo",
             namespace,

@@ -38,6 +38,25 @@ def sources(part: str) -> list[Path]:
         ("ui", ("progdel.cli",)),
         ("promote", ("progdel.canary.engine",)),
         ("canary/engine.py", ("progdel.metrics", "progdel.kube.client", "progdel.routing")),
+        # the data a tick reads and returns is below the tick, and needs no cluster
+        ("canary/status.py", ("progdel.canary.engine", "progdel.kube", "progdel.metrics")),
+        ("canary/observation.py", ("progdel.canary.engine", "progdel.kube.client", "progdel.metrics")),
+        ("canary/actions.py", ("progdel.canary.engine", "progdel.kube", "progdel.metrics")),
+        # the runner is given its ports: it builds no client, router, Event recorder or hook caller
+        (
+            "canary/runner.py",
+            (
+                "progdel.kube.client",
+                "progdel.kube.events",
+                "progdel.routing.istio",
+                "progdel.routing.gatewayapi",
+                "progdel.routing.router_for",
+                "progdel.canary.webhooks",
+                "progdel.canary.cluster",
+            ),
+        ),
+        # a replay needs no cluster
+        ("canary/replay.py", ("progdel.kube", "progdel.routing", "progdel.canary.runner")),
         ("kube/readiness.py", ("progdel.canary",)),
         ("canary/records.py", ("progdel.ui", "progdel.cli")),
         ("cli/canary_check.py", ("progdel.cli.canary",)),
@@ -70,3 +89,21 @@ def test_the_engine_loads_no_cluster_client() -> None:
         for m in loaded_by("progdel.canary.engine")
         if m.startswith(("progdel.kube.client", "progdel.routing"))
     ]
+
+
+def test_the_engine_module_holds_the_tick_and_nothing_else() -> None:
+    """The persisted status, the observation and the action types live in modules of their own;
+    what engine.py defines is the tick, its result and what it needs observed."""
+    tree = ast.parse((ROOT / "canary" / "engine.py").read_text())
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    assert classes == {"TickResult", "NeedsHooks", "NeedsMetrics", "ObservationMissing", "_Tick"}
+
+
+def test_no_exception_carries_what_a_tick_needs() -> None:
+    """The engine answers what a tick needs (``needs``) instead of raising it, and its drivers
+    catch nothing of the engine's: neither the engine nor the tick's drivers catch to decide."""
+    engine = ast.parse((ROOT / "canary" / "engine.py").read_text())
+    assert not [n for n in ast.walk(engine) if isinstance(n, ast.Try)]
+    for driver in ("runner.py", "replay.py"):
+        source = (ROOT / "canary" / driver).read_text()
+        assert "RequiredError" not in source and "ObservationMissing" not in source, driver

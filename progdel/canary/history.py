@@ -40,7 +40,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from progdel.canary.status import CanaryStatus, FailureReason, Phase
 from progdel.config.canary import Canary, CanaryMetric
@@ -654,3 +654,34 @@ class RunRecorder:
             self.warn(message)
         else:
             log.warning("%s", message)
+
+
+class _Nowhere:
+    """The store of an unstored recorder: it holds no run and keeps nothing written to it."""
+
+    def items(self, *_args: Any, **_kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def update(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        raise NotFound("an unstored run is kept in memory", 404)
+
+    def create(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def delete(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+class _Unstored(RunRecorder):
+    """Stores nothing after each tick (a watcher stores its record then; ticks that follow one
+    another at once, as a replay's, need not): the record is read from the recorder."""
+
+    def flush(self) -> None:
+        return None
+
+
+def unstored_recorder(name: str, namespace: str, identity: str) -> RunRecorder:
+    """A recorder of the runs of ``namespace/name`` that writes to no cluster: fed as a watcher
+    feeds one, it builds the record a watcher writes and keeps it (``last``, ``record``), for a
+    run that deploys nothing (a replay). It finds no run under way and prunes none."""
+    return _Unstored(cast(Kube, _Nowhere()), name, namespace, identity)

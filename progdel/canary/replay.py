@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from progdel.canary import engine, records
 from progdel.canary.actions import Action, CallWebhooks, Event, SetWeights
@@ -250,25 +250,6 @@ class ReplayMetrics:
 # --------------------------------------------------------------------------------------------
 
 
-class _Nowhere:
-    """The store of a replay's run recorder: it keeps nothing (a replay writes to no cluster), the
-    record is read from the recorder itself."""
-
-    def items(self, *_args: Any, **_kwargs: Any) -> list[dict[str, Any]]:
-        return []
-
-    def update(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
-        from progdel.kube.errors import NotFound
-
-        raise NotFound("a replay keeps its record in memory", 404)
-
-    def create(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
-        return {}
-
-    def delete(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
 def replay_identity(start: datetime, end: datetime) -> str:
     """Who a replayed run's record says drove it: a replay, and of which window."""
     return f"progdel canary replay of {records.stamp(start)} to {records.stamp(end)} (nothing deployed)"
@@ -277,17 +258,9 @@ def replay_identity(start: datetime, end: datetime) -> str:
 def replay_recorder(canary: Canary, start: datetime, end: datetime) -> RunRecorder:
     """The run history's recorder for a replay of ``canary``: fed by ``Replay`` as ``watch`` feeds
     it, it builds the record ``watch`` writes to the cluster, and keeps it (``replayed_run``)."""
-    from progdel.canary.history import RunRecorder
-    from progdel.kube.client import Kube
+    from progdel.canary.history import unstored_recorder
 
-    class ReplayRecorder(RunRecorder):
-        """Stores nothing after each tick (a watcher stores its record then, a replay's ticks
-        follow one another at once); ``replayed_run`` bounds the record as storing it would."""
-
-        def flush(self) -> None:
-            return None
-
-    return ReplayRecorder(cast(Kube, _Nowhere()), canary.name, canary.namespace, replay_identity(start, end))
+    return unstored_recorder(canary.name, canary.namespace, replay_identity(start, end))
 
 
 def replayed_run(recorder: RunRecorder) -> RunRecord | None:

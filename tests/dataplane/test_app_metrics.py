@@ -153,6 +153,9 @@ def test_flagger_http_queries_judge_a_podinfo_canary(mesh_sandbox: MeshSandbox, 
         Traffic(sb, f"podinfo-canary.{ns}:9898", canary_mix),
         Traffic(sb, f"podinfo-primary.{ns}:9898", ["/"]),
     ):
+        # two rounds of the mix answered and scraped: the window holds a slow request (the mix is
+        # sent in order, one request at a time), however late a busy machine scrapes it
+        wait_scraped(sb, ns, "podinfo", "", 2 * len(canary_mix))
         canary = wait_value(sb, render(SUCCESS_RATE, ns, "podinfo"))
         primary = wait_value(sb, render(SUCCESS_RATE, ns, "podinfo-primary"))
         duration = wait_value(sb, render(DURATION, ns, "podinfo"))

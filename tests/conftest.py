@@ -47,3 +47,13 @@ def namespace(api_client: Any) -> Iterator[str]:
     except client.ApiException as err:
         if err.status != 404:
             raise
+
+
+@pytest.fixture
+def nothing_to_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """progdel started as a subprocess does not wait for the mesh before scaling pods away: the
+    sandbox without its data plane carries no traffic, so there is nothing to drain (the wait
+    itself is tested where traffic flows, in ``tests/dataplane``)."""
+    from progdel.canary.workloads import DRAIN_SECONDS_ENV
+
+    monkeypatch.setenv(DRAIN_SECONDS_ENV, "0")

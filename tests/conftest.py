@@ -51,9 +51,9 @@ def namespace(api_client: Any) -> Iterator[str]:
 
 @pytest.fixture
 def nothing_to_drain(monkeypatch: pytest.MonkeyPatch) -> None:
-    """progdel started as a subprocess does not wait for the mesh before scaling pods away: the
-    sandbox without its data plane carries no traffic, so there is nothing to drain (the wait
-    itself is tested where traffic flows, in ``tests/dataplane``)."""
+    """progdel (run in this process or as a subprocess) does not wait for the mesh before scaling
+    pods away: the sandbox without its data plane carries no traffic, so there is nothing to
+    drain (the wait itself is tested where traffic flows, in ``tests/dataplane``)."""
     from progdel.canary.workloads import DRAIN_SECONDS_ENV
 
     monkeypatch.setenv(DRAIN_SECONDS_ENV, "0")

@@ -27,12 +27,12 @@ from progdel.canary.configs import PRIMARY_SUFFIX, delete_primary_configs
 from progdel.canary.revision import referenced_configs
 from progdel.canary.workloads import (
     CREATED_ANNOTATION,
-    DRAIN_SECONDS,
     ORIGINAL_ANNOTATION,
     Workloads,
     deployment_health,
     selector_label,
 )
+from progdel.canary.workloads import drain_seconds as default_drain
 from progdel.config.canary import Canary
 from progdel.errors import ExitCode, ProgdelError
 from progdel.kube.client import Kube
@@ -86,7 +86,7 @@ def revert_canary(
     canary: Canary,
     *,
     timeout: float = 300,
-    drain_seconds: float = DRAIN_SECONDS,
+    drain_seconds: float | None = None,
     clock: Clock | None = None,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> None:
@@ -117,7 +117,8 @@ def revert_canary(
     progress(f"pointing Service {canary.apex_name} at {canary.target_name}")
     _restore_service(kube, canary.apex_name, ns, {key: value})
     router_for(kube, canary).revert()
-    clock.sleep(drain_seconds)  # the mesh takes the new routes before the primary's pods go
+    # the mesh takes the new routes before the primary's pods go
+    clock.sleep(default_drain() if drain_seconds is None else drain_seconds)
     for name in (f"{canary.apex_name}-primary", f"{canary.apex_name}-canary"):
         _restore_service(kube, name, ns, None)
     if primary is not None:

@@ -55,7 +55,7 @@ from progdel.canary.observation import Weights as ObservedWeights
 from progdel.canary.records import Sink
 from progdel.canary.revision import referenced_configs, revision_of
 from progdel.canary.status import ANALYSING, MOVING, CanaryStatus, Phase, progdel_wrote_last
-from progdel.canary.workloads import DRAIN_SECONDS, Workloads
+from progdel.canary.workloads import Workloads, drain_seconds
 from progdel.config.canary import (
     Canary,
     MetricTemplate,
@@ -93,7 +93,8 @@ class RunOptions:
     mesh_provider: str | None = None  # --mesh-provider
     project_mesh_provider: str | None = None  # progdel.yaml defaults.meshProvider
     label_prefixes: tuple[str, ...] = ()  # progdel.yaml defaults.includeLabelPrefix
-    drain_seconds: float = DRAIN_SECONDS  # between moving traffic off pods and scaling them away
+    # between moving traffic off pods and scaling them away
+    drain_seconds: float = field(default_factory=drain_seconds)
 
 
 _RUN_PHASES = (

@@ -46,24 +46,23 @@ ID_ANNOTATION = "flagger-id"  # a new value on every promotion: the primary alwa
 CREATED_ANNOTATION = "progdel.dev/created-by"  # on the Services (and routes) progdel created
 ORIGINAL_ANNOTATION = "progdel.dev/original-configuration"  # what a Service was before progdel
 SIDECARS = ("istio-proxy", "envoy")  # containers whose ports are never discovered
-#: The test suite's knob, read once at start: its runs against a cluster that carries no traffic
-#: (the sandbox without its data plane) have nothing to drain, and the wait only costs them time.
-DRAIN_SECONDS_ENV = "PROGDEL_DRAIN_SECONDS"
-
-
-def _drain_seconds(default: float = 2.0) -> float:
-    try:
-        value = float(os.environ.get(DRAIN_SECONDS_ENV, default))
-    except ValueError:
-        return default
-    return value if 0.0 <= value <= 60.0 else default
-
-
 #: how long traffic moved off pods (a weight set to 0, the apex Service and routes switched) is
 #: given to reach the mesh before those pods are scaled away: endpoints and routes travel
 #: separately (kube-proxy, xDS), and a pod gone before its routes are is a failed request
 #: (Kubernetes users add a preStop sleep for the same reason)
-DRAIN_SECONDS = _drain_seconds()
+DRAIN_SECONDS = 2.0
+#: The test suite's knob: its runs against a cluster that carries no traffic (the sandbox
+#: without its data plane) have nothing to drain, and the wait only costs them time.
+DRAIN_SECONDS_ENV = "PROGDEL_DRAIN_SECONDS"
+
+
+def drain_seconds() -> float:
+    """``DRAIN_SECONDS``, unless ``$PROGDEL_DRAIN_SECONDS`` sets another (0 to 60 seconds)."""
+    try:
+        value = float(os.environ.get(DRAIN_SECONDS_ENV, DRAIN_SECONDS))
+    except ValueError:
+        return DRAIN_SECONDS
+    return value if 0.0 <= value <= 60.0 else DRAIN_SECONDS
 
 
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")

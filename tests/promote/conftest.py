@@ -68,3 +68,8 @@ def env_remote(tmp_path: Path) -> Remote:
     git("commit", "-q", "-m", "initial", cwd=seed)
     git("push", "-q", "origin", "main", cwd=seed)
     return Remote(bare)
+
+
+@pytest.fixture(autouse=True)
+def _no_traffic(nothing_to_drain: None) -> None:
+    """These tests run against sandboxes without a data plane: no traffic, nothing to drain."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,13 +261,14 @@ class MeshSandbox:
         )
 
 
-@pytest.fixture(scope="session")
-def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+@contextlib.contextmanager
+def running_mesh_sandbox(root: Path) -> Iterator[MeshSandbox]:
+    """A sandbox with its data plane and Prometheus, as ``progdel sandbox up --mesh
+    --allow-commands`` starts it, keeping its files under ``root``; stopped afterwards."""
     from progdel.sandbox.daemon import register_prometheus
     from progdel.sandbox.dataplane import DataPlane
     from progdel.sandbox.server import SandboxServer
 
-    root = tmp_path_factory.mktemp("mesh-sandbox")
     plane = DataPlane(root / "dataplane", allow_commands=True)
     server = SandboxServer(root / "sandbox", "127.0.0.1", free_port(), backend=plane.backend)
     server.start()
@@ -281,6 +283,13 @@ def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandb
     finally:
         plane.stop()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mesh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    """The mesh sandbox the tests of a session share, each in namespaces of its own."""
+    with running_mesh_sandbox(tmp_path_factory.mktemp("mesh-sandbox")) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

@@ -22,13 +22,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import MeshSandbox
+from .conftest import MeshSandbox, running_mesh_sandbox
 
 FLAGGER = Path(__file__).resolve().parents[3] / "upstream" / "flagger"
 TUTORIAL = FLAGGER / "docs" / "gitbook" / "tutorials" / "istio-progressive-delivery.md"
@@ -124,6 +125,15 @@ def judged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.fixture
+def tutorial_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    """A mesh sandbox of the tutorial's own: its namespace ``test`` is the README walkthrough's
+    too, and with a Prometheus each, neither test waits for the other's requests to leave the
+    metric windows."""
+    with running_mesh_sandbox(tmp_path_factory.mktemp("tutorial-sandbox")) as sandbox:
+        yield sandbox
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(1200)
 @pytest.mark.skipif(not TUTORIAL.exists(), reason=f"needs Flagger's checkout in {FLAGGER} (read at run time)")
@@ -131,12 +141,14 @@ def judged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     not all(shutil.which(tool) for tool in ("kubectl", "hey", "curl")),
     reason="needs kubectl, hey and curl (scripts/bootstrap installs them)",
 )
-def test_flaggers_istio_tutorial_promotes_then_rolls_back(mesh_sandbox: MeshSandbox, tmp_path: Path) -> None:
+def test_flaggers_istio_tutorial_promotes_then_rolls_back(
+    tutorial_sandbox: MeshSandbox, tmp_path: Path
+) -> None:
     objects = tutorial_objects()
     gateway, canary = objects["Gateway"], shortened(objects["Canary"])
     assert canary["metadata"]["namespace"] == NS
-    user = User(mesh_sandbox.server.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
-    mesh_sandbox.wait_no_traffic(NS)
+    user = User(tutorial_sandbox.server.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    tutorial_sandbox.wait_no_traffic(NS)
 
     # Bootstrap, as the tutorial writes it (the gateway in istio-system, the test namespace)
     user.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(gateway))

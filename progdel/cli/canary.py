@@ -267,6 +267,9 @@ def replay(
     mode = _view_mode(opts)
     defaults = project_defaults(opts)
     fmt = _report_format(report_file, "--report") if report_file is not None else None
+    for out, flag in ((record, "--record"), (report_file, "--report")):
+        if out is not None:
+            _check_writable(out, flag)  # before the replay, not after it
     canary = load_canary(file).model
     other = (file.name, compare.name, load_canary(compare).model) if compare is not None else None
     window = _when(start, "--from"), _when(end, "--to")
@@ -448,6 +451,20 @@ def _render_report(record: Any, fmt: str) -> str:
     from progdel.ui import report as render
 
     return {"html": render.render_html, "md": render.render_markdown, "json": render.render_json}[fmt](record)
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be written (its folder missing or read-only, a folder
+    named instead of a file), without creating or changing anything."""
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InvalidInput(f"{flag} {path}: Is a directory")
+    if not folder.is_dir():
+        raise InvalidInput(f"{flag} {path}: No such directory {folder}")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise InvalidInput(f"{flag} {path}: Permission denied")
 
 
 def _write_file(path: Path, text: str, flag: str) -> None:

@@ -441,6 +441,14 @@ def test_cli_refuses_a_report_file_or_a_record_it_cannot_use(tmp_path: Path) -> 
     # refused before anything is replayed (Prometheus is not even asked)
     assert txt.returncode == 2 and txt.stderr.count("\n") == 1
     assert "a report file ends in .html, .md or .json" in txt.stderr
+    (tmp_path / "folder.html").mkdir()
+    for flag, out, why in (
+        ("--record", tmp_path / "no" / "run.json", "No such directory"),
+        ("--report", tmp_path / "folder.html", "Is a directory"),
+    ):
+        refused = progdel("canary", "replay", "-f", str(path), *window, flag, str(out))
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert refused.stderr.startswith(f"error: {flag} {out}: {why}"), refused.stderr
     missing = progdel("canary", "report", "--from-file", str(tmp_path / "none.json"))
     assert missing.returncode == 2 and "none.json" in missing.stderr and "Traceback" not in missing.stderr
     (tmp_path / "bad.json").write_text("[1, 2]")

@@ -23,6 +23,7 @@ from progdel.errors import ExitCode, InvalidInput
 from progdel.kube.client import Kube, connect
 from progdel.kube.events import list_events
 from progdel.kube.resources import CANARIES, DEPLOYMENTS, METRICTEMPLATES, SECRETS
+from tests.canary.specs import podinfo_canary
 from tests.canary.test_runner_integration import T0, ReplayClock, deployment, new_revision, vs_weights
 from tests.promfixture import require_prometheus, run_prometheus
 
@@ -54,22 +55,11 @@ def start(kube: Kube, namespace: str, secret: str | None = None) -> None:
         },
     )
     kube.create(DEPLOYMENTS, deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.0.0"))
-    doc = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": namespace},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898},
-            "analysis": {
-                "interval": "10s",
-                "threshold": 2,
-                "maxWeight": 60,
-                "stepWeight": 20,
-                "metrics": [{"name": "ok", "templateRef": {"name": "always"}, "thresholdRange": {"min": 1}}],
-            },
-        },
-    }
+    doc = podinfo_canary(
+        namespace,
+        [{"name": "ok", "templateRef": {"name": "always"}, "thresholdRange": {"min": 1}}],
+        maxWeight=60,
+    )
     store.apply_canary(kube, doc, namespace)
     assert initialize(kube, "podinfo", namespace, lambda _r: None, timeout=30) is ExitCode.OK
     new_revision(kube)

@@ -39,28 +39,15 @@ from progdel.kube.client import connect
 from progdel.kube.resources import CANARIES, DEPLOYMENTS, METRICTEMPLATES, SECRETS
 from progdel.metrics.provider import MetricsUnreachable
 from progdel.metrics.servers import MetricsServers
+from tests.canary.specs import podinfo_canary
 from tests.canary.test_runner_integration import deployment
 from tests.canary.test_webhooks import HookServer, hook_server  # noqa: F401 - the fixture
 
 
 def files(tmp_path: Path, namespace: str, address: str) -> tuple[Path, Path]:
-    canary = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": namespace},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898},
-            "analysis": {
-                "interval": "10s",
-                "threshold": 2,
-                "stepWeight": 20,
-                "metrics": [
-                    {"name": "errors", "templateRef": {"name": "dd-errors"}, "thresholdRange": {"max": 1}}
-                ],
-            },
-        },
-    }
+    canary = podinfo_canary(
+        namespace, [{"name": "errors", "templateRef": {"name": "dd-errors"}, "thresholdRange": {"max": 1}}]
+    )
     template = {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "MetricTemplate",
@@ -202,27 +189,10 @@ def test_a_templates_headers_and_secret_reach_its_server_and_the_secret_is_read_
             },
         },
     )
-    doc = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": namespace},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898},
-            "analysis": {
-                "interval": "10s",
-                "threshold": 2,
-                "stepWeight": 20,
-                "metrics": [
-                    {
-                        "name": "errors",
-                        "templateRef": {"name": "tenant-errors"},
-                        "thresholdRange": {"max": 10},
-                    }
-                ],
-            },
-        },
-    }
+    doc = podinfo_canary(
+        namespace,
+        [{"name": "errors", "templateRef": {"name": "tenant-errors"}, "thresholdRange": {"max": 10}}],
+    )
     canary = parse_canary(doc, "test").model
     runner = runner_for(
         kube, "podinfo", namespace, lambda _r: None, RunOptions(prometheus_url="http://127.0.0.1:1")

@@ -29,6 +29,7 @@ from progdel.kube.resources import (
     Resource,
 )
 from progdel.routing.gatewayapi import HTTPROUTES_V1BETA1
+from tests.canary.specs import podinfo_canary
 from tests.canary.test_runner_integration import T0, deployment
 from tests.promfixture import (
     PrometheusInstance,
@@ -60,26 +61,15 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusInstanc
 
 
 def canary_file(tmp_path: Path, namespace: str, **spec_extra: Any) -> Path:
-    doc = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": namespace},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898},
-            "analysis": {
-                "interval": "10s",
-                "threshold": 2,
-                "stepWeight": 20,
-                "metrics": [
-                    {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
-                    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"},
-                    {"name": "ninety-nine", "query": "vector(99)", "thresholdRange": {"min": 95}},
-                ],
-            },
-            **spec_extra,
-        },
-    }
+    doc = podinfo_canary(
+        namespace,
+        [
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+            {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"},
+            {"name": "ninety-nine", "query": "vector(99)", "thresholdRange": {"min": 95}},
+        ],
+        spec=spec_extra,
+    )
     path = tmp_path / f"canary-{namespace}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

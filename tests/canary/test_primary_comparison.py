@@ -24,6 +24,7 @@ from progdel.kube.resources import CANARIES
 from progdel.metrics.comparison import Samples
 from progdel.ui.canary_view import plain_line, render_tick
 from progdel.ui.report import render_markdown
+from tests.canary.specs import podinfo_canary
 from tests.canary.test_engine import Sim, all_messages, make_canary
 from tests.canary.test_preflight import check
 from tests.canary.test_runner_integration import T0, new_revision, run, setup_canary
@@ -241,23 +242,11 @@ def test_a_canary_like_its_primary_is_promoted_with_the_judge_on(
 
 
 def judged_file(tmp_path: Path, namespace: str, annotations: dict[str, str]) -> Path:
-    doc = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898},
-            "analysis": {
-                "interval": "10s",
-                "threshold": 2,
-                "stepWeight": 20,
-                "metrics": [
-                    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "2m"},
-                ],
-            },
-        },
-    }
+    doc = podinfo_canary(
+        namespace,
+        [{"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "2m"}],
+        annotations=annotations,
+    )
     path = tmp_path / f"canary-{namespace}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

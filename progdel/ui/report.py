@@ -544,30 +544,18 @@ def render_html(record: RunRecord) -> str:
             )
         )
         failed = [(t, m) for t, m in series if m.get("verdict") == "fail"]
-        if failed:
-            fig.add_trace(
-                go.Scatter(
-                    x=[t.get("time") for t, _ in failed],
-                    y=[
-                        m.get("value") if m.get("value") is not None else (lo if lo is not None else hi)
-                        for _, m in failed
-                    ],
-                    mode="markers",
-                    marker={"symbol": "x", "size": 12, "color": "#cf222e"},
-                    name="failed check",
-                    text=[html.escape(str(m.get("message") or "failed")) for _, m in failed],
-                    hovertemplate="%{x}<br>%{y}<br>%{text}<extra></extra>",
-                )
-            )
-        for bound, label in ((lo, "min"), (hi, "max")):
-            if bound is not None:
-                fig.add_hline(
-                    y=bound,
-                    line_dash="dash",
-                    line_color="#cf222e",
-                    annotation_text=f"{label} {_num_plain(bound)}",
-                    annotation_position="top left",
-                )
+        _mark_failed(
+            fig,
+            failed,
+            [_value_or(m.get("value"), lo, hi) for _, m in failed],
+            "failed check",
+            [html.escape(str(m.get("message") or "failed")) for _, m in failed],
+            "%{x}<br>%{y}<br>%{text}<extra></extra>",
+        )
+        _limit_lines(
+            fig,
+            [(v, f"{label} {_num_plain(v)}") for v, label in ((lo, "min"), (hi, "max")) if v is not None],
+        )
         fig.update_yaxes(title_text=name)
         figures.append((f"chart-metric-{i}", f"{name} (threshold {_bounds(lo, hi)})", fig, ""))
         if name in compared_names(record):
@@ -648,27 +636,15 @@ def _comparison_figure(record: RunRecord, name: str, i: int) -> tuple[str, str, 
     )
     below, above = _tolerance_bounds(record, name)
     failed = [(t, c) for t, c in series if c.get("verdict") == "fail"]
-    if failed:
-        fig.add_trace(
-            go.Scatter(
-                x=[t.get("time") for t, _ in failed],
-                y=[_value_or(effect(c), below, above) for _, c in failed],
-                mode="markers",
-                marker={"symbol": "x", "size": 12, "color": "#cf222e"},
-                name="failed comparison",
-                text=[hover(c) for _, c in failed],
-                hovertemplate="%{x}<br>%{text}<extra></extra>",
-            )
-        )
-    for bound in (below, above):
-        if bound is not None:
-            fig.add_hline(
-                y=bound,
-                line_dash="dash",
-                line_color="#cf222e",
-                annotation_text=f"tolerance {bound:+g}%",
-                annotation_position="top left",
-            )
+    _mark_failed(
+        fig,
+        failed,
+        [_value_or(effect(c), below, above) for _, c in failed],
+        "failed comparison",
+        [hover(c) for _, c in failed],
+        "%{x}<br>%{text}<extra></extra>",
+    )
+    _limit_lines(fig, [(bound, f"tolerance {bound:+g}%") for bound in (below, above) if bound is not None])
     fig.add_hline(y=0, line_color="#8c959f", line_width=1)
     fig.update_yaxes(title_text="effect %", ticksuffix="%")
     rows = "\n".join(
@@ -704,6 +680,38 @@ def _samples_text(c: dict[str, Any]) -> str:
     raw = c.get("samples")
     samples: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return f"{samples.get('canary', '-')}/{samples.get('primary', '-')}"
+
+
+def _mark_failed(
+    fig: Any, failed: list[tuple[dict[str, Any], Any]], y: list[Any], name: str, text: list[str], hover: str
+) -> None:
+    """Mark the failed ticks of a chart with red crosses at ``y`` (nothing when none failed)."""
+    import plotly.graph_objects as go
+
+    if failed:
+        fig.add_trace(
+            go.Scatter(
+                x=[t.get("time") for t, _ in failed],
+                y=y,
+                mode="markers",
+                marker={"symbol": "x", "size": 12, "color": "#cf222e"},
+                name=name,
+                text=text,
+                hovertemplate=hover,
+            )
+        )
+
+
+def _limit_lines(fig: Any, limits: list[tuple[Any, str]]) -> None:
+    """A dashed red line at each limit (a threshold, a tolerance), with its label."""
+    for bound, label in limits:
+        fig.add_hline(
+            y=bound,
+            line_dash="dash",
+            line_color="#cf222e",
+            annotation_text=label,
+            annotation_position="top left",
+        )
 
 
 def _value_or(value: Any, lo: Any, hi: Any) -> Any:
